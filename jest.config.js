@@ -1,0 +1,25 @@
+/**
+ * One jest run over every package and the cross-package tests.
+ * Sources are compiled by @swc/jest (fast, no type-check: `npm run typecheck` does that);
+ * `@cairn/*` imports resolve to the sources so tests never run stale builds. Piscina workers and
+ * crash-test children run the built dist/ files, which `npm test` builds first.
+ */
+const swc = [
+  '@swc/jest',
+  {
+    jsc: { parser: { syntax: 'typescript' }, target: 'es2022' },
+    module: { type: 'commonjs' },
+  },
+];
+
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: 'node',
+  transform: { '^.+\\.ts$': swc },
+  moduleNameMapper: { '^@cairn/([a-z-]+)$': '<rootDir>/packages/$1/src/index.ts' },
+  roots: ['<rootDir>/packages', '<rootDir>/test', '<rootDir>/examples'],
+  testMatch: ['**/*.test.ts'],
+  testPathIgnorePatterns: ['/node_modules/', '/dist/'],
+  modulePathIgnorePatterns: ['<rootDir>/.*/dist/'],
+  testTimeout: 30000,
+};

@@ -1,0 +1,408 @@
+import {
+  type CorruptionLocation,
+  isPersistenceError,
+  JournalClosedError,
+  JournalCorruptedError,
+  SequenceConflictError,
+  StorageError,
+  WriteRejectedError,
+} from './errors';
+import { GroupCommit, type QueuedWrite } from './group-commit';
+import { defaultReporter, type Reporter } from './report';
+import { defaultSerializers, resolveSerializer, type Serializer } from './serializer';
+import type { AppendOptions, BatchedMessageJournal, JournalEntry, ReadOptions } from './spi';
+import { checkCount, checkOptionalObject, checkPersistenceId, checkSequenceNr } from './validation';
+
+/** One event as a backend stores it: the message already serialized. */
+export interface StoredEvent {
+  readonly sequenceNr: number;
+  readonly timestamp: number;
+  /** The id of the Serializer that encoded `payload`. */
+  readonly serializerId: number;
+  readonly payload: Uint8Array;
+}
+
+/** One append or appendBatch: its events must become visible all together or not at all. */
+export interface JournalWrite {
+  readonly persistenceId: string;
+  /** Consecutive sequence numbers, ascending, continuing the id's highest. */
+  readonly events: readonly StoredEvent[];
+}
+
+/** What a backend supports; the conformance kit skips (and reports) the groups it excludes. */
+export interface JournalCapabilities {
+  /** Data survives close() and a reopen of the same location. */
+  readonly persistent: boolean;
+  /** Several commits may be in flight at once (writes of distinct ids). Default false. */
+  readonly concurrentCommits?: boolean;
+}
+
+/** Settings shared by every journal built on AbstractMessageJournal. */
+export interface JournalOptions {
+  /** The most entries one commit takes. Default 1000. */
+  readonly maxBatchSize?: number;
+  /**
+   * The most an append waits before its batch starts committing. Default 100 ms. A lone append on an idle
+   * journal never waits: this only bounds how long appends queue behind a commit in flight.
+   */
+  readonly maxBatchDelayMs?: number;
+  /** How messages are encoded: a Serializer, or "msgpack" (default) or "json". Reads decode with whatever wrote. */
+  readonly serializer?: Serializer | string | number;
+  /** Where warnings (a torn tail cut back, say) go. Default: process.emitWarning. */
+  readonly reporter?: Reporter;
+}
+
+export const DEFAULT_MAX_BATCH_SIZE = 1000;
+export const DEFAULT_MAX_BATCH_DELAY_MS = 100;
+
+interface IdState {
+  /** Highest sequenceNr assigned, including appends not yet committed. */
+  assigned: number;
+  /** Highest sequenceNr known committed. */
+  durable: number;
+  /** Settles (never rejects) when the latest append issued for this id settles. */
+  lastWrite: Promise<void> | undefined;
+}
+
+type Lifecycle = 'open' | 'closing' | 'closed';
+
+const settle = (): void => undefined;
+
+/**
+ * The rules every Cairn journal follows, written once: argument validation, the open/closing/closed
+ * lifecycle, per-id ordering, sequence number assignment, expectedSequenceNr, serialization, group commit,
+ * and turning storage failures into typed errors. A backend extends it and implements only the raw
+ * storage calls (the `_`-prefixed methods), each called with already validated arguments.
+ *
+ * Backend obligations:
+ * - `_write` makes every write in the call durable (per its sync setting) before resolving; each write
+ *   is atomic, also across a crash. If it rejects, none of the writes may become visible later (undo a
+ *   partial write before rejecting), or the journal state must be re-readable by `_highestSequenceNr`.
+ * - `_read` yields pages of events in ascending order, in bounded memory, skipping truncated ones; it
+ *   throws JournalCorruptedError (with file/offset or key) for a record that fails its checksum.
+ * - `_highestSequenceNr` is the highest ever committed, unaffected by truncation.
+ */
+export abstract class AbstractMessageJournal<M = unknown> implements BatchedMessageJournal<M> {
+  readonly maxBatchSize: number;
+  readonly maxBatchDelayMs: number;
+  abstract readonly capabilities: JournalCapabilities;
+  protected readonly serializer: Serializer;
+  protected readonly reporter: Reporter;
+
+  private lifecycle: Lifecycle = 'open';
+  private closing: Promise<void> | undefined;
+  private readonly ids = new Map<string, IdState>();
+  private readonly loading = new Map<string, Promise<IdState>>();
+  private groupCommit: GroupCommit<IdState, JournalWrite> | undefined;
+  private activePulls = 0;
+  private pullsIdle: (() => void) | undefined;
+
+  protected constructor(options: JournalOptions = {}) {
+    checkOptionalObject(options, 'options');
+    this.maxBatchSize = options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
+    this.maxBatchDelayMs = options.maxBatchDelayMs ?? DEFAULT_MAX_BATCH_DELAY_MS;
+    checkSequenceNr(this.maxBatchSize, 'maxBatchSize');
+    checkCount(this.maxBatchDelayMs, 'maxBatchDelayMs');
+    this.serializer = resolveSerializer(options.serializer);
+    this.reporter = options.reporter ?? defaultReporter;
+  }
+
+  // ---- raw storage, implemented by backends ----
+
+  /** Highest sequenceNr ever committed for the id (0 if none), not lowered by truncation. */
+  protected abstract _highestSequenceNr(persistenceId: string): Promise<number>;
+  /** Commits the writes (from any ids); durable before it resolves; each write atomic. */
+  protected abstract _write(writes: readonly JournalWrite[]): Promise<void>;
+  /** Pages of events with from <= sequenceNr <= to, ascending, at most `max` in all; truncated ones skipped. */
+  protected abstract _read(
+    persistenceId: string,
+    fromSequenceNr: number,
+    toSequenceNr: number,
+    max: number,
+  ): AsyncIterable<readonly StoredEvent[]>;
+  /** Durably hides every event below sequenceNr; `highest` is the id's current highest sequenceNr. */
+  protected abstract _truncateBefore(
+    persistenceId: string,
+    sequenceNr: number,
+    highest: number,
+  ): Promise<void>;
+  protected abstract _persistenceIds(): AsyncIterable<string>;
+  /** Releases everything; called once, after pending writes settled and no read is mid-pull. */
+  protected abstract _close(): Promise<void>;
+  /** Where a record lives, for corruption reports. Backends with files override this. */
+  protected _locate(
+    persistenceId: string,
+    sequenceNr: number,
+  ): Pick<CorruptionLocation, 'file' | 'offset' | 'key'> {
+    return { key: `${persistenceId}#${sequenceNr}` };
+  }
+
+  // ---- the public contract ----
+
+  async append(persistenceId: string, message: M, options?: AppendOptions): Promise<number> {
+    const [sequenceNr] = await this.appendBatch(persistenceId, [message], options);
+    return sequenceNr!;
+  }
+
+  async appendBatch(
+    persistenceId: string,
+    messages: readonly M[],
+    options?: AppendOptions,
+  ): Promise<number[]> {
+    this.checkOpen();
+    checkPersistenceId(persistenceId);
+    if (!Array.isArray(messages)) throw new TypeError('messages must be an array');
+    if (messages.length === 0) throw new RangeError('appendBatch needs at least one message');
+    checkOptionalObject(options, 'options');
+    const expected = options?.expectedSequenceNr;
+    if (expected !== undefined) checkCount(expected, 'expectedSequenceNr');
+    const payloads = this.encodeAll(persistenceId, messages);
+
+    const state = this.ids.get(persistenceId) ?? (await this.loadState(persistenceId));
+    this.checkOpen();
+    if (expected !== undefined && expected !== state.assigned) {
+      throw new SequenceConflictError(persistenceId, expected, state.assigned);
+    }
+    const timestamp = Date.now();
+    const first = state.assigned + 1;
+    const events: StoredEvent[] = payloads.map((payload, i) => ({
+      sequenceNr: first + i,
+      timestamp,
+      serializerId: this.serializer.id,
+      payload,
+    }));
+    state.assigned += events.length;
+    const committed = this.commits().enqueue(state, { persistenceId, events }, events.length);
+    state.lastWrite = committed.then(settle, settle);
+    await committed;
+    return events.map((e) => e.sequenceNr);
+  }
+
+  async *readFrom(
+    persistenceId: string,
+    fromSequenceNr: number,
+    options?: ReadOptions,
+  ): AsyncGenerator<JournalEntry<M>, void, undefined> {
+    this.checkOpen();
+    checkPersistenceId(persistenceId);
+    checkSequenceNr(fromSequenceNr, 'fromSequenceNr');
+    checkOptionalObject(options, 'options');
+    const to = options?.toSequenceNr ?? Number.MAX_SAFE_INTEGER;
+    const max = options?.max ?? Number.MAX_SAFE_INTEGER;
+    checkSequenceNr(to, 'toSequenceNr');
+    checkCount(max, 'max');
+    if (max === 0 || to < fromSequenceNr) return;
+    await this.ids.get(persistenceId)?.lastWrite;
+
+    const pages = this._read(persistenceId, fromSequenceNr, to, max)[Symbol.asyncIterator]();
+    let served = 0;
+    let previous = fromSequenceNr - 1;
+    try {
+      while (served < max) {
+        const page = await this.pull(pages);
+        if (page.done) return;
+        for (const stored of page.value) {
+          if (stored.sequenceNr <= previous || stored.sequenceNr > to) {
+            throw new JournalCorruptedError({
+              persistenceId,
+              sequenceNr: stored.sequenceNr,
+              ...this._locate(persistenceId, stored.sequenceNr),
+              reason: `sequenceNr ${stored.sequenceNr} out of order after ${previous}`,
+            });
+          }
+          previous = stored.sequenceNr;
+          yield {
+            persistenceId,
+            sequenceNr: stored.sequenceNr,
+            timestamp: stored.timestamp,
+            message: this.decode(persistenceId, stored),
+          };
+          if (++served >= max) return;
+        }
+      }
+    } finally {
+      await pages.return?.();
+    }
+  }
+
+  async highestSequenceNr(persistenceId: string): Promise<number> {
+    this.checkOpen();
+    checkPersistenceId(persistenceId);
+    const known = this.ids.get(persistenceId);
+    if (known) {
+      await known.lastWrite;
+      // A failed commit forgets the id's state, so ask storage again.
+      if (this.ids.get(persistenceId) === known) return known.durable;
+    }
+    return (await this.loadState(persistenceId)).durable;
+  }
+
+  async truncateBefore(persistenceId: string, sequenceNr: number): Promise<void> {
+    this.checkOpen();
+    checkPersistenceId(persistenceId);
+    checkSequenceNr(sequenceNr);
+    const highest = await this.highestSequenceNr(persistenceId);
+    this.checkOpen();
+    await this.storage(() => this._truncateBefore(persistenceId, sequenceNr, highest), 'truncateBefore');
+  }
+
+  async *persistenceIds(): AsyncGenerator<string, void, undefined> {
+    this.checkOpen();
+    await this.flush();
+    const ids = this._persistenceIds()[Symbol.asyncIterator]();
+    try {
+      while (true) {
+        const next = await this.pull(ids);
+        if (next.done) return;
+        yield next.value;
+      }
+    } finally {
+      await ids.return?.();
+    }
+  }
+
+  async flush(): Promise<void> {
+    this.checkOpen();
+    await this.groupCommit?.drain();
+  }
+
+  close(): Promise<void> {
+    if (!this.closing) {
+      this.lifecycle = 'closing';
+      this.closing = (async () => {
+        try {
+          await this.groupCommit?.drain();
+          this.groupCommit?.stop();
+          await this.pullsSettled();
+        } finally {
+          this.lifecycle = 'closed';
+          await this._close();
+        }
+      })();
+    }
+    return this.closing;
+  }
+
+  /** True once close() has been called. */
+  get closed(): boolean {
+    return this.lifecycle !== 'open';
+  }
+
+  // ---- internals ----
+
+  protected checkOpen(): void {
+    if (this.lifecycle !== 'open') throw new JournalClosedError('journal');
+  }
+
+  private commits(): GroupCommit<IdState, JournalWrite> {
+    this.groupCommit ??= new GroupCommit<IdState, JournalWrite>({
+      maxBatchSize: this.maxBatchSize,
+      maxBatchDelayMs: this.maxBatchDelayMs,
+      maxConcurrentCommits: this.capabilities.concurrentCommits ? 4 : 1,
+      commit: (writes) => this.storage(() => this._write(writes), 'append'),
+      settled: (items, error) => this.committed(items, error),
+    });
+    return this.groupCommit;
+  }
+
+  private committed(items: readonly QueuedWrite<IdState, JournalWrite>[], error: unknown): void {
+    if (error === undefined) {
+      for (const { key, write } of items) key.durable = write.events[write.events.length - 1]!.sequenceNr;
+      return;
+    }
+    // The queued appends of a failed id were numbered after the failed ones: fail them too, and forget
+    // the id so its highest is read from storage again (the failed write's outcome may be unknown).
+    const failed = new Set(items.map((q) => q.key));
+    for (const state of failed) {
+      for (const q of this.groupCommit!.drop(state)) q.reject(error);
+      const id = items.find((q) => q.key === state)!.write.persistenceId;
+      if (this.ids.get(id) === state) this.ids.delete(id);
+    }
+  }
+
+  private loadState(persistenceId: string): Promise<IdState> {
+    let loading = this.loading.get(persistenceId);
+    if (!loading) {
+      loading = this.storage(() => this._highestSequenceNr(persistenceId), 'highestSequenceNr')
+        .then((highest) => {
+          const state: IdState = { assigned: highest, durable: highest, lastWrite: undefined };
+          if (this.lifecycle === 'open') this.ids.set(persistenceId, state);
+          return state;
+        })
+        .finally(() => this.loading.delete(persistenceId));
+      this.loading.set(persistenceId, loading);
+    }
+    return loading;
+  }
+
+  private encodeAll(persistenceId: string, messages: readonly M[]): Uint8Array[] {
+    return messages.map((message, i) => {
+      try {
+        return this.serializer.encode(message);
+      } catch (e) {
+        const what = messages.length === 1 ? 'the message' : `message ${i} of the batch`;
+        throw new WriteRejectedError(
+          persistenceId,
+          `${what} cannot be serialized by "${this.serializer.name}": ${(e as Error)?.message ?? e}`,
+          { cause: e },
+        );
+      }
+    });
+  }
+
+  private decode(persistenceId: string, stored: StoredEvent): M {
+    const serializer =
+      stored.serializerId === this.serializer.id
+        ? this.serializer
+        : defaultSerializers.get(stored.serializerId);
+    const fail = (reason: string, cause?: unknown): JournalCorruptedError =>
+      new JournalCorruptedError(
+        {
+          persistenceId,
+          sequenceNr: stored.sequenceNr,
+          ...this._locate(persistenceId, stored.sequenceNr),
+          reason,
+        },
+        { cause },
+      );
+    if (!serializer) throw fail(`unknown serializer id ${stored.serializerId}`);
+    try {
+      return serializer.decode(stored.payload) as M;
+    } catch (e) {
+      throw fail(`payload cannot be decoded by "${serializer.name}": ${(e as Error)?.message ?? e}`, e);
+    }
+  }
+
+  /** One pull from a backend iterator, counted so close() waits for it before releasing storage. */
+  private async pull<T>(it: AsyncIterator<T>): Promise<IteratorResult<T>> {
+    this.checkOpen();
+    this.activePulls++;
+    try {
+      return await this.storage(() => it.next(), 'read');
+    } finally {
+      if (--this.activePulls === 0) this.pullsIdle?.();
+    }
+  }
+
+  private pullsSettled(): Promise<void> {
+    if (this.activePulls === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.pullsIdle = () => {
+        this.pullsIdle = undefined;
+        resolve();
+      };
+    });
+  }
+
+  /** Runs a storage call; a failure that is not already a PersistenceError becomes a StorageError. */
+  protected async storage<T>(call: () => Promise<T>, operation: string): Promise<T> {
+    try {
+      return await call();
+    } catch (e) {
+      if (isPersistenceError(e)) throw e;
+      throw new StorageError(`journal ${operation} failed: ${(e as Error)?.message ?? String(e)}`, {
+        cause: e,
+      });
+    }
+  }
+}

@@ -1,0 +1,214 @@
+import {
+  type CorruptionLocation,
+  isPersistenceError,
+  JournalClosedError,
+  SnapshotCorruptedError,
+  StorageError,
+} from './errors';
+import { KeyedQueue } from './keyed-queue';
+import { defaultReporter, type Reporter } from './report';
+import { defaultSerializers, resolveSerializer, type Serializer } from './serializer';
+import type { SnapshotCriteria, SnapshotEntry, SnapshotStore } from './spi';
+import { checkCount, checkOptionalObject, checkPersistenceId, checkSequenceNr } from './validation';
+
+/** A snapshot as a backend stores it: the state already serialized. */
+export interface StoredSnapshot {
+  readonly persistenceId: string;
+  readonly sequenceNr: number;
+  readonly timestamp: number;
+  readonly serializerId: number;
+  readonly payload: Uint8Array;
+}
+
+/** What a backend can tell about a snapshot without loading it. */
+export interface SnapshotMetadata {
+  readonly sequenceNr: number;
+  readonly timestamp: number;
+}
+
+export interface SnapshotStoreOptions {
+  /** How states are encoded: a Serializer, or "msgpack" (default) or "json". */
+  readonly serializer?: Serializer | string | number;
+  /** Where skipped corrupt snapshots are reported. Default: process.emitWarning. */
+  readonly reporter?: Reporter;
+}
+
+function matches(meta: SnapshotMetadata, criteria: SnapshotCriteria | undefined): boolean {
+  if (criteria?.maxSequenceNr !== undefined && meta.sequenceNr > criteria.maxSequenceNr) return false;
+  if (criteria?.maxTimestamp !== undefined && meta.timestamp > criteria.maxTimestamp) return false;
+  return true;
+}
+
+function checkCriteria(criteria: SnapshotCriteria | undefined): void {
+  checkOptionalObject(criteria, 'criteria');
+  if (criteria?.maxSequenceNr !== undefined) checkCount(criteria.maxSequenceNr, 'criteria.maxSequenceNr');
+  if (criteria?.maxTimestamp !== undefined) checkCount(criteria.maxTimestamp, 'criteria.maxTimestamp');
+}
+
+/**
+ * The rules every Cairn snapshot store follows, written once: validation, lifecycle, per-id ordering,
+ * serialization, criteria, the fallback past corrupt snapshots, pruning. A backend implements the
+ * `_`-prefixed raw calls.
+ *
+ * Backend obligations: `_save` is atomic and durable, and replaces a snapshot at the same sequenceNr;
+ * `_load` verifies the checksum and throws SnapshotCorruptedError (with file/offset or key) when it fails;
+ * `_list` never fails because one snapshot is corrupt (list what can be listed).
+ */
+export abstract class AbstractSnapshotStore<S = unknown> implements SnapshotStore<S> {
+  protected readonly serializer: Serializer;
+  protected readonly reporter: Reporter;
+  private closing: Promise<void> | undefined;
+  private readonly queue = new KeyedQueue();
+
+  protected constructor(options: SnapshotStoreOptions = {}) {
+    checkOptionalObject(options, 'options');
+    this.serializer = resolveSerializer(options.serializer);
+    this.reporter = options.reporter ?? defaultReporter;
+  }
+
+  protected abstract _save(snapshot: StoredSnapshot): Promise<void>;
+  /** Every snapshot of the id, in any order. */
+  protected abstract _list(persistenceId: string): Promise<SnapshotMetadata[]>;
+  protected abstract _load(persistenceId: string, meta: SnapshotMetadata): Promise<StoredSnapshot>;
+  protected abstract _delete(persistenceId: string, snapshots: readonly SnapshotMetadata[]): Promise<void>;
+  protected abstract _close(): Promise<void>;
+  /** Where a snapshot lives, for corruption reports. Backends with files override this. */
+  protected _locate(
+    persistenceId: string,
+    meta: SnapshotMetadata,
+  ): Pick<CorruptionLocation, 'file' | 'offset' | 'key'> {
+    return { key: `${persistenceId}#${meta.sequenceNr}` };
+  }
+
+  save(persistenceId: string, sequenceNr: number, state: S): Promise<void> {
+    this.checkOpen();
+    checkPersistenceId(persistenceId);
+    checkSequenceNr(sequenceNr);
+    let payload: Uint8Array;
+    try {
+      payload = this.serializer.encode(state);
+    } catch (e) {
+      return Promise.reject(
+        new TypeError(
+          `snapshot state of "${persistenceId}" cannot be serialized by "${this.serializer.name}"`,
+          {
+            cause: e,
+          },
+        ),
+      );
+    }
+    const snapshot: StoredSnapshot = {
+      persistenceId,
+      sequenceNr,
+      timestamp: Date.now(),
+      serializerId: this.serializer.id,
+      payload,
+    };
+    return this.run(persistenceId, 'save', () => this._save(snapshot));
+  }
+
+  loadLatest(persistenceId: string, criteria?: SnapshotCriteria): Promise<SnapshotEntry<S> | undefined> {
+    this.checkOpen();
+    checkPersistenceId(persistenceId);
+    checkCriteria(criteria);
+    return this.run(persistenceId, 'load', async () => {
+      const candidates = (await this._list(persistenceId))
+        .filter((m) => matches(m, criteria))
+        .sort((a, b) => b.sequenceNr - a.sequenceNr);
+      for (const meta of candidates) {
+        try {
+          return this.decode(persistenceId, meta, await this._load(persistenceId, meta));
+        } catch (e) {
+          if (!isPersistenceError(e, 'ERR_SNAPSHOT_CORRUPTED')) throw e;
+          this.reporter({
+            kind: 'snapshot-skipped',
+            persistenceId,
+            error: e,
+            message: `${e.message}; falling back to an older snapshot`,
+          });
+        }
+      }
+      return undefined;
+    });
+  }
+
+  delete(persistenceId: string, criteria?: SnapshotCriteria): Promise<void> {
+    this.checkOpen();
+    checkPersistenceId(persistenceId);
+    checkCriteria(criteria);
+    return this.run(persistenceId, 'delete', async () => {
+      const doomed = (await this._list(persistenceId)).filter((m) => matches(m, criteria));
+      if (doomed.length > 0) await this._delete(persistenceId, doomed);
+    });
+  }
+
+  prune(persistenceId: string, keep: number): Promise<number> {
+    this.checkOpen();
+    checkPersistenceId(persistenceId);
+    checkCount(keep, 'keep');
+    return this.run(persistenceId, 'prune', async () => {
+      const all = (await this._list(persistenceId)).sort((a, b) => b.sequenceNr - a.sequenceNr);
+      const doomed = all.slice(keep);
+      if (doomed.length > 0) await this._delete(persistenceId, doomed);
+      return doomed.length;
+    });
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      try {
+        await this.queue.idle();
+      } finally {
+        await this._close();
+      }
+    })();
+    return this.closing;
+  }
+
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  protected checkOpen(): void {
+    if (this.closing) throw new JournalClosedError('snapshot store');
+  }
+
+  private decode(persistenceId: string, meta: SnapshotMetadata, stored: StoredSnapshot): SnapshotEntry<S> {
+    const corrupt = (reason: string, cause?: unknown) =>
+      new SnapshotCorruptedError(
+        { persistenceId, sequenceNr: meta.sequenceNr, ...this._locate(persistenceId, meta), reason },
+        { cause },
+      );
+    if (stored.persistenceId !== persistenceId || stored.sequenceNr !== meta.sequenceNr) {
+      throw corrupt(`envelope names "${stored.persistenceId}" sequenceNr ${stored.sequenceNr}`);
+    }
+    const serializer =
+      stored.serializerId === this.serializer.id
+        ? this.serializer
+        : defaultSerializers.get(stored.serializerId);
+    if (!serializer) throw corrupt(`unknown serializer id ${stored.serializerId}`);
+    let state: S;
+    try {
+      state = serializer.decode(stored.payload) as S;
+    } catch (e) {
+      throw corrupt(`state cannot be decoded by "${serializer.name}"`, e);
+    }
+    return { persistenceId, sequenceNr: stored.sequenceNr, timestamp: stored.timestamp, state };
+  }
+
+  private async run<T>(persistenceId: string, operation: string, call: () => Promise<T>): Promise<T> {
+    return this.queue.run(persistenceId, async () => {
+      try {
+        return await call();
+      } catch (e) {
+        if (isPersistenceError(e)) throw e;
+        throw new StorageError(
+          `snapshot ${operation} for "${persistenceId}" failed: ${(e as Error)?.message ?? e}`,
+          {
+            cause: e,
+          },
+        );
+      }
+    });
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * Cairn's error catalogue. Every class extends PersistenceError and carries a stable string `code`;
+ * codes will not change between major versions, messages may. Check with `isPersistenceError(e, code)`
+ * rather than `instanceof`, so the check holds across duplicate installs of this package.
+ *
+ * | code                    | class                   | meaning                                                  |
+ * |-------------------------|-------------------------|----------------------------------------------------------|
+ * | ERR_JOURNAL_CLOSED      | JournalClosedError      | the journal or store was closed                          |
+ * | ERR_SEQUENCE_CONFLICT   | SequenceConflictError   | expectedSequenceNr did not match; nothing was written    |
+ * | ERR_JOURNAL_LOCKED      | JournalLockedError      | another process holds the directory's lock               |
+ * | ERR_JOURNAL_CORRUPTED   | JournalCorruptedError   | a stored event failed its checksum or cannot be decoded  |
+ * | ERR_SNAPSHOT_CORRUPTED  | SnapshotCorruptedError  | a stored snapshot failed its checksum or envelope        |
+ * | ERR_RECOVERY_FAILED     | RecoveryFailedError     | an actor could not rebuild its state                     |
+ * | ERR_CONFIG              | ConfigError             | the configuration has problems (all listed)              |
+ * | ERR_WRITE_REJECTED      | WriteRejectedError      | the write was refused before storage (e.g. unserializable); nothing stored |
+ * | ERR_STORAGE             | StorageError            | storage failed, or the outcome of a write is unknown     |
+ * | ERR_ASK_TIMEOUT         | AskTimeoutError         | an ask got no reply in time                              |
+ * | ERR_ACTOR_STOPPED       | ActorStoppedError       | the actor stopped before it could handle the command     |
+ */
+
+const PERSISTENCE_ERROR = Symbol.for('cairn.PersistenceError');
+
+export type PersistenceErrorCode =
+  | 'ERR_JOURNAL_CLOSED'
+  | 'ERR_SEQUENCE_CONFLICT'
+  | 'ERR_JOURNAL_LOCKED'
+  | 'ERR_JOURNAL_CORRUPTED'
+  | 'ERR_SNAPSHOT_CORRUPTED'
+  | 'ERR_RECOVERY_FAILED'
+  | 'ERR_CONFIG'
+  | 'ERR_WRITE_REJECTED'
+  | 'ERR_STORAGE'
+  | 'ERR_ASK_TIMEOUT'
+  | 'ERR_ACTOR_STOPPED'
+  | (string & {});
+
+export class PersistenceError extends Error {
+  readonly code: PersistenceErrorCode;
+  declare readonly cause: unknown;
+
+  constructor(code: PersistenceErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.name = new.target.name;
+    Object.defineProperty(this, PERSISTENCE_ERROR, { value: true });
+  }
+}
+
+/** True when `e` is a Cairn PersistenceError (from any copy of this package), optionally with `code`. */
+export function isPersistenceError(e: unknown, code?: PersistenceErrorCode): e is PersistenceError {
+  if (typeof e !== 'object' || e === null) return false;
+  const marked = (e as Record<symbol, unknown>)[PERSISTENCE_ERROR] === true;
+  if (!marked) return false;
+  return code === undefined || (e as { code?: unknown }).code === code;
+}
+
+export class JournalClosedError extends PersistenceError {
+  constructor(what = 'journal') {
+    super('ERR_JOURNAL_CLOSED', `the ${what} is closed; open a new one to continue`);
+  }
+}
+
+export class SequenceConflictError extends PersistenceError {
+  readonly persistenceId: string;
+  readonly expectedSequenceNr: number;
+  readonly actualSequenceNr: number;
+
+  constructor(persistenceId: string, expectedSequenceNr: number, actualSequenceNr: number) {
+    super(
+      'ERR_SEQUENCE_CONFLICT',
+      `append to "${persistenceId}" expected highest sequenceNr ${expectedSequenceNr} but it is ${actualSequenceNr}; ` +
+        'another writer appended first. Nothing was written: recover and retry',
+    );
+    this.persistenceId = persistenceId;
+    this.expectedSequenceNr = expectedSequenceNr;
+    this.actualSequenceNr = actualSequenceNr;
+  }
+}
+
+export interface LockHolder {
+  readonly pid?: number;
+  readonly since?: Date;
+  readonly staleMs?: number;
+}
+
+export class JournalLockedError extends PersistenceError {
+  readonly path: string;
+  readonly holder: LockHolder;
+
+  constructor(path: string, holder: LockHolder = {}, options?: { cause?: unknown }) {
+    const who = holder.pid === undefined ? 'another process' : `pid ${holder.pid}`;
+    const since = holder.since ? ` since ${holder.since.toISOString()}` : '';
+    const stale =
+      holder.staleMs === undefined
+        ? ''
+        : ` or wait for the lock to go stale (${Math.round(holder.staleMs / 1000)} s)`;
+    super('ERR_JOURNAL_LOCKED', `${path} is locked by ${who}${since}; stop that process${stale}`, options);
+    this.path = path;
+    this.holder = holder;
+  }
+}
+
+/** Where corrupt data was found: a file and byte offset, or a database key. */
+export interface CorruptionLocation {
+  readonly persistenceId?: string;
+  readonly sequenceNr?: number;
+  readonly file?: string;
+  readonly offset?: number;
+  readonly key?: string;
+  /** What is wrong, e.g. "CRC mismatch" or "unknown serializer 9". */
+  readonly reason: string;
+}
+
+function describeLocation(kind: string, loc: CorruptionLocation): string {
+  const where =
+    loc.file !== undefined ? `${loc.file} at offset ${loc.offset ?? '?'}` : `key ${loc.key ?? '?'}`;
+  const who =
+    loc.persistenceId === undefined ? '' : ` for "${loc.persistenceId}" sequenceNr ${loc.sequenceNr ?? '?'}`;
+  return `${kind} corrupted${who}: ${loc.reason} in ${where}`;
+}
+
+export class JournalCorruptedError extends PersistenceError {
+  readonly persistenceId: string | undefined;
+  readonly sequenceNr: number | undefined;
+  readonly file: string | undefined;
+  readonly offset: number | undefined;
+  readonly key: string | undefined;
+  readonly reason: string;
+
+  constructor(location: CorruptionLocation, options?: { cause?: unknown }) {
+    super(
+      'ERR_JOURNAL_CORRUPTED',
+      `${describeLocation('journal', location)}; nothing past it is served. Inspect it with \`cairn verify\``,
+      options,
+    );
+    this.persistenceId = location.persistenceId;
+    this.sequenceNr = location.sequenceNr;
+    this.file = location.file;
+    this.offset = location.offset;
+    this.key = location.key;
+    this.reason = location.reason;
+  }
+}
+
+export class SnapshotCorruptedError extends PersistenceError {
+  readonly persistenceId: string | undefined;
+  readonly sequenceNr: number | undefined;
+  readonly file: string | undefined;
+  readonly offset: number | undefined;
+  readonly key: string | undefined;
+  readonly reason: string;
+
+  constructor(location: CorruptionLocation, options?: { cause?: unknown }) {
+    super(
+      'ERR_SNAPSHOT_CORRUPTED',
+      `${describeLocation('snapshot', location)}; it was left in place`,
+      options,
+    );
+    this.persistenceId = location.persistenceId;
+    this.sequenceNr = location.sequenceNr;
+    this.file = location.file;
+    this.offset = location.offset;
+    this.key = location.key;
+    this.reason = location.reason;
+  }
+}
+
+export class RecoveryFailedError extends PersistenceError {
+  readonly persistenceId: string;
+  /** The sequenceNr that was missing or unreadable, when that is what failed recovery. */
+  readonly sequenceNr: number | undefined;
+
+  constructor(persistenceId: string, message: string, options?: { cause?: unknown; sequenceNr?: number }) {
+    super('ERR_RECOVERY_FAILED', `recovery of "${persistenceId}" failed: ${message}`, options);
+    this.persistenceId = persistenceId;
+    this.sequenceNr = options?.sequenceNr;
+  }
+}
+
+export class ConfigError extends PersistenceError {
+  /** Every problem found, one message each. */
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[], options?: { cause?: unknown }) {
+    super(
+      'ERR_CONFIG',
+      `invalid persistence configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` +
+        problems.map((p) => `  - ${p}`).join('\n'),
+      options,
+    );
+    this.problems = problems;
+  }
+}
+
+/** The write was refused before it reached storage (the event could not be serialized, say): nothing was stored. */
+export class WriteRejectedError extends PersistenceError {
+  readonly persistenceId: string;
+
+  constructor(persistenceId: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_WRITE_REJECTED', `write to "${persistenceId}" rejected, nothing stored: ${message}`, options);
+    this.persistenceId = persistenceId;
+  }
+}
+
+/** Storage failed, or the outcome of a write is unknown. Stop writing to the id and recover. */
+export class StorageError extends PersistenceError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_STORAGE', message, options);
+  }
+}
+
+export class AskTimeoutError extends PersistenceError {
+  constructor(target: string, timeoutMs: number) {
+    super('ERR_ASK_TIMEOUT', `ask to ${target} got no reply within ${timeoutMs} ms`);
+  }
+}
+
+export class ActorStoppedError extends PersistenceError {
+  constructor(target: string, reason: string, options?: { cause?: unknown }) {
+    super('ERR_ACTOR_STOPPED', `${target} is stopped: ${reason}`, options);
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * Group commit: writes from many persistence ids queue up and are committed together, so one sync
+ * pays for many appends.
+ *
+ * When a batch starts committing:
+ * - at once (after the current event-loop turn, so a burst of appends shares it) when no commit is in flight;
+ * - when the queue holds maxBatchSize entries, even while another commit is in flight;
+ * - when the oldest queued write has waited maxBatchDelayMs behind a commit in flight;
+ * - as soon as a commit finishes and writes are waiting.
+ *
+ * A key (persistence id) is in at most one commit at a time: its later writes wait for the earlier
+ * commit's outcome. So acknowledgments per key come strictly in order, and a failed commit never leaves
+ * a later commit of the same key stored behind a gap.
+ */
+
+export interface GroupCommitOptions<K, W> {
+  /** The most entries (summed `size`) one commit takes; a single larger write is committed alone. */
+  readonly maxBatchSize: number;
+  readonly maxBatchDelayMs: number;
+  /** Commits that may be in flight at once (pipelining); >= 1. */
+  readonly maxConcurrentCommits: number;
+  /** Commits the writes; resolves when all are durable, rejects when none (or an unknown part) is. */
+  readonly commit: (writes: readonly W[]) => Promise<void>;
+  /** Called after a commit settles, before the waiting promises are settled. */
+  readonly settled?: (items: readonly QueuedWrite<K, W>[], error: unknown) => void;
+}
+
+export interface QueuedWrite<K, W> {
+  readonly key: K;
+  readonly write: W;
+  readonly size: number;
+  readonly enqueuedAt: number;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+  readonly promise: Promise<void>;
+}
+
+export class GroupCommit<K, W> {
+  private queue: QueuedWrite<K, W>[] = [];
+  private queuedSize = 0;
+  private readonly inFlightKeys = new Map<K, number>();
+  private readonly inFlight = new Set<Promise<void>>();
+  private scheduled = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: GroupCommitOptions<K, W>) {}
+
+  /** Queues a write; the promise settles with its commit. */
+  enqueue(key: K, write: W, size: number): Promise<void> {
+    let resolve!: () => void;
+    let reject!: (e: unknown) => void;
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    this.queue.push({ key, write, size, enqueuedAt: Date.now(), resolve, reject, promise });
+    this.queuedSize += size;
+    if (this.inFlight.size === 0 || this.queuedSize >= this.options.maxBatchSize) this.schedule();
+    else this.armTimer();
+    return promise;
+  }
+
+  /** Writes queued or committing right now. */
+  get pending(): number {
+    return this.queue.length + this.inFlightKeys.size;
+  }
+
+  /** Removes the queued (not yet committing) writes of `key` and returns them. */
+  drop(key: K): QueuedWrite<K, W>[] {
+    const dropped: QueuedWrite<K, W>[] = [];
+    this.queue = this.queue.filter((q) => {
+      if (q.key !== key) return true;
+      dropped.push(q);
+      this.queuedSize -= q.size;
+      return false;
+    });
+    return dropped;
+  }
+
+  /** Resolves when every write queued before the call has been committed or failed. */
+  async drain(): Promise<void> {
+    const waits = this.queue.map((q) => q.promise);
+    this.schedule();
+    await Promise.allSettled([...waits, ...this.inFlight]);
+  }
+
+  /** Stops the delay timer; queued writes stay queued. */
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.dispatch();
+    });
+  }
+
+  private armTimer(): void {
+    if (this.timer || this.queue.length === 0) return;
+    const oldest = this.queue[0]!.enqueuedAt;
+    const wait = Math.max(0, oldest + this.options.maxBatchDelayMs - Date.now());
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.dispatch();
+    }, wait);
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0 && this.inFlight.size < this.options.maxConcurrentCommits) {
+      const batch = this.takeBatch();
+      if (batch.length === 0) break;
+      this.run(batch);
+      // Pipeline another commit only when the rest of the queue is itself a full batch.
+      if (this.queuedSize < this.options.maxBatchSize) break;
+    }
+    if (this.queue.length > 0 && this.inFlight.size > 0) this.armTimer();
+    else this.stop();
+  }
+
+  /** Takes queue entries in order, skipping keys that are in a commit in flight (and every later entry of them). */
+  private takeBatch(): QueuedWrite<K, W>[] {
+    const taken: QueuedWrite<K, W>[] = [];
+    const rest: QueuedWrite<K, W>[] = [];
+    const blocked = new Set<K>();
+    let size = 0;
+    for (const q of this.queue) {
+      const full = taken.length > 0 && size + q.size > this.options.maxBatchSize;
+      if (full || blocked.has(q.key) || this.inFlightKeys.has(q.key)) {
+        blocked.add(q.key);
+        rest.push(q);
+        continue;
+      }
+      taken.push(q);
+      size += q.size;
+    }
+    this.queue = rest;
+    this.queuedSize -= size;
+    return taken;
+  }
+
+  private run(batch: QueuedWrite<K, W>[]): void {
+    for (const q of batch) this.inFlightKeys.set(q.key, (this.inFlightKeys.get(q.key) ?? 0) + 1);
+    const done = this.options
+      .commit(batch.map((q) => q.write))
+      .then(
+        () => undefined,
+        (e: unknown) => e ?? new Error('commit failed'),
+      )
+      .then((error) => {
+        for (const q of batch) {
+          const n = (this.inFlightKeys.get(q.key) ?? 1) - 1;
+          if (n === 0) this.inFlightKeys.delete(q.key);
+          else this.inFlightKeys.set(q.key, n);
+        }
+        this.inFlight.delete(done);
+        this.options.settled?.(batch, error);
+        for (const q of batch) {
+          if (error === undefined) q.resolve();
+          else q.reject(error);
+        }
+        if (this.queue.length > 0) this.schedule();
+      });
+    this.inFlight.add(done);
+  }
+}

@@ -1,0 +1,86 @@
+export {
+  AbstractMessageJournal,
+  DEFAULT_MAX_BATCH_DELAY_MS,
+  DEFAULT_MAX_BATCH_SIZE,
+  type JournalCapabilities,
+  type JournalOptions,
+  type JournalWrite,
+  type StoredEvent,
+} from './abstract-journal';
+export {
+  AbstractSnapshotStore,
+  type SnapshotMetadata,
+  type SnapshotStoreOptions,
+  type StoredSnapshot,
+} from './abstract-snapshot-store';
+export {
+  BUILTIN_PROVIDERS,
+  createPersistence,
+  type LoadConfigOptions,
+  loadPersistenceConfig,
+  type Persistence,
+  type PersistenceConfig,
+  type StoreConfig,
+} from './config';
+export { crc32, crc32Native, crc32Portable } from './crc32';
+export {
+  ActorStoppedError,
+  AskTimeoutError,
+  ConfigError,
+  type CorruptionLocation,
+  isPersistenceError,
+  JournalClosedError,
+  JournalCorruptedError,
+  JournalLockedError,
+  type LockHolder,
+  PersistenceError,
+  type PersistenceErrorCode,
+  RecoveryFailedError,
+  SequenceConflictError,
+  SnapshotCorruptedError,
+  StorageError,
+  WriteRejectedError,
+} from './errors';
+export { KeyedQueue } from './keyed-queue';
+export { MemoryFaults } from './memory-faults';
+export { MemoryJournalStore, MemoryMessageJournal, type MemoryMessageJournalOptions } from './memory-journal';
+export { memoryProvider } from './memory-provider';
+export {
+  MemorySnapshotData,
+  MemorySnapshotStore,
+  type MemorySnapshotStoreOptions,
+} from './memory-snapshot-store';
+export {
+  checkOptionTypes,
+  JOURNAL_OPTION_TYPES,
+  type OptionType,
+  SNAPSHOT_OPTION_TYPES,
+} from './provider-options';
+export { defaultReporter, type PersistenceReport, type Reporter } from './report';
+export {
+  defaultSerializers,
+  JsonSerializer,
+  jsonSerializer,
+  MsgpackSerializer,
+  msgpackSerializer,
+  resolveSerializer,
+  type Serializer,
+  SerializerRegistry,
+} from './serializer';
+export type {
+  AppendOptions,
+  BatchedMessageJournal,
+  JournalEntry,
+  MessageJournal,
+  PersistenceProvider,
+  ReadOptions,
+  SnapshotCriteria,
+  SnapshotEntry,
+  SnapshotStore,
+} from './spi';
+export {
+  checkCount,
+  checkPersistenceId,
+  checkSequenceNr,
+  MAX_PERSISTENCE_ID_BYTES,
+} from './validation';

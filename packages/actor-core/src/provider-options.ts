@@ -1,0 +1,57 @@
+/** The type an option must have: a typeof name, 'integer' (a safe integer >= 0), or a predicate with a description. */
+export type OptionType =
+  | 'string'
+  | 'number'
+  | 'integer'
+  | 'boolean'
+  | 'object'
+  | 'function'
+  | { readonly check: (value: unknown) => boolean; readonly expected: string };
+
+/**
+ * Checks provider options against a schema and returns one message per problem (unknown keys, wrong
+ * types), for `PersistenceProvider.validateOptions`. `undefined` values are always accepted.
+ */
+export function checkOptionTypes(
+  options: Readonly<Record<string, unknown>>,
+  schema: Readonly<Record<string, OptionType>>,
+): string[] {
+  const problems: string[] = [];
+  for (const [key, value] of Object.entries(options)) {
+    const type = schema[key];
+    if (type === undefined) {
+      problems.push(`${key}: unknown option (known: ${Object.keys(schema).sort().join(', ')})`);
+      continue;
+    }
+    if (value === undefined) continue;
+    if (typeof type === 'object') {
+      if (!type.check(value)) problems.push(`${key}: must be ${type.expected}, got ${JSON.stringify(value)}`);
+    } else if (type === 'integer') {
+      if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+        problems.push(`${key}: must be an integer >= 0, got ${JSON.stringify(value)}`);
+      }
+    } else if (typeof value !== type || (type === 'object' && value === null)) {
+      problems.push(`${key}: must be a ${type}, got ${value === null ? 'null' : typeof value}`);
+    }
+  }
+  return problems;
+}
+
+/** Options every journal accepts (see JournalOptions). */
+export const JOURNAL_OPTION_TYPES: Readonly<Record<string, OptionType>> = {
+  path: 'string',
+  maxBatchSize: { check: (v) => Number.isSafeInteger(v) && (v as number) >= 1, expected: 'an integer >= 1' },
+  maxBatchDelayMs: 'integer',
+  serializer: {
+    check: (v) => typeof v === 'string' || typeof v === 'number' || (typeof v === 'object' && v !== null),
+    expected: 'a serializer name, id or instance',
+  },
+  reporter: 'function',
+};
+
+/** Options every snapshot store accepts (see SnapshotStoreOptions). */
+export const SNAPSHOT_OPTION_TYPES: Readonly<Record<string, OptionType>> = {
+  path: 'string',
+  serializer: JOURNAL_OPTION_TYPES.serializer!,
+  reporter: 'function',
+};

@@ -1,0 +1,161 @@
+import { addExtension, Packr } from 'msgpackr';
+
+/**
+ * Turns messages and states into bytes and back. The `id` is stored beside every record and snapshot,
+ * so a reader decodes with the serializer that wrote the data, whatever the current default is.
+ * Ids 0-99 are reserved for Cairn; pick 100 or above for your own.
+ */
+export interface Serializer {
+  readonly id: number;
+  readonly name: string;
+  encode(value: unknown): Uint8Array;
+  decode(bytes: Uint8Array): unknown;
+}
+
+/** Stand-ins for the two values MessagePack cannot tell apart on its own (Map vs object, -0 vs 0). */
+class TaggedMap {
+  constructor(readonly entries: unknown[]) {}
+}
+class NegativeZero {}
+
+// Extensions on these private classes only, so other users of msgpackr in the process are unaffected.
+addExtension({
+  Class: TaggedMap,
+  type: 0x4d,
+  write: (m: TaggedMap) => m.entries,
+  read: (entries: unknown[]) => new Map(entries as [unknown, unknown][]),
+});
+addExtension({
+  Class: NegativeZero,
+  type: 0x5a,
+  write: () => 0,
+  read: () => -0,
+});
+
+/** True when `value` holds a Map or -0 somewhere, which need tagging before packing. */
+function needsTagging(value: unknown): boolean {
+  if (typeof value === 'number') return Object.is(value, -0);
+  if (typeof value !== 'object' || value === null) return false;
+  if (value instanceof Map) return true;
+  if (Array.isArray(value)) return value.some(needsTagging);
+  if (value instanceof Set) {
+    for (const v of value) if (needsTagging(v)) return true;
+    return false;
+  }
+  if (
+    ArrayBuffer.isView(value) ||
+    value instanceof Date ||
+    value instanceof RegExp ||
+    value instanceof Error
+  ) {
+    return false;
+  }
+  for (const key in value) if (needsTagging((value as Record<string, unknown>)[key])) return true;
+  return false;
+}
+
+function tag(value: unknown): unknown {
+  if (typeof value === 'number') return Object.is(value, -0) ? new NegativeZero() : value;
+  if (typeof value !== 'object' || value === null) return value;
+  if (value instanceof Map) {
+    const entries: unknown[] = [];
+    for (const [k, v] of value) entries.push([tag(k), tag(v)]);
+    return new TaggedMap(entries);
+  }
+  if (Array.isArray(value)) return value.map(tag);
+  if (value instanceof Set) return new Set([...value].map(tag));
+  if (
+    ArrayBuffer.isView(value) ||
+    value instanceof Date ||
+    value instanceof RegExp ||
+    value instanceof Error
+  ) {
+    return value;
+  }
+  const out: Record<string, unknown> = {};
+  for (const key in value) out[key] = tag((value as Record<string, unknown>)[key]);
+  return out;
+}
+
+/**
+ * MessagePack via msgpackr, the default (id 1). Round-trips plain objects and arrays, strings, numbers
+ * (including -0, NaN and Infinity), booleans, null, undefined (also inside arrays), Date, Map, Set, BigInt,
+ * typed arrays, RegExp and Error. Cyclic values are not supported. Every encoded value is
+ * self-describing (no shared record structures), so any process can decode it.
+ */
+export class MsgpackSerializer implements Serializer {
+  readonly id = 1;
+  readonly name = 'msgpack';
+  private readonly packr = new Packr({ useRecords: false, moreTypes: true, int64AsType: 'bigint' });
+
+  encode(value: unknown): Uint8Array {
+    return this.packr.pack(needsTagging(value) ? tag(value) : value);
+  }
+
+  decode(bytes: Uint8Array): unknown {
+    return this.packr.unpack(bytes);
+  }
+}
+
+/** JSON (id 2): readable by anything, but Dates come back as strings and Map/Set/BigInt are not supported. */
+export class JsonSerializer implements Serializer {
+  readonly id = 2;
+  readonly name = 'json';
+
+  encode(value: unknown): Uint8Array {
+    const text = JSON.stringify(value);
+    if (text === undefined) throw new TypeError(`the JSON serializer cannot encode ${typeof value}`);
+    return Buffer.from(text, 'utf8');
+  }
+
+  decode(bytes: Uint8Array): unknown {
+    return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  }
+}
+
+export const msgpackSerializer: Serializer = new MsgpackSerializer();
+export const jsonSerializer: Serializer = new JsonSerializer();
+
+/** Serializers known by id, for decoding data written by any of them. */
+export class SerializerRegistry {
+  private readonly byId = new Map<number, Serializer>();
+  private readonly byName = new Map<string, Serializer>();
+
+  constructor(serializers: readonly Serializer[] = [msgpackSerializer, jsonSerializer]) {
+    for (const s of serializers) this.register(s);
+  }
+
+  register(serializer: Serializer): void {
+    if (!Number.isInteger(serializer.id) || serializer.id < 0 || serializer.id > 0xffff) {
+      throw new RangeError(`serializer id must be an integer in 0..65535, got ${serializer.id}`);
+    }
+    const existing = this.byId.get(serializer.id);
+    if (existing && existing !== serializer) {
+      throw new RangeError(`serializer id ${serializer.id} is taken by "${existing.name}"`);
+    }
+    this.byId.set(serializer.id, serializer);
+    this.byName.set(serializer.name, serializer);
+  }
+
+  get(id: number): Serializer | undefined {
+    return this.byId.get(id);
+  }
+
+  byNameOrId(nameOrId: string | number): Serializer | undefined {
+    return typeof nameOrId === 'number' ? this.byId.get(nameOrId) : this.byName.get(nameOrId);
+  }
+}
+
+export const defaultSerializers = new SerializerRegistry();
+
+/** Resolves a serializer option: an instance, or the name/id of a registered one. Default msgpack. */
+export function resolveSerializer(option: Serializer | string | number | undefined): Serializer {
+  if (option === undefined) return msgpackSerializer;
+  if (typeof option === 'object') {
+    defaultSerializers.register(option);
+    return option;
+  }
+  const found = defaultSerializers.byNameOrId(option);
+  if (!found) throw new RangeError(`unknown serializer ${JSON.stringify(option)}; use "msgpack" or "json"`);
+  return found;
+}
