@@ -84,3 +84,4 @@ export {
   checkSequenceNr,
   MAX_PERSISTENCE_ID_BYTES,
 } from './validation';
+export * from './runtime';
