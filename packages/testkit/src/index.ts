@@ -1,1 +1,6 @@
-export {};
+export {
+  captureResources,
+  expectNoLeakedResources,
+  findLeakedResources,
+  type ResourceSnapshot,
+} from './resources';
