@@ -120,7 +120,10 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
     toSequenceNr: number,
     max: number,
   ): AsyncIterable<readonly StoredEvent[]>;
-  /** Durably hides every event below sequenceNr; `highest` is the id's current highest sequenceNr. */
+  /**
+   * Durably hides every event below sequenceNr (never more than highest + 1); `highest` is the id's current
+   * highest sequenceNr (>= 1). Later appends (numbered above `highest`) stay visible.
+   */
   protected abstract _truncateBefore(
     persistenceId: string,
     sequenceNr: number,
@@ -158,8 +161,9 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
     if (expected !== undefined) checkCount(expected, 'expectedSequenceNr');
     const payloads = this.encodeAll(persistenceId, messages);
 
+    // close() waits for state loads before it drains, so an append issued before close() still lands.
     const state = this.ids.get(persistenceId) ?? (await this.loadState(persistenceId));
-    this.checkOpen();
+    if (this.lifecycle === 'closed') throw new JournalClosedError('journal');
     if (expected !== undefined && expected !== state.assigned) {
       throw new SequenceConflictError(persistenceId, expected, state.assigned);
     }
@@ -192,7 +196,7 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
     checkSequenceNr(to, 'toSequenceNr');
     checkCount(max, 'max');
     if (max === 0 || to < fromSequenceNr) return;
-    await this.ids.get(persistenceId)?.lastWrite;
+    await this.writesIssued(persistenceId);
 
     const pages = this._read(persistenceId, fromSequenceNr, to, max)[Symbol.asyncIterator]();
     let served = 0;
@@ -228,13 +232,9 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
   async highestSequenceNr(persistenceId: string): Promise<number> {
     this.checkOpen();
     checkPersistenceId(persistenceId);
-    const known = this.ids.get(persistenceId);
-    if (known) {
-      await known.lastWrite;
-      // A failed commit forgets the id's state, so ask storage again.
-      if (this.ids.get(persistenceId) === known) return known.durable;
-    }
-    return (await this.loadState(persistenceId)).durable;
+    await this.writesIssued(persistenceId);
+    // A failed commit forgets the id's state, so then this asks storage again.
+    return (this.ids.get(persistenceId) ?? (await this.loadState(persistenceId))).durable;
   }
 
   async truncateBefore(persistenceId: string, sequenceNr: number): Promise<void> {
@@ -243,7 +243,10 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
     checkSequenceNr(sequenceNr);
     const highest = await this.highestSequenceNr(persistenceId);
     this.checkOpen();
-    await this.storage(() => this._truncateBefore(persistenceId, sequenceNr, highest), 'truncateBefore');
+    // Clamped so an append issued later (numbered above `highest`) is never hidden by this call.
+    const before = Math.min(sequenceNr, highest + 1);
+    if (highest === 0) return;
+    await this.storage(() => this._truncateBefore(persistenceId, before, highest), 'truncateBefore');
   }
 
   async *persistenceIds(): AsyncGenerator<string, void, undefined> {
@@ -271,6 +274,7 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
       this.lifecycle = 'closing';
       this.closing = (async () => {
         try {
+          await Promise.allSettled([...this.loading.values()]);
           await this.groupCommit?.drain();
           this.groupCommit?.stop();
           await this.pullsSettled();
@@ -318,6 +322,13 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
       const id = items.find((q) => q.key === state)!.write.persistenceId;
       if (this.ids.get(id) === state) this.ids.delete(id);
     }
+  }
+
+  /** Resolves when every append of the id issued before the call has settled (including one still loading the id's state). */
+  private async writesIssued(persistenceId: string): Promise<void> {
+    const loading = this.loading.get(persistenceId);
+    if (loading) await loading.catch(settle);
+    await this.ids.get(persistenceId)?.lastWrite;
   }
 
   private loadState(persistenceId: string): Promise<IdState> {

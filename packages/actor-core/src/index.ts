@@ -57,6 +57,7 @@ export {
   SNAPSHOT_OPTION_TYPES,
 } from './provider-options';
 export { defaultReporter, type PersistenceReport, type Reporter } from './report';
+export * from './runtime';
 export {
   defaultSerializers,
   JsonSerializer,
@@ -84,4 +85,3 @@ export {
   checkSequenceNr,
   MAX_PERSISTENCE_ID_BYTES,
 } from './validation';
-export * from './runtime';

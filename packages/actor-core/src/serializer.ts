@@ -32,26 +32,69 @@ addExtension({
   read: () => -0,
 });
 
-/** True when `value` holds a Map or -0 somewhere, which need tagging before packing. */
-function needsTagging(value: unknown): boolean {
-  if (typeof value === 'number') return Object.is(value, -0);
-  if (typeof value !== 'object' || value === null) return false;
-  if (value instanceof Map) return true;
-  if (Array.isArray(value)) return value.some(needsTagging);
-  if (value instanceof Set) {
-    for (const v of value) if (needsTagging(v)) return true;
-    return false;
+/** A value that cannot round-trip; `path` is filled in as the error unwinds, so the happy path builds no strings. */
+class UnserializableValueError extends TypeError {
+  readonly path: string[] = [];
+  constructor(readonly kind: string) {
+    super(kind);
   }
-  if (
-    ArrayBuffer.isView(value) ||
-    value instanceof Date ||
-    value instanceof RegExp ||
-    value instanceof Error
-  ) {
-    return false;
+}
+
+function inspectChild(child: unknown, step: string): boolean {
+  try {
+    return inspect(child);
+  } catch (e) {
+    if (e instanceof UnserializableValueError) e.path.unshift(step);
+    throw e;
   }
-  for (const key in value) if (needsTagging((value as Record<string, unknown>)[key])) return true;
-  return false;
+}
+
+/**
+ * Walks the whole value: throws for what cannot round-trip (functions, symbols, promises, weak collections)
+ * instead of letting it be stored as undefined or {}; returns true when it holds a Map or -0, which need
+ * tagging before packing.
+ */
+function inspect(value: unknown): boolean {
+  switch (typeof value) {
+    case 'number':
+      return Object.is(value, -0);
+    case 'function':
+    case 'symbol':
+      throw new UnserializableValueError(`a ${typeof value}`);
+    case 'object':
+      break;
+    default:
+      return false;
+  }
+  if (value === null || ArrayBuffer.isView(value) || value instanceof Date || value instanceof RegExp)
+    return false;
+  if (value instanceof Promise || value instanceof WeakMap || value instanceof WeakSet) {
+    throw new UnserializableValueError(`a ${value.constructor.name}`);
+  }
+  let tagged = value instanceof Map;
+  if (value instanceof Map) {
+    for (const [k, v] of value) {
+      inspectChild(k, '<map key>');
+      inspectChild(v, `.get(${String(k)})`);
+    }
+  } else if (value instanceof Set) {
+    for (const v of value) tagged = inspectChild(v, '<set member>') || tagged;
+  } else if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) tagged = inspectChild(value[i], `[${i}]`) || tagged;
+  } else if (!(value instanceof Error)) {
+    for (const key in value)
+      tagged = inspectChild((value as Record<string, unknown>)[key], `.${key}`) || tagged;
+  }
+  return tagged;
+}
+
+function inspectRoot(value: unknown): boolean {
+  try {
+    return inspect(value);
+  } catch (e) {
+    if (!(e instanceof UnserializableValueError)) throw e;
+    throw new TypeError(`value${e.path.join('')} is ${e.kind}, which cannot be serialized`);
+  }
 }
 
 function tag(value: unknown): unknown {
@@ -80,7 +123,8 @@ function tag(value: unknown): unknown {
 /**
  * MessagePack via msgpackr, the default (id 1). Round-trips plain objects and arrays, strings, numbers
  * (including -0, NaN and Infinity), booleans, null, undefined (also inside arrays), Date, Map, Set, BigInt,
- * typed arrays, RegExp and Error. Cyclic values are not supported. Every encoded value is
+ * typed arrays, RegExp and Error. Functions, symbols, promises and weak collections throw a TypeError rather
+ * than being stored as something else; cyclic values are not supported. Every encoded value is
  * self-describing (no shared record structures), so any process can decode it.
  */
 export class MsgpackSerializer implements Serializer {
@@ -89,7 +133,7 @@ export class MsgpackSerializer implements Serializer {
   private readonly packr = new Packr({ useRecords: false, moreTypes: true, int64AsType: 'bigint' });
 
   encode(value: unknown): Uint8Array {
-    return this.packr.pack(needsTagging(value) ? tag(value) : value);
+    return this.packr.pack(inspectRoot(value) ? tag(value) : value);
   }
 
   decode(bytes: Uint8Array): unknown {

@@ -59,9 +59,7 @@ function diff(before: ResourceSnapshot, after: ResourceSnapshot): string[] {
     }
   }
   for (const [type, count] of Object.entries(after.active)) {
-    // The sleep inside findLeakedResources shows up as one Timeout of our own.
-    const own = type === 'Timeout' ? 1 : 0;
-    const extra = count - own - (before.active[type] ?? 0);
+    const extra = count - (before.active[type] ?? 0);
     if (extra > 0) leaks.push(`${extra} more active ${type}`);
   }
   return leaks;

@@ -1,0 +1,95 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+
+/** What a factory gets: a fresh directory of its own (created, empty). */
+export interface FactoryContext {
+  readonly dir: string;
+}
+
+/** The lifecycle a case runs in: on a freshly created store, or on one closed and opened again first. */
+export type Lifecycle = 'fresh' | 'reopened';
+export const LIFECYCLES: readonly Lifecycle[] = ['fresh', 'reopened'];
+
+/** What a provider supports, read from the instance's `capabilities` and overridable by the suite's caller. */
+export interface ConformanceCapabilities {
+  /** Data survives close() and create() on the same directory. Gates the reopen-durability groups. */
+  readonly persistent: boolean;
+}
+
+export interface Closable {
+  close(): Promise<void>;
+  readonly capabilities?: Partial<ConformanceCapabilities>;
+}
+
+let counter = 0;
+
+/** A persistence id no other case uses, so cases never see each other's data. */
+export function freshId(label = 'pid'): string {
+  counter += 1;
+  return `${label}-${process.pid}-${counter}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/**
+ * One case's world: a temp directory, the store under test opened on it (per lifecycle), a way to
+ * reopen it, and cleanup that closes whatever is open and removes the directory.
+ */
+export class CaseContext<T extends Closable> {
+  private current: T | undefined;
+  private constructor(
+    readonly dir: string,
+    private readonly create: (ctx: FactoryContext) => Promise<T>,
+  ) {}
+
+  static async open<T extends Closable>(
+    create: (ctx: FactoryContext) => Promise<T>,
+    lifecycle: Lifecycle,
+  ): Promise<CaseContext<T>> {
+    const dir = await mkdtemp(path.join(tmpdir(), 'cairn-conformance-'));
+    const ctx = new CaseContext(dir, create);
+    ctx.current = await create({ dir });
+    if (lifecycle === 'reopened') await ctx.reopen();
+    return ctx;
+  }
+
+  /** The store under test. */
+  get store(): T {
+    if (!this.current) throw new Error('the store is not open');
+    return this.current;
+  }
+
+  /** Closes the store and opens it again on the same directory. */
+  async reopen(): Promise<T> {
+    await this.current?.close();
+    this.current = undefined;
+    this.current = await this.create({ dir: this.dir });
+    return this.current;
+  }
+
+  async dispose(): Promise<void> {
+    try {
+      await this.current?.close();
+    } finally {
+      this.current = undefined;
+      await rm(this.dir, { recursive: true, force: true });
+    }
+  }
+}
+
+/**
+ * The capabilities a suite runs with: declared by the caller (test registration is synchronous, so they
+ * cannot be probed first), defaulting to the strictest. A case checks the declaration against the
+ * instance's own `capabilities`, so the two cannot drift apart.
+ */
+export function declaredCapabilities(
+  declared: Partial<ConformanceCapabilities> | undefined,
+): ConformanceCapabilities {
+  return { persistent: declared?.persistent ?? true };
+}
+
+/** Collects an async iterable into an array. */
+export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of iterable) out.push(item);
+  return out;
+}

@@ -1,0 +1,347 @@
+import { isPersistenceError, JournalClosedError, type SnapshotStore } from '@cairn/actor-core';
+import {
+  CaseContext,
+  type ConformanceCapabilities,
+  declaredCapabilities,
+  type FactoryContext,
+  freshId,
+  LIFECYCLES,
+  type Lifecycle,
+} from './conformance-context';
+
+export interface SnapshotConformanceOptions {
+  /** Shown in the suite's title. */
+  readonly name: string;
+  /** Opens a store on `dir`; called again with the same dir after close() it must reopen the same data. */
+  readonly create: (ctx: FactoryContext) => Promise<SnapshotStore<unknown>>;
+  /** What the store supports. Default: `{ persistent: true }`. */
+  readonly capabilities?: Partial<ConformanceCapabilities>;
+}
+
+export interface SnapshotCase {
+  readonly store: SnapshotStore<unknown>;
+  readonly id: string;
+  readonly ctx: CaseContext<SnapshotStore<unknown>>;
+}
+
+type CaseBody = (c: SnapshotCase) => Promise<void>;
+
+/** Registers `body` as one jest test per lifecycle, each with its own directory and id. */
+export function snapshotCase(options: SnapshotConformanceOptions, title: string, body: CaseBody): void {
+  for (const lifecycle of LIFECYCLES) {
+    it(`${title} [${lifecycle}]`, () => runCase(options, lifecycle, body));
+  }
+}
+
+async function runCase(
+  options: SnapshotConformanceOptions,
+  lifecycle: Lifecycle,
+  body: CaseBody,
+): Promise<void> {
+  const ctx = await CaseContext.open(options.create, lifecycle);
+  try {
+    await body({
+      get store() {
+        return ctx.store;
+      },
+      id: freshId('snap'),
+      ctx,
+    });
+  } finally {
+    await ctx.dispose();
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function snapshotSaveLoadGroup(options: SnapshotConformanceOptions): void {
+  describe('save and loadLatest', () => {
+    snapshotCase(options, 'loadLatest of an unknown id is undefined', async ({ store, id }) => {
+      expect(await store.loadLatest(id)).toBeUndefined();
+    });
+    snapshotCase(options, 'a saved snapshot loads with its fields', async ({ store, id }) => {
+      const before = Date.now();
+      await store.save(id, 7, { balance: 42 });
+      const after = Date.now();
+      const loaded = await store.loadLatest(id);
+      expect(loaded).toMatchObject({ persistenceId: id, sequenceNr: 7, state: { balance: 42 } });
+      expect(loaded!.timestamp).toBeGreaterThanOrEqual(before);
+      expect(loaded!.timestamp).toBeLessThanOrEqual(after);
+    });
+    snapshotCase(options, 'the newest by sequenceNr wins, whatever the save order', async ({ store, id }) => {
+      await store.save(id, 5, 'five');
+      await store.save(id, 9, 'nine');
+      await store.save(id, 7, 'seven');
+      expect((await store.loadLatest(id))?.state).toBe('nine');
+    });
+    snapshotCase(
+      options,
+      'saving twice at one sequenceNr replaces the earlier snapshot',
+      async ({ store, id }) => {
+        await store.save(id, 3, 'first');
+        await store.save(id, 3, 'second');
+        expect((await store.loadLatest(id))?.state).toBe('second');
+        expect(await store.prune(id, 0)).toBe(1);
+      },
+    );
+    snapshotCase(options, 'ids are independent and tricky ids do not collide', async ({ store, id }) => {
+      const ids = ['a:b', 'a_b', 'a/b', 'A:B', '..', 'é', 'e\u0301', '🙂', 'x'.repeat(400)].map(
+        (t) => `${id}|${t}`,
+      );
+      for (const [i, pid] of ids.entries()) await store.save(pid, i + 1, i);
+      for (const [i, pid] of ids.entries()) {
+        const loaded = await store.loadLatest(pid);
+        expect(loaded?.state).toBe(i);
+        expect(loaded?.sequenceNr).toBe(i + 1);
+      }
+    });
+    snapshotCase(options, 'rich state round-trips', async ({ store, id }) => {
+      const state = { when: new Date(7), map: new Map([['k', new Set([1])]]), big: 2n ** 70n, zero: -0 };
+      await store.save(id, 1, state);
+      const back = (await store.loadLatest(id))?.state as typeof state;
+      expect(back.when.getTime()).toBe(7);
+      expect(back.map.get('k')).toEqual(new Set([1]));
+      expect(back.big).toBe(2n ** 70n);
+      expect(Object.is(back.zero, -0)).toBe(true);
+    });
+    snapshotCase(options, 'a 1 MB state round-trips', async ({ store, id }) => {
+      const state = { blob: 'y'.repeat(1024 * 1024) };
+      await store.save(id, 1, state);
+      expect((await store.loadLatest(id))?.state).toEqual(state);
+    });
+    snapshotCase(
+      options,
+      'a state mutated after save does not change what is stored',
+      async ({ store, id }) => {
+        const state = { n: 1 };
+        const saved = store.save(id, 1, state);
+        state.n = 2;
+        await saved;
+        expect((await store.loadLatest(id))?.state).toEqual({ n: 1 });
+      },
+    );
+    snapshotCase(options, 'concurrent saves of many ids all land', async ({ store, id }) => {
+      await Promise.all(Array.from({ length: 40 }, (_, i) => store.save(`${id}-${i}`, i + 1, i)));
+      for (let i = 0; i < 40; i++) expect((await store.loadLatest(`${id}-${i}`))?.state).toBe(i);
+    });
+  });
+}
+
+export function snapshotCriteriaGroup(options: SnapshotConformanceOptions): void {
+  describe('criteria', () => {
+    snapshotCase(options, 'maxSequenceNr is inclusive', async ({ store, id }) => {
+      for (const seq of [2, 4, 6]) await store.save(id, seq, seq);
+      expect((await store.loadLatest(id, { maxSequenceNr: 4 }))?.sequenceNr).toBe(4);
+      expect((await store.loadLatest(id, { maxSequenceNr: 5 }))?.sequenceNr).toBe(4);
+      expect(await store.loadLatest(id, { maxSequenceNr: 1 })).toBeUndefined();
+    });
+    snapshotCase(options, 'maxTimestamp is inclusive', async ({ store, id }) => {
+      await store.save(id, 1, 'old');
+      const first = (await store.loadLatest(id))!.timestamp;
+      await sleep(5);
+      await store.save(id, 2, 'new');
+      expect((await store.loadLatest(id, { maxTimestamp: first }))?.state).toBe('old');
+      expect(await store.loadLatest(id, { maxTimestamp: first - 1 })).toBeUndefined();
+    });
+    snapshotCase(options, '{} equals no criteria', async ({ store, id }) => {
+      await store.save(id, 1, 'a');
+      await store.save(id, 2, 'b');
+      expect((await store.loadLatest(id, {}))?.state).toBe('b');
+    });
+    snapshotCase(options, 'both bounds apply together', async ({ store, id }) => {
+      await store.save(id, 1, 'a');
+      const t = (await store.loadLatest(id))!.timestamp;
+      await sleep(5);
+      await store.save(id, 2, 'b');
+      await store.save(id, 3, 'c');
+      expect((await store.loadLatest(id, { maxSequenceNr: 3, maxTimestamp: t }))?.state).toBe('a');
+    });
+  });
+}
+
+export function snapshotDeleteGroup(options: SnapshotConformanceOptions): void {
+  describe('delete and prune', () => {
+    snapshotCase(options, 'delete without criteria removes all of the id', async ({ store, id }) => {
+      await store.save(id, 1, 'a');
+      await store.save(id, 2, 'b');
+      await store.save(`${id}-other`, 1, 'keep');
+      await store.delete(id);
+      expect(await store.loadLatest(id)).toBeUndefined();
+      expect((await store.loadLatest(`${id}-other`))?.state).toBe('keep');
+    });
+    snapshotCase(
+      options,
+      'delete with maxSequenceNr removes only those at or below it',
+      async ({ store, id }) => {
+        for (const seq of [1, 2, 3]) await store.save(id, seq, seq);
+        await store.delete(id, { maxSequenceNr: 2 });
+        expect((await store.loadLatest(id))?.sequenceNr).toBe(3);
+        expect(await store.loadLatest(id, { maxSequenceNr: 2 })).toBeUndefined();
+      },
+    );
+    snapshotCase(options, 'delete of an unknown id resolves', async ({ store, id }) => {
+      await store.delete(id);
+      await store.delete(id, { maxSequenceNr: 5 });
+    });
+    snapshotCase(
+      options,
+      'prune keeps the newest n and returns how many it deleted',
+      async ({ store, id }) => {
+        for (const seq of [1, 2, 3, 4, 5]) await store.save(id, seq, seq);
+        expect(await store.prune(id, 2)).toBe(3);
+        expect((await store.loadLatest(id))?.sequenceNr).toBe(5);
+        expect((await store.loadLatest(id, { maxSequenceNr: 4 }))?.sequenceNr).toBe(4);
+        expect(await store.loadLatest(id, { maxSequenceNr: 3 })).toBeUndefined();
+      },
+    );
+    snapshotCase(
+      options,
+      'prune(id, 0) deletes all; on an unknown id it resolves 0',
+      async ({ store, id }) => {
+        await store.save(id, 1, 'a');
+        await store.save(id, 2, 'b');
+        expect(await store.prune(id, 0)).toBe(2);
+        expect(await store.loadLatest(id)).toBeUndefined();
+        expect(await store.prune(`${id}-unknown`, 0)).toBe(0);
+        expect(await store.prune(`${id}-unknown`, 3)).toBe(0);
+      },
+    );
+    snapshotCase(options, 'prune with more to keep than exist deletes nothing', async ({ store, id }) => {
+      await store.save(id, 1, 'a');
+      expect(await store.prune(id, 5)).toBe(0);
+      expect((await store.loadLatest(id))?.state).toBe('a');
+    });
+  });
+}
+
+export function snapshotValidationGroup(options: SnapshotConformanceOptions): void {
+  const rejects = async (call: () => Promise<unknown>, kind: typeof TypeError | typeof RangeError) => {
+    let error: unknown;
+    try {
+      await call();
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(kind);
+  };
+  describe('bad arguments reject and change nothing', () => {
+    snapshotCase(options, 'an empty or non-string persistenceId is a TypeError', async ({ store }) => {
+      await rejects(() => store.save('', 1, 'x'), TypeError);
+      await rejects(() => store.loadLatest(7 as unknown as string), TypeError);
+      await rejects(() => store.prune(undefined as unknown as string, 1), TypeError);
+    });
+    snapshotCase(options, 'sequenceNr below 1 or fractional is a RangeError', async ({ store, id }) => {
+      await rejects(() => store.save(id, 0, 'x'), RangeError);
+      await rejects(() => store.save(id, 1.5, 'x'), RangeError);
+      expect(await store.loadLatest(id)).toBeUndefined();
+    });
+    snapshotCase(options, 'a negative keep or criteria bound is a RangeError', async ({ store, id }) => {
+      await store.save(id, 1, 'a');
+      await rejects(() => store.prune(id, -1), RangeError);
+      await rejects(() => store.loadLatest(id, { maxSequenceNr: -1 }), RangeError);
+      await rejects(() => store.delete(id, { maxTimestamp: -1 }), RangeError);
+      expect((await store.loadLatest(id))?.state).toBe('a');
+    });
+    snapshotCase(
+      options,
+      'a state that cannot be serialized is rejected and nothing is stored',
+      async ({ store, id }) => {
+        let error: unknown;
+        try {
+          await store.save(id, 1, { f: () => 1 });
+        } catch (e) {
+          error = e;
+        }
+        expect(error).toBeInstanceOf(Error);
+        expect(await store.loadLatest(id)).toBeUndefined();
+      },
+    );
+  });
+}
+
+export function snapshotCloseGroup(options: SnapshotConformanceOptions): void {
+  const isClosed = (e: unknown) =>
+    e instanceof JournalClosedError || isPersistenceError(e, 'ERR_JOURNAL_CLOSED');
+  describe('close', () => {
+    snapshotCase(options, 'close is idempotent', async ({ store }) => {
+      await store.close();
+      await Promise.all([store.close(), store.close()]);
+    });
+    snapshotCase(options, 'every call after close rejects with JournalClosedError', async ({ store, id }) => {
+      await store.close();
+      const calls: Array<() => Promise<unknown>> = [
+        () => store.save(id, 1, 'x'),
+        () => store.loadLatest(id),
+        () => store.delete(id),
+        () => store.prune(id, 1),
+      ];
+      for (const call of calls) {
+        let error: unknown;
+        try {
+          await call();
+        } catch (e) {
+          error = e;
+        }
+        expect(isClosed(error)).toBe(true);
+      }
+    });
+    snapshotCase(options, 'a save issued before close completes', async ({ ctx, store, id }) => {
+      const saved = store.save(id, 1, 'kept');
+      await store.close();
+      await saved;
+      const reopened = await ctx.reopen();
+      if (declaredCapabilities(options.capabilities).persistent) {
+        expect((await reopened.loadLatest(id))?.state).toBe('kept');
+      }
+    });
+  });
+}
+
+export function snapshotReopenGroup(options: SnapshotConformanceOptions): void {
+  const { persistent } = declaredCapabilities(options.capabilities);
+  const group = persistent ? describe : describe.skip;
+  group(
+    persistent ? 'reopen durability' : 'reopen durability (skipped: provider declares persistent: false)',
+    () => {
+      snapshotCase(options, 'snapshots survive close and reopen', async ({ ctx, store, id }) => {
+        await store.save(id, 1, 'a');
+        await store.save(id, 2, { b: new Date(3) });
+        const reopened = await ctx.reopen();
+        expect((await reopened.loadLatest(id))?.state).toEqual({ b: new Date(3) });
+        expect((await reopened.loadLatest(id, { maxSequenceNr: 1 }))?.state).toBe('a');
+      });
+      snapshotCase(options, 'deletes and prunes survive reopen', async ({ ctx, store, id }) => {
+        for (const seq of [1, 2, 3]) await store.save(id, seq, seq);
+        await store.prune(id, 1);
+        const reopened = await ctx.reopen();
+        expect(await reopened.loadLatest(id, { maxSequenceNr: 2 })).toBeUndefined();
+        expect(await reopened.prune(id, 0)).toBe(1);
+      });
+    },
+  );
+}
+
+/**
+ * The snapshot store conformance suite: every group, each case on a fresh id and temp directory, on a
+ * fresh store and on a reopened one.
+ *
+ *   snapshotConformance({ name: 'file', create: ({ dir }) => FileSnapshotStore.open({ path: dir }) });
+ */
+export function snapshotConformance(options: SnapshotConformanceOptions): void {
+  describe(`${options.name} snapshot store conformance`, () => {
+    describe('capabilities', () => {
+      snapshotCase(options, 'the declared capabilities match the store', async ({ store }) => {
+        const own = (store as { capabilities?: { persistent?: boolean } }).capabilities;
+        if (own?.persistent !== undefined) {
+          expect(own.persistent).toBe(declaredCapabilities(options.capabilities).persistent);
+        }
+      });
+    });
+    snapshotSaveLoadGroup(options);
+    snapshotCriteriaGroup(options);
+    snapshotDeleteGroup(options);
+    snapshotValidationGroup(options);
+    snapshotCloseGroup(options);
+    snapshotReopenGroup(options);
+  });
+}
