@@ -14,8 +14,8 @@ journalConformance({
   name: 'memory',
   capabilities: { persistent: false },
   create: async ({ dir }) => {
-    let store = journalStores.get(dir);
-    if (!store) journalStores.set(dir, (store = new MemoryJournalStore()));
+    const store = journalStores.get(dir) ?? new MemoryJournalStore();
+    journalStores.set(dir, store);
     return MemoryMessageJournal.open({ store });
   },
 });
@@ -24,8 +24,8 @@ snapshotConformance({
   name: 'memory',
   capabilities: { persistent: false },
   create: async ({ dir }) => {
-    let store = snapshotStores.get(dir);
-    if (!store) snapshotStores.set(dir, (store = new MemorySnapshotData()));
+    const store = snapshotStores.get(dir) ?? new MemorySnapshotData();
+    snapshotStores.set(dir, store);
     return MemorySnapshotStore.open({ store });
   },
 });
