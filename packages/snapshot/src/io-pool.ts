@@ -1,0 +1,165 @@
+import { existsSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { JournalClosedError } from '@cairn/actor-core';
+import { Piscina } from 'piscina';
+import {
+  type IoOperation,
+  type IoOperationMap,
+  type IoOperationName,
+  isIoFailure,
+  ownsWholeBuffer,
+} from './io-operations';
+
+export interface IoPoolOptions {
+  /**
+   * Worker threads doing blocking file IO. Default `max(1, floor(os.availableParallelism() / 2))`: IO
+   * threads mostly wait on the disk, and half the cores leaves the other half to the application. More
+   * threads let more fsyncs overlap (useful on NVMe with many files); one keeps writes strictly queued.
+   */
+  readonly threads?: number;
+  /**
+   * Absolute path of a built worker module (.js) exporting `ioWorkerModule({...ioOperations, ...yours})`.
+   * Default: this package's dist/io-worker.js.
+   */
+  readonly workerFile?: string;
+}
+
+/** Any operation of a worker module built with `ioWorkerModule`, beyond the standard ones. */
+export interface CustomIoOperation {
+  readonly op: string;
+  readonly args: unknown;
+  /** As for IoOperation: hand over the buffers found in `args` (top level, or arrays of them). */
+  readonly transfer?: boolean;
+}
+
+/**
+ * Resolved from the package root so it works whether this file runs from src/ (jest) or dist/: the
+ * worker always runs the built JavaScript, which a thread can load without a TypeScript loader.
+ */
+export const DEFAULT_IO_WORKER_FILE = path.join(__dirname, '..', 'dist', 'io-worker.js');
+
+/** The default thread count: half the cores, at least one. */
+export function defaultIoThreads(): number {
+  return Math.max(1, Math.floor(os.availableParallelism() / 2));
+}
+
+/**
+ * A dedicated pool of threads for blocking file IO (writes, fsync, rename, reads), so that slow disks
+ * neither block the event loop nor starve libuv's shared threadpool (DNS, zlib, other fs calls).
+ * Operations queue in call order and run as threads free up; with one thread they run strictly in order.
+ *
+ * Whoever creates a pool closes it: `close()` waits for every queued operation, then stops the threads;
+ * afterwards no thread, handle or timer of the pool remains.
+ */
+export class IoPool {
+  /** The number of worker threads. */
+  readonly threads: number;
+  private readonly pool: Piscina;
+  private readonly pending = new Set<Promise<unknown>>();
+  private closing: Promise<void> | undefined;
+
+  private constructor(pool: Piscina, threads: number) {
+    this.pool = pool;
+    this.threads = threads;
+  }
+
+  /**
+   * Starts the threads.
+   * @throws TypeError for a bad `threads`; Error when the worker module is missing (build first).
+   */
+  static create(options: IoPoolOptions = {}): IoPool {
+    const threads = options.threads ?? defaultIoThreads();
+    if (typeof threads !== 'number' || !Number.isSafeInteger(threads) || threads < 1) {
+      throw new TypeError(`IoPool threads must be an integer >= 1, got ${String(threads)}`);
+    }
+    const workerFile = options.workerFile ?? DEFAULT_IO_WORKER_FILE;
+    if (typeof workerFile !== 'string' || !path.isAbsolute(workerFile)) {
+      throw new TypeError(`IoPool workerFile must be an absolute path, got ${String(workerFile)}`);
+    }
+    if (!existsSync(workerFile)) {
+      throw new Error(
+        `IoPool worker module ${workerFile} does not exist: IO threads run the built JavaScript; run \`npm run build\``,
+      );
+    }
+    const pool = new Piscina({
+      filename: workerFile,
+      minThreads: threads,
+      maxThreads: threads,
+      // Every task is synchronous IO on its thread: a second task on a busy thread would only wait.
+      concurrentTasksPerWorker: 1,
+      // Threads live until close(); an idle timeout would only re-spawn them under bursty load.
+      idleTimeout: Number.POSITIVE_INFINITY,
+    });
+    return new IoPool(pool, threads);
+  }
+
+  /** Runs one standard operation on a pool thread. Errors keep their `code` (ENOENT, ENOSPC, ...). */
+  run<K extends IoOperationName>(operation: IoOperation<K>): Promise<IoOperationMap[K]['result']>;
+  /** Runs an operation of a custom worker module (see `IoPoolOptions.workerFile`). */
+  run<T>(operation: CustomIoOperation): Promise<T>;
+  run(operation: CustomIoOperation): Promise<unknown> {
+    if (this.closing) return Promise.reject(new JournalClosedError('IO pool'));
+    const { args, transferList } = prepareTransfer(operation.args, operation.transfer === true);
+    const task = this.pool.run(args, { name: operation.op, transferList }).then((result: unknown) => {
+      if (isIoFailure(result)) {
+        const error = new Error(result.message) as NodeJS.ErrnoException & { dest?: string };
+        error.name = result.name;
+        if (result.code !== undefined) error.code = result.code;
+        if (result.errno !== undefined) error.errno = result.errno;
+        if (result.syscall !== undefined) error.syscall = result.syscall;
+        if (result.path !== undefined) error.path = result.path;
+        if (result.dest !== undefined) error.dest = result.dest;
+        throw error;
+      }
+      return result;
+    });
+    this.pending.add(task);
+    const forget = () => this.pending.delete(task);
+    task.then(forget, forget);
+    return task;
+  }
+
+  /** Waits for the queued operations, then stops the threads. Idempotent; later runs reject with JournalClosedError. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      // Settled, not fulfilled: a failed write must not stop the others from finishing first.
+      while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+      await this.pool.destroy();
+    })();
+    return this.closing;
+  }
+
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+}
+
+type TransferList = ArrayBuffer[];
+
+/**
+ * Structured cloning a typed array copies its whole ArrayBuffer: for a slice of Node's 8 KB buffer pool
+ * or of a large read buffer, far more than the view. So every buffer in the arguments is sent as an
+ * exact copy that is then transferred (one copy of just the bytes), or, when the caller hands it over and
+ * it owns its ArrayBuffer, transferred as is (no copy).
+ */
+function prepareTransfer(args: unknown, handOver: boolean): { args: unknown; transferList: TransferList } {
+  const transferList: TransferList = [];
+  if (typeof args !== 'object' || args === null || Array.isArray(args) || ArrayBuffer.isView(args)) {
+    return { args, transferList };
+  }
+  const send = (view: Uint8Array): Uint8Array => {
+    // new Uint8Array(view) copies just the viewed bytes (Buffer#slice would not copy at all).
+    const out = handOver && ownsWholeBuffer(view) ? view : new Uint8Array(view);
+    if (!transferList.includes(out.buffer as ArrayBuffer)) transferList.push(out.buffer as ArrayBuffer);
+    return out;
+  };
+  const copy: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(args)) {
+    if (value instanceof Uint8Array) copy[key] = send(value);
+    else if (Array.isArray(value) && value.length > 0 && value.every((v) => v instanceof Uint8Array)) {
+      copy[key] = value.map(send);
+    } else copy[key] = value;
+  }
+  return { args: copy, transferList };
+}

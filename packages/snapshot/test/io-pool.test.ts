@@ -1,0 +1,212 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { isPersistenceError } from '@cairn/actor-core';
+import { atomicWriteTempName, DEFAULT_IO_WORKER_FILE, IoPool } from '@cairn/snapshot';
+import { captureResources, expectNoLeakedResources, findLeakedResources } from '@cairn/testkit';
+
+const distDir = path.dirname(DEFAULT_IO_WORKER_FILE);
+if (!fs.existsSync(DEFAULT_IO_WORKER_FILE)) {
+  throw new Error(
+    `${DEFAULT_IO_WORKER_FILE} is missing: IoPool threads run built JavaScript; run \`npm run build\``,
+  );
+}
+
+describe('IoPool', () => {
+  let dir: string;
+  let pool: IoPool;
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-io-pool-'));
+    pool = IoPool.create({ threads: 2 });
+  });
+  afterEach(async () => {
+    await pool.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('writes a file atomically, replacing the old content, leaving no temp file', async () => {
+    const file = path.join(dir, 'state.bin');
+    fs.writeFileSync(file, 'old content');
+    await pool.run({ op: 'writeFileAtomic', args: { path: file, data: Buffer.from('new'), fsync: true } });
+    expect(fs.readFileSync(file, 'utf8')).toBe('new');
+    await pool.run({
+      op: 'writeFileAtomic',
+      args: { path: file, data: [Buffer.from('a'), Buffer.from('bc')], fsync: false },
+    });
+    expect(fs.readFileSync(file, 'utf8')).toBe('abc');
+    expect(fs.readdirSync(dir)).toEqual(['state.bin']);
+  });
+
+  it('writes the temp file into tempDir when given', async () => {
+    const temps = path.join(dir, 'tmp');
+    fs.mkdirSync(temps);
+    const file = path.join(dir, 'x');
+    await pool.run({ op: 'writeFileAtomic', args: { path: file, data: Buffer.from('x'), tempDir: temps } });
+    expect(fs.readFileSync(file, 'utf8')).toBe('x');
+    expect(fs.readdirSync(temps)).toEqual([]);
+  });
+
+  it('leaves the target untouched and removes its temp file when the atomic write fails', async () => {
+    const target = path.join(dir, 'a-directory');
+    fs.mkdirSync(target);
+    fs.writeFileSync(path.join(target, 'inside'), '1');
+    const failure = pool.run({ op: 'writeFileAtomic', args: { path: target, data: Buffer.from('x') } });
+    await expect(failure).rejects.toMatchObject({ code: expect.stringMatching(/EISDIR|ENOTEMPTY|EEXIST/) });
+    expect(fs.readdirSync(dir)).toEqual(['a-directory']);
+    expect(fs.readdirSync(target)).toEqual(['inside']);
+  });
+
+  it('keeps the code, syscall and path of a failed operation', async () => {
+    const missing = path.join(dir, 'missing');
+    await expect(pool.run({ op: 'readFile', args: { path: missing } })).rejects.toMatchObject({
+      code: 'ENOENT',
+      syscall: 'open',
+      path: missing,
+      message: expect.stringContaining('ENOENT'),
+    });
+  });
+
+  it('uses file descriptors opened on the main thread: pwrite, fsync, fdatasync, read, fstat, ftruncate', async () => {
+    const file = path.join(dir, 'log');
+    const fd = fs.openSync(file, 'w+');
+    try {
+      const written = await pool.run({
+        op: 'pwrite',
+        args: { fd, data: [Buffer.from('hello '), Buffer.from(''), Buffer.from('world')], position: 0 },
+      });
+      expect(written).toBe(11);
+      await pool.run({ op: 'pwrite', args: { fd, data: Buffer.from('W'), position: 6 } });
+      await pool.run({ op: 'fdatasync', args: { fd } });
+      await pool.run({ op: 'fsync', args: { fd } });
+      const bytes = await pool.run({ op: 'read', args: { fd, length: 100, position: 0 } });
+      expect(Buffer.from(bytes).toString()).toBe('hello World');
+      const tail = await pool.run({ op: 'read', args: { fd, length: 5, position: 6 } });
+      expect(Buffer.from(tail).toString()).toBe('World');
+      await pool.run({ op: 'ftruncate', args: { fd, length: 5 } });
+      expect(await pool.run({ op: 'fstat', args: { fd } })).toEqual({ size: 5 });
+    } finally {
+      fs.closeSync(fd);
+    }
+    expect(fs.readFileSync(file, 'utf8')).toBe('hello');
+  });
+
+  it('opens and closes files, renames, unlinks, lists sorted, creates and removes directories', async () => {
+    const nested = path.join(dir, 'a', 'b');
+    expect(await pool.run({ op: 'mkdir', args: { path: nested } })).toEqual([path.join(dir, 'a'), nested]);
+    expect(await pool.run({ op: 'mkdir', args: { path: nested } })).toEqual([]);
+    await pool.run({ op: 'fsyncDir', args: { path: dir } });
+    const fd = await pool.run({ op: 'open', args: { path: path.join(nested, 'f'), flags: 'w' } });
+    await pool.run({ op: 'pwrite', args: { fd, data: Buffer.from('data'), position: 0 } });
+    await pool.run({ op: 'close', args: { fd } });
+    await pool.run({ op: 'rename', args: { from: path.join(nested, 'f'), to: path.join(nested, 'g') } });
+    fs.writeFileSync(path.join(nested, 'e'), '');
+    expect(await pool.run({ op: 'readdir', args: { path: nested } })).toEqual(['e', 'g']);
+    const content = await pool.run({ op: 'readFile', args: { path: path.join(nested, 'g') } });
+    expect(Buffer.from(content).toString()).toBe('data');
+    await pool.run({ op: 'unlink', args: { path: path.join(nested, 'e') } });
+    await pool.run({ op: 'unlink', args: { path: path.join(nested, 'g') } });
+    await pool.run({ op: 'rmdir', args: { path: nested } });
+    expect(fs.readdirSync(path.join(dir, 'a'))).toEqual([]);
+    expect(await pool.run({ op: 'readdir', args: { path: nested, missingOk: true } })).toEqual([]);
+    await expect(pool.run({ op: 'readdir', args: { path: nested } })).rejects.toMatchObject({
+      code: 'ENOENT',
+    });
+  });
+
+  it('removes temp files of dead processes and of this one, keeps those of live processes', async () => {
+    const ours = atomicWriteTempName();
+    const dead = '.999999999.0123456789abcdef.tmp'; // above any pid_max
+    const live = `.${process.ppid}.0123456789abcdef.tmp`;
+    for (const name of [ours, dead, live, 'data.snap', '.other.tmp'])
+      fs.writeFileSync(path.join(dir, name), '');
+    const removed = await pool.run({ op: 'removeStaleTempFiles', args: { path: dir } });
+    expect(removed.sort()).toEqual([ours, dead].sort());
+    expect(fs.readdirSync(dir).sort()).toEqual([live, '.other.tmp', 'data.snap'].sort());
+  });
+
+  it('copies buffers by default and hands them over (detached) with transfer: true', async () => {
+    const file = path.join(dir, 'f');
+    const fd = fs.openSync(file, 'w');
+    try {
+      const kept = new Uint8Array([1, 2, 3]);
+      await pool.run({ op: 'pwrite', args: { fd, data: kept, position: 0 } });
+      expect(kept.byteLength).toBe(3);
+      // A small Buffer is a slice of Node's shared pool: it must be copied even when handed over.
+      const pooled = Buffer.from('xy');
+      await pool.run({ op: 'pwrite', args: { fd, data: pooled, position: 3 }, transfer: true });
+      expect(pooled.toString()).toBe('xy');
+      const given = new Uint8Array([9, 9]);
+      await pool.run({ op: 'pwrite', args: { fd, data: given, position: 5 }, transfer: true });
+      expect(given.byteLength).toBe(0);
+    } finally {
+      fs.closeSync(fd);
+    }
+    expect([...fs.readFileSync(file)]).toEqual([1, 2, 3, 0x78, 0x79, 9, 9]);
+  });
+
+  it('runs operations of a worker module composed with ioWorkerModule', async () => {
+    const workerFile = path.join(dir, 'custom-worker.js');
+    fs.writeFileSync(
+      workerFile,
+      `const { ioOperations, ioWorkerModule } = require(${JSON.stringify(path.join(distDir, 'io-operations.js'))});
+       module.exports = ioWorkerModule({ ...ioOperations, double: ({ n }) => n * 2, fail: () => { throw Object.assign(new Error('no'), { code: 'EOWN' }); } });`,
+    );
+    const custom = IoPool.create({ threads: 1, workerFile });
+    try {
+      expect(await custom.run<number>({ op: 'double', args: { n: 21 } })).toBe(42);
+      await expect(custom.run({ op: 'fail', args: {} })).rejects.toMatchObject({
+        code: 'EOWN',
+        message: 'no',
+      });
+      expect(await custom.run({ op: 'readdir', args: { path: dir } })).toEqual(['custom-worker.js']);
+    } finally {
+      await custom.close();
+    }
+  });
+
+  it('drains queued operations on close, then rejects new ones with JournalClosedError; close is idempotent', async () => {
+    const writes = Array.from({ length: 20 }, (_, i) =>
+      pool.run({
+        op: 'writeFileAtomic',
+        args: { path: path.join(dir, `f${i}`), data: Buffer.from(String(i)) },
+      }),
+    );
+    const closed = pool.close();
+    expect(pool.close()).toBe(closed);
+    await closed;
+    await Promise.all(writes);
+    expect(fs.readdirSync(dir)).toHaveLength(20);
+    let error: unknown;
+    try {
+      await pool.run({ op: 'readdir', args: { path: dir } });
+    } catch (e) {
+      error = e;
+    }
+    expect(isPersistenceError(error, 'ERR_JOURNAL_CLOSED')).toBe(true);
+  });
+
+  it('refuses a bad thread count and a missing worker module with clear errors', () => {
+    expect(() => IoPool.create({ threads: 0 })).toThrow(TypeError);
+    expect(() => IoPool.create({ threads: 1.5 })).toThrow(TypeError);
+    expect(() => IoPool.create({ workerFile: 'relative.js' })).toThrow(TypeError);
+    expect(() => IoPool.create({ workerFile: path.join(dir, 'nope.js') })).toThrow(/run `npm run build`/);
+  });
+});
+
+describe('IoPool resources', () => {
+  it('leaves no thread, handle, timer or fd after close', async () => {
+    const before = captureResources();
+    for (let round = 0; round < 3; round++) {
+      const pool = IoPool.create({ threads: 2 });
+      expect(pool.threads).toBe(2);
+      await pool.run({ op: 'readdir', args: { path: os.tmpdir() } });
+      if (round === 0) {
+        // The check can fail: while the pool is open, its threads are visible to it.
+        expect(await findLeakedResources(before, 0)).not.toEqual([]);
+      }
+      await pool.close();
+    }
+    await expectNoLeakedResources(before);
+  });
+});
