@@ -176,7 +176,7 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
       payload,
     }));
     state.assigned += events.length;
-    const committed = this.commits().enqueue(state, { persistenceId, events }, events.length);
+    const committed = this.commitQueue().enqueue(state, { persistenceId, events }, events.length);
     state.lastWrite = committed.then(settle, settle);
     await committed;
     return events.map((e) => e.sequenceNr);
@@ -298,7 +298,7 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
     if (this.lifecycle !== 'open') throw new JournalClosedError('journal');
   }
 
-  private commits(): GroupCommit<IdState, JournalWrite> {
+  private commitQueue(): GroupCommit<IdState, JournalWrite> {
     this.groupCommit ??= new GroupCommit<IdState, JournalWrite>({
       maxBatchSize: this.maxBatchSize,
       maxBatchDelayMs: this.maxBatchDelayMs,

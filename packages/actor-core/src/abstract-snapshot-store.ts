@@ -80,7 +80,7 @@ export abstract class AbstractSnapshotStore<S = unknown> implements SnapshotStor
     return { key: `${persistenceId}#${meta.sequenceNr}` };
   }
 
-  save(persistenceId: string, sequenceNr: number, state: S): Promise<void> {
+  async save(persistenceId: string, sequenceNr: number, state: S): Promise<void> {
     this.checkOpen();
     checkPersistenceId(persistenceId);
     checkSequenceNr(sequenceNr);
@@ -107,7 +107,10 @@ export abstract class AbstractSnapshotStore<S = unknown> implements SnapshotStor
     return this.run(persistenceId, 'save', () => this._save(snapshot));
   }
 
-  loadLatest(persistenceId: string, criteria?: SnapshotCriteria): Promise<SnapshotEntry<S> | undefined> {
+  async loadLatest(
+    persistenceId: string,
+    criteria?: SnapshotCriteria,
+  ): Promise<SnapshotEntry<S> | undefined> {
     this.checkOpen();
     checkPersistenceId(persistenceId);
     checkCriteria(criteria);
@@ -132,7 +135,7 @@ export abstract class AbstractSnapshotStore<S = unknown> implements SnapshotStor
     });
   }
 
-  delete(persistenceId: string, criteria?: SnapshotCriteria): Promise<void> {
+  async delete(persistenceId: string, criteria?: SnapshotCriteria): Promise<void> {
     this.checkOpen();
     checkPersistenceId(persistenceId);
     checkCriteria(criteria);
@@ -142,7 +145,7 @@ export abstract class AbstractSnapshotStore<S = unknown> implements SnapshotStor
     });
   }
 
-  prune(persistenceId: string, keep: number): Promise<number> {
+  async prune(persistenceId: string, keep: number): Promise<number> {
     this.checkOpen();
     checkPersistenceId(persistenceId);
     checkCount(keep, 'keep');

@@ -79,7 +79,7 @@ export async function loadPersistenceConfig(options: LoadConfigOptions = {}): Pr
     const base = fromFile[section];
     const sectionConfig: Record<string, unknown> =
       typeof base === 'object' && base !== null && !Array.isArray(base) ? { ...(base as object) } : {};
-    if (typeof sectionConfig.path === 'string')
+    if (typeof sectionConfig.path === 'string' && sectionConfig.path !== '')
       sectionConfig.path = path.resolve(path.dirname(file), sectionConfig.path);
     const prefix = `CAIRN_${section.toUpperCase()}_`;
     const provider = env[`${prefix}PROVIDER`];

@@ -1,0 +1,50 @@
+import { crc32, crc32Native, crc32Portable } from '@cairn/actor-core';
+import fc from 'fast-check';
+
+// Check values of CRC-32/ISO-HDLC (the zlib polynomial).
+const vectors: Array<[string, Uint8Array, number]> = [
+  ['empty', new Uint8Array(0), 0x00000000],
+  ['"a"', Buffer.from('a'), 0xe8b7be43],
+  ['"123456789"', Buffer.from('123456789'), 0xcbf43926],
+  [
+    '"The quick brown fox jumps over the lazy dog"',
+    Buffer.from('The quick brown fox jumps over the lazy dog'),
+    0x414fa339,
+  ],
+  ['32 zero bytes', new Uint8Array(32), 0x190a55ad],
+  ['32 0xff bytes', new Uint8Array(32).fill(0xff), 0xff6cab0b],
+];
+
+const implementations = [
+  ['portable (crc package)', crc32Portable],
+  ...(crc32Native ? [['native (zlib)', crc32Native] as const] : []),
+] as const;
+
+describe.each(implementations)('crc32 %s', (_name, fn) => {
+  it.each(vectors)('matches the check value for %s', (_label, data, expected) => {
+    expect(fn(data)).toBe(expected);
+  });
+
+  it('continues a running CRC across chunks', () => {
+    const data = Buffer.from('123456789');
+    expect(fn(data.subarray(5), fn(data.subarray(0, 5)))).toBe(0xcbf43926);
+  });
+
+  it('works on a Uint8Array view into a larger buffer', () => {
+    const backing = Buffer.from('xx123456789yy');
+    expect(fn(new Uint8Array(backing.buffer, backing.byteOffset + 2, 9))).toBe(0xcbf43926);
+  });
+});
+
+it('the native and portable CRCs agree on random data', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 512 }), (data) => {
+      expect(crc32Portable(data)).toBe(crc32(data));
+      if (crc32Native) expect(crc32Native(data)).toBe(crc32Portable(data));
+    }),
+  );
+});
+
+it('crc32 picks the native implementation where Node has one', () => {
+  expect(crc32).toBe(crc32Native ?? crc32Portable);
+});

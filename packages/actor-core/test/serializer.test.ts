@@ -1,0 +1,106 @@
+import {
+  jsonSerializer,
+  msgpackSerializer,
+  resolveSerializer,
+  type Serializer,
+  SerializerRegistry,
+} from '@cairn/actor-core';
+import fc from 'fast-check';
+
+const roundTrip = (s: Serializer, v: unknown) => s.decode(s.encode(v));
+
+describe('msgpack serializer (the default)', () => {
+  it('round-trips Date, Map, Set, BigInt, bytes, RegExp, Error, -0, NaN and undefined in arrays', () => {
+    const value = {
+      date: new Date(1234),
+      map: new Map<unknown, unknown>([
+        [1, 'one'],
+        ['nested', new Map([['x', -0]])],
+      ]),
+      set: new Set(['a', 2]),
+      big: -(2n ** 80n),
+      small: 5n,
+      bytes: Buffer.from([1, 2, 3]),
+      re: /a+b/gi,
+      zero: -0,
+      nan: Number.NaN,
+      inf: Number.NEGATIVE_INFINITY,
+      arr: [undefined, 1, undefined],
+      deep: { a: [{ b: new Map([['k', new Set<unknown>([new Date(5), { z: -0 }])]]) }] },
+    };
+    const back = roundTrip(msgpackSerializer, value) as typeof value;
+    expect(back.date).toEqual(new Date(1234));
+    expect(back.map).toBeInstanceOf(Map);
+    expect(Object.is((back.map.get('nested') as Map<string, number>).get('x'), -0)).toBe(true);
+    expect(back.set).toEqual(new Set(['a', 2]));
+    expect(back.big).toBe(-(2n ** 80n));
+    expect(back.small).toBe(5n);
+    expect(Array.from(back.bytes)).toEqual([1, 2, 3]);
+    expect(back.re.source).toBe('a+b');
+    expect(back.re.flags).toBe('gi');
+    expect(Object.is(back.zero, -0)).toBe(true);
+    expect(back.nan).toBeNaN();
+    expect(back.inf).toBe(Number.NEGATIVE_INFINITY);
+    expect(back.arr).toEqual([undefined, 1, undefined]);
+    expect(back.arr).toHaveLength(3);
+    const deepMap = back.deep.a[0]!.b;
+    expect(deepMap).toBeInstanceOf(Map);
+    const [date, holder] = [...deepMap.get('k')!] as [Date, { z: number }];
+    expect(date.getTime()).toBe(5);
+    expect(Object.is(holder.z, -0)).toBe(true);
+  });
+
+  it('leaves plain objects plain (not Maps)', () => {
+    expect(roundTrip(msgpackSerializer, { a: { b: 1 } })).toEqual({ a: { b: 1 } });
+    expect(roundTrip(msgpackSerializer, { a: { b: 1 } })).not.toBeInstanceOf(Map);
+  });
+
+  it('round-trips arbitrary JSON-like values', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        expect(roundTrip(msgpackSerializer, value)).toEqual(value);
+      }),
+    );
+  });
+
+  it.each([
+    ['a function', () => 1, /value is a function/],
+    ['a symbol', Symbol('s'), /value is a symbol/],
+    ['a nested function', { a: [1, { f() {} }] }, /value\.a\[1\]\.f is a function/],
+    ['a promise in a map', new Map([['p', Promise.resolve()]]), /value\.get\(p\) is a Promise/],
+    ['a WeakMap', { w: new WeakMap() }, /value\.w is a WeakMap/],
+  ])('refuses %s with a TypeError naming where it is', (_label, value, message) => {
+    expect(() => msgpackSerializer.encode(value)).toThrow(TypeError);
+    expect(() => msgpackSerializer.encode(value)).toThrow(message);
+  });
+});
+
+describe('json serializer', () => {
+  it('round-trips JSON values', () => {
+    expect(roundTrip(jsonSerializer, { a: [1, 'two', null] })).toEqual({ a: [1, 'two', null] });
+  });
+  it('refuses what JSON cannot hold at the top level', () => {
+    expect(() => jsonSerializer.encode(undefined)).toThrow(TypeError);
+    expect(() => jsonSerializer.encode(1n)).toThrow(TypeError);
+  });
+});
+
+describe('serializer selection', () => {
+  it('resolves by name and id, msgpack by default', () => {
+    expect(resolveSerializer(undefined)).toBe(msgpackSerializer);
+    expect(resolveSerializer('json')).toBe(jsonSerializer);
+    expect(resolveSerializer(1)).toBe(msgpackSerializer);
+    expect(() => resolveSerializer('yaml')).toThrow(RangeError);
+  });
+  it('refuses two serializers with one id', () => {
+    const registry = new SerializerRegistry();
+    const impostor: Serializer = {
+      id: 1,
+      name: 'impostor',
+      encode: () => new Uint8Array(),
+      decode: () => null,
+    };
+    expect(() => registry.register(impostor)).toThrow(/taken by "msgpack"/);
+    expect(() => registry.register({ ...impostor, id: 70000 })).toThrow(RangeError);
+  });
+});
