@@ -1,1 +1,3 @@
-export {};
+export { LmdbMessageJournal, type LmdbMessageJournalOptions } from './lmdb-message-journal';
+export { LmdbSnapshotStore, type LmdbSnapshotStoreOptions } from './lmdb-snapshot-store';
+export { provider } from './provider';

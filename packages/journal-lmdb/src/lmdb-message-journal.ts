@@ -1,0 +1,257 @@
+import {
+  AbstractMessageJournal,
+  type CorruptionLocation,
+  JournalCorruptedError,
+  type JournalOptions,
+  type JournalWrite,
+  SequenceConflictError,
+  type StoredEvent,
+} from '@cairn/actor-core';
+import { firstOf, LmdbEnvironment } from './environment';
+import { checkLmdbOptions } from './lmdb-options';
+import {
+  decodeEvent,
+  decodeIdMetadata,
+  describeEntryKey,
+  encodeEvent,
+  encodeIdMetadata,
+  entryKey,
+  entryKeyEnd,
+  ID_KEYS_END,
+  ID_KEYS_START,
+  type IdMetadata,
+  idOfMetadataKey,
+  idPrefix,
+  metadataKey,
+  sequenceNrOf,
+} from './record-codec';
+
+/** Options of `LmdbMessageJournal.open`. */
+export interface LmdbMessageJournalOptions extends JournalOptions {
+  /**
+   * The environment's directory (created when missing). A snapshot store opened on the same path in
+   * this process shares the environment (and its durability settings).
+   */
+  readonly path: string;
+  /**
+   * Default false: every commit is synced to disk before its appends resolve. `true` skips the sync
+   * (lmdb-js: "we discourage this flag for data that needs integrity and durability"): appends resolve
+   * as soon as the transaction is committed to the OS, many times faster, but a power loss or kernel
+   * crash can lose acknowledged appends or corrupt the environment. A process crash alone loses nothing.
+   */
+  readonly noSync?: boolean;
+  /**
+   * Initial size of the memory map in bytes. Default: lmdb-js's default, which grows the map
+   * automatically as the data grows; a larger value avoids some remapping on write-heavy starts.
+   */
+  readonly mapSize?: number;
+}
+
+/** Entries per page on reads: bounds a reader's memory to about PAGE records. */
+const READ_PAGE = 1000;
+/** Keys deleted per transaction on truncation, so a huge truncation never holds the writer lock for long. */
+const TRUNCATE_CHUNK = 10_000;
+/** Ids per page in persistenceIds(). */
+const IDS_PAGE = 1000;
+
+/**
+ * A durable journal on LMDB (lmdb-js): one environment per directory with the named databases
+ * `journal` (events keyed [persistenceId, sequenceNr], each value carrying a CRC-32 over key and value),
+ * `metadata` (per id: highest sequenceNr and truncation low-water mark; the format version) and
+ * `snapshots` (used by LmdbSnapshotStore).
+ *
+ * Appends from all ids are grouped by the base class (maxBatchSize, maxBatchDelayMs) and each group is
+ * committed in one LMDB write transaction together with its metadata updates; the transaction is synced
+ * before the appends resolve (unless `noSync`). Inside the transaction every write is checked against
+ * the stored highest sequenceNr, so a second process appending to the same id is refused with
+ * SequenceConflictError instead of interleaving. Reads stream in pages and verify every record's CRC.
+ */
+export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
+  /** lmdb-js runs write transactions one after another, so several commits may be queued at once. */
+  readonly capabilities = { persistent: true, concurrentCommits: true } as const;
+  /** The directory given to open(). */
+  readonly path: string;
+  private env!: LmdbEnvironment;
+
+  private constructor(options: LmdbMessageJournalOptions) {
+    super(options);
+    this.path = options.path;
+  }
+
+  /**
+   * Opens (creating when missing) the journal in directory `options.path`.
+   * Defaults: maxBatchSize 1000, maxBatchDelayMs 100, noSync false (durable), serializer "msgpack",
+   * mapSize lmdb-js's (grows automatically).
+   * @throws TypeError or RangeError for bad options (nothing is opened); JournalCorruptedError when the
+   *   environment's format record is damaged or from a newer Cairn.
+   */
+  static async open<M = unknown>(options: LmdbMessageJournalOptions): Promise<LmdbMessageJournal<M>> {
+    const settings = checkLmdbOptions(options);
+    const journal = new LmdbMessageJournal<M>(options);
+    journal.env = await LmdbEnvironment.acquire(options.path, settings, journal.reporter);
+    return journal;
+  }
+
+  protected async _highestSequenceNr(persistenceId: string): Promise<number> {
+    const prefix = idPrefix(persistenceId);
+    const last = firstOf(
+      this.env.journal.getKeys({ start: entryKeyEnd(prefix), end: prefix, reverse: true, limit: 1 }),
+    );
+    const lastStored = last === undefined ? 0 : sequenceNrOf(last, prefix.length);
+    const meta = this.readMetadata(persistenceId);
+    if (meta === undefined) {
+      if (lastStored === 0) return 0;
+      throw new JournalCorruptedError({
+        persistenceId,
+        sequenceNr: lastStored,
+        key: `metadata:${persistenceId}`,
+        reason: `metadata entry missing while the journal holds entries up to ${lastStored}`,
+      });
+    }
+    if (lastStored > meta.highest) {
+      throw new JournalCorruptedError({
+        persistenceId,
+        sequenceNr: lastStored,
+        key: `metadata:${persistenceId}`,
+        reason: `metadata says highest ${meta.highest} but the journal holds entry ${lastStored}`,
+      });
+    }
+    return meta.highest;
+  }
+
+  protected async _write(writes: readonly JournalWrite[]): Promise<void> {
+    const { journal, metadata } = this.env;
+    await this.env.write(() => {
+      // Check everything before the first put: a conflict writes nothing (the child transaction would
+      // roll back anyway; this keeps the abort path trivial).
+      const updates = new Map<string, { key: Buffer; meta: IdMetadata }>();
+      for (const { persistenceId, events } of writes) {
+        let update = updates.get(persistenceId);
+        if (!update) {
+          update = {
+            key: metadataKey(persistenceId),
+            meta: this.readMetadata(persistenceId) ?? { highest: 0, lowWater: 0 },
+          };
+          updates.set(persistenceId, update);
+        }
+        const expected = events[0]!.sequenceNr - 1;
+        if (update.meta.highest !== expected) {
+          throw new SequenceConflictError(persistenceId, expected, update.meta.highest);
+        }
+        update.meta = { highest: events[events.length - 1]!.sequenceNr, lowWater: update.meta.lowWater };
+      }
+      for (const { persistenceId, events } of writes) {
+        const prefix = idPrefix(persistenceId);
+        for (const event of events) {
+          const key = entryKey(prefix, event.sequenceNr);
+          journal.putSync(key, encodeEvent(key, event));
+        }
+      }
+      for (const { key, meta } of updates.values()) metadata.putSync(key, encodeIdMetadata(key, meta));
+    });
+  }
+
+  protected async *_read(
+    persistenceId: string,
+    fromSequenceNr: number,
+    toSequenceNr: number,
+    max: number,
+  ): AsyncGenerator<StoredEvent[]> {
+    const prefix = idPrefix(persistenceId);
+    let next = fromSequenceNr;
+    let left = max;
+    while (left > 0 && next <= toSequenceNr) {
+      // Looked up per page: a truncation running meanwhile may have raised it.
+      const lowWater = this.readMetadata(persistenceId)?.lowWater ?? 0;
+      if (next < lowWater) next = lowWater;
+      if (next > toSequenceNr) return;
+      const page: StoredEvent[] = [];
+      const range = this.env.journal.getRange({
+        start: entryKey(prefix, next),
+        end: entryKey(prefix, toSequenceNr),
+        inclusiveEnd: true,
+        limit: Math.min(READ_PAGE, left),
+      });
+      for (const { key, value } of range) {
+        const sequenceNr = sequenceNrOf(key, prefix.length);
+        const event = decodeEvent(key, value, sequenceNr);
+        if (typeof event === 'string') {
+          throw new JournalCorruptedError({
+            persistenceId,
+            sequenceNr,
+            key: `journal:${describeEntryKey(key)}`,
+            reason: event,
+          });
+        }
+        page.push(event);
+      }
+      if (page.length === 0) return;
+      left -= page.length;
+      next = page[page.length - 1]!.sequenceNr + 1;
+      yield page;
+    }
+  }
+
+  protected async _truncateBefore(persistenceId: string, sequenceNr: number): Promise<void> {
+    const { journal, metadata } = this.env;
+    const key = metadataKey(persistenceId);
+    const prefix = idPrefix(persistenceId);
+    // The low-water mark goes in first (durably): from then on reads skip everything below it, and the
+    // deletes below may take several transactions without anyone seeing a half-truncated id.
+    const bound = await this.env.write(() => {
+      const meta = this.readMetadata(persistenceId);
+      if (!meta) return 0;
+      // Never above highest + 1: events appended later must stay visible.
+      const lowWater = Math.max(meta.lowWater, Math.min(sequenceNr, meta.highest + 1));
+      if (lowWater !== meta.lowWater) metadata.putSync(key, encodeIdMetadata(key, { ...meta, lowWater }));
+      return lowWater;
+    });
+    if (bound <= 1) return;
+    const end = entryKey(prefix, bound);
+    for (;;) {
+      const deleted = await this.env.write(() => {
+        const doomed = [...journal.getKeys({ start: prefix, end, limit: TRUNCATE_CHUNK })];
+        for (const k of doomed) journal.removeSync(k);
+        return doomed.length;
+      });
+      if (deleted < TRUNCATE_CHUNK) return;
+    }
+  }
+
+  protected async *_persistenceIds(): AsyncGenerator<string> {
+    let start = ID_KEYS_START;
+    let exclusiveStart = false;
+    for (;;) {
+      const keys = [
+        ...this.env.metadata.getKeys({ start, end: ID_KEYS_END, exclusiveStart, limit: IDS_PAGE }),
+      ];
+      for (const key of keys) yield idOfMetadataKey(key);
+      if (keys.length < IDS_PAGE) return;
+      start = keys[keys.length - 1]!;
+      exclusiveStart = true;
+    }
+  }
+
+  protected async _close(): Promise<void> {
+    await this.env?.release();
+  }
+
+  protected override _locate(
+    persistenceId: string,
+    sequenceNr: number,
+  ): Pick<CorruptionLocation, 'file' | 'offset' | 'key'> {
+    return { key: `journal:${persistenceId}#${sequenceNr}` };
+  }
+
+  /** The id's metadata (in the current transaction when called inside one); undefined for an unknown id. */
+  private readMetadata(persistenceId: string): IdMetadata | undefined {
+    const key = metadataKey(persistenceId);
+    const raw = this.env.metadata.get(key);
+    if (raw === undefined) return undefined;
+    const meta = decodeIdMetadata(key, raw);
+    if (typeof meta === 'string') {
+      throw new JournalCorruptedError({ persistenceId, key: `metadata:${persistenceId}`, reason: meta });
+    }
+    return meta;
+  }
+}

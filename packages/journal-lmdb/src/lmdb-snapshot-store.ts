@@ -1,0 +1,135 @@
+import {
+  AbstractSnapshotStore,
+  type CorruptionLocation,
+  SnapshotCorruptedError,
+  type SnapshotMetadata,
+  type SnapshotStoreOptions,
+  StorageError,
+  type StoredSnapshot,
+} from '@cairn/actor-core';
+import { decodeSnapshotEnvelope, encodeSnapshotEnvelope } from '@cairn/snapshot';
+import { LmdbEnvironment } from './environment';
+import { checkLmdbOptions } from './lmdb-options';
+import {
+  encodeSnapshotValue,
+  entryKey,
+  entryKeyEnd,
+  idPrefix,
+  SNAPSHOT_PREFIX_BYTES,
+  sequenceNrOf,
+  snapshotTimestamp,
+} from './record-codec';
+
+/** Options of `LmdbSnapshotStore.open`. */
+export interface LmdbSnapshotStoreOptions extends SnapshotStoreOptions {
+  /**
+   * The environment's directory (created when missing); shared with an LmdbMessageJournal opened on the
+   * same path in this process, in which case `noSync` and `mapSize` must match the journal's.
+   */
+  readonly path: string;
+  /**
+   * Default false: a save resolves once it is synced to disk. `true` skips the sync: faster, but a power
+   * loss can lose acknowledged snapshots or corrupt the environment (see LmdbMessageJournalOptions.noSync).
+   */
+  readonly noSync?: boolean;
+  /** Initial map size in bytes. Default: lmdb-js's, which grows automatically. */
+  readonly mapSize?: number;
+}
+
+/**
+ * Snapshots in the `snapshots` database of an LMDB environment, keyed [persistenceId, sequenceNr]. Each
+ * value is the checksummed envelope of @cairn/snapshot behind a small prefix holding the timestamp (with
+ * its own CRC), so listing never decodes a state. A save is one synced write transaction (atomic, durable,
+ * replacing a snapshot at the same sequenceNr). A snapshot failing any check is reported by loadLatest and
+ * skipped in favour of an older one, never deleted automatically.
+ */
+export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
+  /** The directory given to open(). */
+  readonly path: string;
+  private env!: LmdbEnvironment;
+
+  private constructor(options: LmdbSnapshotStoreOptions) {
+    super(options);
+    this.path = options.path;
+  }
+
+  /**
+   * Opens (creating when missing) the store in directory `options.path`.
+   * Defaults: serializer "msgpack", noSync false (durable), mapSize lmdb-js's.
+   * @throws TypeError or RangeError for bad options, or when the path is open in this process with other
+   *   noSync/mapSize settings.
+   */
+  static async open<S = unknown>(options: LmdbSnapshotStoreOptions): Promise<LmdbSnapshotStore<S>> {
+    const settings = checkLmdbOptions(options);
+    const store = new LmdbSnapshotStore<S>(options);
+    store.env = await LmdbEnvironment.acquire(options.path, settings, store.reporter);
+    return store;
+  }
+
+  protected async _save(snapshot: StoredSnapshot): Promise<void> {
+    const key = entryKey(idPrefix(snapshot.persistenceId), snapshot.sequenceNr);
+    const value = encodeSnapshotValue(key, snapshot.timestamp, encodeSnapshotEnvelope(snapshot));
+    await this.env.write(() => this.env.snapshots.putSync(key, value));
+  }
+
+  protected async _list(persistenceId: string): Promise<SnapshotMetadata[]> {
+    const prefix = idPrefix(persistenceId);
+    const listed: SnapshotMetadata[] = [];
+    for (const { key, value } of this.env.snapshots.getRange({ start: prefix, end: entryKeyEnd(prefix) })) {
+      const timestamp = snapshotTimestamp(key, value);
+      // A damaged prefix still lists the snapshot (as the oldest possible), so loadLatest tries it,
+      // reports it and falls back, instead of it silently vanishing from every query.
+      listed.push({
+        sequenceNr: sequenceNrOf(key, prefix.length),
+        timestamp: typeof timestamp === 'number' ? timestamp : 0,
+      });
+    }
+    return listed;
+  }
+
+  protected async _load(persistenceId: string, meta: SnapshotMetadata): Promise<StoredSnapshot> {
+    const key = entryKey(idPrefix(persistenceId), meta.sequenceNr);
+    const value = this.env.snapshots.get(key);
+    const where = this._locate(persistenceId, meta).key!;
+    if (value === undefined) {
+      throw new StorageError(`snapshot ${where} disappeared between listing and loading it`);
+    }
+    const timestamp = snapshotTimestamp(key, value);
+    if (typeof timestamp === 'string') {
+      throw new SnapshotCorruptedError({
+        persistenceId,
+        sequenceNr: meta.sequenceNr,
+        key: where,
+        reason: timestamp,
+      });
+    }
+    const snapshot = decodeSnapshotEnvelope(value.subarray(SNAPSHOT_PREFIX_BYTES), { key: where });
+    if (snapshot.timestamp !== timestamp) {
+      throw new SnapshotCorruptedError({
+        persistenceId,
+        sequenceNr: meta.sequenceNr,
+        key: where,
+        reason: `envelope timestamp ${snapshot.timestamp} differs from the record's ${timestamp}`,
+      });
+    }
+    return snapshot;
+  }
+
+  protected async _delete(persistenceId: string, snapshots: readonly SnapshotMetadata[]): Promise<void> {
+    const prefix = idPrefix(persistenceId);
+    await this.env.write(() => {
+      for (const { sequenceNr } of snapshots) this.env.snapshots.removeSync(entryKey(prefix, sequenceNr));
+    });
+  }
+
+  protected async _close(): Promise<void> {
+    await this.env?.release();
+  }
+
+  protected override _locate(
+    persistenceId: string,
+    meta: SnapshotMetadata,
+  ): Pick<CorruptionLocation, 'file' | 'offset' | 'key'> {
+    return { key: `snapshots:${persistenceId}#${meta.sequenceNr}` };
+  }
+}

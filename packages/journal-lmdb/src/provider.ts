@@ -1,0 +1,16 @@
+import { checkOptionTypes, type PersistenceProvider } from '@cairn/actor-core';
+import { LmdbMessageJournal, type LmdbMessageJournalOptions } from './lmdb-message-journal';
+import { LMDB_JOURNAL_OPTION_TYPES, LMDB_SNAPSHOT_OPTION_TYPES } from './lmdb-options';
+import { LmdbSnapshotStore, type LmdbSnapshotStoreOptions } from './lmdb-snapshot-store';
+
+/**
+ * The "lmdb" provider: `{ provider: 'lmdb', path }` in a Cairn config opens an LmdbMessageJournal or an
+ * LmdbSnapshotStore on `path` (a journal and a snapshot store on one path share one environment).
+ */
+export const provider: PersistenceProvider = {
+  name: 'lmdb',
+  createJournal: (options) => LmdbMessageJournal.open(options as unknown as LmdbMessageJournalOptions),
+  createSnapshotStore: (options) => LmdbSnapshotStore.open(options as unknown as LmdbSnapshotStoreOptions),
+  validateOptions: (kind, options) =>
+    checkOptionTypes(options, kind === 'journal' ? LMDB_JOURNAL_OPTION_TYPES : LMDB_SNAPSHOT_OPTION_TYPES),
+};
