@@ -1,1 +1,21 @@
-export {};
+export { DuplicatePersistenceIdError, StashOverflowError } from './actor-errors';
+export {
+  type ActorRef,
+  ActorSystem,
+  type ActorSystemOptions,
+  type AskOptions,
+  DEFAULT_ASK_TIMEOUT_MS,
+  type OpenedPersistence,
+} from './actor-system';
+export {
+  backoffDelay,
+  DEFAULT_STASH_CAPACITY,
+  type EventAdapter,
+  EventSourcedBehavior,
+  type EventSourcedBehaviorOptions,
+  type Signal,
+  type SnapshotAdapter,
+  type Supervision,
+  type SupervisionOptions,
+} from './behavior';
+export { Effect, type SideEffect } from './effect';

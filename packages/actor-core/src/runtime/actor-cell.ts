@@ -1,0 +1,440 @@
+import { ActorStoppedError, AskTimeoutError, isPersistenceError, WriteRejectedError } from '../errors';
+import type { Reporter } from '../report';
+import type { MessageJournal, SnapshotStore } from '../spi';
+import { StashOverflowError } from './actor-errors';
+import { backoffDelay, type EventSourcedBehavior, type Signal } from './behavior';
+import { Effect } from './effect';
+import { Mailbox } from './mailbox';
+import { recover } from './recovery';
+
+/** One command waiting for, or being handled by, an actor. */
+interface Envelope<C> {
+  readonly command: C;
+  /** Settles the ask, if it was one; later calls are ignored. */
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/** What a cell needs from its system. */
+export interface CellContext {
+  readonly journal: MessageJournal<unknown>;
+  readonly snapshots: SnapshotStore<unknown>;
+  readonly reporter: Reporter;
+  /** Called once the cell is stopped and its snapshot work settled: the id may be spawned again. */
+  released(cell: { readonly persistenceId: string }): void;
+}
+
+type Phase = 'recovering' | 'ready' | 'awaitingRestart' | 'stopped';
+type StopReason = 'requested' | 'failed' | 'terminated';
+
+const ignore = (): void => undefined;
+
+/**
+ * The running actor behind an ActorRef: its state, its mailbox (which doubles as the stash while it
+ * recovers, restarts or has a persist in flight), and the persist / snapshot / supervision logic.
+ * Commands are handled one at a time, in arrival order; user code never runs on the caller's stack.
+ */
+export class ActorCell<C, E, S> {
+  readonly persistenceId: string;
+  private state: S;
+  /** The last sequenceNr folded into `state`: everything up to it is durable. */
+  private sequenceNr = 0;
+  private phase: Phase = 'recovering';
+  private persistInFlight = false;
+  private runScheduled = false;
+  private stopRequested: StopReason | undefined;
+  private readonly mailbox = new Mailbox<Envelope<C>>();
+  private restarts = 0;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private snapshotWanted = false;
+  private snapshotWork: Promise<void> | undefined;
+  /** Snapshot sequenceNrs known to exist, newest first (a subset of what the store holds). */
+  private knownSnapshots: number[] = [];
+  private truncatedBefore = 1;
+  private readonly stopped: Promise<void>;
+  private resolveStopped!: () => void;
+
+  constructor(
+    private readonly behavior: EventSourcedBehavior<C, E, S>,
+    private readonly context: CellContext,
+  ) {
+    this.persistenceId = behavior.persistenceId;
+    this.state = behavior.emptyState;
+    this.stopped = new Promise((resolve) => {
+      this.resolveStopped = resolve;
+    });
+  }
+
+  get isStopped(): boolean {
+    return this.phase === 'stopped';
+  }
+
+  /** First recovery; rejects with RecoveryFailedError (and the cell is then stopped). */
+  async start(): Promise<void> {
+    try {
+      await this.recoverState();
+    } catch (e) {
+      this.stopNow('failed', e);
+      throw e;
+    }
+    this.phase = 'ready';
+    this.afterIdleChange();
+  }
+
+  // ---- commands ----
+
+  tell(command: C): void {
+    this.accept({ command, resolve: ignore, reject: ignore });
+  }
+
+  ask<R>(command: C, timeoutMs: number): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
+      const finish = (): boolean => {
+        if (settled) return false;
+        settled = true;
+        if (timer) clearTimeout(timer);
+        return true;
+      };
+      const envelope: Envelope<C> = {
+        command,
+        resolve: (value) => finish() && resolve(value as R),
+        reject: (error) => finish() && reject(error),
+      };
+      try {
+        this.accept(envelope);
+      } catch (e) {
+        envelope.reject(e);
+        return;
+      }
+      // The command stays queued after a timeout (it may already be persisting); only the reply is lost.
+      timer = setTimeout(
+        () => envelope.reject(new AskTimeoutError(`actor "${this.persistenceId}"`, timeoutMs)),
+        timeoutMs,
+      );
+    });
+  }
+
+  /** Stops taking commands, lets the waiting ones and any persist finish, then stops. */
+  stop(reason: StopReason = 'requested'): Promise<void> {
+    if (this.phase !== 'stopped' && this.stopRequested === undefined) {
+      this.stopRequested = reason;
+      if (this.phase === 'awaitingRestart') this.stopNow(reason, undefined);
+      else this.afterIdleChange();
+    }
+    return this.stopped;
+  }
+
+  private accept(envelope: Envelope<C>): void {
+    if (this.phase === 'stopped' || this.stopRequested !== undefined) {
+      throw new ActorStoppedError(`actor "${this.persistenceId}"`, 'it no longer takes commands');
+    }
+    if (this.mailbox.size >= this.behavior.stashCapacity) {
+      throw new StashOverflowError(this.persistenceId, this.behavior.stashCapacity);
+    }
+    this.mailbox.push(envelope);
+    this.scheduleRun();
+  }
+
+  private scheduleRun(): void {
+    if (this.runScheduled || this.phase !== 'ready' || this.persistInFlight) return;
+    this.runScheduled = true;
+    queueMicrotask(() => {
+      this.runScheduled = false;
+      this.run();
+    });
+  }
+
+  private run(): void {
+    while (this.phase === 'ready' && !this.persistInFlight) {
+      const envelope = this.mailbox.shift();
+      if (!envelope) break;
+      this.handle(envelope);
+    }
+    this.afterIdleChange();
+  }
+
+  /** Finishes a requested stop once nothing is left to do. */
+  private afterIdleChange(): void {
+    if (this.phase !== 'ready' || this.persistInFlight) return;
+    if (this.mailbox.size > 0) this.scheduleRun();
+    else if (this.stopRequested !== undefined) this.stopNow(this.stopRequested, undefined);
+  }
+
+  private handle(envelope: Envelope<C>): void {
+    let effect: Effect<E, S>;
+    try {
+      effect = this.behavior.commandHandler(this.state, envelope.command);
+      if (!(effect instanceof Effect)) {
+        throw new TypeError(
+          `the commandHandler of "${this.persistenceId}" must return an Effect (Effect.persist, reply, none or stop)`,
+        );
+      }
+    } catch (e) {
+      envelope.reject(e);
+      return;
+    }
+    if (effect.events.length === 0) {
+      this.completed(effect, envelope);
+      return;
+    }
+    let stored: unknown[];
+    try {
+      const toJournal = this.behavior.eventAdapter?.toJournal?.bind(this.behavior.eventAdapter);
+      stored = toJournal ? effect.events.map(toJournal) : [...effect.events];
+    } catch (e) {
+      this.persistFailed(
+        effect,
+        envelope,
+        new WriteRejectedError(this.persistenceId, `eventAdapter.toJournal threw: ${message(e)}`, {
+          cause: e,
+        }),
+      );
+      return;
+    }
+    this.persistInFlight = true;
+    let appended: Promise<number[]>;
+    try {
+      appended = this.context.journal.appendBatch(this.persistenceId, stored, {
+        expectedSequenceNr: this.sequenceNr,
+      });
+    } catch (e) {
+      appended = Promise.reject(e);
+    }
+    appended.then(
+      (sequenceNrs) => {
+        this.persistInFlight = false;
+        this.persisted(effect, envelope, sequenceNrs);
+      },
+      (error: unknown) => {
+        this.persistInFlight = false;
+        this.persistFailed(effect, envelope, error);
+      },
+    );
+  }
+
+  private persisted(effect: Effect<E, S>, envelope: Envelope<C>, sequenceNrs: readonly number[]): void {
+    let snapshotDue = false;
+    try {
+      for (const [i, event] of effect.events.entries()) {
+        const sequenceNr = sequenceNrs[i];
+        if (sequenceNr !== this.sequenceNr + 1) {
+          throw new Error(
+            `the journal assigned sequenceNr ${sequenceNr} where ${this.sequenceNr + 1} was due`,
+          );
+        }
+        this.state = this.behavior.eventHandler(this.state, event);
+        this.sequenceNr = sequenceNr;
+        if (!snapshotDue && this.behavior.snapshotDue(this.state, event, sequenceNr)) snapshotDue = true;
+      }
+    } catch (e) {
+      // Durable events that cannot be applied leave this incarnation's state behind the journal:
+      // it must not handle another command. A restart rebuilds from what is durable.
+      envelope.reject(e);
+      this.failed(e);
+      return;
+    }
+    this.restarts = 0;
+    if (snapshotDue) this.requestSnapshot();
+    this.completed(effect, envelope);
+    this.afterIdleChange();
+  }
+
+  private persistFailed(effect: Effect<E, S>, envelope: Envelope<C>, error: unknown): void {
+    const rejected = isPersistenceError(error, 'ERR_WRITE_REJECTED');
+    this.signal({ type: 'persistFailed', events: effect.events, rejected, error });
+    envelope.reject(error);
+    if (rejected) this.afterIdleChange();
+    else this.failed(error);
+  }
+
+  /** Runs an effect's side effects (its events are applied), then stops if it says so. */
+  private completed(effect: Effect<E, S>, envelope: Envelope<C>): void {
+    for (const sideEffect of effect.sideEffects) {
+      try {
+        if (sideEffect.kind === 'reply') envelope.resolve(sideEffect.fn(this.state));
+        else sideEffect.fn(this.state);
+      } catch (e) {
+        if (sideEffect.kind === 'reply') envelope.reject(e);
+        else this.report('side-effect-failed', `a thenRun side effect threw: ${message(e)}`);
+      }
+    }
+    if (effect.stops) this.stopNow('requested', undefined);
+  }
+
+  // ---- failure and supervision ----
+
+  private failed(error: unknown): void {
+    const supervision = this.behavior.supervision;
+    if (!supervision || this.stopRequested !== undefined || this.restarts >= supervision.maxRestarts) {
+      this.stopNow('failed', error);
+      return;
+    }
+    this.restarts++;
+    const delayMs = backoffDelay(supervision, this.restarts);
+    this.phase = 'awaitingRestart';
+    this.signal({ type: 'restarting', attempt: this.restarts, delayMs, error });
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      void this.restart();
+    }, delayMs);
+  }
+
+  private async restart(): Promise<void> {
+    this.phase = 'recovering';
+    try {
+      await this.snapshotWork;
+      await this.recoverState();
+    } catch (e) {
+      if (this.phase === 'recovering') this.failed(e);
+      return;
+    }
+    if (this.phase !== 'recovering') return;
+    this.phase = 'ready';
+    this.afterIdleChange();
+  }
+
+  private async recoverState(): Promise<void> {
+    try {
+      const recovered = await recover(
+        this.behavior,
+        this.context.journal,
+        this.context.snapshots,
+        (state, signal) => this.signalWith(state, signal),
+      );
+      this.state = recovered.state;
+      this.sequenceNr = recovered.sequenceNr;
+      this.knownSnapshots = [...recovered.snapshotSequenceNrs];
+      this.truncatedBefore = 1;
+      this.signal({
+        type: 'recoveryCompleted',
+        state: recovered.state,
+        replayed: recovered.replayed,
+        fromSnapshot: recovered.fromSnapshot,
+        sequenceNr: recovered.sequenceNr,
+      });
+    } catch (e) {
+      if (isPersistenceError(e, 'ERR_RECOVERY_FAILED')) {
+        this.signal({ type: 'recoveryFailed', error: e as never });
+      }
+      throw e;
+    }
+  }
+
+  /** Stops at once: waiting commands are rejected; resolves `stopped` after snapshot work settles. */
+  private stopNow(reason: StopReason, error: unknown): void {
+    if (this.phase === 'stopped') return;
+    this.phase = 'stopped';
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    const why =
+      reason === 'failed'
+        ? `it failed: ${message(error)}`
+        : reason === 'terminated'
+          ? 'its actor system terminated'
+          : 'it was stopped';
+    for (const envelope of this.mailbox.drain()) {
+      envelope.reject(
+        new ActorStoppedError(
+          `actor "${this.persistenceId}"`,
+          why,
+          error === undefined ? undefined : { cause: error },
+        ),
+      );
+    }
+    void (this.snapshotWork ?? Promise.resolve()).then(() => {
+      this.context.released(this);
+      this.signal(error === undefined ? { type: 'stopped', reason } : { type: 'stopped', reason, error });
+      this.resolveStopped();
+    });
+  }
+
+  // ---- snapshots ----
+
+  private requestSnapshot(): void {
+    this.snapshotWanted = true;
+    if (this.snapshotWork) return;
+    this.snapshotWork = (async () => {
+      while (this.snapshotWanted) {
+        this.snapshotWanted = false;
+        // State and sequenceNr change together, synchronously, so this pair is always consistent.
+        await this.snapshot(this.state, this.sequenceNr);
+      }
+    })().finally(() => {
+      this.snapshotWork = undefined;
+    });
+  }
+
+  private async snapshot(state: S, sequenceNr: number): Promise<void> {
+    const { behavior, context, persistenceId } = this;
+    try {
+      const toSnapshot = behavior.snapshotAdapter?.toSnapshot?.bind(behavior.snapshotAdapter);
+      await context.snapshots.save(persistenceId, sequenceNr, toSnapshot ? toSnapshot(state) : state);
+    } catch (error) {
+      this.signal({ type: 'snapshotFailed', sequenceNr, phase: 'save', error });
+      return;
+    }
+    this.knownSnapshots = [sequenceNr, ...this.knownSnapshots.filter((s) => s !== sequenceNr)];
+    this.signal({ type: 'snapshotCompleted', sequenceNr });
+
+    const keep = behavior.keepSnapshots;
+    if (keep === undefined) return;
+    try {
+      await context.snapshots.prune(persistenceId, keep);
+    } catch (error) {
+      this.signal({ type: 'snapshotFailed', sequenceNr, phase: 'prune', error });
+      return;
+    }
+    this.knownSnapshots = this.knownSnapshots.slice(0, keep);
+    if (!behavior.deleteEventsOnSnapshot) return;
+
+    // Truncate only behind the oldest kept snapshot, so recovery can still fall back to any kept one.
+    // knownSnapshots is a subset of what the store holds, so its keep-th newest is never newer than the
+    // store's: the bound errs on keeping events. With fewer known than kept, the oldest kept is unknown.
+    const oldestKept = this.knownSnapshots[keep - 1];
+    if (oldestKept === undefined) return;
+    const before = Math.min(sequenceNr + 1 - behavior.retainEventsBehindSnapshot, oldestKept + 1);
+    if (before <= this.truncatedBefore) return;
+    try {
+      await context.journal.truncateBefore(persistenceId, before);
+    } catch (error) {
+      this.signal({ type: 'snapshotFailed', sequenceNr, phase: 'truncate', error });
+      return;
+    }
+    this.truncatedBefore = before;
+    this.signal({ type: 'eventsDeleted', toSequenceNr: before });
+  }
+
+  // ---- signals ----
+
+  private signal(signal: Signal<E, S>): void {
+    this.signalWith(this.state, signal);
+  }
+
+  private signalWith(state: S, signal: Signal<E, S>): void {
+    const handler = this.behavior.signalHandler;
+    if (!handler) return;
+    try {
+      handler(state, signal);
+    } catch (e) {
+      this.report('signal-handler-failed', `the signalHandler threw on ${signal.type}: ${message(e)}`);
+    }
+  }
+
+  private report(kind: string, text: string): void {
+    try {
+      this.context.reporter({
+        kind,
+        persistenceId: this.persistenceId,
+        message: `actor "${this.persistenceId}": ${text}`,
+      });
+    } catch {
+      // A broken reporter must not take the actor down with it.
+    }
+  }
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

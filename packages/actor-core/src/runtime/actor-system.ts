@@ -1,0 +1,221 @@
+import { createPersistence, type PersistenceConfig } from '../config';
+import { ActorStoppedError } from '../errors';
+import { defaultReporter, type Reporter } from '../report';
+import type { MessageJournal, SnapshotStore } from '../spi';
+import { checkOptionalObject, describe } from '../validation';
+import { ActorCell, type CellContext } from './actor-cell';
+import { DuplicatePersistenceIdError } from './actor-errors';
+import { EventSourcedBehavior } from './behavior';
+
+/** Per-ask settings. */
+export interface AskOptions {
+  /** Reject with AskTimeoutError when no reply came within this. Default: the system's askTimeoutMs. */
+  readonly timeoutMs?: number;
+}
+
+/** A handle on a live (or stopped) actor. Cheap to keep and pass around. */
+export interface ActorRef<C> {
+  readonly persistenceId: string;
+  /** True once the actor stopped (asked to, by Effect.stop, by a failure, or by terminate). */
+  readonly isStopped: boolean;
+  /**
+   * Fire and forget. Throws ActorStoppedError if the actor no longer takes commands, and
+   * StashOverflowError when stashCapacity commands are already waiting (the command is not taken).
+   */
+  tell(command: C): void;
+  /**
+   * Sends a command and resolves to the reply (`Effect.reply` / `thenReply`). Rejects with
+   * AskTimeoutError, StashOverflowError, ActorStoppedError (the actor stopped before handling it; `cause`
+   * holds the failure that stopped it), the persist failure or rejection of this command's events, or
+   * what the command handler threw.
+   */
+  ask<R = unknown>(command: C, options?: AskOptions): Promise<R>;
+  /** Stops taking commands, lets waiting ones and any persist in flight finish, then stops. */
+  stop(): Promise<void>;
+}
+
+/** An already opened journal and snapshot store, e.g. the result of `createPersistence`. */
+export interface OpenedPersistence {
+  readonly journal: MessageJournal<unknown>;
+  readonly snapshots: SnapshotStore<unknown>;
+  /** Used by terminate() (when the system closes the persistence); else journal and snapshots are closed. */
+  close?(): Promise<void>;
+}
+
+export interface ActorSystemOptions {
+  /**
+   * Where actors persist: a configuration (opened with createPersistence and closed by terminate), or an
+   * already opened `{ journal, snapshots }` (left open by terminate unless closePersistence is true).
+   */
+  readonly persistence: PersistenceConfig | OpenedPersistence;
+  /** Close the persistence on terminate(). Default: true for a configuration, false for opened stores. */
+  readonly closePersistence?: boolean;
+  /** Default ask timeout. Default 5000 ms. */
+  readonly askTimeoutMs?: number;
+  /** Where problems that fail no call (a throwing signal handler or thenRun) are reported. Default: process warnings. */
+  readonly reporter?: Reporter;
+}
+
+export const DEFAULT_ASK_TIMEOUT_MS = 5000;
+/** setTimeout's limit. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/**
+ * Runs event-sourced actors on one journal and snapshot store. Everything (actors, timers, providers)
+ * belongs to the system: two systems in one process share nothing.
+ */
+export class ActorSystem {
+  readonly journal: MessageJournal<unknown>;
+  readonly snapshots: SnapshotStore<unknown>;
+  private readonly closePersistence: (() => Promise<void>) | undefined;
+  private readonly askTimeoutMs: number;
+  /** The live actors by id, each with its ref (the ref's command type is erased here). */
+  private readonly cells = new Map<string, { readonly cell: LiveCell; readonly ref: ActorRef<never> }>();
+  private readonly context: CellContext;
+  private terminating: Promise<void> | undefined;
+
+  private constructor(
+    persistence: OpenedPersistence,
+    closePersistence: boolean,
+    askTimeoutMs: number,
+    reporter: Reporter,
+  ) {
+    this.journal = persistence.journal;
+    this.snapshots = persistence.snapshots;
+    this.closePersistence = closePersistence
+      ? () =>
+          persistence.close
+            ? persistence.close()
+            : Promise.all([persistence.journal.close(), persistence.snapshots.close()]).then(() => undefined)
+      : undefined;
+    this.askTimeoutMs = askTimeoutMs;
+    this.context = {
+      journal: this.journal,
+      snapshots: this.snapshots,
+      reporter,
+      released: (cell) => {
+        if (this.cells.get(cell.persistenceId)?.cell === cell) this.cells.delete(cell.persistenceId);
+      },
+    };
+  }
+
+  /** Opens the persistence (when given a configuration) and returns a running system. */
+  static async create(options: ActorSystemOptions): Promise<ActorSystem> {
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError(`ActorSystem.create needs an options object, got ${describe(options)}`);
+    }
+    checkOptionalObject(options.persistence, 'persistence');
+    if (options.persistence === undefined) throw new TypeError('persistence is required');
+    const askTimeoutMs = options.askTimeoutMs ?? DEFAULT_ASK_TIMEOUT_MS;
+    checkTimeout(askTimeoutMs, 'askTimeoutMs');
+    if (options.closePersistence !== undefined && typeof options.closePersistence !== 'boolean') {
+      throw new TypeError('closePersistence must be a boolean');
+    }
+    if (options.reporter !== undefined && typeof options.reporter !== 'function') {
+      throw new TypeError('reporter must be a function');
+    }
+    const reporter = options.reporter ?? defaultReporter;
+    if (isOpened(options.persistence)) {
+      return new ActorSystem(options.persistence, options.closePersistence ?? false, askTimeoutMs, reporter);
+    }
+    const persistence = await createPersistence(options.persistence);
+    return new ActorSystem(persistence, options.closePersistence ?? true, askTimeoutMs, reporter);
+  }
+
+  /**
+   * Starts an actor and resolves once recovery completed. Rejects with RecoveryFailedError (the actor is
+   * then not live), DuplicatePersistenceIdError when its id is live in this system, ActorStoppedError
+   * when the system is terminating.
+   */
+  async spawn<C, E, S>(behavior: EventSourcedBehavior<C, E, S>): Promise<ActorRef<C>> {
+    if (!(behavior instanceof EventSourcedBehavior)) {
+      throw new TypeError('spawn needs a behavior made by EventSourcedBehavior.create');
+    }
+    if (this.terminating) throw new ActorStoppedError('the actor system', 'it is terminating');
+    const id = behavior.persistenceId;
+    if (this.cells.has(id)) throw new DuplicatePersistenceIdError(id);
+    const cell = new ActorCell(behavior, this.context);
+    const ref = this.refFor(cell);
+    this.cells.set(id, { cell, ref });
+    try {
+      await cell.start();
+    } catch (e) {
+      // Free the id at once, so a caller that fixed the cause can spawn again right away.
+      this.context.released(cell);
+      throw e;
+    }
+    return ref;
+  }
+
+  /** The ref of the live actor with this id (also while it is still recovering), or undefined. */
+  lookup<C = unknown>(persistenceId: string): ActorRef<C> | undefined {
+    // The caller names the command type; the system cannot check it (like a message to an address).
+    return this.cells.get(persistenceId)?.ref as ActorRef<C> | undefined;
+  }
+
+  /** The persistenceIds of the live actors. */
+  get persistenceIds(): string[] {
+    return [...this.cells.keys()];
+  }
+
+  /**
+   * Stops taking spawns and commands, lets every mailbox and persist in flight finish (actors waiting
+   * for a supervised restart stop at once, rejecting their waiting commands), flushes the journal, then
+   * closes the persistence if the system owns it. Idempotent.
+   */
+  terminate(): Promise<void> {
+    this.terminating ??= (async () => {
+      try {
+        await Promise.all([...this.cells.values()].map(({ cell }) => cell.stop('terminated')));
+        const flush = (this.journal as { flush?: () => Promise<void> }).flush;
+        if (typeof flush === 'function') await flush.call(this.journal);
+      } finally {
+        await this.closePersistence?.();
+      }
+    })();
+    return this.terminating;
+  }
+
+  private refFor<C, E, S>(cell: ActorCell<C, E, S>): ActorRef<C> {
+    const defaultTimeout = this.askTimeoutMs;
+    return {
+      persistenceId: cell.persistenceId,
+      get isStopped() {
+        return cell.isStopped;
+      },
+      tell: (command) => cell.tell(command),
+      ask: <R>(command: C, options?: AskOptions): Promise<R> => {
+        let timeoutMs: number;
+        try {
+          checkOptionalObject(options, 'options');
+          timeoutMs = options?.timeoutMs ?? defaultTimeout;
+          checkTimeout(timeoutMs, 'timeoutMs');
+        } catch (e) {
+          return Promise.reject(e);
+        }
+        return cell.ask<R>(command, timeoutMs);
+      },
+      stop: () => cell.stop('requested'),
+    };
+  }
+}
+
+/** What the system needs of a cell whatever its types. */
+interface LiveCell {
+  readonly persistenceId: string;
+  stop(reason: 'terminated'): Promise<void>;
+}
+
+function isOpened(persistence: PersistenceConfig | OpenedPersistence): persistence is OpenedPersistence {
+  const { journal, snapshots } = persistence as { journal?: unknown; snapshots?: unknown };
+  return (
+    typeof (journal as { appendBatch?: unknown } | undefined)?.appendBatch === 'function' &&
+    typeof (snapshots as { loadLatest?: unknown } | undefined)?.loadLatest === 'function'
+  );
+}
+
+function checkTimeout(value: unknown, name: string): asserts value is number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_TIMEOUT_MS) {
+    throw new RangeError(`${name} must be an integer from 1 to ${MAX_TIMEOUT_MS} ms, got ${describe(value)}`);
+  }
+}

@@ -1,0 +1,135 @@
+import { isPersistenceError, RecoveryFailedError } from '../errors';
+import type { MessageJournal, SnapshotCriteria, SnapshotEntry, SnapshotStore } from '../spi';
+import type { EventSourcedBehavior, Signal } from './behavior';
+
+/** What recovery rebuilt. */
+export interface RecoveredState<S> {
+  readonly state: S;
+  /** The highest sequenceNr of the id: every event up to it is folded into `state`. */
+  readonly sequenceNr: number;
+  readonly replayed: number;
+  /** The sequenceNr of the snapshot used, if any. */
+  readonly fromSnapshot: number | undefined;
+  /** Snapshot sequenceNrs known to exist (the one used), for safe journal truncation later. */
+  readonly snapshotSequenceNrs: readonly number[];
+}
+
+/**
+ * Rebuilds an actor's state: the newest snapshot that verifies and whose state can be used (falling
+ * back to older ones), then every event after it, streamed. Every sequenceNr from the snapshot's + 1 up to
+ * the journal's highest must be replayed; a missing one fails with RecoveryFailedError naming it.
+ */
+export async function recover<C, E, S>(
+  behavior: EventSourcedBehavior<C, E, S>,
+  journal: MessageJournal<unknown>,
+  snapshots: SnapshotStore<unknown>,
+  signal: (state: S, s: Signal<E, S>) => void,
+): Promise<RecoveredState<S>> {
+  const id = behavior.persistenceId;
+  const fail = (message: string, sequenceNr?: number, cause?: unknown): RecoveryFailedError =>
+    new RecoveryFailedError(id, message, { sequenceNr, cause });
+
+  const start = await loadUsableSnapshot(behavior, snapshots, signal, fail);
+  let state = start?.state ?? behavior.emptyState;
+  const fromSnapshot = start?.sequenceNr;
+  const snapshotSeq = fromSnapshot ?? 0;
+
+  let highest: number;
+  try {
+    highest = await journal.highestSequenceNr(id);
+  } catch (e) {
+    throw fail(`reading the journal's highest sequenceNr failed: ${message(e)}`, undefined, e);
+  }
+  if (snapshotSeq > highest) {
+    throw fail(
+      `the snapshot at sequenceNr ${snapshotSeq} is ahead of the journal, whose highest is ${highest}: ` +
+        `events ${highest + 1}..${snapshotSeq} are missing from the journal (a different or rolled-back journal?)`,
+      highest + 1,
+    );
+  }
+
+  let expected = snapshotSeq + 1;
+  if (expected <= highest) {
+    const fromJournal = behavior.eventAdapter?.fromJournal?.bind(behavior.eventAdapter);
+    try {
+      for await (const entry of journal.readFrom(id, expected, { toSequenceNr: highest })) {
+        if (entry.sequenceNr !== expected) {
+          throw fail(
+            `sequenceNr ${expected} is missing from the journal (next found: ${entry.sequenceNr}); ` +
+              `replaying past it would build a wrong state${start ? ` from the snapshot at ${snapshotSeq}` : ''}`,
+            expected,
+          );
+        }
+        let event: E;
+        try {
+          event = fromJournal ? fromJournal(entry.message, entry.sequenceNr) : (entry.message as E);
+          state = behavior.eventHandler(state, event);
+        } catch (e) {
+          throw fail(`applying event ${entry.sequenceNr} failed: ${message(e)}`, entry.sequenceNr, e);
+        }
+        expected++;
+      }
+    } catch (e) {
+      if (isPersistenceError(e, 'ERR_RECOVERY_FAILED')) throw e;
+      const at = isPersistenceError(e, 'ERR_JOURNAL_CORRUPTED')
+        ? ((e as { sequenceNr?: number }).sequenceNr ?? expected)
+        : expected;
+      throw fail(`reading the journal at sequenceNr ${at} failed: ${message(e)}`, at, e);
+    }
+    if (expected <= highest) {
+      throw fail(
+        `sequenceNr ${expected} is missing from the journal: it ends there but its highest is ${highest}`,
+        expected,
+      );
+    }
+  }
+  return {
+    state,
+    sequenceNr: highest,
+    replayed: highest - snapshotSeq,
+    fromSnapshot,
+    snapshotSequenceNrs: fromSnapshot === undefined ? [] : [fromSnapshot],
+  };
+}
+
+async function loadUsableSnapshot<C, E, S>(
+  behavior: EventSourcedBehavior<C, E, S>,
+  snapshots: SnapshotStore<unknown>,
+  signal: (state: S, s: Signal<E, S>) => void,
+  fail: (message: string, sequenceNr?: number, cause?: unknown) => RecoveryFailedError,
+): Promise<{ state: S; sequenceNr: number } | undefined> {
+  const id = behavior.persistenceId;
+  const fromSnapshot = behavior.snapshotAdapter?.fromSnapshot?.bind(behavior.snapshotAdapter);
+  let criteria: SnapshotCriteria | undefined;
+  for (;;) {
+    let entry: SnapshotEntry<unknown> | undefined;
+    try {
+      entry = await snapshots.loadLatest(id, criteria);
+    } catch (e) {
+      // The store skips corrupt snapshots itself; one that throws a corruption error instead is passed
+      // over here, so the outcome does not depend on which store is configured.
+      const corruptSeq = isPersistenceError(e, 'ERR_SNAPSHOT_CORRUPTED')
+        ? (e as { sequenceNr?: number }).sequenceNr
+        : undefined;
+      if (corruptSeq === undefined)
+        throw fail(`loading the latest snapshot failed: ${message(e)}`, undefined, e);
+      signal(behavior.emptyState, { type: 'snapshotSkipped', sequenceNr: corruptSeq, error: e });
+      if (corruptSeq <= 1) return undefined;
+      criteria = { maxSequenceNr: corruptSeq - 1 };
+      continue;
+    }
+    if (!entry) return undefined;
+    try {
+      const state = fromSnapshot ? fromSnapshot(entry.state, entry.sequenceNr) : (entry.state as S);
+      return { state, sequenceNr: entry.sequenceNr };
+    } catch (e) {
+      signal(behavior.emptyState, { type: 'snapshotSkipped', sequenceNr: entry.sequenceNr, error: e });
+      if (entry.sequenceNr <= 1) return undefined;
+      criteria = { maxSequenceNr: entry.sequenceNr - 1 };
+    }
+  }
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
