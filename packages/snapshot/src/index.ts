@@ -7,6 +7,14 @@ export {
   SNAPSHOT_MAGIC,
 } from './envelope';
 export {
+  FILE_SNAPSHOT_OPTION_TYPES,
+  FileSnapshotStore,
+  type FileSnapshotStoreOptions,
+  parseSnapshotFileName,
+  snapshotFileName,
+  TEMP_DIRECTORY,
+} from './file-snapshot-store';
+export {
   atomicWriteTempName,
   atomicWriteTempPid,
   type IoData,
@@ -28,3 +36,11 @@ export {
   IoPool,
   type IoPoolOptions,
 } from './io-pool';
+export {
+  isHashedDirectoryName,
+  MAX_ESCAPED_NAME_LENGTH,
+  PERSISTENCE_ID_FILE,
+  type PersistenceIdDirectoryName,
+  persistenceIdDirectoryName,
+  persistenceIdFromDirectoryName,
+} from './persistence-id-directory';

@@ -1,0 +1,314 @@
+import * as path from 'node:path';
+import {
+  AbstractSnapshotStore,
+  type CorruptionLocation,
+  checkOptionTypes,
+  type OptionType,
+  SNAPSHOT_OPTION_TYPES,
+  SnapshotCorruptedError,
+  type SnapshotMetadata,
+  type SnapshotStoreOptions,
+  StorageError,
+  type StoredSnapshot,
+} from '@cairn/actor-core';
+import { decodeSnapshotEnvelope, encodeSnapshotEnvelope } from './envelope';
+import { IoPool } from './io-pool';
+import {
+  PERSISTENCE_ID_FILE,
+  type PersistenceIdDirectoryName,
+  persistenceIdDirectoryName,
+} from './persistence-id-directory';
+
+export interface FileSnapshotStoreOptions extends SnapshotStoreOptions {
+  /** The directory holding the snapshots; created (with missing parents) when it does not exist. */
+  readonly path: string;
+  /**
+   * Default true: a save is on stable storage when it resolves (the temp file is fsynced before it is
+   * renamed into place, and the directory after). false skips the fsyncs: much faster saves, and a
+   * process crash still loses nothing, but a power loss may lose recent snapshots; a snapshot torn by the
+   * power loss is never served (it fails its checksum, is reported and skipped in favour of an older one).
+   */
+  readonly fsync?: boolean;
+  /**
+   * Threads of the store's own IO pool (see IoPool). Default max(1, floor(cores / 2)). Snapshots of
+   * different persistence ids are written in parallel up to this many; one id's calls always run in order.
+   */
+  readonly ioThreads?: number;
+}
+
+/** The options FileSnapshotStore.open accepts, for a provider's validateOptions (with checkOptionTypes). */
+export const FILE_SNAPSHOT_OPTION_TYPES: Readonly<Record<string, OptionType>> = {
+  ...SNAPSHOT_OPTION_TYPES,
+  fsync: 'boolean',
+  ioThreads: { check: (v) => Number.isSafeInteger(v) && (v as number) >= 1, expected: 'an integer >= 1' },
+};
+
+/** Where temp files are written before they are renamed into a persistenceId's directory. */
+export const TEMP_DIRECTORY = '.tmp';
+const SEQUENCE_DIGITS = 16; // Number.MAX_SAFE_INTEGER has 16 digits
+const SNAPSHOT_FILE = /^(\d{16})-(\d{16})\.snap$/;
+
+/** `<sequenceNr>-<timestamp>.snap`, both zero-padded to 16 digits, so names sort by sequenceNr. */
+export function snapshotFileName(sequenceNr: number, timestamp: number): string {
+  return `${String(sequenceNr).padStart(SEQUENCE_DIGITS, '0')}-${String(timestamp).padStart(SEQUENCE_DIGITS, '0')}.snap`;
+}
+
+/** The sequenceNr and timestamp a snapshot file name carries, or undefined for any other name. */
+export function parseSnapshotFileName(name: string): SnapshotMetadata | undefined {
+  const m = SNAPSHOT_FILE.exec(name);
+  if (!m) return undefined;
+  const sequenceNr = Number(m[1]);
+  const timestamp = Number(m[2]);
+  if (!Number.isSafeInteger(sequenceNr) || sequenceNr < 1 || !Number.isSafeInteger(timestamp))
+    return undefined;
+  return { sequenceNr, timestamp };
+}
+
+/**
+ * Snapshots as files: one directory per persistenceId (a reversible, collision-free encoding of the id,
+ * see persistence-id-directory.ts), one file per snapshot named `<sequenceNr>-<timestamp>.snap`, so that
+ * listing and criteria need only the directory, and each file one checksummed envelope (envelope.ts).
+ *
+ * Why a crash never leaves a torn or half-replaced snapshot visible: a save writes the envelope to a temp
+ * file in `<path>/.tmp`, fsyncs it, renames it to its final name (rename is atomic: the name points to the
+ * old file or the complete new one), and fsyncs the id's directory, and only then resolves. A crash before
+ * the rename leaves just a temp file, removed on the next open; after the rename the new snapshot is
+ * complete. A save at a sequenceNr that already has a snapshot with another timestamp removes the older
+ * file after the rename; should a crash come in between, the listing takes the newer timestamp (both are
+ * snapshots of the same sequenceNr). Every load verifies the checksums; a corrupt file is reported,
+ * skipped and left in place for inspection, never deleted automatically.
+ *
+ * All blocking file work runs on the store's own IoPool; `close()` waits for calls in flight and stops it.
+ */
+export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
+  readonly capabilities = { persistent: true } as const;
+  /** The store's directory, absolute. */
+  readonly path: string;
+  readonly fsync: boolean;
+  private readonly io: IoPool;
+  private readonly tempDir: string;
+  /** Id directories known to exist durably (and, when hashed, to belong to their id). */
+  private readonly readyDirectories = new Set<string>();
+
+  private constructor(options: FileSnapshotStoreOptions, root: string, io: IoPool) {
+    super(options);
+    this.path = root;
+    this.fsync = options.fsync ?? true;
+    this.io = io;
+    this.tempDir = path.join(root, TEMP_DIRECTORY);
+  }
+
+  /**
+   * Opens (creating when missing) the store in `options.path`, and removes temp files that a crashed
+   * save left behind.
+   * @throws TypeError for bad options; StorageError when the directory cannot be created or read.
+   */
+  static async open<S = unknown>(options: FileSnapshotStoreOptions): Promise<FileSnapshotStore<S>> {
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError('FileSnapshotStore.open needs an options object with a path');
+    }
+    if (typeof options.path !== 'string' || options.path.length === 0) {
+      throw new TypeError('FileSnapshotStore.open: path must be a non-empty string');
+    }
+    const problems = checkOptionTypes(
+      options as unknown as Record<string, unknown>,
+      FILE_SNAPSHOT_OPTION_TYPES,
+    );
+    if (problems.length > 0) throw new TypeError(`FileSnapshotStore.open: ${problems.join('; ')}`);
+    const root = path.resolve(options.path);
+    const io = IoPool.create({ threads: options.ioThreads });
+    let store: FileSnapshotStore<S> | undefined;
+    try {
+      store = new FileSnapshotStore<S>(options, root, io);
+      await store.prepare();
+      return store;
+    } catch (e) {
+      await io.close();
+      if (e instanceof TypeError || e instanceof RangeError || e instanceof StorageError) throw e;
+      throw new StorageError(`cannot open the snapshot store in ${root}: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+  }
+
+  private async prepare(): Promise<void> {
+    await this.makeDirectory(this.path);
+    await this.makeDirectory(this.tempDir);
+    const removed = await this.io.run({ op: 'removeStaleTempFiles', args: { path: this.tempDir } });
+    if (removed.length > 0) {
+      this.reporter({
+        kind: 'snapshot-temp-removed',
+        message: `removed ${removed.length} temp file(s) of interrupted snapshot saves from ${this.tempDir}`,
+      });
+    }
+  }
+
+  /** Creates a directory and makes its entry durable: fsync the parent of every directory created. */
+  private async makeDirectory(dir: string): Promise<boolean> {
+    const created = await this.io.run({ op: 'mkdir', args: { path: dir } });
+    if (this.fsync) {
+      for (const d of created) await this.io.run({ op: 'fsyncDir', args: { path: path.dirname(d) } });
+    }
+    return created.length > 0;
+  }
+
+  private directoryOf(persistenceId: string): PersistenceIdDirectoryName & { path: string } {
+    const name = persistenceIdDirectoryName(persistenceId);
+    return { ...name, path: path.join(this.path, name.name) };
+  }
+
+  /** Creates the id's directory on its first save; a hashed one gets its id file before any snapshot. */
+  private async ensureDirectory(persistenceId: string): Promise<string> {
+    const dir = this.directoryOf(persistenceId);
+    if (this.readyDirectories.has(dir.path)) return dir.path;
+    await this.makeDirectory(dir.path);
+    if (dir.hashed) {
+      const idFile = path.join(dir.path, PERSISTENCE_ID_FILE);
+      let stored: string | undefined;
+      try {
+        stored = Buffer.from(await this.io.run({ op: 'readFile', args: { path: idFile } })).toString('utf8');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+      if (stored === undefined) {
+        await this.io.run({
+          op: 'writeFileAtomic',
+          args: {
+            path: idFile,
+            data: Buffer.from(persistenceId, 'utf8'),
+            fsync: this.fsync,
+            tempDir: this.tempDir,
+          },
+        });
+      } else if (stored !== persistenceId) {
+        throw new StorageError(
+          `snapshot directory ${dir.path} belongs to another persistenceId (${JSON.stringify(stored.slice(0, 80))}...), ` +
+            'a SHA-256 collision or a tampered directory; nothing was written',
+        );
+      }
+    }
+    this.readyDirectories.add(dir.path);
+    return dir.path;
+  }
+
+  /** The snapshot files of an id, by sequenceNr; stale duplicates of a sequenceNr are listed too. */
+  private async files(persistenceId: string): Promise<{ dir: string; bySequenceNr: Map<number, string[]> }> {
+    const dir = this.directoryOf(persistenceId).path;
+    const names = await this.io.run({ op: 'readdir', args: { path: dir, missingOk: true } });
+    const bySequenceNr = new Map<number, string[]>();
+    for (const name of names) {
+      const meta = parseSnapshotFileName(name);
+      if (!meta) continue;
+      const same = bySequenceNr.get(meta.sequenceNr);
+      if (same) same.push(name);
+      else bySequenceNr.set(meta.sequenceNr, [name]);
+    }
+    return { dir, bySequenceNr };
+  }
+
+  protected async _save(snapshot: StoredSnapshot): Promise<void> {
+    const dir = await this.ensureDirectory(snapshot.persistenceId);
+    const name = snapshotFileName(snapshot.sequenceNr, snapshot.timestamp);
+    const { bySequenceNr } = await this.files(snapshot.persistenceId);
+    await this.io.run({
+      op: 'writeFileAtomic',
+      args: {
+        path: path.join(dir, name),
+        data: encodeSnapshotEnvelope(snapshot),
+        fsync: this.fsync,
+        tempDir: this.tempDir,
+      },
+      transfer: true, // the envelope is ours alone: hand it to the thread without a copy
+    });
+    // Replacing at one sequenceNr with another timestamp: the new file is durable, the old one goes.
+    for (const older of bySequenceNr.get(snapshot.sequenceNr) ?? []) {
+      if (older !== name) await this.unlinkIfPresent(path.join(dir, older));
+    }
+  }
+
+  protected async _list(persistenceId: string): Promise<SnapshotMetadata[]> {
+    const { bySequenceNr } = await this.files(persistenceId);
+    const metas: SnapshotMetadata[] = [];
+    for (const names of bySequenceNr.values()) metas.push(newest(names));
+    return metas;
+  }
+
+  protected async _load(persistenceId: string, meta: SnapshotMetadata): Promise<StoredSnapshot> {
+    const file = path.join(
+      this.directoryOf(persistenceId).path,
+      snapshotFileName(meta.sequenceNr, meta.timestamp),
+    );
+    const bytes = await this.io.run({ op: 'readFile', args: { path: file } });
+    let stored: StoredSnapshot;
+    try {
+      stored = decodeSnapshotEnvelope(bytes, { file });
+    } catch (e) {
+      // An unreadable header cannot name its snapshot, but the file's place does: the id's directory
+      // and the sequenceNr in its name are what the reader was looking for.
+      if (!(e instanceof SnapshotCorruptedError) || e.persistenceId !== undefined) throw e;
+      throw new SnapshotCorruptedError(
+        { persistenceId, sequenceNr: meta.sequenceNr, file, offset: e.offset, reason: e.reason },
+        { cause: e.cause },
+      );
+    }
+    if (stored.timestamp !== meta.timestamp) {
+      // The core checks id and sequenceNr; the timestamp is in the name only for us.
+      throw new SnapshotCorruptedError({
+        persistenceId,
+        sequenceNr: meta.sequenceNr,
+        file,
+        offset: 24,
+        reason: `the envelope's timestamp ${stored.timestamp} differs from the file name's ${meta.timestamp}`,
+      });
+    }
+    return stored;
+  }
+
+  protected async _delete(persistenceId: string, snapshots: readonly SnapshotMetadata[]): Promise<void> {
+    const { dir, bySequenceNr } = await this.files(persistenceId);
+    let removed = false;
+    for (const { sequenceNr } of snapshots) {
+      for (const name of bySequenceNr.get(sequenceNr) ?? []) {
+        await this.unlinkIfPresent(path.join(dir, name));
+        removed = true;
+      }
+    }
+    // Durable deletion: without it a power loss could bring a deleted snapshot back.
+    if (removed && this.fsync) await this.io.run({ op: 'fsyncDir', args: { path: dir } });
+  }
+
+  protected override _locate(
+    persistenceId: string,
+    meta: SnapshotMetadata,
+  ): Pick<CorruptionLocation, 'file' | 'offset' | 'key'> {
+    return {
+      file: path.join(
+        this.directoryOf(persistenceId).path,
+        snapshotFileName(meta.sequenceNr, meta.timestamp),
+      ),
+      offset: 0,
+    };
+  }
+
+  protected async _close(): Promise<void> {
+    await this.io.close();
+  }
+
+  private async unlinkIfPresent(file: string): Promise<void> {
+    try {
+      await this.io.run({ op: 'unlink', args: { path: file } });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+  }
+}
+
+/** Of several files of one sequenceNr (a crash interrupted a replacement), the one saved last. */
+function newest(names: readonly string[]): SnapshotMetadata {
+  let best: SnapshotMetadata | undefined;
+  for (const name of names) {
+    const meta = parseSnapshotFileName(name) as SnapshotMetadata;
+    if (!best || meta.timestamp > best.timestamp) best = meta;
+  }
+  return best as SnapshotMetadata;
+}

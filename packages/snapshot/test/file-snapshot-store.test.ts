@@ -1,0 +1,417 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  isPersistenceError,
+  type PersistenceReport,
+  type SnapshotCorruptedError,
+  type SnapshotStore,
+} from '@cairn/actor-core';
+import {
+  DEFAULT_IO_WORKER_FILE,
+  FileSnapshotStore,
+  type FileSnapshotStoreOptions,
+  isHashedDirectoryName,
+  PERSISTENCE_ID_FILE,
+  persistenceIdDirectoryName,
+  persistenceIdFromDirectoryName,
+  snapshotFileName,
+  TEMP_DIRECTORY,
+} from '@cairn/snapshot';
+import { captureResources, expectNoLeakedResources } from '@cairn/testkit';
+import fc from 'fast-check';
+
+if (!fs.existsSync(DEFAULT_IO_WORKER_FILE)) {
+  throw new Error(
+    `${DEFAULT_IO_WORKER_FILE} is missing: the store's IO threads run built JavaScript; run \`npm run build\``,
+  );
+}
+
+type State = { balance: number; history?: number[] };
+
+let root: string;
+const open: FileSnapshotStore<State>[] = [];
+let reports: PersistenceReport[];
+
+async function openStore(options: Partial<FileSnapshotStoreOptions> = {}): Promise<FileSnapshotStore<State>> {
+  const store = await FileSnapshotStore.open<State>({
+    path: root,
+    ioThreads: 1,
+    reporter: (r) => reports.push(r),
+    ...options,
+  });
+  open.push(store);
+  return store;
+}
+
+function snapshotFiles(persistenceId: string): string[] {
+  const dir = path.join(root, persistenceIdDirectoryName(persistenceId).name);
+  return fs.existsSync(dir)
+    ? fs
+        .readdirSync(dir)
+        .filter((n) => n.endsWith('.snap'))
+        .sort()
+    : [];
+}
+
+function fileOf(persistenceId: string, index: number): string {
+  const name = snapshotFiles(persistenceId)[index];
+  if (name === undefined) throw new Error(`no snapshot file #${index} for ${persistenceId}`);
+  return path.join(root, persistenceIdDirectoryName(persistenceId).name, name);
+}
+
+async function rejection(call: () => Promise<unknown>): Promise<unknown> {
+  try {
+    await call();
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected a rejection');
+}
+
+beforeEach(() => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-file-snapshots-'));
+  reports = [];
+});
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((s) => s.close()));
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+describe('FileSnapshotStore', () => {
+  it('is a persistent SnapshotStore', async () => {
+    const store: SnapshotStore<State> = await openStore();
+    expect((store as FileSnapshotStore<State>).capabilities).toEqual({ persistent: true });
+  });
+
+  it('saves and loads the newest snapshot, also after reopening', async () => {
+    let store = await openStore();
+    await store.save('acct-1', 10, { balance: 100, history: [1, 2] });
+    await store.save('acct-1', 20, { balance: 200 });
+    expect(await store.loadLatest('acct-1')).toMatchObject({
+      persistenceId: 'acct-1',
+      sequenceNr: 20,
+      state: { balance: 200 },
+    });
+    await store.close();
+    store = await openStore();
+    const latest = await store.loadLatest('acct-1');
+    expect(latest).toMatchObject({ sequenceNr: 20, state: { balance: 200 } });
+    expect(latest?.timestamp).toBeGreaterThan(0);
+    expect(snapshotFiles('acct-1')).toHaveLength(2);
+  });
+
+  it('creates its directory with missing parents', async () => {
+    const nested = path.join(root, 'a', 'b', 'snapshots');
+    const store = await openStore({ path: nested });
+    await store.save('x', 1, { balance: 1 });
+    expect(fs.existsSync(path.join(nested, 'x'))).toBe(true);
+  });
+
+  it('applies criteria inclusively; {} equals no criteria', async () => {
+    const store = await openStore();
+    await store.save('p', 5, { balance: 5 });
+    await new Promise((r) => setTimeout(r, 5));
+    await store.save('p', 10, { balance: 10 });
+    await new Promise((r) => setTimeout(r, 5));
+    await store.save('p', 15, { balance: 15 });
+    const all = await Promise.all([5, 10, 15].map((n) => store.loadLatest('p', { maxSequenceNr: n })));
+    expect(all.map((s) => s?.sequenceNr)).toEqual([5, 10, 15]);
+    expect((await store.loadLatest('p', { maxSequenceNr: 9 }))?.sequenceNr).toBe(5);
+    expect(await store.loadLatest('p', { maxSequenceNr: 4 })).toBeUndefined();
+    expect((await store.loadLatest('p', {}))?.sequenceNr).toBe(15);
+    const ten = all[1];
+    expect((await store.loadLatest('p', { maxTimestamp: ten?.timestamp }))?.sequenceNr).toBe(10);
+    expect((await store.loadLatest('p', { maxTimestamp: (ten?.timestamp ?? 0) - 1 }))?.sequenceNr).toBe(5);
+    expect(
+      (await store.loadLatest('p', { maxSequenceNr: 15, maxTimestamp: ten?.timestamp }))?.sequenceNr,
+    ).toBe(10);
+  });
+
+  it('replaces a snapshot saved twice at one sequenceNr, keeping one file', async () => {
+    const store = await openStore();
+    await store.save('r', 7, { balance: 1 });
+    await new Promise((r) => setTimeout(r, 3)); // a different timestamp, so a different file name
+    await store.save('r', 7, { balance: 2 });
+    await store.save('r', 7, { balance: 3 }); // possibly the same millisecond: renamed over in place
+    expect((await store.loadLatest('r'))?.state).toEqual({ balance: 3 });
+    expect(snapshotFiles('r')).toHaveLength(1);
+  });
+
+  it('serves the newer of two files of one sequenceNr left by an interrupted replacement', async () => {
+    const store = await openStore();
+    await store.save('d', 3, { balance: 1 });
+    const older = fileOf('d', 0);
+    const kept = fs.readFileSync(older);
+    await new Promise((r) => setTimeout(r, 3));
+    await store.save('d', 3, { balance: 2 });
+    fs.writeFileSync(older, kept); // as if the crash came between the rename and the unlink
+    expect(snapshotFiles('d')).toHaveLength(2);
+    expect((await store.loadLatest('d'))?.state).toEqual({ balance: 2 });
+    expect(await store.prune('d', 0)).toBe(1);
+    expect(snapshotFiles('d')).toEqual([]);
+  });
+
+  it('prunes: keeps the newest `keep`, prune(id, 0) deletes all, an unknown id resolves 0', async () => {
+    const store = await openStore();
+    for (const n of [1, 2, 3, 4, 5]) await store.save('q', n, { balance: n });
+    expect(await store.prune('q', 2)).toBe(3);
+    expect(snapshotFiles('q')).toEqual([snapshotFiles('q')[0], snapshotFiles('q')[1]]);
+    expect((await store.loadLatest('q', { maxSequenceNr: 3 })) === undefined).toBe(true);
+    expect((await store.loadLatest('q'))?.sequenceNr).toBe(5);
+    expect(await store.prune('q', 2)).toBe(0);
+    expect(await store.prune('q', 0)).toBe(2);
+    expect(await store.loadLatest('q')).toBeUndefined();
+    expect(await store.prune('never-saved', 0)).toBe(0);
+    expect(fs.existsSync(path.join(root, 'never-saved'))).toBe(false);
+  });
+
+  it('deletes by criteria, or all without them; an unknown id is a no-op', async () => {
+    const store = await openStore();
+    for (const n of [10, 20, 30]) await store.save('e', n, { balance: n });
+    await store.delete('e', { maxSequenceNr: 20 });
+    expect((await store.loadLatest('e'))?.sequenceNr).toBe(30);
+    expect(await store.loadLatest('e', { maxSequenceNr: 29 })).toBeUndefined();
+    await store.delete('e');
+    expect(await store.loadLatest('e')).toBeUndefined();
+    await store.delete('unknown');
+    expect(await store.loadLatest('unknown')).toBeUndefined();
+  });
+
+  it('rejects bad arguments with TypeError or RangeError and changes nothing', async () => {
+    const store = await openStore();
+    await store.save('ok', 1, { balance: 1 });
+    const before = fs.readdirSync(root).sort();
+    await expect(rejection(() => store.save('', 1, { balance: 1 }))).resolves.toBeInstanceOf(TypeError);
+    await expect(rejection(() => store.save('ok', 0, { balance: 1 }))).resolves.toBeInstanceOf(RangeError);
+    await expect(rejection(() => store.save('ok', 1.5, { balance: 1 }))).resolves.toBeInstanceOf(RangeError);
+    await expect(rejection(() => store.save('x'.repeat(1025), 1, { balance: 1 }))).resolves.toBeInstanceOf(
+      RangeError,
+    );
+    await expect(
+      rejection(() => store.save('ok', 2, { balance: 1, f: () => 1 } as unknown as State)),
+    ).resolves.toBeInstanceOf(TypeError);
+    await expect(rejection(() => store.prune('ok', -1))).resolves.toBeInstanceOf(RangeError);
+    await expect(rejection(() => store.loadLatest('ok', { maxSequenceNr: -1 }))).resolves.toBeInstanceOf(
+      RangeError,
+    );
+    await expect(rejection(() => store.delete('ok', { maxTimestamp: 1.5 }))).resolves.toBeInstanceOf(
+      RangeError,
+    );
+    expect(fs.readdirSync(root).sort()).toEqual(before);
+    expect(snapshotFiles('ok')).toHaveLength(1);
+  });
+
+  it('rejects bad options with a TypeError naming them, leaking nothing', async () => {
+    const before = captureResources();
+    await expect(FileSnapshotStore.open({ path: '' })).rejects.toThrow(TypeError);
+    await expect(FileSnapshotStore.open({ path: root, fsync: 'yes' as unknown as boolean })).rejects.toThrow(
+      /fsync: must be a boolean/,
+    );
+    await expect(FileSnapshotStore.open({ path: root, ioThreads: 0 })).rejects.toThrow(/ioThreads/);
+    await expect(
+      FileSnapshotStore.open({ path: root, fsynch: false } as unknown as FileSnapshotStoreOptions),
+    ).rejects.toThrow(/fsynch: unknown option/);
+    await expectNoLeakedResources(before);
+  });
+
+  it('fails to open on a path that is a file with a StorageError, leaking nothing', async () => {
+    const before = captureResources();
+    const file = path.join(root, 'plain-file');
+    fs.writeFileSync(file, '');
+    const error = await rejection(() => FileSnapshotStore.open({ path: file }));
+    expect(isPersistenceError(error, 'ERR_STORAGE')).toBe(true);
+    expect((error as Error).message).toContain(file);
+    await expectNoLeakedResources(before);
+  });
+
+  it('rejects every call after close with JournalClosedError; close is idempotent', async () => {
+    const store = await openStore();
+    await store.save('c', 1, { balance: 1 });
+    await store.close();
+    await store.close();
+    for (const call of [
+      () => store.save('c', 2, { balance: 2 }),
+      () => store.loadLatest('c'),
+      () => store.delete('c'),
+      () => store.prune('c', 0),
+    ]) {
+      expect(isPersistenceError(await rejection(call), 'ERR_JOURNAL_CLOSED')).toBe(true);
+    }
+  });
+
+  it('works without fsync', async () => {
+    let store = await openStore({ fsync: false });
+    expect(store.fsync).toBe(false);
+    await store.save('nf', 1, { balance: 1 });
+    await store.close();
+    store = await openStore({ fsync: false });
+    expect((await store.loadLatest('nf'))?.state).toEqual({ balance: 1 });
+  });
+});
+
+describe('FileSnapshotStore corruption', () => {
+  it('skips a snapshot with a flipped byte, reports it naming the file, loads the older one, deletes nothing', async () => {
+    const store = await openStore();
+    await store.save('acct', 1, { balance: 1 });
+    await store.save('acct', 2, { balance: 2 });
+    const newest = fileOf('acct', 1);
+    const bytes = fs.readFileSync(newest);
+    bytes[bytes.length - 6] = (bytes[bytes.length - 6] as number) ^ 0x40; // inside the payload
+    fs.writeFileSync(newest, bytes);
+
+    const latest = await store.loadLatest('acct');
+    expect(latest).toMatchObject({ sequenceNr: 1, state: { balance: 1 } });
+    expect(reports).toHaveLength(1);
+    const report = reports[0] as PersistenceReport;
+    expect(report.kind).toBe('snapshot-skipped');
+    expect(report.persistenceId).toBe('acct');
+    expect(report.message).toContain(newest);
+    const error = report.error as SnapshotCorruptedError;
+    expect(error.code).toBe('ERR_SNAPSHOT_CORRUPTED');
+    expect(error.file).toBe(newest);
+    expect(error.persistenceId).toBe('acct');
+    expect(error.sequenceNr).toBe(2);
+    expect(error.offset).toBeGreaterThan(0);
+    expect(error.reason).toMatch(/payload CRC mismatch/);
+    expect(snapshotFiles('acct')).toHaveLength(2);
+    expect(fs.readFileSync(newest)).toEqual(bytes);
+  });
+
+  it('refuses a file without an envelope (an older, checksum-less snapshot) with a clear reason', async () => {
+    const store = await openStore();
+    await store.save('legacy', 1, { balance: 1 });
+    const dir = path.join(root, persistenceIdDirectoryName('legacy').name);
+    const legacy = path.join(dir, snapshotFileName(2, Date.now()));
+    fs.writeFileSync(legacy, JSON.stringify({ balance: 99 }));
+    expect((await store.loadLatest('legacy'))?.sequenceNr).toBe(1);
+    const error = reports[0]?.error as SnapshotCorruptedError;
+    expect(error.file).toBe(legacy);
+    expect(error.offset).toBe(0);
+    expect(error.reason).toMatch(/not a Cairn v1 snapshot envelope/);
+    expect(fs.existsSync(legacy)).toBe(true);
+  });
+
+  it('refuses a snapshot copied from another persistenceId, and an empty file', async () => {
+    const store = await openStore();
+    await store.save('one', 1, { balance: 1 });
+    await store.save('two', 5, { balance: 5 });
+    const dirOne = path.join(root, persistenceIdDirectoryName('one').name);
+    const two = fileOf('two', 0);
+    fs.copyFileSync(two, path.join(dirOne, path.basename(two)));
+    fs.writeFileSync(path.join(dirOne, snapshotFileName(9, 1)), '');
+    expect((await store.loadLatest('one'))?.state).toEqual({ balance: 1 });
+    expect(reports.map((r) => (r.error as SnapshotCorruptedError).sequenceNr)).toEqual([9, 5]);
+    expect(reports[1]?.message).toMatch(/envelope names "two"/);
+  });
+
+  it('resolves undefined when every snapshot is corrupt, reporting each', async () => {
+    const store = await openStore();
+    await store.save('bad', 1, { balance: 1 });
+    await store.save('bad', 2, { balance: 2 });
+    for (const i of [0, 1]) fs.truncateSync(fileOf('bad', i), 20);
+    expect(await store.loadLatest('bad')).toBeUndefined();
+    expect(reports.map((r) => r.kind)).toEqual(['snapshot-skipped', 'snapshot-skipped']);
+    expect(snapshotFiles('bad')).toHaveLength(2);
+  });
+});
+
+describe('FileSnapshotStore temp files', () => {
+  it('removes temp files of crashed saves on open and reports it', async () => {
+    let store = await openStore();
+    await store.save('t', 1, { balance: 1 });
+    await store.close();
+    const temps = path.join(root, TEMP_DIRECTORY);
+    fs.writeFileSync(path.join(temps, '.999999999.00112233aabbccdd.tmp'), 'half a snapshot');
+    fs.writeFileSync(path.join(temps, `.${process.pid}.00112233aabbccdd.tmp`), 'ours, from before');
+    store = await openStore();
+    expect(fs.readdirSync(temps)).toEqual([]);
+    expect(reports.map((r) => r.kind)).toEqual(['snapshot-temp-removed']);
+    expect((await store.loadLatest('t'))?.state).toEqual({ balance: 1 });
+    await store.save('t', 2, { balance: 2 });
+    expect(fs.readdirSync(temps)).toEqual([]);
+  });
+});
+
+describe('FileSnapshotStore persistence ids', () => {
+  const tricky = [
+    'a:b',
+    'a_b',
+    'a/b',
+    'a\\b',
+    'A',
+    'a',
+    '.',
+    '..',
+    '.tmp',
+    'con',
+    'x'.repeat(100),
+    'ü',
+    'u\u0308', // the decomposed spelling of "ü": a different id
+    '\u{1F600} emoji',
+    '日本語のID',
+    ' leading space',
+    'trailing dot.',
+    '\u0000nul',
+    `${'same-prefix/'.repeat(60)}1`,
+    `${'same-prefix/'.repeat(60)}2`,
+    '\u{1F600}'.repeat(256), // 1 KB of UTF-8
+  ];
+
+  it('keeps every id apart, in names that fit 255 bytes, and reads each back', async () => {
+    const names = tricky.map((id) => persistenceIdDirectoryName(id).name);
+    expect(new Set(names).size).toBe(tricky.length);
+    expect(new Set(names.map((n) => n.toLowerCase())).size).toBe(tricky.length);
+    for (const name of names) {
+      expect(Buffer.byteLength(name)).toBeLessThanOrEqual(255);
+      expect(name.startsWith('.')).toBe(false);
+    }
+    expect(persistenceIdDirectoryName('a:b').name).toBe('a_3Ab');
+    expect(persistenceIdDirectoryName('a_b').name).toBe('a_5Fb');
+
+    const store = await openStore();
+    for (const [i, id] of tricky.entries()) await store.save(id, i + 1, { balance: i });
+    for (const [i, id] of tricky.entries()) {
+      const latest = await store.loadLatest(id);
+      expect(latest).toMatchObject({ persistenceId: id, sequenceNr: i + 1, state: { balance: i } });
+    }
+    expect(reports).toEqual([]);
+    const dirs = fs.readdirSync(root).filter((n) => n !== TEMP_DIRECTORY);
+    expect(dirs).toHaveLength(tricky.length);
+    for (const dir of dirs) {
+      const id = isHashedDirectoryName(dir)
+        ? fs.readFileSync(path.join(root, dir, PERSISTENCE_ID_FILE), 'utf8')
+        : persistenceIdFromDirectoryName(dir);
+      expect(tricky).toContain(id);
+    }
+  });
+
+  it('maps ids to names reversibly and injectively (property)', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 60 }), (id) => {
+        const { name, hashed } = persistenceIdDirectoryName(id);
+        expect(Buffer.byteLength(name)).toBeLessThanOrEqual(255);
+        if (!hashed) expect(persistenceIdFromDirectoryName(name)).toBe(id);
+        else expect(isHashedDirectoryName(name)).toBe(true);
+      }),
+      { numRuns: 500 },
+    );
+    expect(persistenceIdFromDirectoryName('_61')).toBeUndefined(); // not the canonical spelling of "a"
+    expect(persistenceIdFromDirectoryName('.tmp')).toBeUndefined();
+    expect(persistenceIdFromDirectoryName('_FF')).toBeUndefined(); // not UTF-8
+  });
+});
+
+describe('FileSnapshotStore resources', () => {
+  it('leaves no fd, thread, timer or handle after open/save/load/close cycles', async () => {
+    const before = captureResources();
+    for (let round = 0; round < 3; round++) {
+      const store = await FileSnapshotStore.open<State>({ path: root, ioThreads: 2, reporter: () => {} });
+      await Promise.all([1, 2, 3].map((n) => store.save(`leak-${n}`, round + 1, { balance: n })));
+      expect((await store.loadLatest('leak-1'))?.sequenceNr).toBe(round + 1);
+      expect(await store.prune('leak-2', 1)).toBe(round === 0 ? 0 : 1);
+      await store.close();
+    }
+    await expectNoLeakedResources(before);
+  });
+});
