@@ -1,0 +1,737 @@
+import { close as closeFd, read } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  AbstractMessageJournal,
+  type CorruptionLocation,
+  type JournalCapabilities,
+  JournalCorruptedError,
+  type JournalOptions,
+  type JournalWrite,
+  StorageError,
+  type StoredEvent,
+} from '@cairn/actor-core';
+import { CHECKPOINT_FILE, decodeCheckpoint, decodeIndex, encodeCheckpoint } from './index-file';
+import { JournalIo } from './journal-io';
+import { JournalLock } from './journal-lock';
+import { type CorruptPoint, IdIndex } from './log-index';
+import {
+  decodeRecord,
+  type EncodedFrame,
+  encodeFrame,
+  encodeSegmentHeader,
+  indexFileName,
+  isBadRecord,
+  KIND_EVENT,
+  parseSegmentFileName,
+  SEGMENT_HEADER_SIZE,
+  segmentFileName,
+} from './record-codec';
+import type { SegmentContents, SegmentScan } from './segment-scan';
+
+/** Options of FileMessageJournal.open. */
+export interface FileMessageJournalOptions extends JournalOptions {
+  /** The journal directory; created when missing. One process writes it at a time (it is locked). */
+  readonly path: string;
+  /**
+   * fdatasync every commit before acknowledging it, and fsync the directory when a segment is created
+   * or deleted. Default true: an acknowledged append survives a crash and a power loss.
+   * false: an append is acknowledged once the OS has it; a process crash loses nothing, but a power
+   * loss may lose the unsynced tail (never older data). Roughly 10x the throughput on slow disks.
+   */
+  readonly fsync?: boolean;
+  /**
+   * Bytes after which the log rolls to a new segment file. Default 64 MiB. Truncated space comes back
+   * a whole segment at a time, so smaller segments return space sooner; larger ones mean fewer files.
+   */
+  readonly segmentSize?: number;
+  /**
+   * Threads of the journal's IO pool (writes, syncs, scans). Default max(1, floor(cores / 2)). One
+   * thread already keeps the disk busy for a single log; more help scans on open and sealing.
+   */
+  readonly ioThreads?: number;
+  /**
+   * How long a lock left by a dead process (not refreshed) blocks others before it is taken over.
+   * Default 10,000 ms (minimum 2,000). Shorter recovers faster after a crash; too short risks taking
+   * the lock from a live process whose event loop was blocked that long.
+   */
+  readonly lockStaleMs?: number;
+}
+
+export const DEFAULT_SEGMENT_SIZE = 64 * 1024 * 1024;
+export const DEFAULT_LOCK_STALE_MS = 10_000;
+const MIN_SEGMENT_SIZE = 4096;
+/** A read fetches up to this much of a segment at once (neighbouring runs of an id in one go). */
+const READ_CHUNK = 1024 * 1024;
+/** Runs this close together are read together; the bytes between them (other ids) are skipped. */
+const READ_GAP = 16 * 1024;
+const PAGE_EVENTS = 512;
+
+interface Segment {
+  readonly number: number;
+  readonly file: string;
+  /** Open descriptor, or undefined for a sealed segment not read yet. */
+  fd: number | undefined;
+  opening: Promise<number> | undefined;
+  /** Bytes in use; for the active segment, where the next frame goes. */
+  end: number;
+  /** No longer written to; it has or is getting its sidecar index. */
+  sealed: boolean;
+  /** Ids with events at or above their low-water mark in this segment. Dead (deletable) at 0. */
+  liveIds: number;
+  /** Holds corruption: never deleted automatically. */
+  problems: boolean;
+  readers: number;
+  deleted: boolean;
+}
+
+function checkOptions(options: unknown): asserts options is FileMessageJournalOptions {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new TypeError('FileMessageJournal.open needs an options object with a path');
+  }
+  const o = options as Record<string, unknown>;
+  if (typeof o.path !== 'string' || o.path.length === 0) {
+    throw new TypeError('options.path must be a non-empty string (the journal directory)');
+  }
+  if (o.fsync !== undefined && typeof o.fsync !== 'boolean')
+    throw new TypeError('options.fsync must be a boolean');
+  const integer = (name: string, min: number) => {
+    const v = o[name];
+    if (v === undefined) return;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v))
+      throw new TypeError(`options.${name} must be an integer`);
+    if (v < min) throw new RangeError(`options.${name} must be >= ${min}, got ${v}`);
+  };
+  integer('segmentSize', MIN_SEGMENT_SIZE);
+  integer('ioThreads', 1);
+  integer('lockStaleMs', 2000);
+}
+
+/**
+ * A durable journal in one directory: every persistence id's events go to one shared, segmented,
+ * append-only log, committed in groups (many appends, one write and one fdatasync), with an in-memory
+ * index of where each id's events are. See the package README for the design and its crash argument.
+ *
+ * Guarantees, beyond the MessageJournal contract: an acknowledged append survives SIGKILL and (with
+ * fsync, the default) power loss; an appendBatch is all or nothing across a crash; a torn tail is cut
+ * back on open and reported; corruption anywhere else makes reads of the affected id reject with
+ * JournalCorruptedError at that point, and nothing is deleted to "repair" it.
+ */
+export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
+  readonly capabilities: JournalCapabilities = { persistent: true, concurrentCommits: false };
+  /** The journal directory, as given. */
+  readonly path: string;
+  readonly fsync: boolean;
+  readonly segmentSize: number;
+
+  private readonly dir: string;
+  private readonly io: JournalIo;
+  private readonly lockStaleMs: number;
+  private lock: JournalLock | undefined;
+  private readonly index = new Map<string, IdIndex>();
+  private readonly segments = new Map<number, Segment>();
+  private active!: Segment;
+  /** Log writes, one at a time, in order. */
+  private writing: Promise<unknown> = Promise.resolve();
+  /** Background sealing and segment deletion, one at a time. */
+  private maintenance: Promise<void> = Promise.resolve();
+  /** Set when the log can no longer be written safely (lock lost, a failed write not undone). */
+  private failure: StorageError | undefined;
+
+  private constructor(options: FileMessageJournalOptions) {
+    super(options);
+    this.path = options.path;
+    this.dir = path.resolve(options.path);
+    this.fsync = options.fsync ?? true;
+    this.segmentSize = options.segmentSize ?? DEFAULT_SEGMENT_SIZE;
+    this.lockStaleMs = options.lockStaleMs ?? DEFAULT_LOCK_STALE_MS;
+    this.io = new JournalIo(options.ioThreads ?? Math.max(1, Math.floor(os.availableParallelism() / 2)));
+  }
+
+  /**
+   * Opens (creating when missing) the journal in `options.path`, taking its lock. Only what was written
+   * since the last sealed segment is scanned. Rejects with JournalLockedError when another process (or
+   * another open journal in this one) holds the directory.
+   */
+  static async open<M = unknown>(options: FileMessageJournalOptions): Promise<FileMessageJournal<M>> {
+    checkOptions(options);
+    const journal = new FileMessageJournal<M>(options);
+    try {
+      await journal.load();
+    } catch (e) {
+      await journal.releaseResources();
+      throw e;
+    }
+    return journal;
+  }
+
+  // ---- open ----
+
+  private async load(): Promise<void> {
+    await this.io.run('prepareDirectory', { dir: this.dir });
+    this.lock = await JournalLock.acquire(this.dir, this.lockStaleMs, this.reporter, (error) => {
+      this.failure = new StorageError(
+        `lost the lock of ${this.dir} (another process may have taken it): ${error.message}; reopen the journal`,
+        { cause: error },
+      );
+      this.reporter({ kind: 'lock-lost', message: this.failure.message, error: this.failure });
+    });
+    const entries = await this.io.run('prepareDirectory', { dir: this.dir });
+    const leftovers = entries.filter((name) => name.startsWith('.') && name.endsWith('.tmp'));
+    if (leftovers.length > 0) {
+      await this.io.run('removeFiles', {
+        dir: this.dir,
+        files: leftovers.map((n) => path.join(this.dir, n)),
+        sync: this.fsync,
+      });
+    }
+    const numbers = entries
+      .map(parseSegmentFileName)
+      .filter((n): n is number => n !== undefined)
+      .sort((a, b) => a - b);
+    const indexed = new Set(entries.filter((n) => n.endsWith('.idx')));
+
+    const marks = await this.loadCheckpoint();
+    const contents: SegmentContents[] = [];
+    const problemsFound: Array<{ file: string; scan: SegmentScan }> = [];
+    for (const [i, number] of numbers.entries()) {
+      const file = path.join(this.dir, segmentFileName(number));
+      const last = i === numbers.length - 1;
+      const segment = this.addSegment(number, file);
+      if (!last) {
+        segment.sealed = true;
+        const loaded = indexed.has(indexFileName(number)) ? await this.loadIndex(segment) : undefined;
+        if (loaded) {
+          contents.push(loaded);
+          segment.end = loaded.end;
+          continue;
+        }
+        const { scan } = await this.io.run('sealSegment', {
+          dir: this.dir,
+          file,
+          indexFile: path.join(this.dir, indexFileName(number)),
+          segment: number,
+          sync: this.fsync,
+        });
+        if (scan.badHeader) throw this.corruptFile(file, 0, scan.badHeader);
+        segment.end = scan.end;
+        // Bad bytes at the end of a sealed segment were followed by the next segment: not a torn write.
+        if (scan.torn) scan.problems.push({ offset: scan.torn.offset, reason: scan.torn.reason });
+        if (scan.problems.length > 0) {
+          segment.problems = true;
+          problemsFound.push({ file, scan });
+        }
+        contents.push(scan);
+        continue;
+      }
+      contents.push(await this.openActive(segment, problemsFound));
+    }
+    if (this.segments.size === 0 || this.active === undefined)
+      await this.createActive(1 + (numbers.at(-1) ?? 0));
+
+    // Marks first (the newest of each id wins), so that runs wholly below them are skipped as they load.
+    for (const c of contents) {
+      for (let m = 0; m < c.marks.length; m += 2) {
+        const id = c.ids[c.marks[m]!]!;
+        marks.set(id, Math.max(marks.get(id) ?? 1, c.marks[m + 1]!));
+      }
+    }
+    for (const [id, mark] of marks) this.entry(id).lowWater = mark;
+    for (const c of contents) {
+      const file = path.join(this.dir, segmentFileName(c.segment));
+      for (let r = 0; r < c.runs.length; r += 5) {
+        const id = c.ids[c.runs[r]!]!;
+        const entry = this.entry(id);
+        const [offset, byteLength, first, count] = [
+          c.runs[r + 1]!,
+          c.runs[r + 2]!,
+          c.runs[r + 3]!,
+          c.runs[r + 4]!,
+        ];
+        const wrong = entry.add(c.segment, offset, byteLength, first, count);
+        if (wrong !== undefined) {
+          this.markCorrupt(entry, {
+            sequenceNr: wrong,
+            file,
+            offset,
+            reason:
+              wrong < first
+                ? `sequenceNr ${wrong} is missing: the next record of the id on file is sequenceNr ${first}`
+                : `sequenceNr ${first} is stored twice`,
+          });
+        }
+      }
+    }
+    for (const { file, scan } of problemsFound) {
+      for (const problem of scan.problems) {
+        const { persistenceId, sequenceNr } = problem;
+        if (persistenceId !== undefined && sequenceNr !== undefined) {
+          const entry = this.entry(persistenceId);
+          if (sequenceNr >= entry.lowWater) {
+            this.markCorrupt(entry, { sequenceNr, file, offset: problem.offset, reason: problem.reason });
+          }
+        }
+        this.reporter({
+          kind: 'corruption-found',
+          message:
+            `${file}: corrupt data at offset ${problem.offset} (${problem.reason})` +
+            (persistenceId === undefined
+              ? ''
+              : `, probably "${persistenceId}" sequenceNr ${sequenceNr ?? '?'}`) +
+            '; reads of the affected ids stop there; nothing was deleted',
+          ...(persistenceId === undefined ? {} : { persistenceId }),
+        });
+      }
+    }
+    for (const entry of this.index.values()) {
+      for (const s of entry.segments()) this.segments.get(s)!.liveIds++;
+    }
+    this.removeDeadSegments();
+  }
+
+  private addSegment(number: number, file: string): Segment {
+    const segment: Segment = {
+      number,
+      file,
+      fd: undefined,
+      opening: undefined,
+      end: 0,
+      sealed: false,
+      liveIds: 0,
+      problems: false,
+      readers: 0,
+      deleted: false,
+    };
+    this.segments.set(number, segment);
+    return segment;
+  }
+
+  private async loadCheckpoint(): Promise<Map<string, number>> {
+    const file = path.join(this.dir, CHECKPOINT_FILE);
+    const bytes = await this.io.run('readFile', { file });
+    if (bytes === undefined) return new Map();
+    const decoded = decodeCheckpoint(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    if ('reason' in decoded) throw this.corruptFile(file, 0, decoded.reason);
+    return new Map(decoded);
+  }
+
+  /** The sealed segment's sidecar index, or undefined when it is missing, bad or stale (then it is rescanned). */
+  private async loadIndex(segment: Segment): Promise<SegmentContents | undefined> {
+    const bytes = await this.io.run('readFile', { file: path.join(this.dir, indexFileName(segment.number)) });
+    if (!bytes) return undefined;
+    const decoded = decodeIndex(
+      Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+      segment.number,
+    );
+    return 'reason' in decoded ? undefined : decoded;
+  }
+
+  /** Opens the last segment for appending: scans it and cuts a torn tail back to the last whole frame. */
+  private async openActive(
+    segment: Segment,
+    problemsFound: Array<{ file: string; scan: SegmentScan }>,
+  ): Promise<SegmentContents> {
+    const scan = await this.io.run('scanSegment', { file: segment.file, segment: segment.number });
+    if (scan.badHeader) {
+      if (scan.size >= SEGMENT_HEADER_SIZE) throw this.corruptFile(segment.file, 0, scan.badHeader);
+      // A crash while the segment was being created: nothing was ever written to it.
+      await this.io.run('removeFiles', { dir: this.dir, files: [segment.file], sync: this.fsync });
+      this.segments.delete(segment.number);
+      await this.createActive(segment.number);
+      return {
+        segment: segment.number,
+        ids: [],
+        runs: new Float64Array(0),
+        marks: new Float64Array(0),
+        end: 0,
+      };
+    }
+    segment.fd = await this.io.run('openFile', { file: segment.file, flags: 'r+' });
+    if (scan.torn) {
+      await this.io.run('truncateFile', { fd: segment.fd, length: scan.end, sync: this.fsync });
+      this.reporter({
+        kind: 'torn-tail-repaired',
+        message:
+          `${segment.file}: cut back ${scan.size - scan.end} bytes from offset ${scan.end} ` +
+          `(${scan.torn.reason} at offset ${scan.torn.offset}): a commit torn by a crash, never acknowledged ` +
+          'with fsync on; every whole commit before it is kept',
+      });
+    }
+    if (scan.problems.length > 0) {
+      segment.problems = true;
+      problemsFound.push({ file: segment.file, scan });
+    }
+    segment.end = scan.end;
+    this.active = segment;
+    return scan;
+  }
+
+  private async createActive(number: number): Promise<Segment> {
+    const file = path.join(this.dir, segmentFileName(number));
+    const fd = await this.io.run('createSegment', {
+      dir: this.dir,
+      file,
+      header: encodeSegmentHeader(number),
+      sync: this.fsync,
+    });
+    const segment = this.addSegment(number, file);
+    segment.fd = fd;
+    segment.end = SEGMENT_HEADER_SIZE;
+    this.active = segment;
+    return segment;
+  }
+
+  private entry(persistenceId: string): IdIndex {
+    let entry = this.index.get(persistenceId);
+    if (!entry) {
+      entry = new IdIndex();
+      this.index.set(persistenceId, entry);
+    }
+    return entry;
+  }
+
+  private markCorrupt(entry: IdIndex, point: CorruptPoint): void {
+    if (!entry.corrupt || point.sequenceNr < entry.corrupt.sequenceNr) entry.corrupt = point;
+  }
+
+  private corruptFile(file: string, offset: number, reason: string): JournalCorruptedError {
+    return new JournalCorruptedError({ file, offset, reason });
+  }
+
+  // ---- writing ----
+
+  protected async _write(writes: readonly JournalWrite[]): Promise<void> {
+    const frame = encodeFrame(writes);
+    await this.commitFrame(frame, (segment, position) => {
+      frame.parts.forEach((part, i) => {
+        const { events } = writes[i]!;
+        const entry = this.entry(part.persistenceId);
+        const before = entry.runCount > 0 ? entry.segmentOf(entry.runCount - 1) : -1;
+        entry.add(segment, position + part.offset, part.byteLength, events[0]!.sequenceNr, events.length);
+        if (before !== segment) this.segments.get(segment)!.liveIds++;
+      });
+    });
+  }
+
+  protected async _truncateBefore(persistenceId: string, sequenceNr: number, highest: number): Promise<void> {
+    const entry = this.entry(persistenceId);
+    const mark = Math.min(sequenceNr, highest + 1);
+    if (mark <= entry.lowWater) return;
+    await this.commitFrame(encodeFrame([{ persistenceId, lowWater: mark }]), () => {
+      for (const s of entry.raiseLowWater(mark)) {
+        const segment = this.segments.get(s);
+        if (segment) segment.liveIds--;
+      }
+    });
+    this.removeDeadSegments();
+  }
+
+  /** Appends one frame to the log (rolling to a new segment first when it would overflow), one at a time. */
+  private commitFrame(
+    frame: EncodedFrame,
+    applied: (segment: number, position: number) => void,
+  ): Promise<void> {
+    const commit = async () => {
+      if (this.failure) throw this.failure;
+      const length = frame.bytes.byteLength;
+      let segment = this.active;
+      if (segment.end > SEGMENT_HEADER_SIZE && segment.end + length > this.segmentSize)
+        segment = await this.roll();
+      const position = segment.end;
+      const fd = segment.fd!;
+      try {
+        await this.io.run('appendFrame', { fd, bytes: frame.bytes, position, sync: this.fsync }, [
+          frame.bytes.buffer,
+        ]);
+      } catch (e) {
+        await this.undoWrite(fd, position, e);
+        throw e;
+      }
+      segment.end = position + length;
+      applied(segment.number, position);
+    };
+    const done = this.writing.then(commit);
+    this.writing = done.catch(() => undefined);
+    return done;
+  }
+
+  /**
+   * A failed write or sync leaves an unknown part of the frame on disk: cut it off before anything is
+   * written after it, or stop writing (a later frame behind half a frame would read as corruption).
+   */
+  private async undoWrite(fd: number, position: number, error: unknown): Promise<void> {
+    try {
+      await this.io.run('truncateFile', { fd, length: position, sync: this.fsync });
+    } catch (e) {
+      this.failure = new StorageError(
+        `a failed commit (${(error as Error)?.message ?? error}) could not be undone ` +
+          `(${(e as Error)?.message ?? e}); the journal accepts no more writes: reopen it`,
+        { cause: e },
+      );
+    }
+  }
+
+  private async roll(): Promise<Segment> {
+    const sealed = this.active;
+    const next = await this.createActive(sealed.number + 1);
+    sealed.sealed = true;
+    this.inBackground(async () => {
+      const { indexed, scan } = await this.io.run('sealSegment', {
+        dir: this.dir,
+        file: sealed.file,
+        indexFile: path.join(this.dir, indexFileName(sealed.number)),
+        segment: sealed.number,
+        sync: this.fsync,
+      });
+      if (!indexed && !sealed.deleted) {
+        sealed.problems = true;
+        const where = scan.badHeader ?? scan.torn?.reason ?? scan.problems[0]?.reason;
+        this.reporter({
+          kind: 'corruption-found',
+          message: `${sealed.file}: sealing found corrupt data (${where}); the segment is kept and rescanned on open`,
+        });
+      }
+    });
+    return next;
+  }
+
+  // ---- background maintenance ----
+
+  private inBackground(task: () => Promise<void>): void {
+    this.maintenance = this.maintenance.then(task).catch((e: unknown) => {
+      this.reporter({
+        kind: 'maintenance-failed',
+        message: `${this.dir}: background maintenance failed: ${(e as Error)?.message ?? e}; retried later`,
+      });
+    });
+  }
+
+  /** Deletes sealed segments that hold no live event, after saving every low-water mark to the checkpoint. */
+  private removeDeadSegments(): void {
+    const isDead = (s: Segment) =>
+      s.sealed && s !== this.active && s.liveIds <= 0 && !s.problems && !s.deleted;
+    if (![...this.segments.values()].some(isDead)) return;
+    this.inBackground(async () => {
+      const dead = [...this.segments.values()].filter(isDead);
+      if (dead.length === 0) return;
+      const marks: Array<[string, number]> = [];
+      for (const [id, entry] of this.index) if (entry.lowWater > 1) marks.push([id, entry.lowWater]);
+      await this.io.run('writeFileAtomic', {
+        dir: this.dir,
+        file: path.join(this.dir, CHECKPOINT_FILE),
+        bytes: encodeCheckpoint(marks),
+        sync: this.fsync,
+      });
+      for (const s of dead) {
+        s.deleted = true;
+        this.segments.delete(s.number);
+      }
+      await this.io.run('removeFiles', {
+        dir: this.dir,
+        files: dead.flatMap((s) => [s.file, path.join(this.dir, indexFileName(s.number))]),
+        sync: this.fsync,
+      });
+      for (const s of dead) this.closeWhenUnread(s);
+    });
+  }
+
+  private closeWhenUnread(segment: Segment): void {
+    if (segment.readers > 0 || segment.fd === undefined) return;
+    const fd = segment.fd;
+    segment.fd = undefined;
+    closeFd(fd, () => undefined);
+  }
+
+  // ---- reading ----
+
+  protected async _highestSequenceNr(persistenceId: string): Promise<number> {
+    return this.index.get(persistenceId)?.highest ?? 0;
+  }
+
+  protected async *_persistenceIds(): AsyncGenerator<string> {
+    for (const [id, entry] of this.index) if (entry.highest > 0) yield id;
+  }
+
+  protected async *_read(
+    persistenceId: string,
+    fromSequenceNr: number,
+    toSequenceNr: number,
+    max: number,
+  ): AsyncGenerator<StoredEvent[]> {
+    const entry = this.index.get(persistenceId);
+    if (!entry) return;
+    let next = fromSequenceNr;
+    let left = max;
+    while (left > 0 && next <= toSequenceNr) {
+      next = Math.max(next, entry.lowWater);
+      if (entry.corrupt && next >= entry.corrupt.sequenceNr)
+        throw this.corruptAt(persistenceId, entry.corrupt);
+      const first = entry.findRun(next);
+      if (first >= entry.runCount || next > entry.top) return;
+      const number = entry.segmentOf(first);
+      const start = entry.offsetOf(first);
+      let stop = start + entry.byteLengthOf(first);
+      let last = first;
+      while (last + 1 < entry.runCount && entry.segmentOf(last + 1) === number) {
+        const offset = entry.offsetOf(last + 1);
+        const end = offset + entry.byteLengthOf(last + 1);
+        if (offset < stop || offset - stop > READ_GAP || end - start > READ_CHUNK) break;
+        if (entry.firstOf(last + 1) > toSequenceNr) break;
+        last++;
+        stop = end;
+      }
+      const segment = this.segments.get(number);
+      if (!segment) {
+        throw this.corruptAt(persistenceId, {
+          sequenceNr: next,
+          file: path.join(this.dir, segmentFileName(number)),
+          offset: start,
+          reason: 'the segment holding it is gone',
+        });
+      }
+      const bytes = await this.readSegment(segment, start, stop - start, persistenceId, next);
+      const page: StoredEvent[] = [];
+      let failure: JournalCorruptedError | undefined;
+      const limit = Math.min(left, PAGE_EVENTS * 8);
+      runs: for (let r = first; r <= last; r++) {
+        let at = entry.offsetOf(r) - start;
+        const end = at + entry.byteLengthOf(r);
+        let expected = entry.firstOf(r);
+        while (at < end) {
+          const record = decodeRecord(bytes, at, end);
+          const problem = isBadRecord(record)
+            ? record.reason
+            : record.kind !== KIND_EVENT || record.persistenceId !== persistenceId
+              ? `the index points at a record of "${record.persistenceId}" (kind ${record.kind})`
+              : record.sequenceNr !== expected
+                ? `found sequenceNr ${record.sequenceNr} where ${expected} belongs`
+                : undefined;
+          if (problem !== undefined || isBadRecord(record)) {
+            failure = this.corruptAt(persistenceId, {
+              sequenceNr: expected,
+              file: segment.file,
+              offset: start + at,
+              reason: problem ?? 'bad record',
+            });
+            break runs;
+          }
+          at += record.length;
+          expected++;
+          if (record.sequenceNr < next) continue;
+          if (record.sequenceNr > toSequenceNr || page.length >= limit) break runs;
+          if (entry.corrupt && record.sequenceNr >= entry.corrupt.sequenceNr) break runs;
+          page.push({
+            sequenceNr: record.sequenceNr,
+            timestamp: record.timestamp,
+            serializerId: record.serializerId,
+            payload: record.payload,
+          });
+        }
+      }
+      if (page.length > 0) {
+        left -= page.length;
+        next = page[page.length - 1]!.sequenceNr + 1;
+        yield page;
+      }
+      if (failure) throw failure;
+      if (page.length === 0) {
+        // Nothing servable in these runs (all below `next`): move past them.
+        next = Math.max(next, entry.lastOf(last) + 1);
+      }
+    }
+  }
+
+  private corruptAt(persistenceId: string, point: CorruptPoint): JournalCorruptedError {
+    return new JournalCorruptedError({
+      persistenceId,
+      sequenceNr: point.sequenceNr,
+      file: point.file,
+      offset: point.offset,
+      reason: point.reason,
+    });
+  }
+
+  private async readSegment(
+    segment: Segment,
+    position: number,
+    length: number,
+    persistenceId: string,
+    sequenceNr: number,
+  ): Promise<Buffer> {
+    segment.readers++;
+    try {
+      if (segment.fd === undefined) {
+        segment.opening ??= this.io.run('openFile', { file: segment.file, flags: 'r' });
+        const fd = await segment.opening;
+        segment.opening = undefined;
+        segment.fd ??= fd;
+        if (segment.fd !== fd) closeFd(fd, () => undefined);
+      }
+      const buffer = Buffer.allocUnsafe(length);
+      const fd = segment.fd;
+      const bytesRead = await new Promise<number>((resolve, reject) =>
+        read(fd, buffer, 0, length, position, (e, n) => (e ? reject(e) : resolve(n))),
+      );
+      if (bytesRead < length) {
+        throw this.corruptAt(persistenceId, {
+          sequenceNr,
+          file: segment.file,
+          offset: position + bytesRead,
+          reason: `the segment ends ${length - bytesRead} bytes short of what the index holds`,
+        });
+      }
+      return buffer;
+    } finally {
+      segment.readers--;
+      if (segment.deleted) this.closeWhenUnread(segment);
+    }
+  }
+
+  protected override _locate(
+    persistenceId: string,
+    sequenceNr: number,
+  ): Pick<CorruptionLocation, 'file' | 'offset' | 'key'> {
+    const entry = this.index.get(persistenceId);
+    if (!entry || entry.runCount === 0) return { key: `${persistenceId}#${sequenceNr}` };
+    const run = Math.min(entry.findRun(sequenceNr), entry.runCount - 1);
+    // The offset of the run (the atomic write) holding the record: the record is at or after it.
+    return {
+      file: path.join(this.dir, segmentFileName(entry.segmentOf(run))),
+      offset: entry.offsetOf(run),
+    };
+  }
+
+  // ---- closing ----
+
+  protected async _close(): Promise<void> {
+    await this.releaseResources();
+  }
+
+  private async releaseResources(): Promise<void> {
+    await this.writing;
+    await this.maintenance;
+    const errors: unknown[] = [];
+    for (const segment of this.segments.values()) {
+      const fd = segment.opening ? await segment.opening.catch(() => undefined) : undefined;
+      for (const d of new Set([segment.fd, fd])) {
+        if (d === undefined) continue;
+        await new Promise<void>((resolve) =>
+          closeFd(d, (e) => {
+            if (e) errors.push(e);
+            resolve();
+          }),
+        );
+      }
+      segment.fd = undefined;
+    }
+    this.segments.clear();
+    await this.io.close().catch((e: unknown) => errors.push(e));
+    await this.lock?.release().catch((e: unknown) => errors.push(e));
+    this.lock = undefined;
+    if (errors.length > 0) {
+      throw new StorageError(`closing the journal in ${this.dir} failed: ${String(errors[0])}`, {
+        cause: errors[0],
+      });
+    }
+  }
+}

@@ -1,0 +1,92 @@
+import { crc32 } from '@cairn/actor-core';
+import type { SegmentContents } from './segment-scan';
+
+/**
+ * Two small checksummed files beside the segments:
+ *
+ * `NNNNNNNNNNNNNNNN.idx`, written once when a segment is sealed, so that opening the journal reads it
+ * instead of scanning the segment:
+ *   "CAIRNIDX", u32 version, u32 CRC32 of everything after these 16 bytes, then
+ *   f64 segment, f64 end (the segment's length when sealed), u32 ids JSON length, ids JSON (an array of
+ *   strings), u32 run count, runs (5 f64 each), u32 mark count, marks (2 f64 each).
+ *
+ * `checkpoint`, rewritten atomically (temp file, fsync, rename, directory fsync) before segments are
+ * deleted, so the low-water marks those segments held outlive them:
+ *   "CAIRNCKP", u32 version, u32 CRC32 of the JSON that follows: { "marks": [[id, lowWater], ...] }.
+ */
+
+const INDEX_MAGIC = Buffer.from('CAIRNIDX', 'latin1');
+const CHECKPOINT_MAGIC = Buffer.from('CAIRNCKP', 'latin1');
+const VERSION = 1;
+
+export const CHECKPOINT_FILE = 'checkpoint';
+
+export function encodeIndex(contents: SegmentContents): Buffer {
+  const ids = Buffer.from(JSON.stringify(contents.ids), 'utf8');
+  const size = 16 + 16 + 4 + ids.length + 4 + contents.runs.length * 8 + 4 + contents.marks.length * 8;
+  const bytes = Buffer.alloc(size);
+  INDEX_MAGIC.copy(bytes, 0);
+  bytes.writeUInt32LE(VERSION, 8);
+  let at = 16;
+  at = bytes.writeDoubleLE(contents.segment, at);
+  at = bytes.writeDoubleLE(contents.end, at);
+  at = bytes.writeUInt32LE(ids.length, at);
+  at += ids.copy(bytes, at);
+  at = bytes.writeUInt32LE(contents.runs.length / 5, at);
+  for (const n of contents.runs) at = bytes.writeDoubleLE(n, at);
+  at = bytes.writeUInt32LE(contents.marks.length / 2, at);
+  for (const n of contents.marks) at = bytes.writeDoubleLE(n, at);
+  bytes.writeUInt32LE(crc32(bytes.subarray(16)), 12);
+  return bytes;
+}
+
+/** The index's contents, or why it cannot be used (then the segment is scanned instead). */
+export function decodeIndex(bytes: Buffer, segment: number): SegmentContents | { reason: string } {
+  if (bytes.length < 36 || !bytes.subarray(0, 8).equals(INDEX_MAGIC)) return { reason: 'not an index file' };
+  if (bytes.readUInt32LE(8) !== VERSION) return { reason: `index version ${bytes.readUInt32LE(8)}` };
+  if (bytes.readUInt32LE(12) !== crc32(bytes.subarray(16))) return { reason: 'index CRC mismatch' };
+  try {
+    let at = 16;
+    const number = bytes.readDoubleLE(at);
+    const end = bytes.readDoubleLE(at + 8);
+    at += 16;
+    if (number !== segment) return { reason: `index is for segment ${number}` };
+    const idsLength = bytes.readUInt32LE(at);
+    at += 4;
+    const ids = JSON.parse(bytes.toString('utf8', at, at + idsLength)) as string[];
+    at += idsLength;
+    const runs = new Float64Array(bytes.readUInt32LE(at) * 5);
+    at += 4;
+    for (let i = 0; i < runs.length; i++, at += 8) runs[i] = bytes.readDoubleLE(at);
+    const marks = new Float64Array(bytes.readUInt32LE(at) * 2);
+    at += 4;
+    for (let i = 0; i < marks.length; i++, at += 8) marks[i] = bytes.readDoubleLE(at);
+    if (at !== bytes.length) return { reason: 'index length mismatch' };
+    return { segment, ids, runs, marks, end };
+  } catch (e) {
+    return { reason: `index unreadable: ${(e as Error).message}` };
+  }
+}
+
+export function encodeCheckpoint(marks: Iterable<readonly [string, number]>): Buffer {
+  const json = Buffer.from(JSON.stringify({ marks: [...marks] }), 'utf8');
+  const header = Buffer.alloc(16);
+  CHECKPOINT_MAGIC.copy(header, 0);
+  header.writeUInt32LE(VERSION, 8);
+  header.writeUInt32LE(crc32(json), 12);
+  return Buffer.concat([header, json]);
+}
+
+export function decodeCheckpoint(bytes: Buffer): Array<[string, number]> | { reason: string } {
+  if (bytes.length < 16 || !bytes.subarray(0, 8).equals(CHECKPOINT_MAGIC)) {
+    return { reason: 'not a Cairn checkpoint (bad magic)' };
+  }
+  if (bytes.readUInt32LE(8) !== VERSION) return { reason: `checkpoint version ${bytes.readUInt32LE(8)}` };
+  if (bytes.readUInt32LE(12) !== crc32(bytes.subarray(16))) return { reason: 'checkpoint CRC mismatch' };
+  try {
+    const parsed = JSON.parse(bytes.toString('utf8', 16)) as { marks: Array<[string, number]> };
+    return parsed.marks;
+  } catch (e) {
+    return { reason: `checkpoint unreadable: ${(e as Error).message}` };
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * The in-memory index: for every persistence id, where its events are in the shared log. It is rebuilt
+ * on open from the sidecar indexes of sealed segments plus a scan of the rest, and kept current by
+ * every commit.
+ */
+
+/** A record that failed verification, or a hole in an id's sequence: reads stop there. */
+export interface CorruptPoint {
+  readonly sequenceNr: number;
+  readonly file: string;
+  readonly offset: number;
+  readonly reason: string;
+}
+
+/** Runs are stored 4 numbers each: segment, byte offset, byte length, first sequenceNr. */
+const STRIDE = 4;
+
+export class IdIndex {
+  /** Runs in sequence order; a run's last sequenceNr is the next run's first minus one (or `top`). */
+  private runs = new Float64Array(STRIDE * 2);
+  private count = 0;
+  /** Highest sequenceNr held by a run (0 when none). */
+  top = 0;
+  /** Entries below it are truncated (1 = none). */
+  lowWater = 1;
+  corrupt: CorruptPoint | undefined;
+
+  get runCount(): number {
+    return this.count;
+  }
+
+  /** Highest sequenceNr ever committed: survives truncation of everything (the mark remembers it). */
+  get highest(): number {
+    return Math.max(this.top, this.lowWater - 1);
+  }
+
+  segmentOf(run: number): number {
+    return this.runs[run * STRIDE]!;
+  }
+  offsetOf(run: number): number {
+    return this.runs[run * STRIDE + 1]!;
+  }
+  byteLengthOf(run: number): number {
+    return this.runs[run * STRIDE + 2]!;
+  }
+  firstOf(run: number): number {
+    return this.runs[run * STRIDE + 3]!;
+  }
+  lastOf(run: number): number {
+    return run + 1 < this.count ? this.runs[(run + 1) * STRIDE + 3]! - 1 : this.top;
+  }
+
+  /**
+   * Adds a run after the existing ones (a run wholly below the low-water mark only advances `top`).
+   * Returns the sequenceNr that is missing or repeated when the run does not continue the id (a hole
+   * left by corruption), or undefined.
+   */
+  add(segment: number, offset: number, byteLength: number, first: number, count: number): number | undefined {
+    const last = first + count - 1;
+    // Before any run, the first live one may start anywhere up to the mark (segments wholly below it
+    // were deleted); after that, runs follow one another exactly.
+    let wrong: number | undefined;
+    if (this.top === 0 ? first > Math.max(1, this.lowWater) : first !== this.top + 1) {
+      wrong = this.top === 0 ? Math.max(1, this.lowWater) : Math.min(first, this.top + 1);
+    }
+    if (first <= this.top) return wrong;
+    this.top = last;
+    if (last < this.lowWater) return wrong;
+    if (this.count * STRIDE === this.runs.length) {
+      const grown = new Float64Array(this.runs.length * 2);
+      grown.set(this.runs);
+      this.runs = grown;
+    }
+    const at = this.count * STRIDE;
+    this.runs[at] = segment;
+    this.runs[at + 1] = offset;
+    this.runs[at + 2] = byteLength;
+    this.runs[at + 3] = first;
+    this.count++;
+    return wrong;
+  }
+
+  /** Index of the run holding sequenceNr (or the first one after it), or runCount when none. */
+  findRun(sequenceNr: number): number {
+    let lo = 0;
+    let hi = this.count;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.lastOf(mid) < sequenceNr) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /**
+   * Raises the low-water mark and drops the runs wholly below it. Returns the segments this id no
+   * longer has live events in.
+   */
+  raiseLowWater(mark: number): number[] {
+    if (mark <= this.lowWater) return [];
+    this.lowWater = mark;
+    let drop = 0;
+    while (drop < this.count && this.lastOf(drop) < mark) drop++;
+    if (drop === 0) return [];
+    const keptSegment = drop < this.count ? this.segmentOf(drop) : -1;
+    const left: number[] = [];
+    for (let r = 0; r < drop; r++) {
+      const s = this.segmentOf(r);
+      if (s !== keptSegment && left[left.length - 1] !== s) left.push(s);
+    }
+    const top = this.top;
+    this.runs.copyWithin(0, drop * STRIDE, this.count * STRIDE);
+    this.count -= drop;
+    this.top = top;
+    return left;
+  }
+
+  /** The distinct segments holding this id's live runs, ascending. */
+  segments(): number[] {
+    const out: number[] = [];
+    for (let r = 0; r < this.count; r++) {
+      const s = this.segmentOf(r);
+      if (out[out.length - 1] !== s) out.push(s);
+    }
+    return out;
+  }
+}
