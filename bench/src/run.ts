@@ -1,0 +1,248 @@
+/**
+ * The benchmark runner: runs the chosen workloads (WORKLOADS.md) on the chosen systems, one child process
+ * per cell, each on a fresh temp directory deleted afterwards; prints one markdown table to stdout and
+ * writes everything to bench/results/<timestamp>.json.
+ *
+ *   node bench/dist/run.js [--workloads W1,W3] [--systems cairn-file,raw-fs] [--scale 0.1]
+ *                          [--cell-timeout 600] [--tmpdir DIR] [--results DIR]
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { CellOutcome, CellRequest } from './cell';
+import { type CellRecord, formatCount, renderTable } from './results-table';
+import { SYSTEM_IDS, type SystemId } from './system';
+import { SYSTEMS } from './system-registry';
+import { WORKLOAD_IDS, WORKLOADS, type WorkloadId } from './workloads';
+
+const USAGE = `usage: node bench/dist/run.js [options]
+  --workloads LIST     comma-separated, of ${WORKLOAD_IDS.join(',')} (default: all)
+  --systems LIST       comma-separated, of ${SYSTEM_IDS.join(',')}
+                       (memory, file, lmdb name the Cairn providers; default: all)
+  --scale N            multiplies every workload's size (default 1 = WORKLOADS.md sizes)
+  --cell-timeout SEC   kill a cell that runs longer (default 600)
+  --tmpdir DIR         where the fresh data directories go (default: the OS temp dir)
+  --results DIR        where the results JSON goes (default: bench/results)`;
+
+/** How long a cell may take to exit after reporting before it counts as having left something open. */
+const EXIT_GRACE_MS = 10_000;
+
+interface RunOptions {
+  readonly workloads: WorkloadId[];
+  readonly systems: SystemId[];
+  readonly scale: number;
+  readonly cellTimeoutMs: number;
+  readonly tmpdir: string;
+  readonly resultsDir: string;
+}
+
+const ALIASES: Readonly<Record<string, SystemId>> = {
+  memory: 'cairn-memory',
+  file: 'cairn-file',
+  lmdb: 'cairn-lmdb',
+};
+
+function parseOptions(argv: string[]): RunOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      workloads: { type: 'string' },
+      systems: { type: 'string' },
+      scale: { type: 'string', default: '1' },
+      'cell-timeout': { type: 'string', default: '600' },
+      tmpdir: { type: 'string', default: os.tmpdir() },
+      results: { type: 'string', default: path.join(__dirname, '..', 'results') },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const problems: string[] = [];
+  const list = (text: string | undefined): string[] =>
+    text === undefined
+      ? []
+      : text
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== '');
+  const workloads = values.workloads === undefined ? [...WORKLOAD_IDS] : list(values.workloads.toUpperCase());
+  for (const w of workloads) {
+    if (!(WORKLOAD_IDS as readonly string[]).includes(w)) problems.push(`unknown workload "${w}"`);
+  }
+  const systems = (values.systems === undefined ? [...SYSTEM_IDS] : list(values.systems)).map(
+    (s) => ALIASES[s] ?? s,
+  );
+  for (const s of systems) {
+    if (!(SYSTEM_IDS as readonly string[]).includes(s)) problems.push(`unknown system "${s}"`);
+  }
+  const scale = Number(values.scale);
+  if (!(scale > 0) || !Number.isFinite(scale))
+    problems.push(`--scale must be a positive number, got "${values.scale}"`);
+  const timeout = Number(values['cell-timeout']);
+  if (!(timeout > 0)) problems.push(`--cell-timeout must be a positive number of seconds`);
+  if (problems.length > 0) {
+    console.error(`${problems.join('\n')}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  // Table order is the registry's, whatever order the command line named them in.
+  return {
+    workloads: WORKLOAD_IDS.filter((w) => workloads.includes(w)),
+    systems: SYSTEM_IDS.filter((s) => systems.includes(s)),
+    scale,
+    cellTimeoutMs: timeout * 1000,
+    tmpdir: path.resolve(values.tmpdir),
+    resultsDir: path.resolve(values.results),
+  };
+}
+
+/** Keeps the last `limit` characters written to a stream, for the reason of a crashed cell. */
+function tail(child: ChildProcess, limit = 2000): () => string {
+  let text = '';
+  const keep = (chunk: Buffer): void => {
+    text = (text + chunk.toString('utf8')).slice(-limit);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  return () => text.trim();
+}
+
+async function runCellProcess(request: CellRequest, timeoutMs: number): Promise<CellRecord> {
+  const started = performance.now();
+  const child = fork(path.join(__dirname, 'cell.js'), [JSON.stringify(request)], {
+    execArgv: ['--expose-gc'],
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  const output = tail(child);
+  let outcome: CellOutcome | undefined;
+  let lingered = false;
+  let timedOut = false;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  let graceTimer: NodeJS.Timeout | undefined;
+  child.on('message', (message) => {
+    outcome = message as CellOutcome;
+    graceTimer = setTimeout(() => {
+      lingered = true;
+      child.kill('SIGKILL');
+    }, EXIT_GRACE_MS);
+  });
+  const timeout = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, timeoutMs);
+  const { code, signal } = await exited;
+  clearTimeout(timeout);
+  clearTimeout(graceTimer);
+  const base = {
+    workload: request.workload,
+    system: request.system,
+    cellSeconds: (performance.now() - started) / 1000,
+  };
+  if (timedOut && !outcome) {
+    return { ...base, status: 'timeout', reason: `no result within ${timeoutMs / 1000} s (killed)` };
+  }
+  if (!outcome) {
+    const why = signal ? `killed by ${signal}` : `exited with code ${code}`;
+    return { ...base, status: 'crashed', reason: `${why}: ${output().split('\n').slice(-3).join(' ')}` };
+  }
+  if (lingered && outcome.status === 'ok') {
+    outcome = {
+      ...outcome,
+      notes: [
+        ...outcome.notes,
+        `process still alive ${EXIT_GRACE_MS / 1000} s after close (something stayed open)`,
+      ],
+    };
+  }
+  return { ...base, ...outcome };
+}
+
+function describe(record: CellRecord): string {
+  if (record.status !== 'ok') return `${record.status}: ${record.reason.replace(/\s+/g, ' ')}`;
+  const figures = record.figures.map((f) => `${formatCount(f.value)} ${f.unit}`).join(', ');
+  const p99 = record.p99Ms === undefined ? '' : `, p99 ${record.p99Ms.toFixed(2)} ms`;
+  return `${figures}${p99} (${record.shape})`;
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const startedAt = new Date();
+  const machine = {
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    loadAverageAtStart: os.loadavg().map((l) => Number(l.toFixed(2))),
+  };
+  console.error(
+    `cairn bench: ${options.workloads.join(',')} on ${options.systems.length} systems, scale ${options.scale}, ` +
+      `load average ${machine.loadAverageAtStart.join(' ')}`,
+  );
+  await mkdir(options.tmpdir, { recursive: true });
+  const records: CellRecord[] = [];
+  for (const workload of options.workloads) {
+    for (const systemId of options.systems) {
+      const reason = WORKLOADS[workload].notApplicable(SYSTEMS[systemId]);
+      if (reason) {
+        records.push({ workload, system: systemId, cellSeconds: 0, status: 'n/a', reason });
+        continue;
+      }
+      const dir = await mkdtemp(path.join(options.tmpdir, `cairn-bench-${workload}-${systemId}-`));
+      let record: CellRecord;
+      try {
+        record = await runCellProcess(
+          { workload, system: systemId, scale: options.scale, dir },
+          options.cellTimeoutMs,
+        );
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+      records.push(record);
+      console.error(
+        `  ${workload} ${systemId.padEnd(14)} ${describe(record)} [${record.cellSeconds.toFixed(1)} s]`,
+      );
+    }
+  }
+  const finishedAt = new Date();
+  const table = renderTable(records);
+  const header =
+    `Scale ${options.scale}, ${startedAt.toISOString()}, node ${machine.node}, ${machine.cpus} x ${machine.cpuModel}, ` +
+    `load average at start ${machine.loadAverageAtStart.join(' ')}; ` +
+    `${((finishedAt.getTime() - startedAt.getTime()) / 1000).toFixed(0)} s in all.`;
+  console.log(`${header}\n\n${table}`);
+  await mkdir(options.resultsDir, { recursive: true });
+  const file = path.join(options.resultsDir, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  await writeFile(
+    file,
+    `${JSON.stringify(
+      {
+        startedAt: startedAt.toISOString(),
+        finishedAt: finishedAt.toISOString(),
+        arguments: process.argv.slice(2),
+        scale: options.scale,
+        machine,
+        systems: options.systems.map((id) => ({
+          id,
+          label: SYSTEMS[id].label,
+          durability: SYSTEMS[id].durability,
+        })),
+        records,
+        table,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  console.error(`results: ${file}`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,26 @@
+import type { BenchSystem, SystemId } from './system';
+import { cairnFileSystem, cairnLmdbSystem, cairnMemorySystem } from './systems/cairn';
+import { classicLevelSystem } from './systems/classic-level';
+import { eventStorageSystem } from './systems/event-storage';
+import { rawFsSystem } from './systems/raw-fs';
+import { rawLmdbSystem } from './systems/raw-lmdb';
+import { sqliteFullSystem, sqliteNormalSystem } from './systems/sqlite';
+
+/** Every system by id. Loading this module loads no native peer: each one is loaded when first opened. */
+export const SYSTEMS: Readonly<Record<SystemId, BenchSystem>> = {
+  'cairn-memory': cairnMemorySystem,
+  'cairn-file': cairnFileSystem,
+  'cairn-lmdb': cairnLmdbSystem,
+  'raw-fs': rawFsSystem,
+  'raw-lmdb': rawLmdbSystem,
+  'sqlite-full': sqliteFullSystem,
+  'sqlite-normal': sqliteNormalSystem,
+  'event-storage': eventStorageSystem,
+  'classic-level': classicLevelSystem,
+};
+
+/** The raw peer each Cairn provider is held against (WORKLOADS.md: "the ceiling for the ... backend"). */
+export const RAW_PEER: Partial<Readonly<Record<SystemId, SystemId>>> = {
+  'cairn-file': 'raw-fs',
+  'cairn-lmdb': 'raw-lmdb',
+};

@@ -1,0 +1,324 @@
+import { type FileHandle, mkdir, open, readFile, rename } from 'node:fs/promises';
+import * as path from 'node:path';
+import { crc32 } from '@cairn/actor-core';
+import { decodeValue, encodeValue } from '../event-codec';
+import type { DepositEvent } from '../payload';
+import type { BenchSnapshots, BenchStore, BenchSystem, OpenOptions } from '../system';
+
+/**
+ * raw-fs: the ceiling for a file journal. One append-only file holds every id's events, framed
+ * [u32 length][u32 crc32][payload]; appends that arrive while an fdatasync runs share the next one (group
+ * commit). A frame's payload is [u16 id length][id][u32 first sequenceNr][u32 count] then per event
+ * [u32 length][msgpack], so a batch is one frame and one checksum: atomic across a crash.
+ * The per-id frame index lives in memory and is rebuilt by a checksummed scan on open.
+ */
+export const rawFsSystem: BenchSystem = {
+  id: 'raw-fs',
+  label: 'raw-fs',
+  engine: 'fs',
+  durable: true,
+  durability: 'fdatasync per group commit (appends arriving during an fdatasync share the next one)',
+  open: (dir, options) => RawFsStore.open(dir, options),
+};
+
+const FRAME_HEADER = 8;
+const READ_CHUNK = 1 << 20;
+
+interface Frame {
+  readonly offset: number;
+  readonly length: number;
+  readonly firstSeq: number;
+  readonly count: number;
+}
+
+interface IdLog {
+  readonly frames: Frame[];
+  /** Highest sequenceNr assigned, including frames not yet committed. */
+  assigned: number;
+}
+
+interface PendingFrame {
+  readonly log: IdLog;
+  readonly bytes: Buffer;
+  readonly firstSeq: number;
+  readonly count: number;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
+export class RawFsStore implements BenchStore {
+  readonly snapshots: BenchSnapshots;
+  private readonly index = new Map<string, IdLog>();
+  private pending: PendingFrame[] = [];
+  private committing = false;
+
+  private constructor(
+    private readonly file: FileHandle,
+    private end: number,
+    private readonly durable: boolean,
+    snapshotDir: FileHandle,
+    snapshotPath: string,
+  ) {
+    this.snapshots = new RawFsSnapshots(snapshotDir, snapshotPath, durable);
+  }
+
+  static async open(dir: string, options: OpenOptions): Promise<RawFsStore> {
+    await mkdir(path.join(dir, 'snapshots'), { recursive: true });
+    const file = await open(path.join(dir, 'events.log'), 'a+');
+    const dirHandle = await open(dir, 'r');
+    // The file's directory entry must be durable too, or a crash can lose the whole new file.
+    await dirHandle.sync();
+    await dirHandle.close();
+    const snapshotDir = await open(path.join(dir, 'snapshots'), 'r');
+    const { size } = await file.stat();
+    const store = new RawFsStore(file, size, options.durable, snapshotDir, path.join(dir, 'snapshots'));
+    await store.scan(size);
+    return store;
+  }
+
+  append(id: string, event: DepositEvent): Promise<void> {
+    return this.enqueue(id, [event]);
+  }
+
+  appendBatch(id: string, events: readonly DepositEvent[]): Promise<void> {
+    return this.enqueue(id, events);
+  }
+
+  async replay(id: string, fromSequenceNr: number, onEvent: (event: DepositEvent) => void): Promise<number> {
+    const log = this.index.get(id);
+    if (!log) return 0;
+    let chunk: Buffer = Buffer.alloc(0);
+    let chunkStart = 0;
+    let read = 0;
+    for (const frame of log.frames) {
+      if (frame.firstSeq + frame.count <= fromSequenceNr) continue;
+      if (frame.offset < chunkStart || frame.offset + frame.length > chunkStart + chunk.length) {
+        const size = Math.min(Math.max(READ_CHUNK, frame.length), this.end - frame.offset);
+        chunk = Buffer.allocUnsafe(size);
+        await readFully(this.file, chunk, frame.offset);
+        chunkStart = frame.offset;
+      }
+      const at = frame.offset - chunkStart;
+      const payload = checkFrame(chunk, at, frame.offset);
+      let cursor = at + FRAME_HEADER + 2 + payload.readUInt16LE(0) + 8;
+      for (let k = 0; k < frame.count; k++) {
+        const length = chunk.readUInt32LE(cursor);
+        cursor += 4;
+        if (frame.firstSeq + k >= fromSequenceNr) {
+          onEvent(decodeValue(chunk.subarray(cursor, cursor + length)) as DepositEvent);
+          read++;
+        }
+        cursor += length;
+      }
+    }
+    return read;
+  }
+
+  async close(): Promise<void> {
+    while (this.committing || this.pending.length > 0) {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await this.file.close();
+    await (this.snapshots as RawFsSnapshots).close();
+  }
+
+  private enqueue(id: string, events: readonly DepositEvent[]): Promise<void> {
+    let log = this.index.get(id);
+    if (!log) {
+      log = { frames: [], assigned: 0 };
+      this.index.set(id, log);
+    }
+    const firstSeq = log.assigned + 1;
+    log.assigned += events.length;
+    const bytes = encodeFrame(id, firstSeq, events);
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ log: log, bytes, firstSeq, count: events.length, resolve, reject });
+      if (!this.committing) {
+        this.committing = true;
+        void this.commitLoop();
+      }
+    });
+  }
+
+  /** Writes everything queued, fdatasyncs once, resolves those appends, and repeats while more queued up. */
+  private async commitLoop(): Promise<void> {
+    while (this.pending.length > 0) {
+      const group = this.pending;
+      this.pending = [];
+      const start = this.end;
+      const bytes = Buffer.concat(group.map((p) => p.bytes));
+      try {
+        await writeFully(this.file, bytes, start);
+        if (this.durable) await this.file.datasync();
+      } catch (error) {
+        for (const p of group) p.reject(error);
+        continue;
+      }
+      this.end = start + bytes.length;
+      let offset = start;
+      for (const p of group) {
+        p.log.frames.push({ offset, length: p.bytes.length, firstSeq: p.firstSeq, count: p.count });
+        offset += p.bytes.length;
+        p.resolve();
+      }
+    }
+    this.committing = false;
+  }
+
+  /** Rebuilds the frame index, verifying every checksum; a torn tail is cut back, other damage throws. */
+  private async scan(size: number): Promise<void> {
+    let position = 0;
+    let chunk: Buffer = Buffer.alloc(0);
+    let chunkStart = 0;
+    while (position + FRAME_HEADER <= size) {
+      if (position + FRAME_HEADER > chunkStart + chunk.length) {
+        ({ chunk, chunkStart } = await this.readChunk(position, FRAME_HEADER, size));
+      }
+      const length = chunk.readUInt32LE(position - chunkStart);
+      if (position + FRAME_HEADER + length > size) break;
+      if (position + FRAME_HEADER + length > chunkStart + chunk.length) {
+        ({ chunk, chunkStart } = await this.readChunk(position, FRAME_HEADER + length, size));
+      }
+      const payload = checkFrame(chunk, position - chunkStart, position);
+      const idLength = payload.readUInt16LE(0);
+      const id = payload.toString('utf8', 2, 2 + idLength);
+      const firstSeq = payload.readUInt32LE(2 + idLength);
+      const count = payload.readUInt32LE(6 + idLength);
+      let log = this.index.get(id);
+      if (!log) {
+        log = { frames: [], assigned: 0 };
+        this.index.set(id, log);
+      }
+      log.frames.push({ offset: position, length: FRAME_HEADER + length, firstSeq, count });
+      log.assigned = firstSeq + count - 1;
+      position += FRAME_HEADER + length;
+    }
+    if (position < size) {
+      // A frame cut short by a crash was never acknowledged (its fdatasync never returned): drop it.
+      await this.file.truncate(position);
+      this.end = position;
+    }
+  }
+
+  private async readChunk(
+    position: number,
+    atLeast: number,
+    size: number,
+  ): Promise<{ chunk: Buffer; chunkStart: number }> {
+    const chunk = Buffer.allocUnsafe(Math.min(Math.max(READ_CHUNK, atLeast), size - position));
+    await readFully(this.file, chunk, position);
+    return { chunk, chunkStart: position };
+  }
+}
+
+function encodeFrame(id: string, firstSeq: number, events: readonly DepositEvent[]): Buffer {
+  const idBytes = Buffer.from(id, 'utf8');
+  const encoded = events.map(encodeValue);
+  let payloadLength = 2 + idBytes.length + 8;
+  for (const e of encoded) payloadLength += 4 + e.length;
+  const frame = Buffer.allocUnsafe(FRAME_HEADER + payloadLength);
+  frame.writeUInt32LE(payloadLength, 0);
+  let cursor = FRAME_HEADER;
+  cursor = frame.writeUInt16LE(idBytes.length, cursor);
+  cursor += idBytes.copy(frame, cursor);
+  cursor = frame.writeUInt32LE(firstSeq, cursor);
+  cursor = frame.writeUInt32LE(events.length, cursor);
+  for (const e of encoded) {
+    cursor = frame.writeUInt32LE(e.length, cursor);
+    cursor += e.copy(frame, cursor);
+  }
+  frame.writeUInt32LE(crc32(frame.subarray(FRAME_HEADER)), 4);
+  return frame;
+}
+
+/** The payload of the frame at `at` in `chunk` after checking its checksum; `fileOffset` names it on failure. */
+function checkFrame(chunk: Buffer, at: number, fileOffset: number): Buffer {
+  const length = chunk.readUInt32LE(at);
+  const payload = chunk.subarray(at + FRAME_HEADER, at + FRAME_HEADER + length);
+  if (payload.length !== length || crc32(payload) !== chunk.readUInt32LE(at + 4)) {
+    throw new Error(`raw-fs: corrupt frame at offset ${fileOffset} of events.log`);
+  }
+  return payload;
+}
+
+async function writeFully(file: FileHandle, bytes: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    const { bytesWritten } = await file.write(bytes, done, bytes.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+async function readFully(file: FileHandle, into: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < into.length) {
+    const { bytesRead } = await file.read(into, done, into.length - done, position + done);
+    if (bytesRead === 0) throw new Error(`raw-fs: unexpected end of events.log at ${position + done}`);
+    done += bytesRead;
+  }
+}
+
+/** One file per id: [u32 crc32][u32 sequenceNr][msgpack state], written to a temp file, synced, renamed. */
+class RawFsSnapshots implements BenchSnapshots {
+  constructor(
+    private readonly dirHandle: FileHandle,
+    private readonly dir: string,
+    private readonly durable: boolean,
+  ) {}
+
+  async save(id: string, sequenceNr: number, state: unknown): Promise<void> {
+    const body = encodeValue(state);
+    const bytes = Buffer.allocUnsafe(8 + body.length);
+    bytes.writeUInt32LE(sequenceNr, 4);
+    body.copy(bytes, 8);
+    bytes.writeUInt32LE(crc32(bytes.subarray(4)), 0);
+    const target = path.join(this.dir, `${encodeURIComponent(id)}.snap`);
+    const temp = `${target}.tmp`;
+    const file = await open(temp, 'w');
+    try {
+      await writeFully(file, bytes, 0);
+      if (this.durable) await file.datasync();
+    } finally {
+      await file.close();
+    }
+    await rename(temp, target);
+    if (this.durable) await this.dirHandle.sync();
+  }
+
+  async load(id: string): Promise<{ sequenceNr: number; state: unknown } | undefined> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path.join(this.dir, `${encodeURIComponent(id)}.snap`));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+    if (bytes.length < 8 || crc32(bytes.subarray(4)) !== bytes.readUInt32LE(0)) {
+      throw new Error(`raw-fs: corrupt snapshot of ${id}`);
+    }
+    return { sequenceNr: bytes.readUInt32LE(4), state: decodeValue(bytes.subarray(8)) };
+  }
+
+  close(): Promise<void> {
+    return this.dirHandle.close();
+  }
+}
+
+/**
+ * How many 10 KB write + fdatasync rounds per second one file takes on this disk: the bound for any
+ * durable snapshot save (which needs at least that, plus a rename and a directory sync).
+ */
+export async function fdatasyncRate(dir: string, rounds: number): Promise<number> {
+  const file = await open(path.join(dir, 'fdatasync-probe'), 'w');
+  const bytes = Buffer.alloc(10 * 1024, 7);
+  try {
+    const started = performance.now();
+    for (let k = 0; k < rounds; k++) {
+      await writeFully(file, bytes, 0);
+      await file.datasync();
+    }
+    return rounds / ((performance.now() - started) / 1000);
+  } finally {
+    await file.close();
+  }
+}
