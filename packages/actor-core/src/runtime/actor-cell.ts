@@ -84,7 +84,12 @@ export class ActorCell<C, E, S> {
   // ---- commands ----
 
   tell(command: C): void {
-    this.accept({ command, resolve: ignore, reject: ignore });
+    // Nobody waits on a tell, so what would have failed its ask is reported instead of lost.
+    this.accept({
+      command,
+      resolve: ignore,
+      reject: (error) => this.report('tell-failed', `a told command failed: ${message(error)}`),
+    });
   }
 
   ask<R>(command: C, timeoutMs: number): Promise<R> {
