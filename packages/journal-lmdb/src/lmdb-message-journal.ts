@@ -176,6 +176,8 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
         const sequenceNr = sequenceNrOf(key, prefix.length);
         const event = decodeEvent(key, value, sequenceNr);
         if (typeof event === 'string') {
+          // Serve the intact records before it first: nothing past the bad one, everything before it.
+          if (page.length > 0) yield page;
           throw new JournalCorruptedError({
             persistenceId,
             sequenceNr,

@@ -1,0 +1,66 @@
+import { LmdbMessageJournal } from '@cairn/journal-lmdb';
+import { requireDist, spawnChild } from './child-process';
+import { useTempDirs } from './temp-dir';
+
+const tempDir = useTempDirs();
+
+describe('a second process writing the same id', () => {
+  beforeAll(requireDist);
+
+  it('is refused with SequenceConflictError when this process counter is stale; nothing interleaves', async () => {
+    const path = tempDir();
+    const journal = await LmdbMessageJournal.open<{ tag: string; i: number }>({ path });
+    expect(await journal.append('shared', { tag: 'parent', i: 0 })).toBe(1);
+
+    const child = spawnChild(['contend', path, 'shared', '1', 'child']);
+    expect(await child.exited).toBe(0);
+    expect(child.acks).toEqual([['shared', 2]]);
+
+    // This process still believes the highest is 1: the write transaction sees 2 and refuses.
+    await expect(journal.append('shared', { tag: 'parent', i: 1 })).rejects.toMatchObject({
+      code: 'ERR_SEQUENCE_CONFLICT',
+      persistenceId: 'shared',
+      expectedSequenceNr: 1,
+      actualSequenceNr: 2,
+    });
+    // The refusal made the journal re-read the id: the next append continues after the child's.
+    expect(await journal.append('shared', { tag: 'parent', i: 2 })).toBe(3);
+    const log: string[] = [];
+    for await (const e of journal.readFrom('shared', 1))
+      log.push(`${e.sequenceNr}:${e.message.tag}:${e.message.i}`);
+    expect(log).toEqual(['1:parent:0', '2:child:0', '3:parent:2']);
+    await journal.close();
+  });
+
+  it('two processes appending at once: every acknowledged append is stored once, in a gapless log', async () => {
+    const path = tempDir();
+    const first = spawnChild(['contend', path, 'hot', '150', 'a']);
+    const second = spawnChild(['contend', path, 'hot', '150', 'b']);
+    expect(await first.exited).toBe(0);
+    expect(await second.exited).toBe(0);
+
+    // Every attempt was either acknowledged or refused as a conflict; nothing else went wrong.
+    const conflicts = [first, second].map((c) => Number(/^done (\d+)$/.exec(c.lines.at(-1) ?? '')?.[1]));
+    expect(first.acks.length + conflicts[0]!).toBe(150);
+    expect(second.acks.length + conflicts[1]!).toBe(150);
+    const owner = new Map<number, string>();
+    for (const [tag, child] of [
+      ['a', first],
+      ['b', second],
+    ] as const) {
+      for (const [, seq] of child.acks) {
+        expect(owner.has(seq)).toBe(false);
+        owner.set(seq, tag);
+      }
+    }
+    const journal = await LmdbMessageJournal.open<{ tag: string; i: number }>({ path });
+    let expected = 1;
+    for await (const e of journal.readFrom('hot', 1)) {
+      expect(e.sequenceNr).toBe(expected++);
+      expect(e.message.tag).toBe(owner.get(e.sequenceNr));
+    }
+    expect(expected - 1).toBe(owner.size);
+    expect(await journal.highestSequenceNr('hot')).toBe(owner.size);
+    await journal.close();
+  });
+});
