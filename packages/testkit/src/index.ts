@@ -10,6 +10,31 @@ export {
   type Lifecycle,
 } from './conformance-context';
 export {
+  type CorruptionReport,
+  deleteFile,
+  flipBit,
+  flipByte,
+  type InjectorName,
+  injectRandomCorruption,
+  leaveStaleLock,
+  listDataFiles,
+  type Random,
+  seededRandom,
+  truncateTail,
+  zeroRange,
+} from './corruption';
+export { type CrashWriterSpec, crashEvent, crashState } from './crash-events';
+export {
+  type Acknowledged,
+  CRASH_WRITER_FILE,
+  type CrashRoundOptions,
+  type CrashRoundResult,
+  runCrashRound,
+  type VerifyOptions,
+  type VerifyResult,
+  verifyAcknowledged,
+} from './crash-harness';
+export {
   type JournalCase,
   type JournalConformanceOptions,
   journalAppendReadGroup,
@@ -45,3 +70,10 @@ export {
   snapshotSaveLoadGroup,
   snapshotValidationGroup,
 } from './snapshot-conformance';
+export {
+  isDurableConfig,
+  runTorture,
+  type TortureOptions,
+  type TortureRound,
+  type TortureSummary,
+} from './torture';
