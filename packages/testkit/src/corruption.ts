@@ -182,8 +182,14 @@ export async function injectRandomCorruption(
   );
   if (files.length === 0) return undefined;
   const total = files.reduce((n, f) => n + f.size, 0);
-  let at = random() * total;
-  const target = files.find((f) => (at -= f.size) < 0) ?? files[files.length - 1]!;
+  // Weighted by size: a byte picked uniformly over all files decides which file it falls in.
+  const at = random() * total;
+  let end = 0;
+  const target =
+    files.find((f) => {
+      end += f.size;
+      return at < end;
+    }) ?? files[files.length - 1]!;
   const injectors = options.injectors ?? ['flip-bit', 'flip-byte', 'truncate-tail', 'zero-range'];
   const kind = injectors[Math.floor(random() * injectors.length)]!;
   switch (kind) {
