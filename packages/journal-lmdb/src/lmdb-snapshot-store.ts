@@ -44,6 +44,8 @@ export interface LmdbSnapshotStoreOptions extends SnapshotStoreOptions {
  * skipped in favour of an older one, never deleted automatically.
  */
 export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
+  /** Snapshots survive close() and a reopen of the same path. */
+  readonly capabilities = { persistent: true } as const;
   /** The directory given to open(). */
   readonly path: string;
   private env!: LmdbEnvironment;
