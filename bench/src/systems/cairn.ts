@@ -35,6 +35,23 @@ async function loadOpener(specifier: string, exportName: string): Promise<Opener
   return (options) => open.call(exported, options);
 }
 
+/**
+ * Checks that `specifier` exports the `provider` the runtime's config loader will look for: without this,
+ * a provider that has not landed yet surfaces as a ConfigError from ActorSystem.create, not "unavailable".
+ */
+async function requireProvider(specifier: string): Promise<void> {
+  let module: Record<string, unknown>;
+  try {
+    module = (await import(specifier)) as Record<string, unknown>;
+  } catch (error) {
+    throw new SystemUnavailableError(`${specifier} failed to import: ${firstLine(error)}`);
+  }
+  const provider = module.provider as Record<string, unknown> | undefined;
+  if (typeof provider?.createJournal !== 'function' || typeof provider.createSnapshotStore !== 'function') {
+    throw new SystemUnavailableError(`${specifier} exports no provider (the runtime cannot load it)`);
+  }
+}
+
 async function loadRuntime(): Promise<RuntimeModule> {
   let module: Record<string, unknown>;
   try {
@@ -185,9 +202,7 @@ export const cairnFileSystem: BenchSystem = {
     );
   },
   runtime: async (dir) => {
-    // The runtime loads the provider itself and would report a missing one as a ConfigError: check first.
-    await loadOpener('@cairn/journal-file', 'FileMessageJournal');
-    await loadOpener('@cairn/snapshot', 'FileSnapshotStore');
+    await requireProvider('@cairn/journal-file');
     return startRuntime({
       journal: { provider: 'file', path: path.join(dir, 'journal') },
       snapshots: { provider: 'file', path: path.join(dir, 'snapshots') },
@@ -210,8 +225,7 @@ export const cairnLmdbSystem: BenchSystem = {
     );
   },
   runtime: async (dir) => {
-    await loadOpener('@cairn/journal-lmdb', 'LmdbMessageJournal');
-    await loadOpener('@cairn/journal-lmdb', 'LmdbSnapshotStore');
+    await requireProvider('@cairn/journal-lmdb');
     return startRuntime({
       journal: { provider: 'lmdb', path: path.join(dir, 'journal') },
       snapshots: { provider: 'lmdb', path: path.join(dir, 'snapshots') },

@@ -64,16 +64,26 @@ export class RawFsStore implements BenchStore {
 
   static async open(dir: string, options: OpenOptions): Promise<RawFsStore> {
     await mkdir(path.join(dir, 'snapshots'), { recursive: true });
-    const file = await open(path.join(dir, 'events.log'), 'a+');
     const dirHandle = await open(dir, 'r');
-    // The file's directory entry must be durable too, or a crash can lose the whole new file.
-    await dirHandle.sync();
-    await dirHandle.close();
-    const snapshotDir = await open(path.join(dir, 'snapshots'), 'r');
-    const { size } = await file.stat();
-    const store = new RawFsStore(file, size, options.durable, snapshotDir, path.join(dir, 'snapshots'));
-    await store.scan(size);
-    return store;
+    try {
+      // The log's directory entry must be durable too, or a crash can lose the whole new file.
+      await dirHandle.sync();
+    } finally {
+      await dirHandle.close();
+    }
+    const file = await open(path.join(dir, 'events.log'), 'a+');
+    let snapshotDir: FileHandle | undefined;
+    try {
+      snapshotDir = await open(path.join(dir, 'snapshots'), 'r');
+      const { size } = await file.stat();
+      const store = new RawFsStore(file, size, options.durable, snapshotDir, path.join(dir, 'snapshots'));
+      await store.scan(size);
+      return store;
+    } catch (error) {
+      await file.close();
+      await snapshotDir?.close();
+      throw error;
+    }
   }
 
   append(id: string, event: DepositEvent): Promise<void> {
