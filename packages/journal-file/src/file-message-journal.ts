@@ -308,7 +308,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
 
   private async loadCheckpoint(): Promise<Map<string, number>> {
     const file = path.join(this.dir, CHECKPOINT_FILE);
-    const bytes = await this.io.run('readFile', { file });
+    const bytes = await this.io.run('readFileIfExists', { file });
     if (bytes === undefined) return new Map();
     const decoded = decodeCheckpoint(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     if ('reason' in decoded) throw this.corruptFile(file, 0, decoded.reason);
@@ -317,7 +317,9 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
 
   /** The sealed segment's sidecar index, or undefined when it is missing, bad or stale (then it is rescanned). */
   private async loadIndex(segment: Segment): Promise<SegmentContents | undefined> {
-    const bytes = await this.io.run('readFile', { file: path.join(this.dir, indexFileName(segment.number)) });
+    const bytes = await this.io.run('readFileIfExists', {
+      file: path.join(this.dir, indexFileName(segment.number)),
+    });
     if (!bytes) return undefined;
     const decoded = decodeIndex(
       Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
@@ -440,9 +442,8 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       const position = segment.end;
       const fd = segment.fd!;
       try {
-        await this.io.run('appendFrame', { fd, bytes: frame.bytes, position, sync: this.fsync }, [
-          frame.bytes.buffer,
-        ]);
+        // Handed over, not copied: the frame owns its ArrayBuffer (encodeFrame allocates it unpooled).
+        await this.io.run('appendFrame', { fd, bytes: frame.bytes, position, sync: this.fsync }, true);
       } catch (e) {
         await this.undoWrite(fd, position, e);
         throw e;
@@ -516,7 +517,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       if (dead.length === 0) return;
       const marks: Array<[string, number]> = [];
       for (const [id, entry] of this.index) if (entry.lowWater > 1) marks.push([id, entry.lowWater]);
-      await this.io.run('writeFileAtomic', {
+      await this.io.run('replaceFile', {
         dir: this.dir,
         file: path.join(this.dir, CHECKPOINT_FILE),
         bytes: encodeCheckpoint(marks),

@@ -1,50 +1,32 @@
-import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { Piscina } from 'piscina';
-import type { JournalOperation, JournalOperations } from './io-worker';
+import { IoPool } from '@cairn/snapshot';
+import type { JournalOperation, JournalOperations } from './journal-operations';
 
 /**
- * The built worker file. Workers run JavaScript, so under a TypeScript test runner (sources in src/)
- * this points at the package's dist/ build.
+ * The built worker module. Threads run JavaScript, so from src/ (under jest) this is still the
+ * package's dist/ build; IoPool.create fails with a clear message when it is missing.
  */
-export function workerFile(): string {
-  const here = __dirname;
-  const dir = path.basename(here) === 'src' ? path.join(here, '..', 'dist') : here;
-  return path.join(dir, 'io-worker.js');
-}
+export const JOURNAL_IO_WORKER_FILE = path.join(__dirname, '..', 'dist', 'io-worker.js');
 
-/** A dedicated piscina pool running journalOperations; close() drains it and ends its threads. */
+/** The journal's dedicated IoPool, typed for its operations. close() drains it and ends its threads. */
 export class JournalIo {
-  private readonly pool: Piscina;
-  private closed = false;
+  private readonly pool: IoPool;
 
   constructor(threads: number) {
-    const filename = workerFile();
-    if (!existsSync(filename)) {
-      throw new Error(
-        `@cairn/journal-file: the IO worker ${filename} is missing; build the package first (npm run build)`,
-      );
-    }
-    // minThreads 0: threads start on first use and a journal that is opened and closed at once stays cheap.
-    this.pool = new Piscina({ filename, minThreads: 0, maxThreads: threads, idleTimeout: 30_000 });
+    this.pool = IoPool.create({ threads, workerFile: JOURNAL_IO_WORKER_FILE });
   }
 
+  /** Runs one operation on a pool thread; `transfer` hands the args' buffers over instead of copying them. */
   run<K extends JournalOperation>(
     op: K,
     args: Parameters<JournalOperations[K]>[0],
-    transferList?: ArrayBufferLike[],
+    transfer = false,
   ): Promise<ReturnType<JournalOperations[K]>> {
-    if (this.closed) return Promise.reject(new Error('journal IO pool is closed'));
-    return this.pool.run(
-      { op, args },
-      transferList ? { transferList: transferList as unknown as ArrayBuffer[] } : undefined,
-    );
+    return this.pool.run<ReturnType<JournalOperations[K]>>({ op, args, transfer });
   }
 
-  /** Waits for queued operations, then ends the worker threads. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.pool.close();
+  /** Waits for queued operations, then ends the threads. Idempotent. */
+  close(): Promise<void> {
+    return this.pool.close();
   }
 }

@@ -1,0 +1,129 @@
+/**
+ * The journal's own IO operations, run by its IoPool threads (see io-worker.ts) beside @cairn/snapshot's
+ * standard ones: every blocking file operation (writes, fdatasyncs, scans, renames, deletes) runs there,
+ * so the event loop never waits on the disk. File descriptors are process-wide: one opened on a pool
+ * thread is used by the main thread for reads, and vice versa.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { encodeIndex } from './index-file';
+import { scanSegment } from './segment-scan';
+
+function fsyncDirectory(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function writeAll(fd: number, bytes: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < bytes.byteLength) {
+    done += fs.writeSync(fd, bytes, done, bytes.byteLength - done, position + done);
+  }
+}
+
+export interface AppendFrameTask {
+  readonly fd: number;
+  readonly bytes: Uint8Array;
+  readonly position: number;
+  readonly sync: boolean;
+}
+
+export const journalOperations = {
+  /** Writes one frame at `position` and (when sync) fdatasyncs it: one commit, one sync. */
+  appendFrame({ fd, bytes, position, sync }: AppendFrameTask): void {
+    writeAll(fd, bytes, position);
+    if (sync) fs.fdatasyncSync(fd);
+  },
+
+  /** Creates a segment with its header and makes the file and its name durable; returns its descriptor. */
+  createSegment(task: { dir: string; file: string; header: Uint8Array; sync: boolean }): number {
+    const fd = fs.openSync(task.file, 'wx+');
+    try {
+      writeAll(fd, task.header, 0);
+      if (task.sync) {
+        fs.fsyncSync(fd);
+        fsyncDirectory(task.dir);
+      }
+      return fd;
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
+    }
+  },
+
+  openFile(task: { file: string; flags: string }): number {
+    return fs.openSync(task.file, task.flags);
+  },
+
+  closeFile(task: { fd: number }): void {
+    fs.closeSync(task.fd);
+  },
+
+  /** Reads and scans a whole segment (see segment-scan.ts). */
+  scanSegment(task: { file: string; segment: number }) {
+    return scanSegment(task.segment, fs.readFileSync(task.file));
+  },
+
+  /**
+   * Seals a segment: scans it and, when it is clean, writes its sidecar index atomically. A segment
+   * with problems gets no index, so every open scans it again and reports them.
+   */
+  sealSegment(task: { dir: string; file: string; indexFile: string; segment: number; sync: boolean }) {
+    const scan = scanSegment(task.segment, fs.readFileSync(task.file));
+    const clean = !scan.badHeader && !scan.torn && scan.problems.length === 0;
+    if (clean) writeFileAtomic(task.dir, task.indexFile, encodeIndex(scan), task.sync);
+    return { scan, indexed: clean };
+  },
+
+  /** Cuts a file back to `length` (a torn tail, or a failed write) and syncs the new length. */
+  truncateFile(task: { fd: number; length: number; sync: boolean }): void {
+    fs.ftruncateSync(task.fd, task.length);
+    if (task.sync) fs.fsyncSync(task.fd);
+  },
+
+  replaceFile(task: { dir: string; file: string; bytes: Uint8Array; sync: boolean }): void {
+    writeFileAtomic(task.dir, task.file, task.bytes, task.sync);
+  },
+
+  /** Deletes files (missing ones are fine) and makes the deletions durable. */
+  removeFiles(task: { dir: string; files: readonly string[]; sync: boolean }): void {
+    for (const file of task.files) fs.rmSync(file, { force: true });
+    if (task.sync) fsyncDirectory(task.dir);
+  },
+
+  /** A file's bytes, or undefined when it does not exist. */
+  readFileIfExists(task: { file: string }): Buffer | undefined {
+    try {
+      return fs.readFileSync(task.file);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  },
+
+  /** Creates the directory (and parents) if needed; returns its entries. */
+  prepareDirectory(task: { dir: string }): string[] {
+    fs.mkdirSync(task.dir, { recursive: true });
+    return fs.readdirSync(task.dir);
+  },
+};
+
+function writeFileAtomic(dir: string, file: string, bytes: Uint8Array, sync: boolean): void {
+  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
+  const fd = fs.openSync(temp, 'w');
+  try {
+    writeAll(fd, bytes, 0);
+    if (sync) fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(temp, file);
+  if (sync) fsyncDirectory(dir);
+}
+
+export type JournalOperations = typeof journalOperations;
+export type JournalOperation = keyof JournalOperations;

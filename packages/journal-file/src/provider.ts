@@ -1,0 +1,38 @@
+import {
+  checkOptionTypes,
+  JOURNAL_OPTION_TYPES,
+  type OptionType,
+  type PersistenceProvider,
+} from '@cairn/actor-core';
+import {
+  FILE_SNAPSHOT_OPTION_TYPES,
+  FileSnapshotStore,
+  type FileSnapshotStoreOptions,
+} from '@cairn/snapshot';
+import { FileMessageJournal, type FileMessageJournalOptions } from './file-message-journal';
+
+const atLeast = (min: number): OptionType => ({
+  check: (v) => Number.isSafeInteger(v) && (v as number) >= min,
+  expected: `an integer >= ${min}`,
+});
+
+/** Every option FileMessageJournal.open takes, for config validation. */
+export const FILE_JOURNAL_OPTION_TYPES: Readonly<Record<string, OptionType>> = {
+  ...JOURNAL_OPTION_TYPES,
+  fsync: 'boolean',
+  segmentSize: atLeast(4096),
+  ioThreads: atLeast(1),
+  lockStaleMs: atLeast(2000),
+};
+
+/**
+ * The "file" provider: FileMessageJournal for the journal, FileSnapshotStore (@cairn/snapshot) for
+ * snapshots, each in its own directory (`path`).
+ */
+export const provider: PersistenceProvider = {
+  name: 'file',
+  createJournal: (options) => FileMessageJournal.open(options as unknown as FileMessageJournalOptions),
+  createSnapshotStore: (options) => FileSnapshotStore.open(options as unknown as FileSnapshotStoreOptions),
+  validateOptions: (kind, options) =>
+    checkOptionTypes(options, kind === 'journal' ? FILE_JOURNAL_OPTION_TYPES : FILE_SNAPSHOT_OPTION_TYPES),
+};
