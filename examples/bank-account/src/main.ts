@@ -1,1 +1,58 @@
-export {};
+import * as path from 'node:path';
+import {
+  ConfigError,
+  isPersistenceError,
+  loadPersistenceConfig,
+  MemoryJournalStore,
+  MemorySnapshotData,
+  type PersistenceConfig,
+} from '@cairn/actor-core';
+import { ACCOUNTS, runBankDemo } from './bank';
+
+/**
+ * `npm start`: the bank on the backend named by examples/bank-account/cairn.config.json (or CAIRN_*
+ * environment variables). When a configured backend package cannot be loaded yet, it runs on the
+ * memory provider instead and says so.
+ */
+async function main(): Promise<number> {
+  const exampleDir = path.resolve(__dirname, '..');
+  const config = await loadPersistenceConfig({ cwd: exampleDir });
+  const persistence = await usableConfig(config);
+  const result = await runBankDemo(persistence, (line) => console.log(line));
+  return ACCOUNTS.every((name) => result.before[name] === result.after[name]) ? 0 : 1;
+}
+
+/** The configuration itself if its providers load, else an in-memory one kept for both runs. */
+async function usableConfig(config: PersistenceConfig): Promise<PersistenceConfig> {
+  const { createPersistence } = await import('@cairn/actor-core');
+  try {
+    const probe = await createPersistence(config);
+    await probe.close();
+    console.log(`backend: journal "${config.journal.provider}" at ${config.journal.path ?? '(memory)'}`);
+    console.log(
+      `         snapshots "${config.snapshots.provider}" at ${config.snapshots.path ?? '(memory)'}`,
+    );
+    return config;
+  } catch (e) {
+    const unloadable =
+      e instanceof ConfigError && e.problems.every((p) => /^(journal|snapshots)\.provider: /.test(p));
+    if (!unloadable) throw e;
+    console.log(`backend "${config.journal.provider}" cannot be loaded yet, falling back to "memory":`);
+    for (const problem of e.problems) console.log(`  ${problem}`);
+    // One store for both runs, so the restart has something to recover within this process.
+    return {
+      journal: { provider: 'memory', store: new MemoryJournalStore() },
+      snapshots: { provider: 'memory', store: new MemorySnapshotData() },
+    };
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    console.error(isPersistenceError(e) ? `${e.name} (${e.code}): ${e.message}` : e);
+    process.exitCode = 1;
+  },
+);
