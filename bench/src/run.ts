@@ -4,7 +4,7 @@
  * writes everything to bench/results/<timestamp>.json.
  *
  *   node bench/dist/run.js [--workloads W1,W3] [--systems cairn-file,raw-fs] [--scale 0.1]
- *                          [--cell-timeout 600] [--tmpdir DIR] [--results DIR]
+ *                          [--cell-timeout 600] [--tmpdir DIR] [--results DIR] [--cpu-prof]
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -24,7 +24,9 @@ const USAGE = `usage: node bench/dist/run.js [options]
   --scale N            multiplies every workload's size (default 1 = WORKLOADS.md sizes)
   --cell-timeout SEC   kill a cell that runs longer (default 600)
   --tmpdir DIR         where the fresh data directories go (default: the OS temp dir)
-  --results DIR        where the results JSON goes (default: bench/results)`;
+  --results DIR        where the results JSON goes (default: bench/results)
+  --cpu-prof           write a V8 CPU profile of every cell to <results>/profiles/ (open it in
+                       Chrome DevTools or speedscope; the figures are slower while profiling)`;
 
 /** How long a cell may take to exit after reporting before it counts as having left something open. */
 const EXIT_GRACE_MS = 10_000;
@@ -36,6 +38,7 @@ interface RunOptions {
   readonly cellTimeoutMs: number;
   readonly tmpdir: string;
   readonly resultsDir: string;
+  readonly cpuProfile: boolean;
 }
 
 const ALIASES: Readonly<Record<string, SystemId>> = {
@@ -54,6 +57,7 @@ function parseOptions(argv: string[]): RunOptions {
       'cell-timeout': { type: 'string', default: '600' },
       tmpdir: { type: 'string', default: os.tmpdir() },
       results: { type: 'string', default: path.join(__dirname, '..', 'results') },
+      'cpu-prof': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -96,6 +100,7 @@ function parseOptions(argv: string[]): RunOptions {
     cellTimeoutMs: timeout * 1000,
     tmpdir: path.resolve(values.tmpdir),
     resultsDir: path.resolve(values.results),
+    cpuProfile: values['cpu-prof'] === true,
   };
 }
 
@@ -110,10 +115,23 @@ function tail(child: ChildProcess, limit = 2000): () => string {
   return () => text.trim();
 }
 
-async function runCellProcess(request: CellRequest, timeoutMs: number): Promise<CellRecord> {
+async function runCellProcess(
+  request: CellRequest,
+  timeoutMs: number,
+  profileDir: string | undefined,
+): Promise<CellRecord> {
   const started = performance.now();
+  const profiling = profileDir
+    ? [
+        '--cpu-prof',
+        '--cpu-prof-dir',
+        profileDir,
+        '--cpu-prof-name',
+        `${request.workload}-${request.system}.cpuprofile`,
+      ]
+    : [];
   const child = fork(path.join(__dirname, 'cell.js'), [JSON.stringify(request)], {
-    execArgv: ['--expose-gc'],
+    execArgv: ['--expose-gc', ...profiling],
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   const output = tail(child);
@@ -185,6 +203,10 @@ async function main(): Promise<void> {
       `load average ${machine.loadAverageAtStart.join(' ')}`,
   );
   await mkdir(options.tmpdir, { recursive: true });
+  const profileDir = options.cpuProfile
+    ? path.join(options.resultsDir, 'profiles', startedAt.toISOString().replace(/[:.]/g, '-'))
+    : undefined;
+  if (profileDir) await mkdir(profileDir, { recursive: true });
   const records: CellRecord[] = [];
   for (const workload of options.workloads) {
     for (const systemId of options.systems) {
@@ -199,6 +221,7 @@ async function main(): Promise<void> {
         record = await runCellProcess(
           { workload, system: systemId, scale: options.scale, dir },
           options.cellTimeoutMs,
+          profileDir,
         );
       } finally {
         await rm(dir, { recursive: true, force: true });
@@ -226,6 +249,7 @@ async function main(): Promise<void> {
         finishedAt: finishedAt.toISOString(),
         arguments: process.argv.slice(2),
         scale: options.scale,
+        cpuProfiles: profileDir,
         machine,
         systems: options.systems.map((id) => ({
           id,

@@ -186,12 +186,17 @@ const w3: Workload = {
       let seen = 0;
       const sampler = new MemorySampler();
       const started = performance.now();
-      const read = await store.replay('w3-0', 1, (e: DepositEvent) => {
-        sum += e.amount;
-        if (++seen % SAMPLE_EVERY === 0) sampler.sample();
-      });
+      let read: number;
+      let memory: { heapGrowthMiB: number; rssGrowthMiB: number };
+      try {
+        read = await store.replay('w3-0', 1, (e: DepositEvent) => {
+          sum += e.amount;
+          if (++seen % SAMPLE_EVERY === 0) sampler.sample();
+        });
+      } finally {
+        memory = sampler.stop();
+      }
       const ms = performance.now() - started;
-      const memory = sampler.stop();
       check(read === total && sum === triangle(total), `read ${read} events (sum ${sum}), expected ${total}`);
       return {
         figures: [{ name: 'events/s', value: perSecond(total, ms), unit: 'events/s' }],
