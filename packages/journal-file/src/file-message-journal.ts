@@ -237,6 +237,28 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       }
     }
     for (const [id, mark] of marks) this.entry(id).lowWater = mark;
+    // Records that failed verification first: a hole they leave is reported as them, not as a gap.
+    for (const { file, scan } of problemsFound) {
+      for (const problem of scan.problems) {
+        const { persistenceId, sequenceNr } = problem;
+        if (persistenceId !== undefined && sequenceNr !== undefined) {
+          const entry = this.entry(persistenceId);
+          if (sequenceNr >= entry.lowWater) {
+            this.markCorrupt(entry, { sequenceNr, file, offset: problem.offset, reason: problem.reason });
+          }
+        }
+        this.reporter({
+          kind: 'corruption-found',
+          message:
+            `${file}: corrupt data at offset ${problem.offset} (${problem.reason})` +
+            (persistenceId === undefined
+              ? ''
+              : `, probably "${persistenceId}" sequenceNr ${sequenceNr ?? '?'}`) +
+            '; reads of the affected ids stop there; nothing was deleted',
+          ...(persistenceId === undefined ? {} : { persistenceId }),
+        });
+      }
+    }
     for (const c of contents) {
       const file = path.join(this.dir, segmentFileName(c.segment));
       for (let r = 0; r < c.runs.length; r += 5) {
@@ -260,27 +282,6 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
                 : `sequenceNr ${first} is stored twice`,
           });
         }
-      }
-    }
-    for (const { file, scan } of problemsFound) {
-      for (const problem of scan.problems) {
-        const { persistenceId, sequenceNr } = problem;
-        if (persistenceId !== undefined && sequenceNr !== undefined) {
-          const entry = this.entry(persistenceId);
-          if (sequenceNr >= entry.lowWater) {
-            this.markCorrupt(entry, { sequenceNr, file, offset: problem.offset, reason: problem.reason });
-          }
-        }
-        this.reporter({
-          kind: 'corruption-found',
-          message:
-            `${file}: corrupt data at offset ${problem.offset} (${problem.reason})` +
-            (persistenceId === undefined
-              ? ''
-              : `, probably "${persistenceId}" sequenceNr ${sequenceNr ?? '?'}`) +
-            '; reads of the affected ids stop there; nothing was deleted',
-          ...(persistenceId === undefined ? {} : { persistenceId }),
-        });
       }
     }
     for (const entry of this.index.values()) {

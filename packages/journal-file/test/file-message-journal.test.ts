@@ -1,0 +1,389 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  createPersistence,
+  isPersistenceError,
+  JournalCorruptedError,
+  JournalLockedError,
+} from '@cairn/actor-core';
+import { FileMessageJournal, FileSnapshotStore, provider } from '@cairn/journal-file';
+import { JOURNAL_IO_WORKER_FILE } from '../src/journal-io';
+import { encodeFrame, indexFileName } from '../src/record-codec';
+import {
+  collect,
+  collectingReporter,
+  flipByteAt,
+  readUntilError,
+  recordsOf,
+  segmentFiles,
+  tempDir,
+} from './journal-files';
+
+if (!fs.existsSync(JOURNAL_IO_WORKER_FILE)) {
+  throw new Error(`${JOURNAL_IO_WORKER_FILE} is missing: run \`npm run build\` first (npm test does)`);
+}
+
+const open = (dir: string, extra: Partial<Parameters<typeof FileMessageJournal.open>[0]> = {}) =>
+  FileMessageJournal.open({ path: dir, ioThreads: 1, ...extra });
+
+const messages = (n: number, tag = 'm') =>
+  Array.from({ length: n }, (_, i) => ({ tag, i, note: 'n'.repeat(100) }));
+
+describe('FileMessageJournal', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = tempDir();
+  });
+  afterEach(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe('options', () => {
+    it.each([
+      [undefined, TypeError],
+      [{}, TypeError],
+      [{ path: '' }, TypeError],
+      [{ path: 'x', fsync: 'yes' }, TypeError],
+      [{ path: 'x', segmentSize: 100 }, RangeError],
+      [{ path: 'x', ioThreads: 0 }, RangeError],
+      [{ path: 'x', lockStaleMs: 1.5 }, TypeError],
+      [{ path: 'x', maxBatchSize: 0 }, RangeError],
+    ])('%j is rejected with a typed error and creates nothing', async (options, type) => {
+      const before = fs.readdirSync(process.cwd());
+      await expect(FileMessageJournal.open(options as never)).rejects.toThrow(type);
+      expect(fs.readdirSync(process.cwd())).toEqual(before);
+    });
+
+    it('creates a missing directory, with parents', async () => {
+      const nested = path.join(dir, 'a', 'b');
+      const journal = await open(nested);
+      await journal.append('x', 1);
+      await journal.close();
+      expect(segmentFiles(nested)).toHaveLength(1);
+    });
+  });
+
+  describe('the shared log', () => {
+    it('commits concurrent appends of many ids together and reads each id back in order', async () => {
+      const journal = await open(dir);
+      await Promise.all(
+        Array.from({ length: 50 }, async (_, id) => {
+          for (let i = 0; i < 20; i++) await journal.append(`id-${id}`, { id, i });
+        }),
+      );
+      for (let id = 0; id < 50; id++) {
+        const read = await collect(journal.readFrom(`id-${id}`, 1));
+        expect(read.map((e) => e.sequenceNr)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+        expect(read.map((e) => (e.message as { i: number }).i)).toEqual(
+          Array.from({ length: 20 }, (_, i) => i),
+        );
+      }
+      await journal.close();
+      // One shared log: far fewer commits (frames) than appends.
+      const frames = new Set(recordsOf(segmentFiles(dir)[0]!).map((r) => r.frameOffset));
+      expect(frames.size).toBeLessThan(1000);
+    });
+
+    it('rolls segments, seals them with sidecar indexes, and reopens from the indexes', async () => {
+      let journal = await open(dir, { segmentSize: 4096 });
+      for (let i = 0; i < 30; i++) await journal.appendBatch(`id-${i % 3}`, messages(5, `b${i}`));
+      await journal.close();
+      const segments = segmentFiles(dir);
+      expect(segments.length).toBeGreaterThan(3);
+      for (const s of segments.slice(0, -1)) {
+        expect(fs.existsSync(s.replace(/\.log$/, '.idx'))).toBe(true);
+      }
+      journal = await open(dir, { segmentSize: 4096 });
+      for (let id = 0; id < 3; id++) {
+        expect(await journal.highestSequenceNr(`id-${id}`)).toBe(50);
+        const read = await collect(journal.readFrom(`id-${id}`, 1));
+        expect(read.map((e) => e.sequenceNr)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+      }
+      await journal.close();
+    });
+
+    it('rebuilds a missing or damaged sidecar index by scanning its segment', async () => {
+      let journal = await open(dir, { segmentSize: 4096 });
+      for (let i = 0; i < 20; i++) await journal.appendBatch('a', messages(5));
+      await journal.close();
+      const idx = segmentFiles(dir)[0]!.replace(/\.log$/, '.idx');
+      fs.rmSync(idx);
+      const second = segmentFiles(dir)[1]!.replace(/\.log$/, '.idx');
+      flipByteAt(second, 40);
+      journal = await open(dir, { segmentSize: 4096 });
+      expect((await collect(journal.readFrom('a', 1))).length).toBe(100);
+      await journal.close();
+      expect(fs.existsSync(idx)).toBe(true);
+    });
+
+    it('numbers continue after reopen and each batch keeps consecutive numbers', async () => {
+      let journal = await open(dir);
+      expect(await journal.appendBatch('a', messages(3))).toEqual([1, 2, 3]);
+      await journal.close();
+      journal = await open(dir);
+      expect(await journal.append('a', 'x')).toBe(4);
+      expect(await journal.appendBatch('a', messages(2))).toEqual([5, 6]);
+      await journal.close();
+    });
+  });
+
+  describe('truncation', () => {
+    it('hides entries at once, persists the mark, and keeps highestSequenceNr after reopen', async () => {
+      let journal = await open(dir);
+      await journal.appendBatch('a', messages(10));
+      await journal.truncateBefore('a', 4);
+      expect((await collect(journal.readFrom('a', 1))).map((e) => e.sequenceNr)).toEqual([
+        4, 5, 6, 7, 8, 9, 10,
+      ]);
+      await journal.close();
+      journal = await open(dir);
+      expect((await collect(journal.readFrom('a', 1)))[0]?.sequenceNr).toBe(4);
+      await journal.truncateBefore('a', Number.MAX_SAFE_INTEGER);
+      expect(await collect(journal.readFrom('a', 1))).toEqual([]);
+      await journal.close();
+      journal = await open(dir);
+      expect(await journal.highestSequenceNr('a')).toBe(10);
+      expect(await journal.append('a', 'next')).toBe(11);
+      expect((await collect(journal.readFrom('a', 1))).map((e) => e.sequenceNr)).toEqual([11]);
+      await journal.close();
+    });
+
+    it('deletes segments that truncation left dead and the space comes back', async () => {
+      let journal = await open(dir, { segmentSize: 4096 });
+      for (let i = 0; i < 40; i++) await journal.appendBatch('dead', messages(5));
+      await journal.append('alive', 'keep me');
+      const before = segmentFiles(dir).length;
+      expect(before).toBeGreaterThan(5);
+      await journal.truncateBefore('dead', Number.MAX_SAFE_INTEGER);
+      await journal.close(); // waits for the background deletion
+      const after = segmentFiles(dir);
+      expect(after.length).toBeLessThanOrEqual(2);
+      expect(fs.readdirSync(dir).filter((n) => n.endsWith('.idx')).length).toBeLessThanOrEqual(1);
+      journal = await open(dir, { segmentSize: 4096 });
+      expect(await journal.highestSequenceNr('dead')).toBe(200);
+      expect(await collect(journal.readFrom('dead', 1))).toEqual([]);
+      expect((await collect(journal.readFrom('alive', 1))).map((e) => e.message)).toEqual(['keep me']);
+      expect(await journal.append('dead', 'again')).toBe(201);
+      await journal.close();
+    });
+
+    it('keeps a segment while any id still has live events in it', async () => {
+      const journal = await open(dir, { segmentSize: 4096 });
+      await journal.append('survivor', 'first');
+      for (let i = 0; i < 40; i++) await journal.appendBatch('dead', messages(5));
+      await journal.truncateBefore('dead', Number.MAX_SAFE_INTEGER);
+      await journal.close();
+      const reopened = await open(dir, { segmentSize: 4096 });
+      expect((await collect(reopened.readFrom('survivor', 1))).map((e) => e.message)).toEqual(['first']);
+      await reopened.close();
+    });
+  });
+
+  describe('torn writes', () => {
+    it('cuts a torn batch off whole on reopen, with a report', async () => {
+      let journal = await open(dir);
+      await journal.appendBatch('a', messages(3));
+      await journal.close();
+      const [file] = segmentFiles(dir);
+      const goodSize = fs.statSync(file!).size;
+      // The next commit, a batch of 3, written only partly: the crash hit mid-write.
+      const frame = encodeFrame([
+        {
+          persistenceId: 'a',
+          events: [4, 5, 6].map((sequenceNr) => ({
+            sequenceNr,
+            timestamp: Date.now(),
+            serializerId: 2,
+            payload: Buffer.from(JSON.stringify({ sequenceNr })),
+          })),
+        },
+      ]);
+      for (const cut of [10, frame.bytes.length - 5, frame.bytes.length - 40]) {
+        fs.appendFileSync(file!, frame.bytes.subarray(0, cut));
+        const { reports, reporter } = collectingReporter();
+        journal = await open(dir, { reporter });
+        expect(reports.map((r) => r.kind)).toEqual(['torn-tail-repaired']);
+        expect(reports[0]!.message).toContain(path.basename(file!));
+        expect(await journal.highestSequenceNr('a')).toBe(3);
+        expect((await collect(journal.readFrom('a', 1))).map((e) => e.sequenceNr)).toEqual([1, 2, 3]);
+        await journal.close();
+        expect(fs.statSync(file!).size).toBe(goodSize);
+      }
+      journal = await open(dir);
+      expect(await journal.appendBatch('a', messages(2))).toEqual([4, 5]);
+      await journal.close();
+    });
+
+    it('a flipped byte in the last commit is a torn tail: cut back with a report', async () => {
+      let journal = await open(dir);
+      await journal.append('a', 'one');
+      await journal.append('a', 'two');
+      await journal.close();
+      const [file] = segmentFiles(dir);
+      const last = recordsOf(file!).at(-1)!;
+      flipByteAt(file!, last.payloadOffset);
+      const { reports, reporter } = collectingReporter();
+      journal = await open(dir, { reporter });
+      expect(reports.map((r) => r.kind)).toEqual(['torn-tail-repaired']);
+      expect(reports[0]!.message).toContain(`offset ${last.frameOffset}`);
+      expect((await collect(journal.readFrom('a', 1))).map((e) => e.message)).toEqual(['one']);
+      await journal.close();
+    });
+  });
+
+  describe('corruption', () => {
+    it('a flipped byte in a middle record fails reads of that id at that point, naming file, offset and seq', async () => {
+      let journal = await open(dir);
+      for (let i = 0; i < 5; i++) {
+        await journal.append('a', `a${i}`);
+        await journal.append('b', `b${i}`);
+      }
+      await journal.close();
+      const [file] = segmentFiles(dir);
+      const size = fs.statSync(file!).size;
+      const target = recordsOf(file!).find((r) => r.persistenceId === 'a' && r.sequenceNr === 3)!;
+      flipByteAt(file!, target.payloadOffset + 1);
+      const { reports, reporter } = collectingReporter();
+      journal = await open(dir, { reporter });
+      expect(reports.map((r) => r.kind)).toEqual(['corruption-found']);
+      const { served, error } = await readUntilError(journal.readFrom('a', 1));
+      expect(served.map((e) => e.sequenceNr)).toEqual([1, 2]);
+      expect(error).toBeInstanceOf(JournalCorruptedError);
+      const e = error as JournalCorruptedError;
+      expect(e).toMatchObject({ file, offset: target.offset, persistenceId: 'a', sequenceNr: 3 });
+      expect(e.message).toContain(`${file} at offset ${target.offset}`);
+      // Nothing past it is served, also when reading from beyond it.
+      await expect(collect(journal.readFrom('a', 4))).rejects.toMatchObject({ sequenceNr: 3 });
+      // Other ids are unaffected; nothing was deleted or cut.
+      expect((await collect(journal.readFrom('b', 1))).length).toBe(5);
+      expect((await collect(journal.readFrom('a', 1, { toSequenceNr: 2 }))).length).toBe(2);
+      await journal.close();
+      expect(fs.statSync(file!).size).toBe(size);
+    });
+
+    it('corruption in a sealed segment is caught when read, with file, offset and seq', async () => {
+      let journal = await open(dir, { segmentSize: 4096 });
+      for (let i = 0; i < 30; i++) await journal.append('a', { i, pad: 'x'.repeat(100) });
+      await journal.close();
+      const [first] = segmentFiles(dir);
+      expect(fs.existsSync(path.join(dir, indexFileName(1)))).toBe(true);
+      const target = recordsOf(first!)[4]!;
+      flipByteAt(first!, target.payloadOffset + 3);
+      journal = await open(dir, { segmentSize: 4096 });
+      const { served, error } = await readUntilError(journal.readFrom('a', 1));
+      expect(served.length).toBe(target.sequenceNr - 1);
+      expect(error).toMatchObject({
+        name: 'JournalCorruptedError',
+        file: first,
+        offset: target.offset,
+        persistenceId: 'a',
+        sequenceNr: target.sequenceNr,
+      });
+      expect(isPersistenceError(error, 'ERR_JOURNAL_CORRUPTED')).toBe(true);
+      await journal.close();
+    });
+
+    it('a damaged frame header mid-log is named and the ids that lost records stop at the hole', async () => {
+      let journal = await open(dir);
+      for (let i = 0; i < 4; i++) await journal.append('a', i);
+      await journal.append('b', 'after');
+      await journal.close();
+      const [file] = segmentFiles(dir);
+      const target = recordsOf(file!).find((r) => r.persistenceId === 'a' && r.sequenceNr === 2)!;
+      flipByteAt(file!, target.frameOffset + 5); // the frame's length: the frame cannot even be delimited
+      const { reports, reporter } = collectingReporter();
+      journal = await open(dir, { reporter });
+      expect(reports.map((r) => r.kind)).toEqual(['corruption-found']);
+      const { served, error } = await readUntilError(journal.readFrom('a', 1));
+      expect(served.map((e) => e.sequenceNr)).toEqual([1]);
+      expect(error).toMatchObject({ name: 'JournalCorruptedError', persistenceId: 'a', sequenceNr: 2, file });
+      expect(await journal.highestSequenceNr('a')).toBe(4);
+      await journal.close();
+    });
+
+    it('a damaged checkpoint refuses to open rather than forget truncations', async () => {
+      let journal = await open(dir, { segmentSize: 4096 });
+      for (let i = 0; i < 20; i++) await journal.appendBatch('a', messages(5));
+      await journal.truncateBefore('a', 90);
+      await journal.close();
+      const checkpoint = path.join(dir, 'checkpoint');
+      expect(fs.existsSync(checkpoint)).toBe(true);
+      flipByteAt(checkpoint, 20);
+      await expect(open(dir)).rejects.toMatchObject({ name: 'JournalCorruptedError', file: checkpoint });
+      // The failed open released everything: the lock is free again.
+      fs.rmSync(checkpoint);
+      journal = await open(dir);
+      await journal.close();
+    });
+  });
+
+  describe('locking', () => {
+    it('a second open of the same directory in this process is refused, naming this pid', async () => {
+      const journal = await open(dir);
+      const error = await open(dir).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(JournalLockedError);
+      expect((error as JournalLockedError).holder.pid).toBe(process.pid);
+      expect((error as JournalLockedError).message).toContain(`pid ${process.pid}`);
+      await journal.close();
+      const again = await open(dir);
+      await again.close();
+    });
+  });
+
+  describe('scale', () => {
+    it('100,000 ids: appended, listed, reopened, with a handful of file descriptors', async () => {
+      const fdsBefore = fs.readdirSync('/proc/self/fd').length;
+      let journal = await open(dir, { fsync: false });
+      const n = 100_000;
+      for (let base = 0; base < n; base += 10_000) {
+        await Promise.all(
+          Array.from({ length: 10_000 }, (_, i) => journal.append(`id-${base + i}`, base + i)),
+        );
+      }
+      expect(fs.readdirSync('/proc/self/fd').length - fdsBefore).toBeLessThan(20);
+      await journal.close();
+      journal = await open(dir, { fsync: false });
+      let count = 0;
+      for await (const _ of journal.persistenceIds()) count++;
+      expect(count).toBe(n);
+      for (const i of [0, 12_345, 99_999]) {
+        expect(await journal.highestSequenceNr(`id-${i}`)).toBe(1);
+        expect((await collect(journal.readFrom(`id-${i}`, 1)))[0]?.message).toBe(i);
+      }
+      await journal.close();
+    }, 120_000);
+  });
+
+  describe('provider', () => {
+    it('is named "file" and validates options', () => {
+      expect(provider.name).toBe('file');
+      expect(provider.validateOptions?.('journal', { path: 'x', fsync: true, segmentSize: 1 << 20 })).toEqual(
+        [],
+      );
+      const problems = provider.validateOptions?.('journal', {
+        path: 'x',
+        fsync: 'no',
+        nope: 1,
+        ioThreads: 0,
+      });
+      expect(problems).toHaveLength(3);
+      expect(provider.validateOptions?.('snapshots', { path: 'x', segmentSize: 4096 })).toHaveLength(1);
+    });
+
+    it('createPersistence with provider "file" gives a FileMessageJournal and a FileSnapshotStore', async () => {
+      const persistence = await createPersistence({
+        journal: { provider: 'file', path: path.join(dir, 'journal'), ioThreads: 1 },
+        snapshots: { provider: 'file', path: path.join(dir, 'snapshots'), ioThreads: 1 },
+      } as never);
+      try {
+        expect(persistence.journal).toBeInstanceOf(FileMessageJournal);
+        expect(persistence.snapshots).toBeInstanceOf(FileSnapshotStore);
+        await persistence.journal.append('p', 'hello');
+        await persistence.snapshots.save('p', 1, { state: 1 });
+        expect((await persistence.snapshots.loadLatest('p'))?.sequenceNr).toBe(1);
+      } finally {
+        await persistence.close();
+      }
+    });
+  });
+});
