@@ -4,7 +4,7 @@
  * writes everything to bench/results/<timestamp>.json.
  *
  *   node bench/dist/run.js [--workloads W1,W3] [--systems cairn-file,raw-fs] [--scale 0.1]
- *                          [--cell-timeout 600] [--tmpdir DIR] [--results DIR] [--cpu-prof]
+ *                          [--cell-timeout 600] [--tmpdir DIR] [--results DIR] [--rounds 3] [--cpu-prof]
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { CellOutcome, CellRequest } from './cell';
 import { type CellRecord, formatCount, renderTable } from './results-table';
+import { combineRounds } from './rounds';
 import { SYSTEM_IDS, type SystemId } from './system';
 import { SYSTEMS } from './system-registry';
 import { WORKLOAD_IDS, WORKLOADS, type WorkloadId } from './workloads';
@@ -25,6 +26,7 @@ const USAGE = `usage: node bench/dist/run.js [options]
   --cell-timeout SEC   kill a cell that runs longer (default 600)
   --tmpdir DIR         where the fresh data directories go (default: the OS temp dir)
   --results DIR        where the results JSON goes (default: bench/results)
+  --rounds N           measure every cell N times, round-robin, and report the median (default 1)
   --cpu-prof           write a V8 CPU profile of every cell to <results>/profiles/ (open it in
                        Chrome DevTools or speedscope; the figures are slower while profiling)`;
 
@@ -39,6 +41,7 @@ interface RunOptions {
   readonly tmpdir: string;
   readonly resultsDir: string;
   readonly cpuProfile: boolean;
+  readonly rounds: number;
 }
 
 const ALIASES: Readonly<Record<string, SystemId>> = {
@@ -58,6 +61,7 @@ function parseOptions(argv: string[]): RunOptions {
       tmpdir: { type: 'string', default: os.tmpdir() },
       results: { type: 'string', default: path.join(__dirname, '..', 'results') },
       'cpu-prof': { type: 'boolean', default: false },
+      rounds: { type: 'string', default: '1' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -88,6 +92,9 @@ function parseOptions(argv: string[]): RunOptions {
     problems.push(`--scale must be a positive number, got "${values.scale}"`);
   const timeout = Number(values['cell-timeout']);
   if (!(timeout > 0)) problems.push(`--cell-timeout must be a positive number of seconds`);
+  const rounds = Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1)
+    problems.push(`--rounds must be a positive integer, got "${values.rounds}"`);
   if (problems.length > 0) {
     console.error(`${problems.join('\n')}\n\n${USAGE}`);
     process.exit(2);
@@ -101,6 +108,7 @@ function parseOptions(argv: string[]): RunOptions {
     tmpdir: path.resolve(values.tmpdir),
     resultsDir: path.resolve(values.results),
     cpuProfile: values['cpu-prof'] === true,
+    rounds,
   };
 }
 
@@ -118,17 +126,11 @@ function tail(child: ChildProcess, limit = 2000): () => string {
 async function runCellProcess(
   request: CellRequest,
   timeoutMs: number,
-  profileDir: string | undefined,
+  profile: { dir: string; name: string } | undefined,
 ): Promise<CellRecord> {
   const started = performance.now();
-  const profiling = profileDir
-    ? [
-        '--cpu-prof',
-        '--cpu-prof-dir',
-        profileDir,
-        '--cpu-prof-name',
-        `${request.workload}-${request.system}.cpuprofile`,
-      ]
+  const profiling = profile
+    ? ['--cpu-prof', '--cpu-prof-dir', profile.dir, '--cpu-prof-name', profile.name]
     : [];
   const child = fork(path.join(__dirname, 'cell.js'), [JSON.stringify(request)], {
     execArgv: ['--expose-gc', ...profiling],
@@ -207,31 +209,40 @@ async function main(): Promise<void> {
     ? path.join(options.resultsDir, 'profiles', startedAt.toISOString().replace(/[:.]/g, '-'))
     : undefined;
   if (profileDir) await mkdir(profileDir, { recursive: true });
-  const records: CellRecord[] = [];
-  for (const workload of options.workloads) {
-    for (const systemId of options.systems) {
-      const reason = WORKLOADS[workload].notApplicable(SYSTEMS[systemId]);
-      if (reason) {
-        records.push({ workload, system: systemId, cellSeconds: 0, status: 'n/a', reason });
-        continue;
+  // Rounds go round-robin over all cells, so a busy spell on the machine hits every system alike.
+  const runs = new Map<string, CellRecord[]>();
+  const allRuns: (CellRecord & { round: number })[] = [];
+  for (let round = 1; round <= options.rounds; round++) {
+    if (options.rounds > 1) console.error(`round ${round} of ${options.rounds}`);
+    for (const workload of options.workloads) {
+      for (const systemId of options.systems) {
+        const reason = WORKLOADS[workload].notApplicable(SYSTEMS[systemId]);
+        let record: CellRecord;
+        if (reason) {
+          record = { workload, system: systemId, cellSeconds: 0, status: 'n/a', reason };
+        } else {
+          const dir = await mkdtemp(path.join(options.tmpdir, `cairn-bench-${workload}-${systemId}-`));
+          const name = `${workload}-${systemId}${options.rounds > 1 ? `-round${round}` : ''}.cpuprofile`;
+          try {
+            record = await runCellProcess(
+              { workload, system: systemId, scale: options.scale, dir },
+              options.cellTimeoutMs,
+              profileDir ? { dir: profileDir, name } : undefined,
+            );
+          } finally {
+            await rm(dir, { recursive: true, force: true });
+          }
+          console.error(
+            `  ${workload} ${systemId.padEnd(14)} ${describe(record)} [${record.cellSeconds.toFixed(1)} s]`,
+          );
+        }
+        const key = `${workload} ${systemId}`;
+        runs.set(key, [...(runs.get(key) ?? []), record]);
+        allRuns.push({ ...record, round });
       }
-      const dir = await mkdtemp(path.join(options.tmpdir, `cairn-bench-${workload}-${systemId}-`));
-      let record: CellRecord;
-      try {
-        record = await runCellProcess(
-          { workload, system: systemId, scale: options.scale, dir },
-          options.cellTimeoutMs,
-          profileDir,
-        );
-      } finally {
-        await rm(dir, { recursive: true, force: true });
-      }
-      records.push(record);
-      console.error(
-        `  ${workload} ${systemId.padEnd(14)} ${describe(record)} [${record.cellSeconds.toFixed(1)} s]`,
-      );
     }
   }
+  const records = [...runs.values()].map(combineRounds);
   const finishedAt = new Date();
   const table = renderTable(records);
   const header =
@@ -249,6 +260,7 @@ async function main(): Promise<void> {
         finishedAt: finishedAt.toISOString(),
         arguments: process.argv.slice(2),
         scale: options.scale,
+        rounds: options.rounds,
         cpuProfiles: profileDir,
         machine,
         systems: options.systems.map((id) => ({
@@ -258,6 +270,7 @@ async function main(): Promise<void> {
         })),
         records,
         table,
+        allRuns,
       },
       null,
       2,
