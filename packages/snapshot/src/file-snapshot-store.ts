@@ -87,7 +87,7 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   readonly fsync: boolean;
   private readonly io: IoPool;
   private readonly tempDir: string;
-  /** Id directories known to exist durably (and, when hashed, to belong to their id). */
+  /** Id directories known to exist durably, and when hashed to belong to their id. */
   private readonly readyDirectories = new Set<string>();
 
   private constructor(options: FileSnapshotStoreOptions, root: string, io: IoPool) {
@@ -144,12 +144,11 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   }
 
   /** Creates a directory and makes its entry durable: fsync the parent of every directory created. */
-  private async makeDirectory(dir: string): Promise<boolean> {
+  private async makeDirectory(dir: string): Promise<void> {
     const created = await this.io.run({ op: 'mkdir', args: { path: dir } });
     if (this.fsync) {
       for (const d of created) await this.io.run({ op: 'fsyncDir', args: { path: path.dirname(d) } });
     }
-    return created.length > 0;
   }
 
   private directoryOf(persistenceId: string): PersistenceIdDirectoryName & { path: string } {
@@ -157,38 +156,41 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
     return { ...name, path: path.join(this.path, name.name) };
   }
 
-  /** Creates the id's directory on its first save; a hashed one gets its id file before any snapshot. */
-  private async ensureDirectory(persistenceId: string): Promise<string> {
-    const dir = this.directoryOf(persistenceId);
-    if (this.readyDirectories.has(dir.path)) return dir.path;
-    await this.makeDirectory(dir.path);
-    if (dir.hashed) {
-      const idFile = path.join(dir.path, PERSISTENCE_ID_FILE);
-      let stored: string | undefined;
-      try {
-        stored = Buffer.from(await this.io.run({ op: 'readFile', args: { path: idFile } })).toString('utf8');
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      }
-      if (stored === undefined) {
-        await this.io.run({
-          op: 'writeFileAtomic',
-          args: {
-            path: idFile,
-            data: Buffer.from(persistenceId, 'utf8'),
-            fsync: this.fsync,
-            tempDir: this.tempDir,
-          },
-        });
-      } else if (stored !== persistenceId) {
-        throw new StorageError(
-          `snapshot directory ${dir.path} belongs to another persistenceId (${JSON.stringify(stored.slice(0, 80))}...), ` +
-            'a SHA-256 collision or a tampered directory; nothing was written',
-        );
-      }
+  /**
+   * Creates the id's directory if missing (a hashed one gets its id file before any snapshot). Its entry
+   * in the root is made durable by `_save` after the snapshot itself, see there. Resolves to whether the
+   * directory was created now (then it holds no snapshot yet).
+   */
+  private async prepareDirectory(
+    persistenceId: string,
+    dir: PersistenceIdDirectoryName & { path: string },
+  ): Promise<boolean> {
+    const created = (await this.io.run({ op: 'mkdir', args: { path: dir.path } })).length > 0;
+    if (!dir.hashed) return created;
+    const idFile = path.join(dir.path, PERSISTENCE_ID_FILE);
+    let stored: string | undefined;
+    try {
+      stored = Buffer.from(await this.io.run({ op: 'readFile', args: { path: idFile } })).toString('utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
-    this.readyDirectories.add(dir.path);
-    return dir.path;
+    if (stored === undefined) {
+      await this.io.run({
+        op: 'writeFileAtomic',
+        args: {
+          path: idFile,
+          data: Buffer.from(persistenceId, 'utf8'),
+          fsync: this.fsync,
+          tempDir: this.tempDir,
+        },
+      });
+    } else if (stored !== persistenceId) {
+      throw new StorageError(
+        `snapshot directory ${dir.path} belongs to another persistenceId (${JSON.stringify(stored.slice(0, 80))}...), ` +
+          'a SHA-256 collision or a tampered directory; nothing was written',
+      );
+    }
+    return created;
   }
 
   /** The snapshot files of an id, by sequenceNr; stale duplicates of a sequenceNr are listed too. */
@@ -207,22 +209,35 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   }
 
   protected async _save(snapshot: StoredSnapshot): Promise<void> {
-    const dir = await this.ensureDirectory(snapshot.persistenceId);
+    const dir = this.directoryOf(snapshot.persistenceId);
+    const firstSave = !this.readyDirectories.has(dir.path);
+    const created = firstSave && (await this.prepareDirectory(snapshot.persistenceId, dir));
     const name = snapshotFileName(snapshot.sequenceNr, snapshot.timestamp);
-    const { bySequenceNr } = await this.files(snapshot.persistenceId);
+    const sameSequenceNr = created
+      ? []
+      : ((await this.files(snapshot.persistenceId)).bySequenceNr.get(snapshot.sequenceNr) ?? []);
     await this.io.run({
       op: 'writeFileAtomic',
       args: {
-        path: path.join(dir, name),
+        path: path.join(dir.path, name),
         data: encodeSnapshotEnvelope(snapshot),
         fsync: this.fsync,
         tempDir: this.tempDir,
       },
       transfer: true, // the envelope is ours alone: hand it to the thread without a copy
     });
+    if (firstSave) {
+      // The id directory's own entry in the root must be durable before the save resolves. Synced after
+      // the snapshot rather than right after mkdir: on journaling file systems the snapshot's fsyncs have
+      // already committed the mkdir, so this one is nearly free instead of one more journal commit. Done on
+      // the first save of every store lifetime, also for directories that existed: an earlier process may
+      // have died (or a save failed) between its mkdir and this fsync.
+      if (this.fsync) await this.io.run({ op: 'fsyncDir', args: { path: this.path } });
+      this.readyDirectories.add(dir.path);
+    }
     // Replacing at one sequenceNr with another timestamp: the new file is durable, the old one goes.
-    for (const older of bySequenceNr.get(snapshot.sequenceNr) ?? []) {
-      if (older !== name) await this.unlinkIfPresent(path.join(dir, older));
+    for (const older of sameSequenceNr) {
+      if (older !== name) await this.unlinkIfPresent(path.join(dir.path, older));
     }
   }
 

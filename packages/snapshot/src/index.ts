@@ -32,6 +32,7 @@ export {
 export {
   type CustomIoOperation,
   DEFAULT_IO_WORKER_FILE,
+  DEFAULT_TASKS_PER_THREAD,
   defaultIoThreads,
   IoPool,
   type IoPoolOptions,

@@ -19,6 +19,14 @@ export interface IoPoolOptions {
    */
   readonly threads?: number;
   /**
+   * How many operations a thread is handed ahead of time: it runs them one after another (each is
+   * synchronous), so this is a queue depth, not parallelism. Default 16: the thread never idles waiting
+   * for the main thread to send the next operation (small operations ran about 6x faster than with 1,
+   * measured on 2 cores); the cost is that an operation may wait behind a slow fsync on its thread while
+   * another thread is idle. 1 hands each thread one operation at a time.
+   */
+  readonly tasksPerThread?: number;
+  /**
    * Absolute path of a built worker module (.js) exporting `ioWorkerModule({...ioOperations, ...yours})`.
    * Default: this package's dist/io-worker.js.
    */
@@ -39,6 +47,9 @@ export interface CustomIoOperation {
  */
 export const DEFAULT_IO_WORKER_FILE = path.join(__dirname, '..', 'dist', 'io-worker.js');
 
+/** The default of IoPoolOptions.tasksPerThread. */
+export const DEFAULT_TASKS_PER_THREAD = 16;
+
 /** The default thread count: half the cores, at least one. */
 export function defaultIoThreads(): number {
   return Math.max(1, Math.floor(os.availableParallelism() / 2));
@@ -47,7 +58,10 @@ export function defaultIoThreads(): number {
 /**
  * A dedicated pool of threads for blocking file IO (writes, fsync, rename, reads), so that slow disks
  * neither block the event loop nor starve libuv's shared threadpool (DNS, zlib, other fs calls).
- * Operations queue in call order and run as threads free up; with one thread they run strictly in order.
+ * Operations start in call order (FIFO) as threads free up. With one thread they also run strictly in
+ * order, so a pwrite followed by an fdatasync may be issued without awaiting the first; with more threads,
+ * operations issued without awaiting each other may run at the same time: await one before issuing an
+ * operation that depends on it.
  *
  * Whoever creates a pool closes it: `close()` waits for every queued operation, then stops the threads;
  * afterwards no thread, handle or timer of the pool remains.
@@ -73,6 +87,10 @@ export class IoPool {
     if (typeof threads !== 'number' || !Number.isSafeInteger(threads) || threads < 1) {
       throw new TypeError(`IoPool threads must be an integer >= 1, got ${String(threads)}`);
     }
+    const tasksPerThread = options.tasksPerThread ?? DEFAULT_TASKS_PER_THREAD;
+    if (typeof tasksPerThread !== 'number' || !Number.isSafeInteger(tasksPerThread) || tasksPerThread < 1) {
+      throw new TypeError(`IoPool tasksPerThread must be an integer >= 1, got ${String(tasksPerThread)}`);
+    }
     const workerFile = options.workerFile ?? DEFAULT_IO_WORKER_FILE;
     if (typeof workerFile !== 'string' || !path.isAbsolute(workerFile)) {
       throw new TypeError(`IoPool workerFile must be an absolute path, got ${String(workerFile)}`);
@@ -86,8 +104,12 @@ export class IoPool {
       filename: workerFile,
       minThreads: threads,
       maxThreads: threads,
-      // Every task is synchronous IO on its thread: a second task on a busy thread would only wait.
-      concurrentTasksPerWorker: 1,
+      // Tasks are synchronous on their thread, so these queue there rather than run concurrently.
+      concurrentTasksPerWorker: tasksPerThread,
+      // Piscina re-queues a task it could not hand out at the tail by default, reordering the queue.
+      stricterFIFO: true,
+      // The run/wait-time histograms cost time on every task and nothing here reads them.
+      recordTiming: false,
       // Threads live until close(); an idle timeout would only re-spawn them under bursty load.
       idleTimeout: Number.POSITIVE_INFINITY,
     });

@@ -165,6 +165,24 @@ describe('IoPool', () => {
     }
   });
 
+  it('runs queued operations in call order on one thread, also handed over ahead of time', async () => {
+    const serial = IoPool.create({ threads: 1, tasksPerThread: 16 });
+    const file = path.join(dir, 'ordered');
+    const fd = fs.openSync(file, 'w');
+    try {
+      // Each write overwrites the same byte: only call order decides the final content.
+      await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          serial.run({ op: 'pwrite', args: { fd, data: Buffer.from([i]), position: 0 } }),
+        ),
+      );
+    } finally {
+      fs.closeSync(fd);
+      await serial.close();
+    }
+    expect([...fs.readFileSync(file)]).toEqual([99]);
+  });
+
   it('drains queued operations on close, then rejects new ones with JournalClosedError; close is idempotent', async () => {
     const writes = Array.from({ length: 20 }, (_, i) =>
       pool.run({
@@ -189,6 +207,7 @@ describe('IoPool', () => {
   it('refuses a bad thread count and a missing worker module with clear errors', () => {
     expect(() => IoPool.create({ threads: 0 })).toThrow(TypeError);
     expect(() => IoPool.create({ threads: 1.5 })).toThrow(TypeError);
+    expect(() => IoPool.create({ tasksPerThread: 0 })).toThrow(/tasksPerThread must be an integer >= 1/);
     expect(() => IoPool.create({ workerFile: 'relative.js' })).toThrow(TypeError);
     expect(() => IoPool.create({ workerFile: path.join(dir, 'nope.js') })).toThrow(/run `npm run build`/);
   });
