@@ -1,4 +1,5 @@
-import { crc32 } from '@cairn/actor-core';
+// actor-core's CRC32 module itself: this file also runs in IO threads, which need none of the rest.
+import { crc32 } from '@cairn/actor-core/dist/crc32';
 
 /**
  * The bytes of a segment file (all integers little-endian):
