@@ -5,15 +5,19 @@
  */
 import {
   type BatchedMessageJournal,
-  MemoryMessageJournal,
-  MemorySnapshotStore,
+  type MemoryMessageJournal,
+  type MemorySnapshotStore,
   memoryProvider,
   type PersistenceProvider,
   type SnapshotStore,
 } from '@cairn/actor-core';
-import { FileMessageJournal, provider as fileProvider } from '@cairn/journal-file';
-import { LmdbMessageJournal, LmdbSnapshotStore, provider as lmdbProvider } from '@cairn/journal-lmdb';
-import { FileSnapshotStore } from '@cairn/snapshot';
+import { type FileMessageJournal, provider as fileProvider } from '@cairn/journal-file';
+import {
+  type LmdbMessageJournal,
+  type LmdbSnapshotStore,
+  provider as lmdbProvider,
+} from '@cairn/journal-lmdb';
+import type { FileSnapshotStore } from '@cairn/snapshot';
 
 type Journal = BatchedMessageJournal<{ type: string }>;
 type Snapshots = SnapshotStore<{ balance: number }>;

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import ts from 'typescript';
@@ -29,12 +29,18 @@ function toScript(block: string): string {
   const body = lines.filter((l) => !/^import\s/.test(l));
   const source = `${imports.join('\n')}\n(async () => {\n${body.join('\n')}\n})().catch((e) => { console.error(e); process.exit(1); });\n`;
   return ts.transpileModule(source, {
-    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+    compilerOptions: {
+      module: ts.ModuleKind.CommonJS,
+      target: ts.ScriptTarget.ES2022,
+      esModuleInterop: true,
+    },
   }).outputText;
 }
 
 const cases = readmes.flatMap((file) =>
-  blocksOf(readFileSync(path.join(root, file), 'utf8')).map((block, i) => [`${file} block ${i + 1}`, block] as const),
+  blocksOf(readFileSync(path.join(root, file), 'utf8')).map(
+    (block, i) => [`${file} block ${i + 1}`, block] as const,
+  ),
 );
 
 it.each(cases)('%s runs', (_label, block) => {
