@@ -22,7 +22,7 @@ export type CellOutcome =
 async function runCell(request: CellRequest): Promise<CellOutcome> {
   const system = SYSTEMS[request.system];
   const workload = WORKLOADS[request.workload];
-  const reason = workload.notApplicable(system);
+  const reason = workload.notApplicable(system, request.scale);
   if (reason) return { status: 'n/a', reason };
   try {
     const result = await workload.run({ system, dir: request.dir, scale: request.scale });

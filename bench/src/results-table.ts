@@ -1,7 +1,7 @@
 import type { CellOutcome } from './cell';
 import type { SystemId } from './system';
 import { RAW_PEER, SYSTEMS } from './system-registry';
-import { type Figure, WORKLOADS, type WorkloadId } from './workloads';
+import type { Figure, WorkloadId } from './workloads';
 
 /** One cell as the runner recorded it. */
 export type CellRecord = {
@@ -95,6 +95,19 @@ export function renderTable(records: readonly CellRecord[]): string {
     );
     lines.push(`| ${cells.join(' | ')} |`);
   }
+  const skipped = new Map<string, string[]>();
+  for (const record of records) {
+    if (record.status !== 'n/a') continue;
+    const key = `${record.workload}: ${record.reason}`;
+    skipped.set(key, [...(skipped.get(key) ?? []), SYSTEMS[record.system].label]);
+  }
+  if (skipped.size > 0) {
+    lines.push('', 'Not run:');
+    for (const [key, labels] of skipped) {
+      const [workload, ...reason] = key.split(': ');
+      lines.push(`- ${workload} on ${labels.join(', ')}: ${reason.join(': ')}`);
+    }
+  }
   return lines.join('\n');
 }
 
@@ -102,9 +115,4 @@ export function renderTable(records: readonly CellRecord[]): string {
 function tableCell(text: string, limit = 240): string {
   const flat = text.replace(/\s+/g, ' ').replace(/\|/g, '\\|');
   return flat.length > limit ? `${flat.slice(0, limit - 1)}…` : flat;
-}
-
-/** The workloads' one-line descriptions, for the results file and BENCHMARKS.md. */
-export function workloadTitles(ids: readonly WorkloadId[]): string {
-  return ids.map((id) => `- ${id}: ${WORKLOADS[id].title}`).join('\n');
 }

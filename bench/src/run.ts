@@ -216,7 +216,7 @@ async function main(): Promise<void> {
     if (options.rounds > 1) console.error(`round ${round} of ${options.rounds}`);
     for (const workload of options.workloads) {
       for (const systemId of options.systems) {
-        const reason = WORKLOADS[workload].notApplicable(SYSTEMS[systemId]);
+        const reason = WORKLOADS[workload].notApplicable(SYSTEMS[systemId], options.scale);
         let record: CellRecord;
         if (reason) {
           record = { workload, system: systemId, cellSeconds: 0, status: 'n/a', reason };
