@@ -121,33 +121,39 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
 
   protected async _write(writes: readonly JournalWrite[]): Promise<void> {
     const { journal, metadata } = this.env;
+    // Keys and records are built before the transaction: the callback below runs on the main thread
+    // while LMDB's writer lock is held, so it should do no more than check and put.
+    const records: Buffer[] = [];
+    const first = new Map<string, { key: Buffer; expected: number; highest: number }>();
+    for (const { persistenceId, events } of writes) {
+      const prefix = idPrefix(persistenceId);
+      for (const event of events) {
+        const key = entryKey(prefix, event.sequenceNr);
+        records.push(key, encodeEvent(key, event));
+      }
+      const highest = events[events.length - 1]!.sequenceNr;
+      const known = first.get(persistenceId);
+      if (known) known.highest = highest;
+      else
+        first.set(persistenceId, {
+          key: metadataKey(persistenceId),
+          expected: events[0]!.sequenceNr - 1,
+          highest,
+        });
+    }
     await this.env.write(() => {
-      // Check everything before the first put: a conflict writes nothing (the child transaction would
-      // roll back anyway; this keeps the abort path trivial).
-      const updates = new Map<string, { key: Buffer; meta: IdMetadata }>();
-      for (const { persistenceId, events } of writes) {
-        let update = updates.get(persistenceId);
-        if (!update) {
-          update = {
-            key: metadataKey(persistenceId),
-            meta: this.readMetadata(persistenceId) ?? { highest: 0, lowWater: 0 },
-          };
-          updates.set(persistenceId, update);
-        }
-        const expected = events[0]!.sequenceNr - 1;
-        if (update.meta.highest !== expected) {
-          throw new SequenceConflictError(persistenceId, expected, update.meta.highest);
-        }
-        update.meta = { highest: events[events.length - 1]!.sequenceNr, lowWater: update.meta.lowWater };
+      // Check every id before the first put: a conflict writes nothing (the child transaction would roll
+      // back anyway; this keeps the abort path trivial). Writes of one id within a group are consecutive
+      // (the base numbers them), so checking the first against the stored highest covers them all.
+      const updates: Array<[Buffer, IdMetadata]> = [];
+      for (const [persistenceId, { key, expected, highest }] of first) {
+        const stored = this.readMetadata(persistenceId) ?? { highest: 0, lowWater: 0 };
+        if (stored.highest !== expected)
+          throw new SequenceConflictError(persistenceId, expected, stored.highest);
+        updates.push([key, { highest, lowWater: stored.lowWater }]);
       }
-      for (const { persistenceId, events } of writes) {
-        const prefix = idPrefix(persistenceId);
-        for (const event of events) {
-          const key = entryKey(prefix, event.sequenceNr);
-          journal.putSync(key, encodeEvent(key, event));
-        }
-      }
-      for (const { key, meta } of updates.values()) metadata.putSync(key, encodeIdMetadata(key, meta));
+      for (let i = 0; i < records.length; i += 2) journal.putSync(records[i]!, records[i + 1]!);
+      for (const [key, meta] of updates) metadata.putSync(key, encodeIdMetadata(key, meta));
     });
   }
 

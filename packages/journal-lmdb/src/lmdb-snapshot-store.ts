@@ -77,8 +77,11 @@ export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   protected async _list(persistenceId: string): Promise<SnapshotMetadata[]> {
     const prefix = idPrefix(persistenceId);
     const listed: SnapshotMetadata[] = [];
-    for (const { key, value } of this.env.snapshots.getRange({ start: prefix, end: entryKeyEnd(prefix) })) {
-      const timestamp = snapshotTimestamp(key, value);
+    const { snapshots } = this.env;
+    for (const key of snapshots.getKeys({ start: prefix, end: entryKeyEnd(prefix) })) {
+      // getBinaryFast: no copy of the (possibly large) value; only its 12-byte prefix is read, before
+      // the next get reuses the buffer.
+      const timestamp = snapshotTimestamp(key, snapshots.getBinaryFast(key) ?? Buffer.alloc(0));
       // A damaged prefix still lists the snapshot (as the oldest possible), so loadLatest tries it,
       // reports it and falls back, instead of it silently vanishing from every query.
       listed.push({
