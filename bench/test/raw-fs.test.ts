@@ -42,7 +42,7 @@ test('appends arriving during an fdatasync share the next one (group commit)', a
   }
   // 200 appends from 20 concurrent writers: one fdatasync per round of writers, not one per append.
   expect(datasyncs.length).toBeGreaterThanOrEqual(10);
-  expect(datasyncs.length).toBeLessThanOrEqual(20);
+  expect(datasyncs.length).toBeLessThanOrEqual(12);
   for (let n = 0; n < 20; n++) {
     expect((await readAll(store, `id-${n}`)).map((e) => e.amount)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   }

@@ -145,25 +145,32 @@ export class RawFsStore implements BenchStore {
       this.pending.push({ log: log, bytes, firstSeq, count: events.length, resolve, reject });
       if (!this.committing) {
         this.committing = true;
-        void this.commitLoop();
+        setImmediate(() => void this.commitGroup());
       }
     });
   }
 
-  /** Writes everything queued, fdatasyncs once, resolves those appends, and repeats while more queued up. */
-  private async commitLoop(): Promise<void> {
-    while (this.pending.length > 0) {
-      const group = this.pending;
-      this.pending = [];
-      const start = this.end;
-      const bytes = Buffer.concat(group.map((p) => p.bytes));
-      try {
-        await writeFully(this.file, bytes, start);
-        if (this.durable) await this.file.datasync();
-      } catch (error) {
-        for (const p of group) p.reject(error);
-        continue;
-      }
+  /**
+   * Writes everything queued with one write and one fdatasync, then resolves those appends. The next group
+   * starts from setImmediate, never synchronously: the writers whose appends just resolved issue their next
+   * append in the microtasks that follow, and they must all make it into the next group, not one of them
+   * alone.
+   */
+  private async commitGroup(): Promise<void> {
+    const group = this.pending;
+    this.pending = [];
+    const start = this.end;
+    const bytes = Buffer.concat(group.map((p) => p.bytes));
+    let failure: { error: unknown } | undefined;
+    try {
+      await writeFully(this.file, bytes, start);
+      if (this.durable) await this.file.datasync();
+    } catch (error) {
+      failure = { error };
+    }
+    if (failure) {
+      for (const p of group) p.reject(failure.error);
+    } else {
       this.end = start + bytes.length;
       let offset = start;
       for (const p of group) {
@@ -172,7 +179,11 @@ export class RawFsStore implements BenchStore {
         p.resolve();
       }
     }
-    this.committing = false;
+    if (this.pending.length > 0) {
+      setImmediate(() => void this.commitGroup());
+    } else {
+      this.committing = false;
+    }
   }
 
   /** Rebuilds the frame index, verifying every checksum; a torn tail is cut back, other damage throws. */
