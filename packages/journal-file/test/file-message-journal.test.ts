@@ -38,6 +38,26 @@ describe('FileMessageJournal', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it('the README example', async () => {
+    const journal = await FileMessageJournal.open({ path: path.join(dir, 'data', 'journal') });
+    await journal.append('account-42', { type: 'Deposited', amount: 10 });
+    await journal.appendBatch('account-42', [
+      { type: 'Deposited', amount: 1 },
+      { type: 'Withdrawn', amount: 2 },
+    ]);
+    const read: Array<[number, unknown]> = [];
+    for await (const entry of journal.readFrom('account-42', 1)) read.push([entry.sequenceNr, entry.message]);
+    expect(read).toEqual([
+      [1, { type: 'Deposited', amount: 10 }],
+      [2, { type: 'Deposited', amount: 1 }],
+      [3, { type: 'Withdrawn', amount: 2 }],
+    ]);
+    await journal.truncateBefore('account-42', 3);
+    expect(await journal.highestSequenceNr('account-42')).toBe(3);
+    expect((await collect(journal.readFrom('account-42', 1))).map((e) => e.sequenceNr)).toEqual([3]);
+    await journal.close();
+  });
+
   describe('options', () => {
     it.each([
       [undefined, TypeError],
