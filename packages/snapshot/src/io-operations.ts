@@ -58,6 +58,14 @@ export interface IoOperationMap {
   rename: { args: { readonly from: string; readonly to: string }; result: Done };
   /** Entry names, sorted (so callers get a stable order); [] when `missingOk` and the directory does not exist. */
   readdir: { args: { readonly path: string; readonly missingOk?: boolean }; result: string[] };
+  /**
+   * readdir, plus the content of the last entry (in sorted order) whose name matches `pattern` (a RegExp
+   * source): one round trip where a listing is usually followed by reading its newest file.
+   */
+  readdirAndReadLast: {
+    args: { readonly path: string; readonly pattern: string; readonly missingOk?: boolean };
+    result: { names: string[]; last?: { name: string; data: Uint8Array } };
+  };
   ftruncate: { args: { readonly fd: number; readonly length: number }; result: Done };
   /** `flags` as for fs.openSync ('r', 'a+', numeric O_* flags); resolves to the fd. */
   open: {
@@ -238,6 +246,22 @@ export const ioOperations: IoOperations = {
       if (missingOk && (e as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw e;
     }
+  },
+  readdirAndReadLast: ({ path: dir, pattern, missingOk = false }) => {
+    const names = ioOperations.readdir({ path: dir, missingOk });
+    const matcher = new RegExp(pattern);
+    for (let i = names.length - 1; i >= 0; i--) {
+      const name = names[i] as string;
+      if (!matcher.test(name)) continue;
+      try {
+        return { names, last: { name, data: ioOperations.readFile({ path: path.join(dir, name) }) } };
+      } catch (e) {
+        // Removed between the listing and the read: the listing alone is still an answer.
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { names };
+        throw e;
+      }
+    }
+    return { names };
   },
   ftruncate: ({ fd, length }) => fs.ftruncateSync(fd, length),
   open: ({ path: file, flags, mode }) => fs.openSync(file, flags, mode),

@@ -147,15 +147,32 @@ export class IoPool {
     this.closing ??= (async () => {
       // Settled, not fulfilled: a failed write must not stop the others from finishing first.
       while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+      await this.threadsStarted();
       await this.pool.destroy();
     })();
     return this.closing;
+  }
+
+  /**
+   * Waits (a bounded time) until every thread has loaded its worker module. Terminating a thread while
+   * it is still reading that module leaks the file descriptor of the read (the thread's `finally` never
+   * runs), so a pool closed right after create() must let its threads finish starting first. Piscina
+   * has no event for this; a thread counts as ready once it is idle in `idleThreads`.
+   */
+  private async threadsStarted(): Promise<void> {
+    const deadline = Date.now() + THREAD_START_TIMEOUT_MS;
+    while (this.pool.idleThreads < this.pool.threads.length && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
   }
 
   get closed(): boolean {
     return this.closing !== undefined;
   }
 }
+
+/** The most close() waits for threads that are still starting (see threadsStarted). */
+const THREAD_START_TIMEOUT_MS = 10_000;
 
 type TransferList = ArrayBuffer[];
 

@@ -228,4 +228,11 @@ describe('IoPool resources', () => {
     }
     await expectNoLeakedResources(before);
   });
+
+  it('leaves no fd of a thread still starting when closed right after create', async () => {
+    // Terminating a thread while it reads its worker module would leak that read's fd.
+    const before = captureResources();
+    for (let round = 0; round < 5; round++) await IoPool.create({ threads: 2 }).close();
+    await expectNoLeakedResources(before);
+  });
 });
