@@ -20,7 +20,7 @@ import { SystemUnavailableError } from '../system';
 type Opener = (options: Record<string, unknown>) => Promise<unknown>;
 
 /** `exportName.open` of `specifier`, or SystemUnavailableError saying what is missing. */
-async function loadOpener(specifier: string, exportName: string): Promise<Opener> {
+export async function loadOpener(specifier: string, exportName: string): Promise<Opener> {
   let module: Record<string, unknown>;
   try {
     module = (await import(specifier)) as Record<string, unknown>;
@@ -39,7 +39,7 @@ async function loadOpener(specifier: string, exportName: string): Promise<Opener
  * Checks that `specifier` exports the `provider` the runtime's config loader will look for: without this,
  * a provider that has not landed yet surfaces as a ConfigError from ActorSystem.create, not "unavailable".
  */
-async function requireProvider(specifier: string): Promise<void> {
+export async function requireProvider(specifier: string): Promise<void> {
   let module: Record<string, unknown>;
   try {
     module = (await import(specifier)) as Record<string, unknown>;
