@@ -158,18 +158,10 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
     return { ...name, path: path.join(this.path, name.name) };
   }
 
-  /**
-   * Creates the id's directory if missing (a hashed one gets its id file before any snapshot). Its entry
-   * in the root is made durable by `_save` after the snapshot itself, see there. Resolves to whether the
-   * directory was created now (then it holds no snapshot yet).
-   */
-  private async prepareDirectory(
-    persistenceId: string,
-    dir: PersistenceIdDirectoryName & { path: string },
-  ): Promise<boolean> {
-    const created = (await this.io.run({ op: 'mkdir', args: { path: dir.path } })).length > 0;
-    if (!dir.hashed) return created;
-    const idFile = path.join(dir.path, PERSISTENCE_ID_FILE);
+  /** Creates a hashed id directory if missing, with its id file, or checks that it belongs to the id. */
+  private async prepareHashedDirectory(persistenceId: string, dir: string): Promise<void> {
+    await this.makeDirectory(dir);
+    const idFile = path.join(dir, PERSISTENCE_ID_FILE);
     let stored: string | undefined;
     try {
       stored = Buffer.from(await this.io.run({ op: 'readFile', args: { path: idFile } })).toString('utf8');
@@ -188,11 +180,10 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
       });
     } else if (stored !== persistenceId) {
       throw new StorageError(
-        `snapshot directory ${dir.path} belongs to another persistenceId (${JSON.stringify(stored.slice(0, 80))}...), ` +
+        `snapshot directory ${dir} belongs to another persistenceId (${JSON.stringify(stored.slice(0, 80))}...), ` +
           'a SHA-256 collision or a tampered directory; nothing was written',
       );
     }
-    return created;
   }
 
   /** The snapshot files of an id, by sequenceNr; stale duplicates of a sequenceNr are listed too. */
@@ -206,34 +197,25 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
     this.prefetched.delete(snapshot.persistenceId);
     const dir = this.directoryOf(snapshot.persistenceId);
     const firstSave = !this.readyDirectories.has(dir.path);
-    const created = firstSave && (await this.prepareDirectory(snapshot.persistenceId, dir));
-    const name = snapshotFileName(snapshot.sequenceNr, snapshot.timestamp);
-    const sameSequenceNr = created
-      ? []
-      : ((await this.files(snapshot.persistenceId)).bySequenceNr.get(snapshot.sequenceNr) ?? []);
+    // A hashed directory needs its id file before any snapshot; a plain one is created by the write.
+    if (firstSave && dir.hashed) await this.prepareHashedDirectory(snapshot.persistenceId, dir.path);
     await this.io.run({
       op: 'writeFileAtomic',
       args: {
-        path: path.join(dir.path, name),
+        path: path.join(dir.path, snapshotFileName(snapshot.sequenceNr, snapshot.timestamp)),
         data: encodeSnapshotEnvelope(snapshot),
         fsync: this.fsync,
         tempDir: this.tempDir,
+        createDirectory: firstSave,
+        // The directory's own entry in the root must be durable before the first save resolves, also
+        // when the directory existed: an earlier process may have died between its mkdir and that fsync.
+        syncDirectoryEntry: firstSave,
+        // Saving again at a sequenceNr replaces: the file of another timestamp goes once this one is in.
+        supersedes: `^${String(snapshot.sequenceNr).padStart(SEQUENCE_DIGITS, '0')}-\\d{16}\\.snap$`,
       },
       transfer: true, // the envelope is ours alone: hand it to the thread without a copy
     });
-    if (firstSave) {
-      // The id directory's own entry in the root must be durable before the save resolves. Synced after
-      // the snapshot rather than right after mkdir: on journaling file systems the snapshot's fsyncs have
-      // already committed the mkdir, so this one is nearly free instead of one more journal commit. Done on
-      // the first save of every store lifetime, also for directories that existed: an earlier process may
-      // have died (or a save failed) between its mkdir and this fsync.
-      if (this.fsync) await this.io.run({ op: 'fsyncDir', args: { path: this.path } });
-      this.readyDirectories.add(dir.path);
-    }
-    // Replacing at one sequenceNr with another timestamp: the new file is durable, the old one goes.
-    for (const older of sameSequenceNr) {
-      if (older !== name) await this.unlinkIfPresent(path.join(dir.path, older));
-    }
+    if (firstSave) this.readyDirectories.add(dir.path);
   }
 
   protected async _list(persistenceId: string): Promise<SnapshotMetadata[]> {

@@ -29,6 +29,25 @@ export interface WriteFileAtomicArgs {
    * a crash reads one directory instead of all of them.
    */
   readonly tempDir?: string;
+  /**
+   * Default false. true: create `path`'s directory (and missing parents) first; with `fsync`, each new
+   * directory's entry is made durable too (its parent is fsynced after the file, when the file's own
+   * fsyncs have usually committed the mkdir already, which makes that fsync cheap on journaling file
+   * systems).
+   */
+  readonly createDirectory?: boolean;
+  /**
+   * Default false. true (with `fsync`): also fsync the parent of `path`'s directory, making the
+   * directory's own entry durable even when this call did not create it (an earlier process may have
+   * died between its mkdir and that fsync).
+   */
+  readonly syncDirectoryEntry?: boolean;
+  /**
+   * A RegExp source: after the new file is in place (and durable, with `fsync`), remove the other files
+   * in its directory whose names match, e.g. the versions it supersedes. Their removal is not fsynced: a
+   * power loss may bring one back beside the new file, so readers must prefer the new one by name.
+   */
+  readonly supersedes?: string;
 }
 
 /** What an operation that only has an effect resolves to. */
@@ -175,8 +194,18 @@ function fsyncDir(dir: string): void {
   }
 }
 
-function writeFileAtomic({ path: target, data, fsync = true, tempDir }: WriteFileAtomicArgs): void {
-  const temp = path.join(tempDir ?? path.dirname(target), atomicWriteTempName());
+function writeFileAtomic(args: WriteFileAtomicArgs): void {
+  const {
+    path: target,
+    data,
+    fsync = true,
+    tempDir,
+    createDirectory = false,
+    syncDirectoryEntry = false,
+  } = args;
+  const dir = path.dirname(target);
+  const created = createDirectory ? mkdir({ path: dir }) : [];
+  const temp = path.join(tempDir ?? dir, atomicWriteTempName());
   const fd = fs.openSync(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
   let renamed = false;
   try {
@@ -188,9 +217,22 @@ function writeFileAtomic({ path: target, data, fsync = true, tempDir }: WriteFil
     }
     fs.renameSync(temp, target);
     renamed = true;
-    if (fsync) fsyncDir(path.dirname(target));
   } finally {
     if (!renamed) fs.rmSync(temp, { force: true });
+  }
+  if (fsync) {
+    fsyncDir(dir);
+    // Innermost first: each directory's entry, up to the outermost one created (or dir's own entry).
+    const entries = new Set(created.map((d) => path.dirname(d)).reverse());
+    if (syncDirectoryEntry) entries.add(path.dirname(dir));
+    for (const parent of entries) if (parent !== dir) fsyncDir(parent);
+  }
+  if (args.supersedes !== undefined) {
+    const superseded = new RegExp(args.supersedes);
+    const name = path.basename(target);
+    for (const other of fs.readdirSync(dir)) {
+      if (other !== name && superseded.test(other)) fs.rmSync(path.join(dir, other), { force: true });
+    }
   }
 }
 

@@ -38,6 +38,28 @@ describe('IoPool', () => {
     expect(fs.readdirSync(dir)).toEqual(['state.bin']);
   });
 
+  it('creates the directory when asked and removes the files the new one supersedes', async () => {
+    const file = path.join(dir, 'a', 'b', '0007-0002.v');
+    await pool.run({
+      op: 'writeFileAtomic',
+      args: { path: file, data: Buffer.from('1'), createDirectory: true, syncDirectoryEntry: true },
+    });
+    fs.writeFileSync(path.join(dir, 'a', 'b', '0007-0001.v'), 'older');
+    fs.writeFileSync(path.join(dir, 'a', 'b', '0008-0001.v'), 'other');
+    await pool.run({
+      op: 'writeFileAtomic',
+      args: { path: file, data: Buffer.from('2'), supersedes: '^0007-\\d{4}\\.v$' },
+    });
+    expect(fs.readdirSync(path.join(dir, 'a', 'b')).sort()).toEqual(['0007-0002.v', '0008-0001.v']);
+    expect(fs.readFileSync(file, 'utf8')).toBe('2');
+    await expect(
+      pool.run({
+        op: 'writeFileAtomic',
+        args: { path: path.join(dir, 'missing', 'f'), data: Buffer.from('') },
+      }),
+    ).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
   it('writes the temp file into tempDir when given', async () => {
     const temps = path.join(dir, 'tmp');
     fs.mkdirSync(temps);
