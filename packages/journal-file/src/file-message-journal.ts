@@ -65,7 +65,29 @@ const MIN_SEGMENT_SIZE = 4096;
 const READ_CHUNK = 1024 * 1024;
 /** Runs this close together are read together; the bytes between them (other ids) are skipped. */
 const READ_GAP = 16 * 1024;
-const PAGE_EVENTS = 512;
+const PAGE_EVENTS = 1024;
+
+/** A planned read: runs [firstRun, lastRun] of one id, at [start, stop) of one segment. */
+interface ReadChunk {
+  /** Undefined when the segment the index names is gone (reads reject, naming `file`). */
+  readonly segment: Segment | undefined;
+  readonly file: string;
+  readonly start: number;
+  readonly stop: number;
+  readonly firstRun: number;
+  readonly lastRun: number;
+  readonly offsets: readonly number[];
+  readonly lengths: readonly number[];
+  readonly firsts: readonly number[];
+  /** The last sequenceNr of the last run. */
+  readonly lastSeq: number;
+  /** Events the runs hold. */
+  readonly events: number;
+}
+
+function sameChunk(a: ReadChunk, b: ReadChunk): boolean {
+  return a.file === b.file && a.start === b.start && a.stop === b.stop;
+}
 
 interface Segment {
   readonly number: number;
@@ -493,6 +515,8 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
           message: `${sealed.file}: sealing found corrupt data (${where}); the segment is kept and rescanned on open`,
         });
       }
+      // Everything in it may have been truncated before it was sealed.
+      this.removeDeadSegments();
     });
     return next;
   }
@@ -562,85 +586,148 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   ): AsyncGenerator<StoredEvent[]> {
     const entry = this.index.get(persistenceId);
     if (!entry) return;
+    const idBytes = Buffer.from(persistenceId, 'utf8');
     let next = fromSequenceNr;
     let left = max;
-    while (left > 0 && next <= toSequenceNr) {
-      next = Math.max(next, entry.lowWater);
-      if (entry.corrupt && next >= entry.corrupt.sequenceNr)
-        throw this.corruptAt(persistenceId, entry.corrupt);
-      const first = entry.findRun(next);
-      if (first >= entry.runCount || next > entry.top) return;
-      const number = entry.segmentOf(first);
-      const start = entry.offsetOf(first);
-      let stop = start + entry.byteLengthOf(first);
-      let last = first;
-      while (last + 1 < entry.runCount && entry.segmentOf(last + 1) === number) {
-        const offset = entry.offsetOf(last + 1);
-        const end = offset + entry.byteLengthOf(last + 1);
-        if (offset < stop || offset - stop > READ_GAP || end - start > READ_CHUNK) break;
-        if (entry.firstOf(last + 1) > toSequenceNr) break;
-        last++;
-        stop = end;
-      }
-      const segment = this.segments.get(number);
-      if (!segment) {
-        throw this.corruptAt(persistenceId, {
-          sequenceNr: next,
-          file: path.join(this.dir, segmentFileName(number)),
-          offset: start,
-          reason: 'the segment holding it is gone',
-        });
-      }
-      const bytes = await this.readSegment(segment, start, stop - start, persistenceId, next);
-      const page: StoredEvent[] = [];
-      let failure: JournalCorruptedError | undefined;
-      const limit = Math.min(left, PAGE_EVENTS * 8);
-      runs: for (let r = first; r <= last; r++) {
-        let at = entry.offsetOf(r) - start;
-        const end = at + entry.byteLengthOf(r);
-        let expected = entry.firstOf(r);
-        while (at < end) {
-          const record = decodeRecord(bytes, at, end);
-          const problem = isBadRecord(record)
-            ? record.reason
-            : record.kind !== KIND_EVENT || record.persistenceId !== persistenceId
-              ? `the index points at a record of "${record.persistenceId}" (kind ${record.kind})`
-              : record.sequenceNr !== expected
-                ? `found sequenceNr ${record.sequenceNr} where ${expected} belongs`
-                : undefined;
-          if (problem !== undefined || isBadRecord(record)) {
-            failure = this.corruptAt(persistenceId, {
-              sequenceNr: expected,
-              file: segment.file,
-              offset: start + at,
-              reason: problem ?? 'bad record',
-            });
-            break runs;
-          }
-          at += record.length;
-          expected++;
-          if (record.sequenceNr < next) continue;
-          if (record.sequenceNr > toSequenceNr || page.length >= limit) break runs;
-          if (entry.corrupt && record.sequenceNr >= entry.corrupt.sequenceNr) break runs;
-          page.push({
-            sequenceNr: record.sequenceNr,
-            timestamp: record.timestamp,
-            serializerId: record.serializerId,
-            payload: record.payload,
-          });
+    // The chunk after the one being served is read while the consumer works through the current one.
+    let prefetched: { chunk: ReadChunk; bytes: Promise<Buffer> } | undefined;
+    try {
+      while (left > 0 && next <= toSequenceNr) {
+        next = Math.max(next, entry.lowWater);
+        if (entry.corrupt && next >= entry.corrupt.sequenceNr)
+          throw this.corruptAt(persistenceId, entry.corrupt);
+        const chunk = this.planRead(entry, next, toSequenceNr);
+        if (!chunk) return;
+        let bytes: Buffer;
+        if (prefetched && sameChunk(prefetched.chunk, chunk)) {
+          bytes = await prefetched.bytes;
+        } else {
+          prefetched?.bytes.catch(() => undefined);
+          bytes = await this.readChunk(chunk, persistenceId, next);
         }
-      }
-      if (page.length > 0) {
-        left -= page.length;
-        next = page[page.length - 1]!.sequenceNr + 1;
-        yield page;
-      }
-      if (failure) throw failure;
-      if (page.length === 0) {
+        prefetched = undefined;
+        const following = this.planRead(entry, chunk.lastSeq + 1, toSequenceNr);
+        if (following && left > chunk.events) {
+          const read = this.readChunk(following, persistenceId, following.firsts[0]!);
+          read.catch(() => undefined); // awaited (and its error seen) only if used
+          prefetched = { chunk: following, bytes: read };
+        }
+
+        let page: StoredEvent[] = [];
+        let failure: JournalCorruptedError | undefined;
+        let served = false;
+        runs: for (let r = chunk.firstRun; r <= chunk.lastRun; r++) {
+          let at = chunk.offsets[r - chunk.firstRun]! - chunk.start;
+          const end = at + chunk.lengths[r - chunk.firstRun]!;
+          let expected = chunk.firsts[r - chunk.firstRun]!;
+          while (at < end) {
+            const record = decodeRecord(bytes, at, end, idBytes);
+            const problem = isBadRecord(record)
+              ? record.reason
+              : record.kind !== KIND_EVENT
+                ? `the index points at a record of kind ${record.kind}`
+                : record.sequenceNr !== expected
+                  ? `found sequenceNr ${record.sequenceNr} where ${expected} belongs`
+                  : undefined;
+            if (problem !== undefined || isBadRecord(record)) {
+              failure = this.corruptAt(persistenceId, {
+                sequenceNr: expected,
+                file: chunk.file,
+                offset: chunk.start + at,
+                reason: problem ?? 'bad record',
+              });
+              break runs;
+            }
+            at += record.length;
+            expected++;
+            // Re-checked per record: a truncation may land while the consumer holds a page.
+            if (record.sequenceNr < next || record.sequenceNr < entry.lowWater) continue;
+            if (record.sequenceNr > toSequenceNr || left === 0) break runs;
+            if (entry.corrupt && record.sequenceNr >= entry.corrupt.sequenceNr) break runs;
+            page.push({
+              sequenceNr: record.sequenceNr,
+              timestamp: record.timestamp,
+              serializerId: record.serializerId,
+              payload: record.payload,
+            });
+            left--;
+            next = record.sequenceNr + 1;
+            if (page.length === PAGE_EVENTS) {
+              served = true;
+              yield page;
+              page = [];
+            }
+          }
+        }
+        if (page.length > 0) {
+          served = true;
+          yield page;
+        }
+        if (failure) throw failure;
         // Nothing servable in these runs (all below `next`): move past them.
-        next = Math.max(next, entry.lastOf(last) + 1);
+        if (!served) next = Math.max(next, chunk.lastSeq + 1);
       }
+    } finally {
+      prefetched?.bytes.catch(() => undefined);
     }
+  }
+
+  /**
+   * The runs to read next for an id, from the one holding `from`: neighbouring runs of one segment
+   * (gaps under READ_GAP, at most READ_CHUNK bytes), copied out of the index so a truncation meanwhile
+   * cannot shift them.
+   */
+  private planRead(entry: IdIndex, from: number, to: number): ReadChunk | undefined {
+    if (from > to || from > entry.top) return undefined;
+    const firstRun = entry.findRun(Math.max(from, entry.lowWater));
+    if (firstRun >= entry.runCount) return undefined;
+    const number = entry.segmentOf(firstRun);
+    const segment = this.segments.get(number);
+    const start = entry.offsetOf(firstRun);
+    const offsets = [start];
+    const lengths = [entry.byteLengthOf(firstRun)];
+    const firsts = [entry.firstOf(firstRun)];
+    let stop = start + lengths[0]!;
+    let lastRun = firstRun;
+    while (lastRun + 1 < entry.runCount && entry.segmentOf(lastRun + 1) === number) {
+      const offset = entry.offsetOf(lastRun + 1);
+      const end = offset + entry.byteLengthOf(lastRun + 1);
+      if (offset < stop || offset - stop > READ_GAP || end - start > READ_CHUNK) break;
+      if (entry.firstOf(lastRun + 1) > to) break;
+      lastRun++;
+      stop = end;
+      offsets.push(offset);
+      lengths.push(end - offset);
+      firsts.push(entry.firstOf(lastRun));
+    }
+    const lastSeq = entry.lastOf(lastRun);
+    return {
+      segment,
+      file: segment?.file ?? path.join(this.dir, segmentFileName(number)),
+      start,
+      stop,
+      firstRun,
+      lastRun,
+      offsets,
+      lengths,
+      firsts,
+      lastSeq,
+      events: lastSeq - firsts[0]! + 1,
+    };
+  }
+
+  private readChunk(chunk: ReadChunk, persistenceId: string, sequenceNr: number): Promise<Buffer> {
+    if (!chunk.segment) {
+      return Promise.reject(
+        this.corruptAt(persistenceId, {
+          sequenceNr,
+          file: chunk.file,
+          offset: chunk.start,
+          reason: 'the segment holding it is gone',
+        }),
+      );
+    }
+    return this.readSegment(chunk.segment, chunk.start, chunk.stop - chunk.start, persistenceId, sequenceNr);
   }
 
   private corruptAt(persistenceId: string, point: CorruptPoint): JournalCorruptedError {

@@ -189,6 +189,7 @@ export interface DecodedRecord {
   readonly length: number;
   readonly kind: number;
   readonly serializerId: number;
+  /** The id ('' when decodeRecord was given the expected id: it matched). */
   readonly persistenceId: string;
   /** The event's sequenceNr, or the low-water mark. */
   readonly sequenceNr: number;
@@ -207,21 +208,27 @@ export interface BadRecord {
 
 /**
  * Decodes and verifies the record at `at`, which must end at or before `end`. Returns the record, or
- * what could be read of a bad one. The payload is a view into `bytes` (no copy).
+ * what could be read of a bad one. The payload is a view into `bytes` (no copy). With `expectedId`
+ * (the id's UTF-8 bytes), a record of another id is a bad record, and the id is compared as bytes
+ * rather than decoded (the read path's hot loop).
  */
-export function decodeRecord(bytes: Buffer, at: number, end: number): DecodedRecord | BadRecord {
+export function decodeRecord(
+  bytes: Buffer,
+  at: number,
+  end: number,
+  expectedId?: Buffer,
+): DecodedRecord | BadRecord {
   if (end - at < RECORD_HEADER_SIZE) return { reason: `record header cut short (${end - at} bytes)` };
   const length = bytes.readUInt32LE(at);
   const idLength = bytes.readUInt16LE(at + 12);
   const plausible = length >= RECORD_HEADER_SIZE + idLength && at + length <= end;
-  const kind = bytes.readUInt8(at + 8);
+  const kind = bytes[at + 8]!;
   // Read the header for the report even when the checksum fails: it names what was probably there.
   const sequenceNr = bytes.readDoubleLE(at + 16);
-  const persistenceId =
-    plausible && idLength > 0
-      ? bytes.toString('utf8', at + RECORD_HEADER_SIZE, at + RECORD_HEADER_SIZE + idLength)
-      : undefined;
   const seqPlausible = Number.isSafeInteger(sequenceNr) && sequenceNr >= 1;
+  const idStart = at + RECORD_HEADER_SIZE;
+  const idText = () =>
+    plausible && idLength > 0 ? bytes.toString('utf8', idStart, idStart + idLength) : undefined;
   if (!plausible) {
     return {
       reason: `record length ${length} does not fit (id ${idLength} bytes, ${end - at} bytes left in the frame)`,
@@ -229,23 +236,40 @@ export function decodeRecord(bytes: Buffer, at: number, end: number): DecodedRec
     };
   }
   if (bytes.readUInt32LE(at + 4) !== crc32(bytes.subarray(at + 8, at + length))) {
-    return { reason: 'CRC mismatch', length, persistenceId, ...(seqPlausible ? { sequenceNr } : {}) };
+    return {
+      reason: 'CRC mismatch',
+      length,
+      persistenceId: idText(),
+      ...(seqPlausible ? { sequenceNr } : {}),
+    };
   }
   if ((kind !== KIND_EVENT && kind !== KIND_LOW_WATER) || !seqPlausible || idLength === 0) {
     return {
       reason: `record fields invalid (kind ${kind}, sequenceNr ${sequenceNr})`,
       length,
-      persistenceId,
+      persistenceId: idText(),
     };
+  }
+  let persistenceId: string;
+  if (expectedId) {
+    if (
+      idLength !== expectedId.length ||
+      bytes.compare(expectedId, 0, idLength, idStart, idStart + idLength) !== 0
+    ) {
+      return { reason: `the record belongs to "${idText()}"`, length, persistenceId: idText(), sequenceNr };
+    }
+    persistenceId = '';
+  } else {
+    persistenceId = idText()!;
   }
   return {
     length,
     kind,
     serializerId: bytes.readUInt16LE(at + 10),
-    persistenceId: persistenceId!,
+    persistenceId,
     sequenceNr,
     timestamp: bytes.readDoubleLE(at + 24),
-    payload: bytes.subarray(at + RECORD_HEADER_SIZE + idLength, at + length),
+    payload: bytes.subarray(idStart + idLength, at + length),
   };
 }
 
