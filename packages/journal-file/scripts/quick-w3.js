@@ -58,7 +58,10 @@ const note = 'n'.repeat(100);
       t = performance.now();
       n = 0;
       for await (const page of journal._read('one', 1, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)) {
-        for (const e of page) unpack(e.payload), n++;
+        for (const e of page) {
+          unpack(e.payload);
+          n++;
+        }
       }
       const pages = rate(n, t);
       const heapBefore = process.memoryUsage().heapUsed;
