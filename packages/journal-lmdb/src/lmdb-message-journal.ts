@@ -147,7 +147,7 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       // (the base numbers them), so checking the first against the stored highest covers them all.
       const updates: Array<[Buffer, IdMetadata]> = [];
       for (const [persistenceId, { key, expected, highest }] of first) {
-        const stored = this.readMetadata(persistenceId) ?? { highest: 0, lowWater: 0 };
+        const stored = this.readMetadata(persistenceId, key) ?? { highest: 0, lowWater: 0 };
         if (stored.highest !== expected)
           throw new SequenceConflictError(persistenceId, expected, stored.highest);
         updates.push([key, { highest, lowWater: stored.lowWater }]);
@@ -252,9 +252,12 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   }
 
   /** The id's metadata (in the current transaction when called inside one); undefined for an unknown id. */
-  private readMetadata(persistenceId: string): IdMetadata | undefined {
-    const key = metadataKey(persistenceId);
-    const raw = this.env.metadata.get(key);
+  private readMetadata(
+    persistenceId: string,
+    key: Buffer = metadataKey(persistenceId),
+  ): IdMetadata | undefined {
+    // getBinaryFast: no copy; the numbers are read out before the next get reuses the buffer.
+    const raw = this.env.metadata.getBinaryFast(key);
     if (raw === undefined) return undefined;
     const meta = decodeIdMetadata(key, raw);
     if (typeof meta === 'string') {
