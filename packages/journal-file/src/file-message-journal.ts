@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import {
   AbstractMessageJournal,
   type CorruptionLocation,
+  isPersistenceError,
   type JournalCapabilities,
   JournalCorruptedError,
   type JournalOptions,
@@ -157,6 +158,8 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   private writing: Promise<unknown> = Promise.resolve();
   /** Background sealing and segment deletion, one at a time. */
   private maintenance: Promise<void> = Promise.resolve();
+  /** Segment reads in flight (prefetches included): close() waits for them before closing descriptors. */
+  private readonly reads = new Set<Promise<unknown>>();
   /** Set when the log can no longer be written safely (lock lost, a failed write not undone). */
   private failure: StorageError | undefined;
 
@@ -181,8 +184,11 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     try {
       await journal.load();
     } catch (e) {
-      await journal.releaseResources();
-      throw e;
+      await journal.releaseResources().catch(() => undefined);
+      if (isPersistenceError(e)) throw e;
+      throw new StorageError(`opening the journal in ${journal.dir} failed: ${(e as Error)?.message ?? e}`, {
+        cause: e,
+      });
     }
     return journal;
   }
@@ -727,7 +733,17 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
         }),
       );
     }
-    return this.readSegment(chunk.segment, chunk.start, chunk.stop - chunk.start, persistenceId, sequenceNr);
+    const read = this.readSegment(
+      chunk.segment,
+      chunk.start,
+      chunk.stop - chunk.start,
+      persistenceId,
+      sequenceNr,
+    );
+    this.reads.add(read);
+    const forget = () => this.reads.delete(read);
+    read.then(forget, forget);
+    return read;
   }
 
   private corruptAt(persistenceId: string, point: CorruptPoint): JournalCorruptedError {
@@ -799,6 +815,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   private async releaseResources(): Promise<void> {
     await this.writing;
     await this.maintenance;
+    await Promise.allSettled([...this.reads]);
     const errors: unknown[] = [];
     for (const segment of this.segments.values()) {
       const fd = segment.opening ? await segment.opening.catch(() => undefined) : undefined;
