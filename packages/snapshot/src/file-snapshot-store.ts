@@ -43,6 +43,9 @@ export const FILE_SNAPSHOT_OPTION_TYPES: Readonly<Record<string, OptionType>> = 
   ioThreads: { check: (v) => Number.isSafeInteger(v) && (v as number) >= 1, expected: 'an integer >= 1' },
 };
 
+/** How many stores of this process are open on each directory (their temp files must survive a second open). */
+const openRoots = new Map<string, number>();
+
 /** Where temp files are written before they are renamed into a persistenceId's directory. */
 export const TEMP_DIRECTORY = '.tmp';
 const SEQUENCE_DIGITS = 16; // Number.MAX_SAFE_INTEGER has 16 digits
@@ -91,6 +94,8 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   private readonly readyDirectories = new Set<string>();
   /** The newest snapshot file an id's listing read along, for the load that follows it (see `_list`). */
   private readonly prefetched = new Map<string, { file: string; data: Uint8Array }>();
+  /** Counted in `openRoots` (from the temp cleanup in open until close). */
+  private registered = false;
 
   private constructor(options: FileSnapshotStoreOptions, root: string, io: IoPool) {
     super(options);
@@ -125,6 +130,7 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
       await store.prepare();
       return store;
     } catch (e) {
+      store?.unregister();
       await io.close();
       if (e instanceof TypeError || e instanceof RangeError || e instanceof StorageError) throw e;
       throw new StorageError(`cannot open the snapshot store in ${root}: ${(e as Error).message}`, {
@@ -136,7 +142,11 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   private async prepare(): Promise<void> {
     await this.makeDirectory(this.path);
     await this.makeDirectory(this.tempDir);
-    const removed = await this.io.run({ op: 'removeStaleTempFiles', args: { path: this.tempDir } });
+    // Another store of this process open on the same directory may have saves in flight: keep ours then.
+    const keepOwn = (openRoots.get(this.path) ?? 0) > 0;
+    openRoots.set(this.path, (openRoots.get(this.path) ?? 0) + 1);
+    this.registered = true;
+    const removed = await this.io.run({ op: 'removeStaleTempFiles', args: { path: this.tempDir, keepOwn } });
     if (removed.length > 0) {
       this.reporter({
         kind: 'snapshot-temp-removed',
@@ -221,7 +231,9 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   protected async _list(persistenceId: string): Promise<SnapshotMetadata[]> {
     // The listing also reads the newest file: loadLatest, the common caller, loads it next, and one
     // trip to an IO thread instead of two halves the cost of a recovery's snapshot load. The bytes are
-    // kept only until the calls that follow in the same turn (loadLatest's first _load) have run.
+    // kept only until the calls that follow in the same turn (loadLatest's first _load) have run. The
+    // read is wasted when criteria exclude the newest snapshot and for prune/delete: one small read
+    // beside the fsyncs those make, against a round trip saved on every recovery.
     const dir = this.directoryOf(persistenceId).path;
     const { names, last } = await this.io.run({
       op: 'readdirAndReadLast',
@@ -306,7 +318,16 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
 
   protected async _close(): Promise<void> {
     this.prefetched.clear();
+    this.unregister();
     await this.io.close();
+  }
+
+  private unregister(): void {
+    if (!this.registered) return;
+    this.registered = false;
+    const count = (openRoots.get(this.path) ?? 1) - 1;
+    if (count > 0) openRoots.set(this.path, count);
+    else openRoots.delete(this.path);
   }
 
   private async unlinkIfPresent(file: string): Promise<void> {

@@ -101,10 +101,15 @@ export interface IoOperationMap {
   rmdir: { args: { readonly path: string }; result: Done };
   /**
    * Removes the temp files that `writeFileAtomic` left in `path` when a process died mid-write: those of
-   * dead processes and of this process (this process has none in flight when it calls this on open).
+   * dead processes, and this process's own unless `keepOwn` (a pid can be reused, so an earlier process
+   * with our pid may have left some; only the caller knows whether this process has writes in flight).
    * Resolves to the names removed.
    */
-  removeStaleTempFiles: { args: { readonly path: string }; result: string[] };
+  removeStaleTempFiles: {
+    /** `keepOwn`: default false; true keeps this process's temp files (another user in it may be writing). */
+    args: { readonly path: string; readonly keepOwn?: boolean };
+    result: string[];
+  };
 }
 
 export type IoOperationName = keyof IoOperationMap;
@@ -146,7 +151,6 @@ export function atomicWriteTempPid(name: string): number | undefined {
 }
 
 function isAlive(pid: number): boolean {
-  if (pid === process.pid) return false; // our own leftovers: nothing of ours is in flight when cleaning
   try {
     process.kill(pid, 0);
     return true;
@@ -311,7 +315,7 @@ export const ioOperations: IoOperations = {
   fstat: ({ fd }) => ({ size: fs.fstatSync(fd).size }),
   mkdir,
   rmdir: ({ path: dir }) => fs.rmdirSync(dir),
-  removeStaleTempFiles: ({ path: dir }) => {
+  removeStaleTempFiles: ({ path: dir, keepOwn = false }) => {
     const removed: string[] = [];
     let names: string[];
     try {
@@ -322,7 +326,7 @@ export const ioOperations: IoOperations = {
     }
     for (const name of names.sort()) {
       const pid = atomicWriteTempPid(name);
-      if (pid === undefined || isAlive(pid)) continue;
+      if (pid === undefined || (pid === process.pid ? keepOwn : isAlive(pid))) continue;
       fs.rmSync(path.join(dir, name), { force: true });
       removed.push(name);
     }

@@ -333,6 +333,20 @@ describe('FileSnapshotStore temp files', () => {
   });
 });
 
+describe('FileSnapshotStore temp files of a second store', () => {
+  it("keeps this process's temp files when another store of it has the directory open", async () => {
+    const first = await openStore();
+    const ours = path.join(root, TEMP_DIRECTORY, `.${process.pid}.00112233aabbccdd.tmp`);
+    fs.writeFileSync(ours, 'a save of the first store in flight');
+    const second = await openStore();
+    expect(fs.existsSync(ours)).toBe(true);
+    await second.close();
+    await first.close();
+    await openStore(); // the only store now: the leftover is removed
+    expect(fs.existsSync(ours)).toBe(false);
+  });
+});
+
 describe('FileSnapshotStore persistence ids', () => {
   const tricky = [
     'a:b',
@@ -405,7 +419,7 @@ describe('FileSnapshotStore persistence ids', () => {
 describe('FileSnapshotStore resources', () => {
   it('leaves no fd, thread, timer or handle after open/save/load/close cycles', async () => {
     const before = captureResources();
-    for (let round = 0; round < 3; round++) {
+    for (let round = 0; round < 10; round++) {
       const store = await FileSnapshotStore.open<State>({ path: root, ioThreads: 2, reporter: () => {} });
       await Promise.all([1, 2, 3].map((n) => store.save(`leak-${n}`, round + 1, { balance: n })));
       expect((await store.loadLatest('leak-1'))?.sequenceNr).toBe(round + 1);
