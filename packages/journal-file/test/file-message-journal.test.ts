@@ -234,6 +234,19 @@ describe('FileMessageJournal', () => {
       await journal.close();
     });
 
+    it('a segment torn while being created (partial header) is recreated; older data is kept', async () => {
+      let journal = await open(dir);
+      await journal.appendBatch('a', messages(2));
+      await journal.close();
+      const torn = path.join(dir, '0000000000000002.log');
+      fs.writeFileSync(torn, Buffer.from('CAIRNS'));
+      journal = await open(dir);
+      expect(await journal.append('a', 'next')).toBe(3);
+      expect((await collect(journal.readFrom('a', 1))).map((e) => e.sequenceNr)).toEqual([1, 2, 3]);
+      await journal.close();
+      expect(fs.statSync(torn).size).toBeGreaterThan(32);
+    });
+
     it('a flipped byte in the last commit is a torn tail: cut back with a report', async () => {
       let journal = await open(dir);
       await journal.append('a', 'one');
@@ -318,6 +331,24 @@ describe('FileMessageJournal', () => {
       expect(served.map((e) => e.sequenceNr)).toEqual([1]);
       expect(error).toMatchObject({ name: 'JournalCorruptedError', persistenceId: 'a', sequenceNr: 2, file });
       expect(await journal.highestSequenceNr('a')).toBe(4);
+      await journal.close();
+    });
+
+    it('a sealed segment whose header is not a Cairn segment refuses to open, naming it', async () => {
+      let journal = await open(dir, { segmentSize: 4096 });
+      for (let i = 0; i < 20; i++) await journal.appendBatch('a', messages(5));
+      await journal.close();
+      const [first] = segmentFiles(dir);
+      fs.rmSync(first!.replace(/\.log$/, '.idx'));
+      flipByteAt(first!, 2);
+      await expect(open(dir)).rejects.toMatchObject({
+        name: 'JournalCorruptedError',
+        file: first,
+        offset: 0,
+      });
+      flipByteAt(first!, 2);
+      journal = await open(dir);
+      expect(await journal.highestSequenceNr('a')).toBe(100);
       await journal.close();
     });
 
