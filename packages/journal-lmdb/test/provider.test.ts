@@ -1,4 +1,10 @@
-import { ConfigError, createPersistence, type MessageJournal } from '@cairn/actor-core';
+import {
+  type BatchedMessageJournal,
+  ConfigError,
+  createPersistence,
+  type MessageJournal,
+  type SnapshotStore,
+} from '@cairn/actor-core';
 import { LmdbMessageJournal, LmdbSnapshotStore, provider } from '@cairn/journal-lmdb';
 import { useTempDirs } from './temp-dir';
 
@@ -57,3 +63,10 @@ describe('the lmdb provider', () => {
     ).toEqual([]);
   });
 });
+
+// Type-level: the backends satisfy the SPI; if they stop doing so, this stops compiling.
+type Satisfies<T, _U extends T> = true;
+export type LmdbSatisfiesSpi = [
+  Satisfies<BatchedMessageJournal<number>, LmdbMessageJournal<number>>,
+  Satisfies<SnapshotStore<number>, LmdbSnapshotStore<number>>,
+];
