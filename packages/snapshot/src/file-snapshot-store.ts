@@ -3,6 +3,7 @@ import {
   AbstractSnapshotStore,
   type CorruptionLocation,
   checkOptionTypes,
+  isPersistenceError,
   type OptionType,
   SNAPSHOT_OPTION_TYPES,
   SnapshotCorruptedError,
@@ -132,7 +133,7 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
     } catch (e) {
       store?.unregister();
       await io.close();
-      if (e instanceof TypeError || e instanceof RangeError || e instanceof StorageError) throw e;
+      if (e instanceof TypeError || e instanceof RangeError || isPersistenceError(e)) throw e;
       throw new StorageError(`cannot open the snapshot store in ${root}: ${(e as Error).message}`, {
         cause: e,
       });

@@ -212,6 +212,7 @@ describe('FileSnapshotStore', () => {
     await expect(
       FileSnapshotStore.open({ path: root, fsynch: false } as unknown as FileSnapshotStoreOptions),
     ).rejects.toThrow(/fsynch: unknown option/);
+    await expect(FileSnapshotStore.open({ path: root, serializer: 'bogus' })).rejects.toThrow(RangeError);
     await expectNoLeakedResources(before);
   });
 
