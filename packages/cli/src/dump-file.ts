@@ -1,0 +1,416 @@
+import { createReadStream } from 'node:fs';
+import { type FileHandle, open, stat } from 'node:fs/promises';
+import {
+  crc32,
+  JournalCorruptedError,
+  type JournalEntry,
+  msgpackSerializer,
+  type ReadOptions,
+  type SnapshotCriteria,
+  type SnapshotEntry,
+} from '@cairn/actor-core';
+
+/**
+ * The Cairn dump: a portable copy of journals and snapshots in one text file, one JSON object per line.
+ *
+ *   {"format":"cairn-dump","version":1,"serializer":"msgpack"}                  first line
+ *   {"type":"event","persistenceId":"a","sequenceNr":1,"timestamp":1700000000000,"message":"<base64>","crc":123}
+ *   {"type":"snapshot","persistenceId":"a","sequenceNr":10,"timestamp":...,"state":"<base64>","crc":456}
+ *   {"type":"highest","persistenceId":"a","sequenceNr":12}                     an id's highestSequenceNr
+ *
+ * Messages and states are encoded with Cairn's msgpack serializer (so Dates, Maps, Sets, BigInts survive)
+ * and base64. `crc` is the CRC32 of the line's type, id, sequenceNr and timestamp followed by the payload,
+ * so a changed byte anywhere that matters is detected and named (line, byte offset, id, sequenceNr).
+ * Unlike a journal written through the public API, a dump keeps original sequenceNrs (also when the
+ * first surviving one is above 1) and timestamps. Lines of one id may be interleaved with others'.
+ */
+export const DUMP_FORMAT = 'cairn-dump';
+export const DUMP_VERSION = 1;
+
+interface DumpHeader {
+  readonly format: typeof DUMP_FORMAT;
+  readonly version: number;
+  readonly serializer: 'msgpack';
+}
+
+type DumpLine =
+  | {
+      type: 'event';
+      persistenceId: string;
+      sequenceNr: number;
+      timestamp: number;
+      message: string;
+      crc: number;
+    }
+  | {
+      type: 'snapshot';
+      persistenceId: string;
+      sequenceNr: number;
+      timestamp: number;
+      state: string;
+      crc: number;
+    }
+  | { type: 'highest'; persistenceId: string; sequenceNr: number };
+
+interface StoredItem {
+  readonly sequenceNr: number;
+  readonly timestamp: number;
+  readonly payload: Buffer;
+}
+
+interface DumpedId {
+  events: StoredItem[];
+  highest: number;
+  snapshots: Map<number, StoredItem>;
+}
+
+function lineCrc(
+  type: string,
+  persistenceId: string,
+  sequenceNr: number,
+  timestamp: number,
+  payload: Buffer,
+): number {
+  return crc32(
+    Buffer.concat([Buffer.from(JSON.stringify([type, persistenceId, sequenceNr, timestamp])), payload]),
+  );
+}
+
+function encodeItem(
+  type: 'event' | 'snapshot',
+  persistenceId: string,
+  sequenceNr: number,
+  timestamp: number,
+  value: unknown,
+): string {
+  const payload = Buffer.from(msgpackSerializer.encode(value));
+  const crc = lineCrc(type, persistenceId, sequenceNr, timestamp, payload);
+  const field = type === 'event' ? 'message' : 'state';
+  return `${JSON.stringify({ type, persistenceId, sequenceNr, timestamp, [field]: payload.toString('base64'), crc })}\n`;
+}
+
+/** The outcome of reading a dump: its ids, and where a writer may append (before a torn last line). */
+interface ParsedDump {
+  readonly ids: Map<string, DumpedId>;
+  /** Bytes of whole lines; a torn last line (no newline: a writer was interrupted) starts here. */
+  readonly wholeBytes: number;
+  readonly tornBytes: number;
+}
+
+async function parseDump(file: string, allowTornTail: boolean): Promise<ParsedDump> {
+  const ids = new Map<string, DumpedId>();
+  const stream = createReadStream(file);
+  let pending: Buffer = Buffer.alloc(0);
+  let offset = 0;
+  let lineNumber = 0;
+  const corrupt = (reason: string, at: number, persistenceId?: string, sequenceNr?: number) =>
+    new JournalCorruptedError({
+      file,
+      offset: at,
+      reason: `line ${lineNumber}: ${reason}`,
+      ...(persistenceId === undefined ? {} : { persistenceId }),
+      ...(sequenceNr === undefined ? {} : { sequenceNr }),
+    });
+  const handle = (bytes: Buffer, at: number) => {
+    lineNumber++;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(bytes.toString('utf8'));
+    } catch (e) {
+      throw corrupt(`not JSON (${(e as Error).message})`, at);
+    }
+    if (lineNumber === 1) {
+      const header = parsed as Partial<DumpHeader>;
+      if (header?.format !== DUMP_FORMAT)
+        throw corrupt('not a Cairn dump (the first line is not its header)', at);
+      if (header.version !== DUMP_VERSION || header.serializer !== 'msgpack') {
+        throw corrupt(`unsupported dump version ${header.version} / serializer ${header.serializer}`, at);
+      }
+      return;
+    }
+    const line = parsed as Partial<DumpLine> & Record<string, unknown>;
+    const { persistenceId, sequenceNr } = line;
+    if (
+      typeof persistenceId !== 'string' ||
+      persistenceId.length === 0 ||
+      !Number.isSafeInteger(sequenceNr) ||
+      (sequenceNr as number) < 0
+    ) {
+      throw corrupt('persistenceId or sequenceNr missing or invalid', at);
+    }
+    const seq = sequenceNr as number;
+    let id = ids.get(persistenceId);
+    if (!id) {
+      id = { events: [], highest: 0, snapshots: new Map() };
+      ids.set(persistenceId, id);
+    }
+    if (line.type === 'highest') {
+      id.highest = Math.max(id.highest, seq);
+      return;
+    }
+    if (line.type !== 'event' && line.type !== 'snapshot')
+      throw corrupt(`unknown line type ${String(line.type)}`, at, persistenceId, seq);
+    const encoded = line.type === 'event' ? line.message : line.state;
+    if (
+      typeof encoded !== 'string' ||
+      !Number.isSafeInteger(line.timestamp) ||
+      typeof line.crc !== 'number'
+    ) {
+      throw corrupt(`${line.type} line incomplete`, at, persistenceId, seq);
+    }
+    const payload = Buffer.from(encoded, 'base64');
+    if (lineCrc(line.type, persistenceId, seq, line.timestamp as number, payload) !== line.crc) {
+      throw corrupt(`${line.type} CRC mismatch`, at, persistenceId, seq);
+    }
+    const item = { sequenceNr: seq, timestamp: line.timestamp as number, payload };
+    if (line.type === 'snapshot') {
+      id.snapshots.set(seq, item);
+      return;
+    }
+    const previous = id.events.at(-1)?.sequenceNr;
+    if (previous !== undefined && seq <= previous) {
+      throw corrupt(
+        `event ${seq} after event ${previous} (repeated or out of order)`,
+        at,
+        persistenceId,
+        seq,
+      );
+    }
+    id.events.push(item);
+    id.highest = Math.max(id.highest, seq);
+  };
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    let start = 0;
+    for (let nl = pending.indexOf(10, start); nl !== -1; nl = pending.indexOf(10, start)) {
+      handle(pending.subarray(start, nl), offset);
+      offset += nl + 1 - start;
+      start = nl + 1;
+    }
+    pending = pending.subarray(start);
+  }
+  if (pending.length > 0) {
+    lineNumber++;
+    if (!allowTornTail)
+      throw corrupt(`the last ${pending.length} bytes are not a whole line (an interrupted write)`, offset);
+  } else if (lineNumber === 0) {
+    if (!allowTornTail) throw corrupt('empty file, not a Cairn dump', 0);
+  }
+  return { ids, wholeBytes: offset, tornBytes: pending.length };
+}
+
+/**
+ * A dump opened for reading: the journal and snapshot reads `cairn copy` needs, served from memory
+ * (the whole dump is loaded and every line's CRC checked on open; a bad line rejects the open with
+ * JournalCorruptedError naming the line, its byte offset, id and sequenceNr).
+ */
+export class DumpReader {
+  private constructor(
+    readonly file: string,
+    private readonly ids: Map<string, DumpedId>,
+  ) {}
+
+  static async open(file: string): Promise<DumpReader> {
+    const { ids } = await parseDump(file, false);
+    return new DumpReader(file, ids);
+  }
+
+  async *persistenceIds(): AsyncGenerator<string> {
+    for (const [id, data] of this.ids) if (data.highest > 0 || data.events.length > 0) yield id;
+  }
+
+  /** Ids with snapshots (also those without events). */
+  async *snapshotIds(): AsyncGenerator<string> {
+    for (const [id, data] of this.ids) if (data.snapshots.size > 0) yield id;
+  }
+
+  async highestSequenceNr(persistenceId: string): Promise<number> {
+    return this.ids.get(persistenceId)?.highest ?? 0;
+  }
+
+  async *readFrom(
+    persistenceId: string,
+    fromSequenceNr: number,
+    options: ReadOptions = {},
+  ): AsyncGenerator<JournalEntry> {
+    const events = this.ids.get(persistenceId)?.events ?? [];
+    const to = options.toSequenceNr ?? Number.MAX_SAFE_INTEGER;
+    let left = options.max ?? Number.MAX_SAFE_INTEGER;
+    for (const item of events) {
+      if (left <= 0 || item.sequenceNr > to) return;
+      if (item.sequenceNr < fromSequenceNr) continue;
+      left--;
+      yield {
+        persistenceId,
+        sequenceNr: item.sequenceNr,
+        timestamp: item.timestamp,
+        message: msgpackSerializer.decode(item.payload),
+      };
+    }
+  }
+
+  async loadLatest(
+    persistenceId: string,
+    criteria: SnapshotCriteria = {},
+  ): Promise<SnapshotEntry | undefined> {
+    const snapshots = this.ids.get(persistenceId)?.snapshots;
+    if (!snapshots) return undefined;
+    let best: StoredItem | undefined;
+    for (const item of snapshots.values()) {
+      if (criteria.maxSequenceNr !== undefined && item.sequenceNr > criteria.maxSequenceNr) continue;
+      if (criteria.maxTimestamp !== undefined && item.timestamp > criteria.maxTimestamp) continue;
+      if (!best || item.sequenceNr > best.sequenceNr) best = item;
+    }
+    return (
+      best && {
+        persistenceId,
+        sequenceNr: best.sequenceNr,
+        timestamp: best.timestamp,
+        state: msgpackSerializer.decode(best.payload),
+      }
+    );
+  }
+
+  async close(): Promise<void> {
+    this.ids.clear();
+  }
+}
+
+/**
+ * A dump opened for appending, resumable: opening an existing dump reads what it holds (so a copy can
+ * skip what is done) and cuts off a torn last line that an interrupted writer left, reporting it. Each
+ * id's lines are synced to disk before the next id starts, so an interruption loses at most the id in
+ * progress, which the next run rewrites from where the file ends.
+ */
+export class DumpWriter {
+  private constructor(
+    readonly file: string,
+    private readonly handle: FileHandle,
+    private readonly ids: Map<string, DumpedId>,
+    /** Bytes of a torn last line cut off on open (0 when none). */
+    readonly tornBytesRemoved: number,
+    /** Where the next line goes: the end of the last whole line. */
+    private position: number,
+  ) {}
+
+  private closing: Promise<void> | undefined;
+
+  static async open(file: string): Promise<DumpWriter> {
+    const exists = await stat(file).then(
+      (s) => s.size > 0,
+      () => false,
+    );
+    if (!exists) {
+      const handle = await open(file, 'w');
+      const header = Buffer.from(
+        `${JSON.stringify({ format: DUMP_FORMAT, version: DUMP_VERSION, serializer: 'msgpack' })}\n`,
+      );
+      try {
+        await handle.write(header, 0, header.length, 0);
+        await handle.sync();
+      } catch (e) {
+        await handle.close();
+        throw e;
+      }
+      return new DumpWriter(file, handle, new Map(), 0, header.length);
+    }
+    const parsed = await parseDump(file, true);
+    const handle = await open(file, 'r+');
+    try {
+      if (parsed.tornBytes > 0) {
+        await handle.truncate(parsed.wholeBytes);
+        await handle.sync();
+      }
+    } catch (e) {
+      await handle.close();
+      throw e;
+    }
+    return new DumpWriter(file, handle, parsed.ids, parsed.tornBytes, parsed.wholeBytes);
+  }
+
+  private idData(persistenceId: string): DumpedId {
+    let data = this.ids.get(persistenceId);
+    if (!data) {
+      data = { events: [], highest: 0, snapshots: new Map() };
+      this.ids.set(persistenceId, data);
+    }
+    return data;
+  }
+
+  private async append(text: string): Promise<void> {
+    const bytes = Buffer.from(text, 'utf8');
+    await this.handle.write(bytes, 0, bytes.length, this.position);
+    this.position += bytes.length;
+  }
+
+  async highestSequenceNr(persistenceId: string): Promise<number> {
+    return this.ids.get(persistenceId)?.highest ?? 0;
+  }
+
+  /** Appends events with their original sequenceNrs and timestamps; they must continue the id's highest. */
+  async appendEntries(
+    persistenceId: string,
+    entries: readonly JournalEntry[],
+    expectedSequenceNr: number,
+  ): Promise<void> {
+    const data = this.idData(persistenceId);
+    if (data.highest !== expectedSequenceNr) {
+      throw new RangeError(
+        `dump ${this.file}: "${persistenceId}" is at ${data.highest}, expected ${expectedSequenceNr}`,
+      );
+    }
+    let text = '';
+    let previous = data.highest;
+    for (const e of entries) {
+      if (e.sequenceNr <= previous)
+        throw new RangeError(
+          `dump ${this.file}: event ${e.sequenceNr} of "${persistenceId}" after ${previous}`,
+        );
+      previous = e.sequenceNr;
+      text += encodeItem('event', persistenceId, e.sequenceNr, e.timestamp, e.message);
+    }
+    await this.append(text);
+    // Payloads are not kept: resuming needs only the highest.
+    data.highest = previous;
+  }
+
+  /** Records an id's highestSequenceNr when it is above its last event (events truncated away). */
+  async markHighest(persistenceId: string, highest: number): Promise<void> {
+    const data = this.idData(persistenceId);
+    if (highest <= data.highest) return;
+    await this.append(`${JSON.stringify({ type: 'highest', persistenceId, sequenceNr: highest })}\n`);
+    data.highest = highest;
+  }
+
+  async hasSnapshot(persistenceId: string, sequenceNr: number): Promise<boolean> {
+    return this.ids.get(persistenceId)?.snapshots.has(sequenceNr) ?? false;
+  }
+
+  async saveSnapshot(entry: SnapshotEntry): Promise<void> {
+    await this.append(
+      encodeItem('snapshot', entry.persistenceId, entry.sequenceNr, entry.timestamp, entry.state),
+    );
+    this.idData(entry.persistenceId).snapshots.set(entry.sequenceNr, {
+      sequenceNr: entry.sequenceNr,
+      timestamp: entry.timestamp,
+      payload: Buffer.alloc(0),
+    });
+  }
+
+  /** Makes everything appended so far durable. */
+  async sync(): Promise<void> {
+    await this.handle.sync();
+  }
+
+  /** Syncs and closes the file. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      try {
+        await this.handle.sync();
+      } finally {
+        await this.handle.close();
+      }
+    })();
+    return this.closing;
+  }
+}

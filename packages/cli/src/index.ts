@@ -1,0 +1,43 @@
+export {
+  type CopyOptions,
+  type CopyResult,
+  type CopySource,
+  type CopyTarget,
+  copyData,
+  dumpAsSource,
+  dumpAsTarget,
+  type IdCopy,
+  storesAsSource,
+  storesAsTarget,
+  verifyCopy,
+} from './copy';
+export { DUMP_FORMAT, DUMP_VERSION, DumpReader, DumpWriter } from './dump-file';
+export {
+  EXIT_OK,
+  EXIT_PROBLEMS,
+  EXIT_UNSUPPORTED,
+  EXIT_USAGE,
+  UnsupportedError,
+  UsageError,
+} from './exit-codes';
+export { type DirectoryStats, type IdSummary, listIds, type StoreStats, storeStats } from './inventory';
+export { describeStore, type OpenedStores, openStores } from './open-stores';
+export { runCli } from './program';
+export type { CliOutput } from './progress-bar';
+export { type CorruptionRepairable, planRepair, type RepairPlan, repairAfterCorruption } from './repair';
+export {
+  type DetectedBackend,
+  detectJournalBackend,
+  detectSnapshotBackend,
+  type ResolvedStores,
+  resolveStores,
+  type StoreSelection,
+} from './store-location';
+export {
+  checkJournalId,
+  formatProblem,
+  type JournalIdCheck,
+  type Problem,
+  type VerifyResult,
+  verifyStores,
+} from './verify';

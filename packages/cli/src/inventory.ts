@@ -1,0 +1,179 @@
+import { readdir, stat } from 'node:fs/promises';
+import * as path from 'node:path';
+import type { MessageJournal, StoreConfig } from '@cairn/actor-core';
+import type { OpenedStores } from './open-stores';
+import { listSnapshotDirectories } from './snapshot-ids';
+import { allPersistenceIds, type Problem, problemOf } from './verify';
+
+/** One row of `cairn ls`. */
+export interface IdSummary {
+  readonly persistenceId: string;
+  readonly highestSequenceNr: number;
+  /** The first surviving sequenceNr (the low-water mark); undefined when every event was truncated. */
+  readonly firstSequenceNr: number | undefined;
+  /** highest - first + 1: contiguous by the journal's contract, which `cairn verify` checks. */
+  readonly events: number;
+  /** Snapshot files of the id, when the snapshot store is a FileSnapshotStore (it can be listed). */
+  readonly snapshotFiles: number | undefined;
+  /** Why the id could not be summarised (its first event is corrupt, say). */
+  readonly problem?: Problem;
+}
+
+/** The first and last event of an id, read without walking the events in between. */
+export async function idBounds(
+  journal: MessageJournal,
+  persistenceId: string,
+): Promise<{
+  highest: number;
+  first?: { sequenceNr: number; timestamp: number };
+  last?: { sequenceNr: number; timestamp: number };
+}> {
+  const highest = await journal.highestSequenceNr(persistenceId);
+  let first: { sequenceNr: number; timestamp: number } | undefined;
+  for await (const e of journal.readFrom(persistenceId, 1, { max: 1 })) first = e;
+  let last: { sequenceNr: number; timestamp: number } | undefined;
+  if (first && highest > first.sequenceNr) {
+    for await (const e of journal.readFrom(persistenceId, highest, { max: 1 })) last = e;
+  } else last = first;
+  return { highest, ...(first ? { first } : {}), ...(last ? { last } : {}) };
+}
+
+/** `cairn ls`: every id with its highest and first surviving sequenceNr and event count. */
+export async function listIds(stores: OpenedStores): Promise<IdSummary[]> {
+  const files = new Map(
+    ((await listSnapshotDirectories(stores.snapshotsConfig)) ?? []).map((d) => [d.persistenceId, d.files]),
+  );
+  const knowsFiles = stores.snapshotsConfig?.provider === 'file';
+  const rows: IdSummary[] = [];
+  for (const id of await allPersistenceIds(stores)) {
+    const snapshotFiles = knowsFiles ? (files.get(id) ?? 0) : undefined;
+    if (!stores.journal) {
+      rows.push({
+        persistenceId: id,
+        highestSequenceNr: 0,
+        firstSequenceNr: undefined,
+        events: 0,
+        snapshotFiles,
+      });
+      continue;
+    }
+    try {
+      const { highest, first } = await idBounds(stores.journal, id);
+      rows.push({
+        persistenceId: id,
+        highestSequenceNr: highest,
+        firstSequenceNr: first?.sequenceNr,
+        events: first ? highest - first.sequenceNr + 1 : 0,
+        snapshotFiles,
+      });
+    } catch (e) {
+      const highest = await stores.journal.highestSequenceNr(id);
+      rows.push({
+        persistenceId: id,
+        highestSequenceNr: highest,
+        firstSequenceNr: undefined,
+        events: 0,
+        snapshotFiles,
+        problem: problemOf(e, id),
+      });
+    }
+  }
+  return rows;
+}
+
+/** Sizes of one data directory, with what its backend's layout tells. */
+export interface DirectoryStats {
+  readonly path: string;
+  readonly backend: string;
+  readonly bytes: number;
+  readonly files: number;
+  /** File journal: segment files (*.log) and sealed-segment indexes (*.idx). */
+  readonly segments?: number;
+  readonly segmentIndexes?: number;
+  /** FileSnapshotStore: snapshot files. LMDB: the data.mdb size. */
+  readonly snapshotFiles?: number;
+  readonly lmdbDataBytes?: number;
+}
+
+/** The output of `cairn stats`. */
+export interface StoreStats {
+  readonly ids: number;
+  readonly events: number;
+  readonly oldestTimestamp: number | undefined;
+  readonly newestTimestamp: number | undefined;
+  readonly journal: DirectoryStats | undefined;
+  readonly snapshots: DirectoryStats | undefined;
+  readonly problems: Problem[];
+}
+
+async function walk(dir: string, visit: (file: string, size: number) => void): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) await walk(full, visit);
+    else if (entry.isFile()) visit(full, (await stat(full)).size);
+  }
+}
+
+export async function directoryStats(config: StoreConfig | undefined): Promise<DirectoryStats | undefined> {
+  if (!config || typeof config.path !== 'string') return undefined;
+  let bytes = 0;
+  let files = 0;
+  let segments = 0;
+  let segmentIndexes = 0;
+  let snapshotFiles = 0;
+  let lmdbDataBytes: number | undefined;
+  await walk(config.path, (file, size) => {
+    bytes += size;
+    files++;
+    const name = path.basename(file);
+    if (/^\d{16}\.log$/.test(name)) segments++;
+    else if (/^\d{16}\.idx$/.test(name)) segmentIndexes++;
+    else if (/\.snap$/.test(name)) snapshotFiles++;
+    else if (name === 'data.mdb') lmdbDataBytes = size;
+  });
+  return {
+    path: config.path,
+    backend: config.provider,
+    bytes,
+    files,
+    ...(segments + segmentIndexes > 0 ? { segments, segmentIndexes } : {}),
+    ...(snapshotFiles > 0 ? { snapshotFiles } : {}),
+    ...(lmdbDataBytes === undefined ? {} : { lmdbDataBytes }),
+  };
+}
+
+/**
+ * `cairn stats`: ids, events (first surviving to highest, per id), the oldest and newest event
+ * timestamps (each id's first and last event), and the sizes of the data directories.
+ */
+export async function storeStats(stores: OpenedStores): Promise<StoreStats> {
+  const problems: Problem[] = [];
+  const ids = await allPersistenceIds(stores);
+  let events = 0;
+  let oldest: number | undefined;
+  let newest: number | undefined;
+  if (stores.journal) {
+    for (const id of ids) {
+      try {
+        const { highest, first, last } = await idBounds(stores.journal, id);
+        if (first) events += highest - first.sequenceNr + 1;
+        for (const e of [first, last]) {
+          if (!e) continue;
+          oldest = oldest === undefined ? e.timestamp : Math.min(oldest, e.timestamp);
+          newest = newest === undefined ? e.timestamp : Math.max(newest, e.timestamp);
+        }
+      } catch (e) {
+        problems.push(problemOf(e, id));
+      }
+    }
+  }
+  return {
+    ids: ids.length,
+    events,
+    oldestTimestamp: oldest,
+    newestTimestamp: newest,
+    journal: await directoryStats(stores.journalConfig),
+    snapshots: await directoryStats(stores.snapshotsConfig),
+    problems,
+  };
+}

@@ -1,0 +1,482 @@
+import { isPersistenceError } from '@cairn/actor-core';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import {
+  type CopySource,
+  type CopyTarget,
+  copyData,
+  dumpAsSource,
+  dumpAsTarget,
+  storesAsSource,
+  storesAsTarget,
+  verifyCopy,
+} from './copy';
+import { DumpReader, DumpWriter } from './dump-file';
+import {
+  EXIT_OK,
+  EXIT_PROBLEMS,
+  EXIT_UNSUPPORTED,
+  EXIT_USAGE,
+  UnsupportedError,
+  UsageError,
+} from './exit-codes';
+import { type DirectoryStats, listIds, storeStats } from './inventory';
+import { describeStore, type OpenedStores, openStores } from './open-stores';
+import { type CliOutput, ProgressBar } from './progress-bar';
+import { planRepair, repairAfterCorruption } from './repair';
+import { readConfigFile, resolveStores, type StoreSelection } from './store-location';
+import { humanBytes, isoTime, table, toJson, toText } from './value-format';
+import {
+  allPersistenceIds,
+  formatProblem,
+  type Problem,
+  problemOf,
+  verifyStores,
+  walkSnapshots,
+} from './verify';
+
+interface GlobalOptions extends StoreSelection {
+  readonly json?: boolean;
+}
+
+function sequenceNrArg(name: string): (value: string) => number {
+  return (value) => {
+    if (!/^\d+$/.test(value))
+      throw new InvalidArgumentError(`${name} must be a whole number, got "${value}"`);
+    const n = Number(value);
+    if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(`${name} is too large: ${value}`);
+    return n;
+  };
+}
+
+function positive(name: string): (value: string) => number {
+  const parse = sequenceNrArg(name);
+  return (value) => {
+    const n = parse(value);
+    if (n < 1) throw new InvalidArgumentError(`${name} must be at least 1, got ${value}`);
+    return n;
+  };
+}
+
+function line(out: NodeJS.WritableStream, text = ''): void {
+  out.write(`${text}\n`);
+}
+
+function printProblems(out: CliOutput, problems: readonly Problem[]): void {
+  for (const p of problems) line(out.stdout, `  ${formatProblem(p)}`);
+}
+
+function directoryLine(label: string, d: DirectoryStats | undefined): string {
+  if (!d) return `${label}: none`;
+  const extra = [
+    d.segments !== undefined ? `${d.segments} segment(s), ${d.segmentIndexes} index file(s)` : undefined,
+    d.snapshotFiles !== undefined ? `${d.snapshotFiles} snapshot file(s)` : undefined,
+    d.lmdbDataBytes !== undefined ? `data.mdb ${humanBytes(d.lmdbDataBytes)}` : undefined,
+  ].filter((x) => x !== undefined);
+  return `${label}: ${d.backend} ${d.path}: ${humanBytes(d.bytes)} in ${d.files} file(s)${extra.length > 0 ? ` (${extra.join(', ')})` : ''}`;
+}
+
+/**
+ * Runs `cairn` with `argv` (without the node and script paths) and resolves to the exit code; never
+ * calls process.exit, so it can run inside another process (the tests do) and always closes what it
+ * opened first.
+ */
+export async function runCli(argv: readonly string[], out: CliOutput): Promise<number> {
+  let exitCode = EXIT_OK;
+  const program = new Command('cairn')
+    .description(
+      'Inspect, check, repair and copy Cairn journals and snapshot stores (file and lmdb backends).',
+    )
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => out.stdout.write(s),
+      writeErr: (s) => out.stderr.write(s),
+    })
+    .showHelpAfterError('(run cairn --help for usage)')
+    .option('-c, --config <file>', 'a cairn.config.json naming the journal and snapshot store')
+    .option('-j, --journal <dir>', 'a journal directory (backend detected: lmdb or file)')
+    .option('-s, --snapshots <dir>', 'a snapshot directory (backend detected: lmdb or file)')
+    .option('--json', 'machine-readable output on stdout');
+
+  const globals = (cmd: Command) => cmd.optsWithGlobals<GlobalOptions>();
+  const openSelected = async (cmd: Command) => openStores(await resolveStores(globals(cmd)));
+
+  program
+    .command('verify')
+    .description(
+      'read every event and snapshot: checksums, sequence continuity, recoverability; exit 1 when anything is wrong',
+    )
+    .action(async (_opts, cmd: Command) => {
+      const json = globals(cmd).json === true;
+      const result = await withOpened(await openSelected(cmd), async (stores) => {
+        const total = (await allPersistenceIds(stores)).length;
+        return verifyStores(stores, new ProgressBar(out.stderr, 'verifying', total));
+      });
+      if (json) line(out.stdout, toJson(result));
+      else {
+        line(out.stdout, `journal: ${result.journal}`);
+        line(out.stdout, `snapshots: ${result.snapshots}`);
+        line(
+          out.stdout,
+          `${result.ids} id(s), ${result.events} event(s) read, ${result.snapshotsVerified} snapshot(s) verified`,
+        );
+        for (const n of result.notes) line(out.stdout, `note: ${n}`);
+        if (result.ok) line(out.stdout, 'OK: no problems found');
+        else {
+          line(out.stdout, `${result.problems.length} problem(s):`);
+          printProblems(out, result.problems);
+        }
+      }
+      exitCode = result.ok ? EXIT_OK : EXIT_PROBLEMS;
+    });
+
+  program
+    .command('ls')
+    .description('list ids: highest sequenceNr, first surviving sequenceNr (low-water mark), event count')
+    .action(async (_opts, cmd: Command) => {
+      const rows = await withOpened(await openSelected(cmd), listIds);
+      if (globals(cmd).json) line(out.stdout, toJson(rows));
+      else {
+        const withFiles = rows.some((r) => r.snapshotFiles !== undefined);
+        line(
+          out.stdout,
+          table(
+            ['ID', 'HIGHEST', 'FIRST', 'EVENTS', ...(withFiles ? ['SNAPSHOT FILES'] : [])],
+            rows.map((r) => [
+              r.persistenceId,
+              String(r.highestSequenceNr),
+              r.firstSequenceNr === undefined ? '-' : String(r.firstSequenceNr),
+              r.problem ? `unreadable: ${r.problem.message}` : String(r.events),
+              ...(withFiles ? [String(r.snapshotFiles ?? 0)] : []),
+            ]),
+          ),
+        );
+      }
+      if (rows.some((r) => r.problem)) exitCode = EXIT_PROBLEMS;
+    });
+
+  program
+    .command('events <id>')
+    .description('print the decoded events of one id')
+    .option('--from <sequenceNr>', 'first sequenceNr (default 1)', positive('--from'))
+    .option('--to <sequenceNr>', 'last sequenceNr, inclusive', positive('--to'))
+    .option('--max <count>', 'at most this many events', sequenceNrArg('--max'))
+    .action(async (id: string, opts: { from?: number; to?: number; max?: number }, cmd: Command) => {
+      const json = globals(cmd).json === true;
+      if (id.length === 0) throw new UsageError('the id must not be empty');
+      await withOpened(await openSelected(cmd), async (stores) => {
+        if (!stores.journal) throw new UsageError('events needs a journal (--journal or --config)');
+        let count = 0;
+        try {
+          for await (const e of stores.journal.readFrom(id, opts.from ?? 1, {
+            ...(opts.to === undefined ? {} : { toSequenceNr: opts.to }),
+            ...(opts.max === undefined ? {} : { max: opts.max }),
+          })) {
+            count++;
+            line(
+              out.stdout,
+              json
+                ? toJson({
+                    persistenceId: id,
+                    sequenceNr: e.sequenceNr,
+                    timestamp: e.timestamp,
+                    message: e.message,
+                  })
+                : `${e.sequenceNr}\t${isoTime(e.timestamp)}\t${toText(e.message)}`,
+            );
+          }
+        } catch (e) {
+          const problem = problemOf(e, id);
+          if (json) line(out.stdout, toJson({ problem }));
+          line(out.stderr, `error after ${count} event(s): ${formatProblem(problem)}`);
+          exitCode = EXIT_PROBLEMS;
+          return;
+        }
+        if (count === 0 && !json) {
+          const highest = await stores.journal.highestSequenceNr(id);
+          line(
+            out.stderr,
+            highest === 0
+              ? `no id "${id}" in the journal`
+              : `no events in that range (highestSequenceNr ${highest})`,
+          );
+        }
+      });
+    });
+
+  program
+    .command('snapshots <id>')
+    .description('list the snapshots of one id that verify, newest first, and report corrupt ones')
+    .option('--state', 'print each state too')
+    .action(async (id: string, opts: { state?: boolean }, cmd: Command) => {
+      const json = globals(cmd).json === true;
+      await withOpened(await openSelected(cmd), async (stores) => {
+        if (!stores.snapshots)
+          throw new UsageError('snapshots needs a snapshot store (--snapshots or --config)');
+        const before = stores.reports.length;
+        const found: Array<{ sequenceNr: number; timestamp: number; state?: unknown }> = [];
+        await walkSnapshots(stores.snapshots, id, (e) =>
+          found.push({
+            sequenceNr: e.sequenceNr,
+            timestamp: e.timestamp,
+            ...(opts.state ? { state: e.state } : {}),
+          }),
+        );
+        const corrupt: Problem[] = stores.reports
+          .slice(before)
+          .filter((r) => r.kind === 'snapshot-skipped')
+          .map((r) => ({ ...problemOf(r.error, id), kind: 'snapshot-corrupted' as const }));
+        if (json) line(out.stdout, toJson({ persistenceId: id, snapshots: found, problems: corrupt }));
+        else {
+          if (found.length === 0) line(out.stdout, `no snapshot of "${id}" verifies`);
+          for (const s of found) {
+            line(
+              out.stdout,
+              `${s.sequenceNr}\t${isoTime(s.timestamp)}${opts.state ? `\t${toText(s.state)}` : ''}`,
+            );
+          }
+          if (corrupt.length > 0) {
+            line(out.stdout, `${corrupt.length} corrupt snapshot(s), skipped by loadLatest:`);
+            printProblems(out, corrupt);
+          }
+        }
+        if (corrupt.length > 0) exitCode = EXIT_PROBLEMS;
+      });
+    });
+
+  program
+    .command('stats')
+    .description('ids, events, oldest and newest event, sizes of the data directories')
+    .action(async (_opts, cmd: Command) => {
+      const stats = await withOpened(await openSelected(cmd), storeStats);
+      if (globals(cmd).json) line(out.stdout, toJson(stats));
+      else {
+        line(out.stdout, `ids: ${stats.ids}`);
+        line(out.stdout, `events: ${stats.events}`);
+        line(out.stdout, `oldest event: ${isoTime(stats.oldestTimestamp)}`);
+        line(out.stdout, `newest event: ${isoTime(stats.newestTimestamp)}`);
+        line(out.stdout, directoryLine('journal', stats.journal));
+        line(out.stdout, directoryLine('snapshots', stats.snapshots));
+        if (stats.problems.length > 0) {
+          line(out.stdout, `${stats.problems.length} id(s) could not be read:`);
+          printProblems(out, stats.problems);
+        }
+      }
+      if (stats.problems.length > 0) exitCode = EXIT_PROBLEMS;
+    });
+
+  program
+    .command('repair')
+    .description(
+      'cut an id back to its last good record (file journal); refuses without --truncate-after-corruption',
+    )
+    .option('--truncate-after-corruption <id>', 'the id to cut back to its last good record')
+    .action(async (opts: { truncateAfterCorruption?: string }, cmd: Command) => {
+      const id = opts.truncateAfterCorruption;
+      if (id === undefined || id.length === 0) {
+        throw new UsageError(
+          'repair changes data and needs an explicit --truncate-after-corruption <id>; run cairn verify first to see what is wrong',
+        );
+      }
+      const json = globals(cmd).json === true;
+      await withOpened(await openSelected(cmd), async (stores) => {
+        if (!stores.journal) throw new UsageError('repair needs a journal (--journal or --config)');
+        const plan = await planRepair(stores.journal, id);
+        if (!plan.problem) {
+          if (json) line(out.stdout, toJson({ plan, repaired: false }));
+          else
+            line(
+              out.stdout,
+              `"${id}" reads back clean through sequenceNr ${plan.highestSequenceNr}: nothing to repair, nothing changed`,
+            );
+          return;
+        }
+        if (!json) {
+          line(out.stdout, `"${id}": ${formatProblem(plan.problem)}`);
+          line(
+            out.stdout,
+            `a repair keeps sequenceNr 1..${plan.lastGood} and cuts ${plan.lost!.first}..${plan.lost!.last} (${plan.lost!.last - plan.lost!.first + 1} event(s))`,
+          );
+        }
+        const done = await repairAfterCorruption(
+          stores.journal,
+          stores.journalConfig?.provider ?? 'configured',
+          plan,
+        );
+        if (json) line(out.stdout, toJson({ plan, repaired: true, result: done }));
+        else {
+          line(
+            out.stdout,
+            `cut: ${done.removed ? `${done.removed.first}..${done.removed.last}` : 'nothing'}; kept through ${done.keptThrough}; cut bytes in ${done.quarantine}`,
+          );
+        }
+      });
+    });
+
+  program
+    .command('copy')
+    .description(
+      'copy journals and snapshots between backends or to/from a dump; resumable, verified afterwards',
+    )
+    .addOption(new Option('--from <config>', 'source cairn.config.json').conflicts('fromDump'))
+    .option('--from-dump <file>', 'source dump (JSONL)')
+    .addOption(new Option('--to <config>', 'target cairn.config.json').conflicts('toDump'))
+    .option('--to-dump <file>', 'target dump (JSONL); an existing one is resumed')
+    .option('--chunk <events>', 'events per appendBatch (default 500)', positive('--chunk'))
+    .action(
+      async (
+        opts: { from?: string; fromDump?: string; to?: string; toDump?: string; chunk?: number },
+        cmd: Command,
+      ) => {
+        const json = globals(cmd).json === true;
+        if (opts.from === undefined && opts.fromDump === undefined)
+          throw new UsageError('copy needs --from <config> or --from-dump <file>');
+        if (opts.to === undefined && opts.toDump === undefined)
+          throw new UsageError('copy needs --to <config> or --to-dump <file>');
+        const g = globals(cmd);
+        if (g.config !== undefined || g.journal !== undefined || g.snapshots !== undefined) {
+          throw new UsageError(
+            'copy takes its stores from --from/--from-dump and --to/--to-dump, not --config/--journal/--snapshots',
+          );
+        }
+        if (opts.fromDump !== undefined && opts.fromDump === opts.toDump)
+          throw new UsageError('--from-dump and --to-dump name the same file');
+        // Check both ends before opening either, so a typo changes nothing.
+        const sourceStores = opts.from === undefined ? undefined : await resolveStores({ config: opts.from });
+        const targetConfig = opts.to === undefined ? undefined : await readConfigFile(opts.to, '--to');
+        const closers: Array<() => Promise<void>> = [];
+        try {
+          let source: CopySource;
+          let reopenSource: () => Promise<CopySource>;
+          if (sourceStores) {
+            const opened = await openStores(sourceStores);
+            closers.push(() => opened.close());
+            source = storesAsSource(
+              opened,
+              `${describeStore(opened.journalConfig)} + ${describeStore(opened.snapshotsConfig)}`,
+            );
+            reopenSource = async () => source;
+          } else {
+            const dump = await DumpReader.open(opts.fromDump!);
+            closers.push(() => dump.close());
+            source = dumpAsSource(dump);
+            reopenSource = async () => source;
+          }
+          let target: CopyTarget;
+          let readBack: () => Promise<CopySource>;
+          let dumpWriter: DumpWriter | undefined;
+          if (targetConfig) {
+            const opened = await openStores({
+              journal: targetConfig.journal,
+              snapshots: targetConfig.snapshots,
+              source: opts.to!,
+            });
+            closers.push(() => opened.close());
+            const description = `${describeStore(opened.journalConfig)} + ${describeStore(opened.snapshotsConfig)}`;
+            target = storesAsTarget(opened.journal, opened.snapshots, description);
+            readBack = async () => storesAsSource(opened, description);
+          } else {
+            const writer = await DumpWriter.open(opts.toDump!);
+            dumpWriter = writer;
+            closers.push(() => writer.close());
+            target = dumpAsTarget(writer);
+            if (writer.tornBytesRemoved > 0) {
+              line(
+                out.stderr,
+                `note: cut ${writer.tornBytesRemoved} byte(s) of a line torn by an interrupted copy off ${opts.toDump}`,
+              );
+            }
+            readBack = async () => {
+              await writer.close();
+              const dump = await DumpReader.open(opts.toDump!);
+              closers.push(() => dump.close());
+              return dumpAsSource(dump);
+            };
+          }
+          const copied = await copyData(source, target, {
+            ...(opts.chunk === undefined ? {} : { chunkSize: opts.chunk }),
+          });
+          const verification = await verifyCopy(
+            await reopenSource(),
+            await readBack(),
+            copied.ids,
+            dumpWriter !== undefined,
+          );
+          const problems = [...copied.problems, ...verification.problems];
+          const notCopied = copied.ids.filter((i) => i.notCopied !== undefined);
+          const ok = problems.length === 0 && notCopied.length === 0;
+          if (json)
+            line(
+              out.stdout,
+              toJson({
+                ...copied,
+                problems,
+                verified: { events: verification.events, snapshots: verification.snapshots },
+                ok,
+              }),
+            );
+          else {
+            line(out.stdout, `from: ${copied.from}`);
+            line(out.stdout, `to: ${copied.to}`);
+            const resumed = copied.ids.reduce((n, i) => n + i.eventsAlreadyThere, 0);
+            line(
+              out.stdout,
+              `${copied.ids.length} id(s): ${copied.eventsCopied} event(s) and ${copied.snapshotsCopied} snapshot(s) copied` +
+                (resumed > 0 ? `, ${resumed} event(s) already there` : ''),
+            );
+            line(
+              out.stdout,
+              `verified: ${verification.events} event(s) and ${verification.snapshots} snapshot(s) equal in source and copy`,
+            );
+            for (const i of notCopied) line(out.stdout, `not copied: "${i.persistenceId}": ${i.notCopied}`);
+            if (problems.length > 0) {
+              line(out.stdout, `${problems.length} problem(s):`);
+              printProblems(out, problems);
+            }
+            if (ok) line(out.stdout, 'OK');
+          }
+          exitCode = ok ? EXIT_OK : EXIT_PROBLEMS;
+        } finally {
+          for (const close of closers.reverse()) await close().catch(() => undefined);
+        }
+      },
+    );
+
+  try {
+    await program.parseAsync(argv as string[], { from: 'user' });
+    return exitCode;
+  } catch (e) {
+    return reportError(e, out);
+  }
+}
+
+/** Runs `body` with already opened stores and closes them afterwards, also when it throws. */
+async function withOpened<T>(stores: OpenedStores, body: (stores: OpenedStores) => Promise<T>): Promise<T> {
+  try {
+    return await body(stores);
+  } finally {
+    await stores.close();
+  }
+}
+
+/** Maps what went wrong to a message on stderr and an exit code. */
+function reportError(e: unknown, out: CliOutput): number {
+  if (e instanceof CommanderError) {
+    // Help and version print themselves and are not failures; everything else commander rejects is usage.
+    return e.code === 'commander.helpDisplayed' ||
+      e.code === 'commander.version' ||
+      e.code === 'commander.help'
+      ? EXIT_OK
+      : EXIT_USAGE;
+  }
+  const message = (e as Error)?.message ?? String(e);
+  if (e instanceof UsageError || isPersistenceError(e, 'ERR_CONFIG')) {
+    line(out.stderr, `cairn: ${message}`);
+    return EXIT_USAGE;
+  }
+  if (e instanceof UnsupportedError) {
+    line(out.stderr, `cairn: refused: ${message}`);
+    return EXIT_UNSUPPORTED;
+  }
+  line(out.stderr, `cairn: ${message}`);
+  return EXIT_PROBLEMS;
+}

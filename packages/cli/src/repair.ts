@@ -1,0 +1,68 @@
+import type { MessageJournal } from '@cairn/actor-core';
+import { UnsupportedError } from './exit-codes';
+import { checkJournalId, type Problem } from './verify';
+
+/**
+ * What `cairn repair --truncate-after-corruption` needs from a journal, and what no backend offers yet:
+ * cut one id back to its last good record, keeping the cut records' bytes (moved to a quarantine file
+ * beside the journal, never deleted), and say exactly what was removed. highestSequenceNr must drop to
+ * the last good sequenceNr, so the actor's next append reuses the lost numbers consistently.
+ */
+export interface CorruptionRepairable {
+  repairAfterCorruption(persistenceId: string): Promise<{
+    /** The last good sequenceNr kept; highestSequenceNr afterwards. */
+    readonly keptThrough: number;
+    /** The sequenceNrs cut (including unreadable ones), first..last. */
+    readonly removed: { readonly first: number; readonly last: number } | undefined;
+    /** Where the cut bytes went. */
+    readonly quarantine: string;
+  }>;
+}
+
+function isRepairable(journal: MessageJournal): journal is MessageJournal & CorruptionRepairable {
+  return typeof (journal as Partial<CorruptionRepairable>).repairAfterCorruption === 'function';
+}
+
+/** What a repair of one id would cut, found by reading it: the first problem and everything after it. */
+export interface RepairPlan {
+  readonly persistenceId: string;
+  readonly highestSequenceNr: number;
+  /** The last sequenceNr that reads back good and in order. */
+  readonly lastGood: number;
+  /** The first problem found (corrupt record, gap); undefined when the id reads back clean. */
+  readonly problem: Problem | undefined;
+  /** The sequenceNrs that would be cut: lastGood + 1 .. highestSequenceNr. */
+  readonly lost: { readonly first: number; readonly last: number } | undefined;
+}
+
+export async function planRepair(journal: MessageJournal, persistenceId: string): Promise<RepairPlan> {
+  const check = await checkJournalId(journal, persistenceId);
+  const problem = check.problems[0];
+  // A gap is the first problem: keep what is in order below it.
+  const lastGood =
+    problem?.sequenceNr !== undefined
+      ? problem.sequenceNr - 1
+      : (check.lastSequenceNr ?? check.highestSequenceNr);
+  return {
+    persistenceId,
+    highestSequenceNr: check.highestSequenceNr,
+    lastGood,
+    problem,
+    lost: problem ? { first: lastGood + 1, last: check.highestSequenceNr } : undefined,
+  };
+}
+
+/**
+ * Cuts the id back to its last good record when the journal supports it, or throws UnsupportedError
+ * naming what is missing; nothing is written in that case.
+ */
+export async function repairAfterCorruption(journal: MessageJournal, backend: string, plan: RepairPlan) {
+  if (!isRepairable(journal)) {
+    throw new UnsupportedError(
+      `the ${backend} journal offers no way to cut "${plan.persistenceId}" back to its last good record: ` +
+        'it needs a repairAfterCorruption(persistenceId) method that moves the records from the first bad one ' +
+        'into a quarantine file and lowers highestSequenceNr to the last good one. Nothing was changed.',
+    );
+  }
+  return journal.repairAfterCorruption(plan.persistenceId);
+}

@@ -1,0 +1,293 @@
+import {
+  isPersistenceError,
+  type MessageJournal,
+  type PersistenceReport,
+  type SnapshotStore,
+} from '@cairn/actor-core';
+import { describeStore, type OpenedStores } from './open-stores';
+import type { ProgressBar } from './progress-bar';
+import { listSnapshotDirectories } from './snapshot-ids';
+
+/** One thing wrong with the data, located as precisely as the backend can say. */
+export interface Problem {
+  /**
+   * journal-corrupted: a record failed its checks (CRC, decoding, order); sequence-gap / missing-tail: a
+   * sequenceNr between the first surviving event and highestSequenceNr cannot be found; corruption-found:
+   * the backend found bad bytes on open that no id's read named; snapshot-corrupted: a snapshot failed its
+   * checksum or envelope; snapshot-ahead: a snapshot newer than the journal's highest; unrecoverable: no
+   * snapshot covers the events truncated away, so the actor cannot recover; read-failed: storage failed.
+   */
+  readonly kind:
+    | 'journal-corrupted'
+    | 'sequence-gap'
+    | 'missing-tail'
+    | 'corruption-found'
+    | 'snapshot-corrupted'
+    | 'snapshot-ahead'
+    | 'unrecoverable'
+    | 'read-failed';
+  readonly persistenceId?: string;
+  readonly sequenceNr?: number;
+  readonly file?: string;
+  readonly offset?: number;
+  readonly key?: string;
+  readonly message: string;
+}
+
+/** What reading one id's events found. */
+export interface JournalIdCheck {
+  readonly persistenceId: string;
+  readonly highestSequenceNr: number;
+  /** The first surviving event (the low-water mark), undefined when none could be read. */
+  readonly firstSequenceNr: number | undefined;
+  /** The last event read in order. */
+  readonly lastSequenceNr: number | undefined;
+  readonly events: number;
+  readonly oldestTimestamp: number | undefined;
+  readonly newestTimestamp: number | undefined;
+  readonly problems: Problem[];
+}
+
+/** The outcome of `cairn verify`. */
+export interface VerifyResult {
+  readonly journal: string;
+  readonly snapshots: string;
+  readonly ids: number;
+  readonly events: number;
+  /** Snapshots that loaded and verified. */
+  readonly snapshotsVerified: number;
+  readonly problems: Problem[];
+  /** What the backends reported that is not a problem (a torn tail cut back on open, a stale lock taken). */
+  readonly notes: string[];
+  readonly ok: boolean;
+}
+
+function locationOf(e: unknown): Pick<Problem, 'file' | 'offset' | 'key' | 'sequenceNr' | 'persistenceId'> {
+  const err = e as Partial<
+    Record<'file' | 'key' | 'persistenceId', string> & Record<'offset' | 'sequenceNr', number>
+  >;
+  const out: Record<string, unknown> = {};
+  for (const k of ['persistenceId', 'sequenceNr', 'file', 'offset', 'key'] as const) {
+    if (err[k] !== undefined) out[k] = err[k];
+  }
+  return out;
+}
+
+/** A failed read as a Problem: corruption keeps the backend's location, anything else is read-failed. */
+export function problemOf(e: unknown, persistenceId: string): Problem {
+  const corrupted = isPersistenceError(e, 'ERR_JOURNAL_CORRUPTED');
+  return {
+    kind: corrupted ? 'journal-corrupted' : 'read-failed',
+    persistenceId,
+    ...locationOf(e),
+    message: (e as Error)?.message ?? String(e),
+  };
+}
+
+/**
+ * Reads every event of one id in order and checks that the sequenceNrs run without gap or repeat from
+ * the first surviving one to highestSequenceNr. Reading verifies each record's checksum in the backend,
+ * which rejects at the first bad one naming where it is; nothing after it is served, so the check stops
+ * there and says which sequenceNrs are unreadable.
+ */
+export async function checkJournalId(
+  journal: MessageJournal,
+  persistenceId: string,
+): Promise<JournalIdCheck> {
+  const problems: Problem[] = [];
+  const highestSequenceNr = await journal.highestSequenceNr(persistenceId);
+  let first: number | undefined;
+  let last: number | undefined;
+  let events = 0;
+  let oldest: number | undefined;
+  let newest: number | undefined;
+  try {
+    for await (const entry of journal.readFrom(persistenceId, 1)) {
+      const seq = entry.sequenceNr;
+      if (last === undefined) first = seq;
+      else if (seq > last + 1) {
+        problems.push({
+          kind: 'sequence-gap',
+          persistenceId,
+          sequenceNr: last + 1,
+          message: `"${persistenceId}": sequenceNr ${last + 1}${seq - 1 > last + 1 ? `..${seq - 1}` : ''} missing (read ${last}, then ${seq})`,
+        });
+      }
+      last = seq;
+      events++;
+      oldest = oldest === undefined ? entry.timestamp : Math.min(oldest, entry.timestamp);
+      newest = newest === undefined ? entry.timestamp : Math.max(newest, entry.timestamp);
+    }
+    if (last !== undefined && last < highestSequenceNr) {
+      problems.push({
+        kind: 'missing-tail',
+        persistenceId,
+        sequenceNr: last + 1,
+        message: `"${persistenceId}": sequenceNr ${last + 1}..${highestSequenceNr} missing (highestSequenceNr is ${highestSequenceNr}, the last event read is ${last})`,
+      });
+    }
+    if (last !== undefined && last > highestSequenceNr) {
+      problems.push({
+        kind: 'journal-corrupted',
+        persistenceId,
+        sequenceNr: last,
+        message: `"${persistenceId}": event ${last} is above highestSequenceNr ${highestSequenceNr}`,
+      });
+    }
+  } catch (e) {
+    const problem = problemOf(e, persistenceId);
+    const from = problem.sequenceNr ?? (last === undefined ? 1 : last + 1);
+    problems.push({
+      ...problem,
+      message: `${problem.message} (sequenceNr ${from}..${highestSequenceNr} of "${persistenceId}" unreadable)`,
+    });
+  }
+  return {
+    persistenceId,
+    highestSequenceNr,
+    firstSequenceNr: first,
+    lastSequenceNr: last,
+    events,
+    oldestTimestamp: oldest,
+    newestTimestamp: newest,
+    problems,
+  };
+}
+
+/** The sequenceNrs of an id's snapshots that load and verify, newest first (loadLatest walking down). */
+export async function walkSnapshots(
+  snapshots: SnapshotStore,
+  persistenceId: string,
+  visit?: (entry: { sequenceNr: number; timestamp: number; state: unknown }) => void,
+): Promise<number[]> {
+  const found: number[] = [];
+  let entry = await snapshots.loadLatest(persistenceId);
+  while (entry) {
+    found.push(entry.sequenceNr);
+    visit?.(entry);
+    entry =
+      entry.sequenceNr > 1
+        ? await snapshots.loadLatest(persistenceId, { maxSequenceNr: entry.sequenceNr - 1 })
+        : undefined;
+  }
+  return found;
+}
+
+/** A backend report as a Problem, when it is one (corruption), or undefined for a note. */
+function reportProblem(report: PersistenceReport): Problem | undefined {
+  if (report.kind === 'snapshot-skipped') {
+    return {
+      kind: 'snapshot-corrupted',
+      ...(report.persistenceId === undefined ? {} : { persistenceId: report.persistenceId }),
+      ...locationOf(report.error),
+      message: report.error?.message ?? report.message,
+    };
+  }
+  if (report.kind === 'corruption-found') {
+    return {
+      kind: 'corruption-found',
+      ...(report.persistenceId === undefined ? {} : { persistenceId: report.persistenceId }),
+      message: report.message,
+    };
+  }
+  return undefined;
+}
+
+/** All ids to look at: the journal's, and those only the snapshot store has (when it can list them). */
+export async function allPersistenceIds(stores: OpenedStores): Promise<string[]> {
+  const ids = new Set<string>();
+  if (stores.journal) for await (const id of stores.journal.persistenceIds()) ids.add(id);
+  for (const dir of (await listSnapshotDirectories(stores.snapshotsConfig)) ?? []) ids.add(dir.persistenceId);
+  return [...ids].sort();
+}
+
+/**
+ * `cairn verify`: every event of every id (checksums verified by the backend as it reads, sequence
+ * continuity checked here), every snapshot of every id (loadLatest walking down; corrupt ones come back
+ * through the reporter), and whether each id could recover (a snapshot covers what was truncated).
+ */
+export async function verifyStores(stores: OpenedStores, progress?: ProgressBar): Promise<VerifyResult> {
+  const problems: Problem[] = [];
+  const ids = await allPersistenceIds(stores);
+  let events = 0;
+  let snapshotsVerified = 0;
+  for (const id of ids) {
+    let check: JournalIdCheck | undefined;
+    if (stores.journal) {
+      check = await checkJournalId(stores.journal, id);
+      events += check.events;
+      problems.push(...check.problems);
+    }
+    if (stores.snapshots) {
+      let walked: number[] = [];
+      try {
+        walked = await walkSnapshots(stores.snapshots, id);
+      } catch (e) {
+        problems.push({ ...problemOf(e, id), kind: 'read-failed' });
+      }
+      snapshotsVerified += walked.length;
+      const newest = walked[0];
+      if (check && newest !== undefined && newest > check.highestSequenceNr) {
+        problems.push({
+          kind: 'snapshot-ahead',
+          persistenceId: id,
+          sequenceNr: newest,
+          message: `"${id}": snapshot at sequenceNr ${newest} is newer than the journal's highestSequenceNr ${check.highestSequenceNr}`,
+        });
+      }
+      if (check && check.highestSequenceNr > 0) {
+        // Events below the first surviving one were truncated: a snapshot at or above first - 1 must cover them.
+        const first =
+          check.firstSequenceNr ?? (check.problems.length === 0 ? check.highestSequenceNr + 1 : 1);
+        if (first > 1 && (newest === undefined || newest < first - 1)) {
+          problems.push({
+            kind: 'unrecoverable',
+            persistenceId: id,
+            sequenceNr: (newest ?? 0) + 1,
+            message:
+              `"${id}": events 1..${first - 1} were truncated and ` +
+              (newest === undefined
+                ? 'no snapshot verifies'
+                : `the newest snapshot that verifies is at ${newest}`) +
+              `; recovery would miss sequenceNr ${(newest ?? 0) + 1}..${first - 1}`,
+          });
+        }
+      }
+    }
+    progress?.tick();
+  }
+  progress?.finish();
+  const notes: string[] = [];
+  const corruptIds = new Set(
+    problems.filter((p) => p.kind === 'journal-corrupted').map((p) => p.persistenceId),
+  );
+  for (const report of stores.reports) {
+    const problem = reportProblem(report);
+    if (!problem) notes.push(`${report.kind}: ${report.message}`);
+    // An id's read already named this corruption with its sequenceNr; the open-time scan adds nothing.
+    else if (problem.kind === 'corruption-found' && corruptIds.has(problem.persistenceId)) continue;
+    else problems.push(problem);
+  }
+  return {
+    journal: describeStore(stores.journalConfig),
+    snapshots: describeStore(stores.snapshotsConfig),
+    ids: ids.length,
+    events,
+    snapshotsVerified,
+    problems,
+    notes,
+    ok: problems.length === 0,
+  };
+}
+
+/** One problem on one line, location first, for people. */
+export function formatProblem(p: Problem): string {
+  const where = [
+    p.file !== undefined ? `file ${p.file}` : undefined,
+    p.offset !== undefined ? `offset ${p.offset}` : undefined,
+    p.key !== undefined ? `key ${p.key}` : undefined,
+    p.persistenceId !== undefined ? `id ${JSON.stringify(p.persistenceId)}` : undefined,
+    p.sequenceNr !== undefined ? `sequenceNr ${p.sequenceNr}` : undefined,
+  ].filter((x) => x !== undefined);
+  return `${p.kind}${where.length > 0 ? ` [${where.join(', ')}]` : ''}: ${p.message}`;
+}
