@@ -612,6 +612,12 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
           bytes = await this.readChunk(chunk, persistenceId, next);
         }
         prefetched = undefined;
+        if (chunk.segment?.deleted) {
+          // Truncation killed (and deletion removed) the segment while it was being read: every record
+          // in it is below its id's mark now, so there is nothing to serve from it.
+          next = Math.max(next, chunk.lastSeq + 1);
+          continue;
+        }
         const following = this.planRead(entry, chunk.lastSeq + 1, toSequenceNr);
         if (following && left > chunk.events) {
           const read = this.readChunk(following, persistenceId, following.firsts[0]!);
@@ -763,6 +769,8 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     persistenceId: string,
     sequenceNr: number,
   ): Promise<Buffer> {
+    // A segment deleted before its first read was never opened: the caller skips it (see _read).
+    if (segment.deleted && segment.fd === undefined) return Buffer.alloc(0);
     segment.readers++;
     try {
       if (segment.fd === undefined) {
@@ -832,7 +840,10 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     }
     this.segments.clear();
     await this.io.close().catch((e: unknown) => errors.push(e));
-    await this.lock?.release().catch((e: unknown) => errors.push(e));
+    await this.lock?.release().catch((e: unknown) => {
+      // A lock already lost (reported then, and writes refused since) has nothing left to release.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOTACQUIRED') errors.push(e);
+    });
     this.lock = undefined;
     if (errors.length > 0) {
       throw new StorageError(`closing the journal in ${this.dir} failed: ${String(errors[0])}`, {
