@@ -1,0 +1,160 @@
+import { readdir } from 'node:fs/promises';
+import * as path from 'node:path';
+import { flipByte } from '@cairn/testkit';
+import { BACKENDS, cliProcess, type DataLayout, layout, makeData, offsetsOf, tempDir } from './cli-fixtures';
+
+// The built CLI as a child process: what an operator's shell and scripts see.
+describe('cairn (built, as a child process): exit codes', () => {
+  let root: { dir: string; remove: () => Promise<void> };
+  const data = new Map<string, DataLayout>();
+
+  beforeAll(async () => {
+    root = await tempDir();
+    for (const backend of BACKENDS) {
+      const l = await layout(root.dir, backend);
+      await makeData(l);
+      data.set(backend, l);
+    }
+  });
+  afterAll(() => root.remove());
+
+  test.each(BACKENDS)(
+    '%s: verify on clean data exits 0, by --journal/--snapshots and by --config',
+    async (backend) => {
+      const l = data.get(backend)!;
+      const byDirs = await cliProcess(['verify', '--journal', l.journal, '--snapshots', l.snapshots]);
+      expect(byDirs.stderr).toBe('');
+      expect(byDirs.stdout).toContain('3 id(s), 57 event(s) read, 4 snapshot(s) verified');
+      expect(byDirs.stdout).toContain('OK: no problems found');
+      expect(byDirs.code).toBe(0);
+      const byConfig = await cliProcess(['verify', '--config', l.config, '--json']);
+      expect(byConfig.code).toBe(0);
+      expect(JSON.parse(byConfig.stdout)).toMatchObject({
+        ids: 3,
+        events: 57,
+        snapshotsVerified: 4,
+        ok: true,
+        problems: [],
+      });
+    },
+  );
+
+  test('usage errors exit 2 and change nothing', async () => {
+    const l = data.get('file')!;
+    const before = await readdir(root.dir);
+    const cases: Array<[string[], RegExp]> = [
+      [['verify', '--journal', path.join(root.dir, 'missing')], /no such directory/],
+      [['verify', '--journal', root.dir], /not a Cairn journal/],
+      [['verify', '--config', path.join(root.dir, 'nope.json')], /no such file/],
+      [['verify', '--config', l.config, '--journal', l.journal], /either --config or --journal/],
+      [['verify', '--bogus'], /unknown option '--bogus'/],
+      [['frobnicate'], /unknown command 'frobnicate'/],
+      [['events', 'acct-a', '--from', '0', '--journal', l.journal], /--from must be at least 1/],
+      [['events', 'acct-a', '--max', 'ten', '--journal', l.journal], /--max must be a whole number/],
+      [['repair', '--journal', l.journal], /needs an explicit --truncate-after-corruption/],
+      [['copy', '--from', l.config], /copy needs --to/],
+    ];
+    for (const [argv, message] of cases) {
+      const run = await cliProcess(argv);
+      expect({ argv, code: run.code }).toEqual({ argv, code: 2 });
+      expect(run.stderr).toMatch(message);
+      expect(run.stdout).toBe('');
+    }
+    // Nothing was created for the missing paths.
+    expect(await readdir(root.dir)).toEqual(before);
+  });
+
+  test('a bad config file is a usage error listing its problems', async () => {
+    const { writeFile } = await import('node:fs/promises');
+    const bad = path.join(root.dir, 'bad.config.json');
+    await writeFile(bad, JSON.stringify({ journal: { provider: 'nosuch!' }, extra: 1 }));
+    const run = await cliProcess(['ls', '--config', bad]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/unknown key "extra"/);
+    expect(run.stderr).toMatch(/snapshots: missing/);
+  });
+
+  test('--help exits 0', async () => {
+    const run = await cliProcess(['--help']);
+    expect(run.code).toBe(0);
+    for (const command of ['verify', 'ls', 'events', 'snapshots', 'stats', 'repair', 'copy']) {
+      expect(run.stdout).toContain(command);
+    }
+  });
+
+  test('file journal with a flipped byte: verify exits 1 naming file, offset, id and sequenceNr', async () => {
+    const work = await tempDir();
+    try {
+      const l = await layout(work.dir, 'file');
+      await makeData(l);
+      const segment = path.join(l.journal, '0000000000000001.log');
+      const [at] = await offsetsOf(segment, 'MARK-acct-b-7-END');
+      await flipByte(segment, { offset: at! + 5 });
+      const run = await cliProcess(['verify', '--config', l.config]);
+      expect(run.code).toBe(1);
+      expect(run.stdout).toMatch(
+        new RegExp(
+          `journal-corrupted \\[file ${segment.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}, offset \\d+, id "acct-b", sequenceNr 7\\]`,
+        ),
+      );
+      expect(run.stdout).toContain('sequenceNr 7..12 of "acct-b" unreadable');
+      const json = JSON.parse((await cliProcess(['verify', '--config', l.config, '--json'])).stdout);
+      expect(json.ok).toBe(false);
+      expect(json.problems).toContainEqual(
+        expect.objectContaining({
+          kind: 'journal-corrupted',
+          file: segment,
+          persistenceId: 'acct-b',
+          sequenceNr: 7,
+          offset: expect.any(Number),
+        }),
+      );
+      // The other ids still verify in full: 30 + 6 good events of acct-b + 15.
+      expect(json.events).toBe(30 + 6 + 15);
+
+      // repair: says exactly what would be cut, then refuses (exit 3): the file journal has no API for it.
+      const repair = await cliProcess([
+        'repair',
+        '--truncate-after-corruption',
+        'acct-b',
+        '--config',
+        l.config,
+      ]);
+      expect(repair.code).toBe(3);
+      expect(repair.stdout).toContain('a repair keeps sequenceNr 1..6 and cuts 7..12 (6 event(s))');
+      expect(repair.stderr).toMatch(
+        /offers no way to cut "acct-b".*repairAfterCorruption.*Nothing was changed/s,
+      );
+      // And nothing was changed: the same problem is there.
+      expect((await cliProcess(['verify', '--config', l.config])).code).toBe(1);
+    } finally {
+      await work.remove();
+    }
+  });
+
+  test('lmdb journal with a flipped byte in an event: verify exits 1 naming the key, id and sequenceNr', async () => {
+    const work = await tempDir();
+    try {
+      const l = await layout(work.dir, 'lmdb');
+      await makeData(l);
+      const file = path.join(l.journal, 'data.mdb');
+      // Every copy LMDB keeps of the value (a freed page may hold an older one).
+      const offsets = await offsetsOf(file, 'MARK-acct-a-17-END');
+      expect(offsets.length).toBeGreaterThan(0);
+      for (const at of offsets) await flipByte(file, { offset: at + 5 });
+      const run = await cliProcess(['verify', '--journal', l.journal, '--json']);
+      expect(run.code).toBe(1);
+      const json = JSON.parse(run.stdout);
+      expect(json.problems).toContainEqual(
+        expect.objectContaining({
+          kind: 'journal-corrupted',
+          persistenceId: 'acct-a',
+          sequenceNr: 17,
+          key: expect.stringContaining('acct-a'),
+        }),
+      );
+    } finally {
+      await work.remove();
+    }
+  });
+});
