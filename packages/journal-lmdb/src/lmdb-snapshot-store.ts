@@ -71,7 +71,9 @@ export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   protected async _save(snapshot: StoredSnapshot): Promise<void> {
     const key = entryKey(idPrefix(snapshot.persistenceId), snapshot.sequenceNr);
     const value = encodeSnapshotValue(key, snapshot.timestamp, encodeSnapshotEnvelope(snapshot));
-    await this.env.write(() => this.env.snapshots.putSync(key, value));
+    // One put is one atomic operation: no transaction callback (whose round trip through the main
+    // thread would add latency to every save); the promise resolves once the commit is synced.
+    await this.env.snapshots.put(key, value);
   }
 
   protected async _list(persistenceId: string): Promise<SnapshotMetadata[]> {
@@ -122,8 +124,10 @@ export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
 
   protected async _delete(persistenceId: string, snapshots: readonly SnapshotMetadata[]): Promise<void> {
     const prefix = idPrefix(persistenceId);
-    await this.env.write(() => {
-      for (const { sequenceNr } of snapshots) this.env.snapshots.removeSync(entryKey(prefix, sequenceNr));
+    const db = this.env.snapshots;
+    // One batch: all the removes in one transaction, executed by lmdb-js's write thread.
+    await db.batch(() => {
+      for (const { sequenceNr } of snapshots) db.remove(entryKey(prefix, sequenceNr));
     });
   }
 
