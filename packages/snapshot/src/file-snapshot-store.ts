@@ -78,16 +78,19 @@ export function parseSnapshotFileName(name: string): SnapshotMetadata | undefine
  * old file or the complete new one), and fsyncs the id's directory, and only then resolves. A crash before
  * the rename leaves just a temp file, removed on the next open; after the rename the new snapshot is
  * complete. A save at a sequenceNr that already has a snapshot with another timestamp removes the older
- * file after the rename; should a crash come in between, the listing takes the newer timestamp (both are
- * snapshots of the same sequenceNr). Every load verifies the checksums; a corrupt file is reported,
+ * file after the rename; should a crash come in between, the listing takes the higher timestamp (both are
+ * complete snapshots of the state after the same event; only a clock stepped back between the two saves
+ * makes that the earlier one). Every load verifies the checksums; a corrupt file is reported,
  * skipped and left in place for inspection, never deleted automatically.
  *
  * All blocking file work runs on the store's own IoPool; `close()` waits for calls in flight and stops it.
  */
 export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
+  /** What the conformance kit and callers may rely on: snapshots survive close, crash and reopen. */
   readonly capabilities = { persistent: true } as const;
   /** The store's directory, absolute. */
   readonly path: string;
+  /** Whether saves are fsynced before they resolve (see FileSnapshotStoreOptions.fsync). */
   readonly fsync: boolean;
   private readonly io: IoPool;
   private readonly tempDir: string;
@@ -283,7 +286,7 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
         persistenceId,
         sequenceNr: meta.sequenceNr,
         file,
-        offset: 24,
+        offset: 24, // the envelope's timestamp field
         reason: `the envelope's timestamp ${stored.timestamp} differs from the file name's ${meta.timestamp}`,
       });
     }
