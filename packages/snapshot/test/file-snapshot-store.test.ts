@@ -279,6 +279,38 @@ describe('FileSnapshotStore corruption', () => {
     expect(fs.readFileSync(newest)).toEqual(bytes);
   });
 
+  it('never serves a damaged snapshot: any flips or truncation of the newest fall back to the older (property)', async () => {
+    const store = await openStore();
+    await store.save('prop', 1, { balance: 1, history: [1] });
+    await store.save('prop', 2, { balance: 2, history: [1, 2] });
+    const newest = fileOf('prop', 1);
+    const intact = fs.readFileSync(newest);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ at: fc.nat(intact.length - 1), mask: fc.integer({ min: 1, max: 255 }) }), {
+          minLength: 1,
+          maxLength: 4,
+        }),
+        fc.option(fc.nat(intact.length - 1), { nil: undefined }),
+        async (flips, cut) => {
+          const damaged = Buffer.from(intact);
+          for (const { at, mask } of flips) damaged[at] = (damaged[at] as number) ^ mask;
+          const bytes = cut === undefined ? damaged : damaged.subarray(0, cut);
+          if (bytes.equals(intact)) return; // flips that cancel out: nothing is damaged
+          fs.writeFileSync(newest, bytes);
+          reports = [];
+          const latest = await store.loadLatest('prop');
+          expect(latest).toMatchObject({ sequenceNr: 1, state: { balance: 1, history: [1] } });
+          expect(reports.map((r) => r.kind)).toEqual(['snapshot-skipped']);
+          expect(reports[0]?.error).toMatchObject({ file: newest, persistenceId: 'prop', sequenceNr: 2 });
+        },
+      ),
+      { numRuns: 60 },
+    );
+    fs.writeFileSync(newest, intact);
+    expect((await store.loadLatest('prop'))?.sequenceNr).toBe(2);
+  });
+
   it('refuses a file without an envelope (an older, checksum-less snapshot) with a clear reason', async () => {
     const store = await openStore();
     await store.save('legacy', 1, { balance: 1 });
