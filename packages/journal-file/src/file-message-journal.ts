@@ -20,6 +20,7 @@ import {
   decodeRecord,
   type EncodedFrame,
   encodeFrame,
+  encodeRawFrame,
   encodeSegmentHeader,
   indexFileName,
   isBadRecord,
@@ -67,6 +68,10 @@ const READ_CHUNK = 1024 * 1024;
 /** Runs this close together are read together; the bytes between them (other ids) are skipped. */
 const READ_GAP = 16 * 1024;
 const PAGE_EVENTS = 1024;
+/** A sealed segment whose live bytes fall below this share of its size is compacted. */
+const COMPACT_BELOW = 0.5;
+/** Compacted segments are written in frames of about this size. */
+const COMPACT_FRAME_BYTES = 1024 * 1024;
 
 /** A planned read: runs [firstRun, lastRun] of one id, at [start, stop) of one segment. */
 interface ReadChunk {
@@ -87,7 +92,7 @@ interface ReadChunk {
 }
 
 function sameChunk(a: ReadChunk, b: ReadChunk): boolean {
-  return a.file === b.file && a.start === b.start && a.stop === b.stop;
+  return a.segment === b.segment && a.start === b.start && a.stop === b.stop;
 }
 
 interface Segment {
@@ -106,6 +111,8 @@ interface Segment {
   problems: boolean;
   readers: number;
   deleted: boolean;
+  /** Deleted because a compacted copy (a new Segment with the same number) took its place. */
+  replaced: boolean;
 }
 
 function checkOptions(options: unknown): asserts options is FileMessageJournalOptions {
@@ -156,8 +163,9 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   private active!: Segment;
   /** Log writes, one at a time, in order. */
   private writing: Promise<unknown> = Promise.resolve();
-  /** Background sealing and segment deletion, one at a time. */
+  /** Background sealing, compaction and segment deletion, one at a time. */
   private maintenance: Promise<void> = Promise.resolve();
+  private compactionQueued = false;
   /** Segment reads in flight (prefetches included): close() waits for them before closing descriptors. */
   private readonly reads = new Set<Promise<unknown>>();
   /** Set when the log can no longer be written safely (lock lost, a failed write not undone). */
@@ -316,6 +324,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       for (const s of entry.segments()) this.segments.get(s)!.liveIds++;
     }
     this.removeDeadSegments();
+    this.scheduleCompaction();
   }
 
   private addSegment(number: number, file: string): Segment {
@@ -330,6 +339,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       problems: false,
       readers: 0,
       deleted: false,
+      replaced: false,
     };
     this.segments.set(number, segment);
     return segment;
@@ -346,15 +356,17 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
 
   /** The sealed segment's sidecar index, or undefined when it is missing, bad or stale (then it is rescanned). */
   private async loadIndex(segment: Segment): Promise<SegmentContents | undefined> {
-    const bytes = await this.io.run('readFileIfExists', {
-      file: path.join(this.dir, indexFileName(segment.number)),
+    const { bytes, size } = await this.io.run('readIndex', {
+      indexFile: path.join(this.dir, indexFileName(segment.number)),
+      file: segment.file,
     });
     if (!bytes) return undefined;
     const decoded = decodeIndex(
       Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
       segment.number,
     );
-    return 'reason' in decoded ? undefined : decoded;
+    // An index of another version of the segment (a crash mid-compaction) does not match its size.
+    return 'reason' in decoded || decoded.end !== size ? undefined : decoded;
   }
 
   /** Opens the last segment for appending: scans it and cuts a torn tail back to the last whole frame. */
@@ -455,6 +467,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       }
     });
     this.removeDeadSegments();
+    this.scheduleCompaction();
   }
 
   /** Appends one frame to the log (rolling to a new segment first when it would overflow), one at a time. */
@@ -546,14 +559,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     this.inBackground(async () => {
       const dead = [...this.segments.values()].filter(isDead);
       if (dead.length === 0) return;
-      const marks: Array<[string, number]> = [];
-      for (const [id, entry] of this.index) if (entry.lowWater > 1) marks.push([id, entry.lowWater]);
-      await this.io.run('replaceFile', {
-        dir: this.dir,
-        file: path.join(this.dir, CHECKPOINT_FILE),
-        bytes: encodeCheckpoint(marks),
-        sync: this.fsync,
-      });
+      await this.writeCheckpoint();
       for (const s of dead) {
         s.deleted = true;
         this.segments.delete(s.number);
@@ -565,6 +571,140 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       });
       for (const s of dead) this.closeWhenUnread(s);
     });
+  }
+
+  /** Saves every low-water mark, before segments (which may hold mark records) are deleted or rewritten. */
+  private async writeCheckpoint(): Promise<void> {
+    const marks: Array<[string, number]> = [];
+    for (const [id, entry] of this.index) if (entry.lowWater > 1) marks.push([id, entry.lowWater]);
+    await this.io.run('replaceFile', {
+      dir: this.dir,
+      file: path.join(this.dir, CHECKPOINT_FILE),
+      bytes: encodeCheckpoint(marks),
+      sync: this.fsync,
+    });
+  }
+
+  /**
+   * Compacts now: deletes sealed segments with no live event and rewrites those whose live events fill
+   * less than half of them, then resolves. The journal does this on its own in the background after
+   * truncations and on open (a close in progress skips it); call this to reclaim space at a moment of
+   * your choosing, e.g. after a bulk truncation. Appends and reads go on meanwhile.
+   */
+  async compact(): Promise<void> {
+    this.checkOpen();
+    this.removeDeadSegments();
+    this.scheduleCompaction();
+    await this.maintenance;
+  }
+
+  /** Queues a look for sparse segments (once, however many truncations ask before it runs). */
+  private scheduleCompaction(): void {
+    if (this.compactionQueued) return;
+    this.compactionQueued = true;
+    this.inBackground(async () => {
+      this.compactionQueued = false;
+      const live = new Map<number, number>();
+      for (const entry of this.index.values()) entry.liveBytes(live);
+      const sparse = [...this.segments.values()].filter(
+        (s) =>
+          s.sealed &&
+          s !== this.active &&
+          !s.problems &&
+          !s.deleted &&
+          s.liveIds > 0 &&
+          (live.get(s.number) ?? 0) < COMPACT_BELOW * (s.end - SEGMENT_HEADER_SIZE),
+      );
+      for (const segment of sparse) {
+        if (this.closed) return;
+        await this.compactSegment(segment);
+      }
+    });
+  }
+
+  /**
+   * Rewrites a sealed segment with only its live events (record bytes copied as they are, checksums
+   * included), under the same number, so the log's order and every id's sequence order stay as they
+   * were. Appends never wait for it; reads in flight finish on the old file's open descriptor.
+   */
+  private async compactSegment(segment: Segment): Promise<void> {
+    const old = await this.readSegment(segment, 0, segment.end, '', 0).catch(() => undefined);
+    if (!old || old.length === 0 || segment.deleted) return;
+    const frames: Buffer[] = [encodeSegmentHeader(segment.number)];
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    for (const [id, entry] of this.index) {
+      const idBytes = Buffer.from(id, 'utf8');
+      for (let r = 0; r < entry.runCount; r++) {
+        if (entry.segmentOf(r) !== segment.number || entry.lastOf(r) < entry.lowWater) continue;
+        let at = entry.offsetOf(r);
+        const end = at + entry.byteLengthOf(r);
+        while (at < end) {
+          const record = decodeRecord(old, at, end, idBytes);
+          if (isBadRecord(record)) {
+            segment.problems = true;
+            this.reporter({
+              kind: 'corruption-found',
+              message: `${segment.file}: compaction found a bad record at offset ${at} (${record.reason}); the segment is kept as it is`,
+              persistenceId: id,
+            });
+            return;
+          }
+          if (record.sequenceNr >= entry.lowWater) {
+            pending.push(old.subarray(at, at + record.length));
+            pendingBytes += record.length;
+            if (pendingBytes >= COMPACT_FRAME_BYTES) {
+              frames.push(encodeRawFrame(pending));
+              pending = [];
+              pendingBytes = 0;
+            }
+          }
+          at += record.length;
+        }
+      }
+    }
+    if (pending.length > 0) frames.push(encodeRawFrame(pending));
+    await this.writeCheckpoint();
+    const bytes = Buffer.concat(frames);
+    const { installed, scan } = await this.io.run(
+      'installSegment',
+      {
+        dir: this.dir,
+        file: segment.file,
+        indexFile: path.join(this.dir, indexFileName(segment.number)),
+        segment: segment.number,
+        bytes,
+        sync: this.fsync,
+      },
+      true,
+    );
+    if (!installed) {
+      segment.problems = true;
+      this.reporter({
+        kind: 'maintenance-failed',
+        message: `${segment.file}: its compacted copy did not verify; the segment is kept as it is`,
+      });
+      return;
+    }
+    const fresh = this.addSegment(segment.number, segment.file);
+    fresh.sealed = true;
+    fresh.end = scan.end;
+    fresh.liveIds = segment.liveIds;
+    segment.deleted = true;
+    segment.replaced = true;
+    this.closeWhenUnread(segment);
+    const runsById = new Map<string, Array<[number, number, number]>>();
+    for (let r = 0; r < scan.runs.length; r += 5) {
+      const id = scan.ids[scan.runs[r]!]!;
+      let runs = runsById.get(id);
+      if (!runs) runsById.set(id, (runs = []));
+      runs.push([scan.runs[r + 1]!, scan.runs[r + 2]!, scan.runs[r + 3]!]);
+    }
+    for (const [id, runs] of runsById) {
+      // 0: everything copied was truncated meanwhile; -1: the truncation already counted it.
+      if (this.index.get(id)?.replaceSegmentRuns(segment.number, runs) === 0) fresh.liveIds--;
+    }
+    if (fresh.liveIds <= 0) this.removeDeadSegments();
   }
 
   private closeWhenUnread(segment: Segment): void {
@@ -612,10 +752,10 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
           bytes = await this.readChunk(chunk, persistenceId, next);
         }
         prefetched = undefined;
-        if (chunk.segment?.deleted) {
-          // Truncation killed (and deletion removed) the segment while it was being read: every record
-          // in it is below its id's mark now, so there is nothing to serve from it.
-          next = Math.max(next, chunk.lastSeq + 1);
+        if (bytes.length === 0 && chunk.stop > chunk.start) {
+          // The segment went before it was ever opened. Deleted as dead: every record in it is below
+          // its id's mark now. Replaced by its compacted copy: plan again, the index points there now.
+          if (!chunk.segment?.replaced) next = Math.max(next, chunk.lastSeq + 1);
           continue;
         }
         const following = this.planRead(entry, chunk.lastSeq + 1, toSequenceNr);

@@ -79,6 +79,47 @@ export const journalOperations = {
     return { scan, indexed: clean };
   },
 
+  /**
+   * Installs a compacted segment: writes it to a temp file and syncs it, verifies it by scanning it, then
+   * replaces its sidecar index and the segment itself, each atomically. Should a crash fall between the
+   * two renames, the index no longer matches the segment's size and the next open rescans it.
+   */
+  installSegment(task: {
+    dir: string;
+    file: string;
+    indexFile: string;
+    segment: number;
+    bytes: Uint8Array;
+    sync: boolean;
+  }) {
+    const bytes = Buffer.from(task.bytes.buffer, task.bytes.byteOffset, task.bytes.byteLength);
+    const scan = scanSegment(task.segment, bytes);
+    if (scan.badHeader || scan.torn || scan.problems.length > 0) return { installed: false, scan };
+    const temp = path.join(task.dir, `.${path.basename(task.file)}.${process.pid}.tmp`);
+    const fd = fs.openSync(temp, 'w');
+    try {
+      writeAll(fd, bytes, 0);
+      if (task.sync) fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    writeFileAtomic(task.dir, task.indexFile, encodeIndex(scan), task.sync);
+    fs.renameSync(temp, task.file);
+    if (task.sync) fsyncDirectory(task.dir);
+    return { installed: true, scan };
+  },
+
+  /** A sidecar index and the current size of its segment, to tell a stale index from a good one. */
+  readIndex(task: { indexFile: string; file: string }): { bytes: Buffer | undefined; size: number } {
+    const size = fs.statSync(task.file).size;
+    try {
+      return { bytes: fs.readFileSync(task.indexFile), size };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { bytes: undefined, size };
+      throw e;
+    }
+  },
+
   /** Cuts a file back to `length` (a torn tail, or a failed write) and syncs the new length. */
   truncateFile(task: { fd: number; length: number; sync: boolean }): void {
     fs.ftruncateSync(task.fd, task.length);

@@ -57,13 +57,11 @@ export class IdIndex {
    */
   add(segment: number, offset: number, byteLength: number, first: number, count: number): number | undefined {
     const last = first + count - 1;
-    // Before any run, the first live one may start anywhere up to the mark (segments wholly below it
-    // were deleted); after that, runs follow one another exactly.
-    let wrong: number | undefined;
-    if (this.top === 0 ? first > Math.max(1, this.lowWater) : first !== this.top + 1) {
-      wrong = this.top === 0 ? Math.max(1, this.lowWater) : Math.min(first, this.top + 1);
-    }
-    if (first <= this.top) return wrong;
+    // Runs follow one another exactly, except that records below the low-water mark may be missing:
+    // deleted with their segment, or left out when a segment was compacted.
+    if (first <= this.top) return first;
+    const highestAllowed = Math.max(this.top + 1, this.lowWater);
+    const wrong = first > highestAllowed ? highestAllowed : undefined;
     this.top = last;
     if (last < this.lowWater) return wrong;
     if (this.count * STRIDE === this.runs.length) {
@@ -113,6 +111,51 @@ export class IdIndex {
     this.count -= drop;
     this.top = top;
     return left;
+  }
+
+  /**
+   * Replaces this id's runs in `segment` (a compacted segment, rewritten at other offsets) with
+   * `replacement` ([offset, byteLength, first] each, ascending). Runs wholly below the mark are left out.
+   * Returns the number of runs now in the segment, or -1 when the id had none there any more (truncated
+   * meanwhile).
+   */
+  replaceSegmentRuns(segment: number, replacement: ReadonlyArray<readonly [number, number, number]>): number {
+    let from = 0;
+    while (from < this.count && this.segmentOf(from) !== segment) from++;
+    if (from === this.count) return -1;
+    let to = from;
+    while (to < this.count && this.segmentOf(to) === segment) to++;
+    const lastInSegment = this.lastOf(to - 1);
+    const kept = replacement.filter((r, i) => {
+      const last = i + 1 < replacement.length ? replacement[i + 1]![2] - 1 : lastInSegment;
+      return last >= this.lowWater;
+    });
+    const tail = this.runs.slice(to * STRIDE, this.count * STRIDE);
+    const needed = (from + kept.length) * STRIDE + tail.length;
+    if (needed > this.runs.length) {
+      const grown = new Float64Array(Math.max(needed, this.runs.length * 2));
+      grown.set(this.runs.subarray(0, from * STRIDE));
+      this.runs = grown;
+    }
+    let at = from * STRIDE;
+    for (const [offset, byteLength, first] of kept) {
+      this.runs[at++] = segment;
+      this.runs[at++] = offset;
+      this.runs[at++] = byteLength;
+      this.runs[at++] = first;
+    }
+    this.runs.set(tail, at);
+    this.count = from + kept.length + tail.length / STRIDE;
+    return kept.length;
+  }
+
+  /** Bytes of this id's runs in each segment that are not wholly below the mark. */
+  liveBytes(into: Map<number, number>): void {
+    for (let r = 0; r < this.count; r++) {
+      if (this.lastOf(r) < this.lowWater) continue;
+      const s = this.segmentOf(r);
+      into.set(s, (into.get(s) ?? 0) + this.byteLengthOf(r));
+    }
   }
 
   /** The distinct segments holding this id's live runs, ascending. */

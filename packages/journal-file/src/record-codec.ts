@@ -295,3 +295,20 @@ export function decodeFrameHeader(
   }
   return { bodyLength, count };
 }
+
+/** A frame around records that are already encoded (compaction copies records verbatim). */
+export function encodeRawFrame(records: readonly Uint8Array[]): Buffer {
+  let size = FRAME_HEADER_SIZE;
+  for (const r of records) size += r.byteLength;
+  const bytes = Buffer.allocUnsafeSlow(size);
+  let at = FRAME_HEADER_SIZE;
+  for (const r of records) {
+    bytes.set(r, at);
+    at += r.byteLength;
+  }
+  bytes.writeUInt32LE(FRAME_MAGIC, 0);
+  bytes.writeUInt32LE(size - FRAME_HEADER_SIZE, 4);
+  bytes.writeUInt32LE(records.length, 8);
+  bytes.writeUInt32LE(crc32(bytes.subarray(0, 12)), 12);
+  return bytes;
+}

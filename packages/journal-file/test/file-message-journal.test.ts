@@ -203,6 +203,40 @@ describe('FileMessageJournal', () => {
       await journal.close();
     });
 
+    it('compacts segments that truncation left mostly dead, keeping every live event', async () => {
+      const sizeOfLogs = () => segmentFiles(dir).reduce((sum, f) => sum + fs.statSync(f).size, 0);
+      let journal = await open(dir, { segmentSize: 8192 });
+      for (let i = 0; i < 40; i++) {
+        await journal.append('keep', { i });
+        await journal.appendBatch('drop', messages(4));
+      }
+      const before = sizeOfLogs();
+      const segments = segmentFiles(dir).length;
+      await journal.truncateBefore('drop', 150);
+      // Reads stay right while compaction runs in the background.
+      const reading = collect(journal.readFrom('keep', 1));
+      await journal.compact();
+      expect((await reading).map((e) => (e.message as { i: number }).i)).toEqual(
+        Array.from({ length: 40 }, (_, i) => i),
+      );
+      expect((await collect(journal.readFrom('keep', 1))).length).toBe(40);
+      await journal.close();
+      expect(segmentFiles(dir)).toHaveLength(segments);
+      expect(sizeOfLogs()).toBeLessThan(before / 2);
+      for (let reopen = 0; reopen < 2; reopen++) {
+        journal = await open(dir, { segmentSize: 8192 });
+        expect((await collect(journal.readFrom('keep', 1))).length).toBe(40 + reopen);
+        expect((await collect(journal.readFrom('drop', 1))).map((e) => e.sequenceNr)).toEqual(
+          Array.from({ length: 11 }, (_, i) => 150 + i),
+        );
+        expect(await journal.highestSequenceNr('drop')).toBe(160);
+        expect(await journal.append('keep', 'more')).toBe(41 + reopen);
+        await journal.close();
+        // Second round: the sidecar indexes are gone, so every segment is rescanned.
+        for (const n of fs.readdirSync(dir)) if (n.endsWith('.idx')) fs.rmSync(path.join(dir, n));
+      }
+    });
+
     it('keeps a segment while any id still has live events in it', async () => {
       const journal = await open(dir, { segmentSize: 4096 });
       await journal.append('survivor', 'first');
