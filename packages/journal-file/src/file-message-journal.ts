@@ -696,9 +696,9 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     const runsById = new Map<string, Array<[number, number, number]>>();
     for (let r = 0; r < scan.runs.length; r += 5) {
       const id = scan.ids[scan.runs[r]!]!;
-      let runs = runsById.get(id);
-      if (!runs) runsById.set(id, (runs = []));
+      const runs = runsById.get(id) ?? [];
       runs.push([scan.runs[r + 1]!, scan.runs[r + 2]!, scan.runs[r + 3]!]);
+      runsById.set(id, runs);
     }
     for (const [id, runs] of runsById) {
       // 0: everything copied was truncated meanwhile; -1: the truncation already counted it.

@@ -126,7 +126,7 @@ export class IdIndex {
     let to = from;
     while (to < this.count && this.segmentOf(to) === segment) to++;
     const lastInSegment = this.lastOf(to - 1);
-    const kept = replacement.filter((r, i) => {
+    const kept = replacement.filter((_, i) => {
       const last = i + 1 < replacement.length ? replacement[i + 1]![2] - 1 : lastInSegment;
       return last >= this.lowWater;
     });
