@@ -35,6 +35,8 @@ export interface CopyTarget {
   readonly keepsNumbering: boolean;
   readonly hasSnapshots: boolean;
   highestSequenceNr(persistenceId: string): Promise<number>;
+  /** The event at `sequenceNr`, to check that the source continues what the target holds. */
+  eventAt(persistenceId: string, sequenceNr: number): Promise<JournalEntry | undefined>;
   appendEntries(
     persistenceId: string,
     entries: readonly JournalEntry[],
@@ -84,6 +86,10 @@ export function storesAsTarget(
     keepsNumbering: false,
     hasSnapshots: snapshots !== undefined,
     highestSequenceNr: (id) => (journal ? journal.highestSequenceNr(id) : Promise.resolve(0)),
+    async eventAt(id, sequenceNr) {
+      if (journal) for await (const e of journal.readFrom(id, sequenceNr, { max: 1 })) return e;
+      return undefined;
+    },
     async appendEntries(id, entries, expectedSequenceNr) {
       if (!journal) throw new Error(`${description} has no journal`);
       const assigned = await journal.appendBatch(
@@ -118,6 +124,10 @@ export function dumpAsTarget(dump: DumpWriter): CopyTarget {
     keepsNumbering: true,
     hasSnapshots: true,
     highestSequenceNr: (id) => dump.highestSequenceNr(id),
+    async eventAt(id, sequenceNr) {
+      const last = await dump.lastEvent(id);
+      return last?.sequenceNr === sequenceNr ? last : undefined;
+    },
     appendEntries: (id, entries, expected) => dump.appendEntries(id, entries, expected),
     markHighest: (id, highest) => dump.markHighest(id, highest),
     hasSnapshot: (id, seq) => dump.hasSnapshot(id, seq),
@@ -177,6 +187,32 @@ async function snapshotChain(source: CopySource, id: string): Promise<number[]> 
   return chain;
 }
 
+/**
+ * Why the target's events of an id are not the start of the source's (so resuming would splice two
+ * histories), or undefined when they are: the target's last event must equal the source's at that number.
+ */
+async function divergence(
+  source: CopySource,
+  target: CopyTarget,
+  id: string,
+  already: number,
+  first: JournalEntry,
+): Promise<string | undefined> {
+  if (already === 0 || already < first.sequenceNr) return undefined;
+  const theirs = await target.eventAt(id, already);
+  let ours: JournalEntry | undefined;
+  for await (const e of source.readFrom(id, already, { max: 1 })) ours = e;
+  if (
+    theirs &&
+    ours &&
+    theirs.sequenceNr === ours.sequenceNr &&
+    isDeepStrictEqual(theirs.message, ours.message)
+  ) {
+    return undefined;
+  }
+  return `the target's event ${already} differs from the source's: it holds another history of this id, nothing appended`;
+}
+
 /** Every id of the source, journal and snapshot-only ones, sorted. */
 export async function sourceIds(source: CopySource): Promise<string[]> {
   const ids = new Set<string>();
@@ -219,6 +255,10 @@ export async function copyData(
       problems.push(problemOf(e, id));
       notCopied = `its first event cannot be read: ${(e as Error).message}`;
     }
+    const diverged =
+      notCopied === undefined && first !== undefined && already <= sourceHighest
+        ? await divergence(source, target, id, already, first)
+        : undefined;
     if (notCopied === undefined) {
       if (already > sourceHighest) {
         notCopied = `the target is ahead (highestSequenceNr ${already} there, ${sourceHighest} in the source)`;
@@ -230,6 +270,8 @@ export async function copyData(
         notCopied =
           `its first surviving event is ${first.sequenceNr} (events below were truncated); appended through the journal API ` +
           `they would be numbered from 1, so it is not copied (a dump keeps the numbering)`;
+      } else if (diverged !== undefined) {
+        notCopied = diverged;
       } else if (first !== undefined) {
         try {
           let chunk: JournalEntry[] = [];

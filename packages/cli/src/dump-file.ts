@@ -325,6 +325,8 @@ export class DumpWriter {
       await handle.close();
       throw e;
     }
+    // Resuming needs each id's highest and last event (to check the source continues it), not every payload.
+    for (const data of parsed.ids.values()) data.events = data.events.slice(-1);
     return new DumpWriter(file, handle, parsed.ids, parsed.tornBytes, parsed.wholeBytes);
   }
 
@@ -347,6 +349,19 @@ export class DumpWriter {
     return this.ids.get(persistenceId)?.highest ?? 0;
   }
 
+  /** The id's last event in the dump, decoded, or undefined when it has none. */
+  async lastEvent(persistenceId: string): Promise<JournalEntry | undefined> {
+    const item = this.ids.get(persistenceId)?.events.at(-1);
+    return (
+      item && {
+        persistenceId,
+        sequenceNr: item.sequenceNr,
+        timestamp: item.timestamp,
+        message: msgpackSerializer.decode(item.payload),
+      }
+    );
+  }
+
   /** Appends events with their original sequenceNrs and timestamps; they must continue the id's highest. */
   async appendEntries(
     persistenceId: string,
@@ -361,7 +376,9 @@ export class DumpWriter {
     }
     let text = '';
     let previous = data.highest;
+    let last: JournalEntry | undefined;
     for (const e of entries) {
+      last = e;
       if (e.sequenceNr <= previous)
         throw new RangeError(
           `dump ${this.file}: event ${e.sequenceNr} of "${persistenceId}" after ${previous}`,
@@ -370,8 +387,11 @@ export class DumpWriter {
       text += encodeItem('event', persistenceId, e.sequenceNr, e.timestamp, e.message);
     }
     await this.append(text);
-    // Payloads are not kept: resuming needs only the highest.
     data.highest = previous;
+    if (last) {
+      const payload = Buffer.from(msgpackSerializer.encode(last.message));
+      data.events = [{ sequenceNr: last.sequenceNr, timestamp: last.timestamp, payload }];
+    }
   }
 
   /** Records an id's highestSequenceNr when it is above its last event (events truncated away). */

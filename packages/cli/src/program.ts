@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { isPersistenceError } from '@cairn/actor-core';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import {
@@ -356,6 +357,8 @@ export async function runCli(argv: readonly string[], out: CliOutput): Promise<n
             );
             reopenSource = async () => source;
           } else {
+            if (!(await isFile(opts.fromDump!)))
+              throw new UsageError(`--from-dump ${opts.fromDump}: no such file`);
             const dump = await DumpReader.open(opts.fromDump!);
             closers.push(() => dump.close());
             source = dumpAsSource(dump);
@@ -447,6 +450,13 @@ export async function runCli(argv: readonly string[], out: CliOutput): Promise<n
   } catch (e) {
     return reportError(e, out);
   }
+}
+
+async function isFile(file: string): Promise<boolean> {
+  return stat(file).then(
+    (s) => s.isFile(),
+    () => false,
+  );
 }
 
 /** Runs `body` with already opened stores and closes them afterwards, also when it throws. */

@@ -1,0 +1,275 @@
+import { readFile, stat, truncate, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import { DumpReader } from '@cairn/cli';
+import { flipByte } from '@cairn/testkit';
+import { cli, eventOf, layout, makeData, openData, stateOf, tempDir } from './cli-fixtures';
+
+interface CopyJson {
+  ids: Array<{
+    persistenceId: string;
+    eventsCopied: number;
+    eventsAlreadyThere: number;
+    snapshotsCopied: number;
+    snapshotsAlreadyThere: number;
+    notCopied?: string;
+  }>;
+  eventsCopied: number;
+  snapshotsCopied: number;
+  problems: unknown[];
+  verified: { events: number; snapshots: number };
+  ok: boolean;
+}
+
+function byId(result: CopyJson) {
+  return Object.fromEntries(result.ids.map((i) => [i.persistenceId, i]));
+}
+
+/** Every event and the snapshots of an id read back through the backend, compared with what makeData wrote. */
+async function expectOriginalData(
+  config: Awaited<ReturnType<typeof layout>>,
+  ids: Record<string, { first: number; highest: number; snapshots: number[] }>,
+) {
+  const { journal, snapshots, close } = await openData(config);
+  try {
+    for (const [id, want] of Object.entries(ids)) {
+      expect(await journal.highestSequenceNr(id)).toBe(want.highest);
+      const seqs: number[] = [];
+      for await (const e of journal.readFrom(id, 1)) {
+        seqs.push(e.sequenceNr);
+        expect(isDeepStrictEqual(e.message, eventOf(id, e.sequenceNr))).toBe(true);
+      }
+      expect(seqs).toEqual(Array.from({ length: want.highest - want.first + 1 }, (_, i) => want.first + i));
+      for (const seq of want.snapshots) {
+        const s = await snapshots.loadLatest(id, { maxSequenceNr: seq });
+        expect(s?.sequenceNr).toBe(seq);
+        expect(isDeepStrictEqual(s?.state, stateOf(id, seq))).toBe(true);
+      }
+    }
+  } finally {
+    await close();
+  }
+}
+
+describe('cairn copy', () => {
+  let root: { dir: string; remove: () => Promise<void> };
+  beforeEach(async () => {
+    root = await tempDir();
+  });
+  afterEach(() => root.remove());
+
+  test('file -> lmdb -> dump -> file round trip, verified at every step', async () => {
+    const file = await layout(root.dir, 'file');
+    await makeData(file);
+    const lmdb = await layout(root.dir, 'lmdb');
+    const dump = path.join(root.dir, 'all.jsonl');
+    const back = await layout(root.dir, 'file', 'file-again');
+
+    const toLmdb = await cli('copy', '--from', file.config, '--to', lmdb.config, '--json');
+    const first: CopyJson = JSON.parse(toLmdb.stdout);
+    // acct-c was truncated below 6: through the journal API its events would be renumbered from 1.
+    expect(byId(first)['acct-c']!.notCopied).toMatch(/first surviving event is 6/);
+    expect(toLmdb.code).toBe(1);
+    expect(first).toMatchObject({
+      eventsCopied: 42,
+      snapshotsCopied: 3,
+      problems: [],
+      verified: { events: 42, snapshots: 3 },
+    });
+
+    const toDump = await cli('copy', '--from', lmdb.config, '--to-dump', dump);
+    expect(toDump.stdout).toContain('2 id(s): 42 event(s) and 3 snapshot(s) copied');
+    expect(toDump.stdout).toContain('verified: 42 event(s) and 3 snapshot(s) equal');
+    expect(toDump.code).toBe(0);
+
+    const toFile = await cli('copy', '--from-dump', dump, '--to', back.config, '--json');
+    expect(toFile.code).toBe(0);
+    expect(JSON.parse(toFile.stdout)).toMatchObject({ eventsCopied: 42, snapshotsCopied: 3, ok: true });
+
+    await expectOriginalData(back, {
+      'acct-a': { first: 1, highest: 30, snapshots: [10, 20] },
+      'acct-b': { first: 1, highest: 12, snapshots: [12] },
+    });
+    expect((await cli('verify', '--config', back.config)).code).toBe(0);
+  });
+
+  test('a dump keeps truncated ids with their numbering and every timestamp', async () => {
+    const file = await layout(root.dir, 'file');
+    await makeData(file);
+    const dump = path.join(root.dir, 'all.jsonl');
+    const run = await cli('copy', '--from', file.config, '--to-dump', dump, '--json');
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ eventsCopied: 57, snapshotsCopied: 4, ok: true });
+    const reader = await DumpReader.open(dump);
+    const { journal, close } = await openData(file);
+    try {
+      expect(await reader.highestSequenceNr('acct-c')).toBe(20);
+      const original = [];
+      for await (const e of journal.readFrom('acct-c', 1)) original.push(e);
+      const dumped = [];
+      for await (const e of reader.readFrom('acct-c', 1)) dumped.push(e);
+      expect(dumped.map((e) => [e.sequenceNr, e.timestamp])).toEqual(
+        original.map((e) => [e.sequenceNr, e.timestamp]),
+      );
+      expect(dumped[0]!.message).toEqual(eventOf('acct-c', 6));
+      expect(dumped[0]!.message).toHaveProperty('at', new Date(1_700_000_000_006));
+    } finally {
+      await close();
+      await reader.close();
+    }
+  });
+
+  test('resumes into a journal after an interrupted copy: appends only what is missing, never twice', async () => {
+    const file = await layout(root.dir, 'file');
+    await makeData(file);
+    const lmdb = await layout(root.dir, 'lmdb');
+    // The state an interrupted copy leaves: acct-a's first chunks and its older snapshot, nothing of acct-b.
+    const target = await openData(lmdb);
+    await target.journal.appendBatch(
+      'acct-a',
+      Array.from({ length: 12 }, (_, i) => eventOf('acct-a', i + 1)),
+    );
+    await target.snapshots.save('acct-a', 10, stateOf('acct-a', 10));
+    await target.close();
+
+    const run = await cli('copy', '--from', file.config, '--to', lmdb.config, '--chunk', '5', '--json');
+    const result: CopyJson = JSON.parse(run.stdout);
+    expect(byId(result)['acct-a']).toMatchObject({
+      eventsCopied: 18,
+      eventsAlreadyThere: 12,
+      snapshotsCopied: 1,
+      snapshotsAlreadyThere: 1,
+    });
+    expect(byId(result)['acct-b']).toMatchObject({
+      eventsCopied: 12,
+      eventsAlreadyThere: 0,
+      snapshotsCopied: 1,
+    });
+    expect(result.problems).toEqual([]);
+    expect(result.verified).toEqual({ events: 42, snapshots: 3 });
+
+    // Again: nothing left to do.
+    const again: CopyJson = JSON.parse(
+      (await cli('copy', '--from', file.config, '--to', lmdb.config, '--json')).stdout,
+    );
+    expect(again).toMatchObject({
+      eventsCopied: 0,
+      snapshotsCopied: 0,
+      problems: [],
+      verified: { events: 42, snapshots: 3 },
+    });
+    await expectOriginalData(lmdb, {
+      'acct-a': { first: 1, highest: 30, snapshots: [10, 20] },
+      'acct-b': { first: 1, highest: 12, snapshots: [12] },
+    });
+  });
+
+  test('refuses to append to a target that holds another history of an id', async () => {
+    const file = await layout(root.dir, 'file');
+    await makeData(file);
+    const lmdb = await layout(root.dir, 'lmdb');
+    const target = await openData(lmdb);
+    await target.journal.appendBatch('acct-b', [{ something: 'else' }]);
+    await target.journal.appendBatch(
+      'acct-a',
+      Array.from({ length: 31 }, (_, i) => eventOf('acct-a', i + 1)),
+    );
+    await target.close();
+    const run = await cli('copy', '--from', file.config, '--to', lmdb.config, '--json');
+    expect(run.code).toBe(1);
+    const result: CopyJson = JSON.parse(run.stdout);
+    expect(byId(result)['acct-a']!.notCopied).toMatch(
+      /target is ahead \(highestSequenceNr 31 there, 30 in the source\)/,
+    );
+    expect(byId(result)['acct-b']!.notCopied).toMatch(/the target's event 1 differs from the source's/);
+    expect(byId(result)['acct-b']!.eventsCopied).toBe(0);
+    const after = await openData(lmdb);
+    expect(await after.journal.highestSequenceNr('acct-b')).toBe(1);
+    await after.close();
+  });
+
+  test('resumes a dump whose last line an interruption tore', async () => {
+    const file = await layout(root.dir, 'file');
+    await makeData(file);
+    const dump = path.join(root.dir, 'all.jsonl');
+    expect((await cli('copy', '--from', file.config, '--to-dump', dump)).code).toBe(0);
+    const full = await readFile(dump, 'utf8');
+    // Cut in the middle of the line holding acct-b's event 5: a kill mid-write.
+    const cut = full.indexOf('"sequenceNr":5,', full.indexOf('"persistenceId":"acct-b"')) + 7;
+    await truncate(dump, Buffer.byteLength(full.slice(0, cut)));
+
+    const run = await cli('copy', '--from', file.config, '--to-dump', dump, '--json');
+    expect(run.stderr).toMatch(/note: cut \d+ byte\(s\) of a line torn by an interrupted copy/);
+    expect(run.code).toBe(0);
+    const result: CopyJson = JSON.parse(run.stdout);
+    // acct-b from 5 on, acct-c and every snapshot of b and c (a's were before the cut).
+    expect(byId(result)['acct-a']).toMatchObject({
+      eventsCopied: 0,
+      snapshotsCopied: 0,
+      snapshotsAlreadyThere: 2,
+    });
+    expect(byId(result)['acct-b']).toMatchObject({
+      eventsCopied: 8,
+      eventsAlreadyThere: 4,
+      snapshotsCopied: 1,
+    });
+    expect(byId(result)['acct-c']).toMatchObject({ eventsCopied: 15, snapshotsCopied: 1 });
+    expect(result.verified).toEqual({ events: 57, snapshots: 4 });
+    // Byte for byte what an uninterrupted run wrote, since ids are copied in order.
+    expect(await readFile(dump, 'utf8')).toBe(full);
+  });
+
+  test('a damaged dump is not read: the line, offset, id and sequenceNr are named, nothing is written', async () => {
+    const file = await layout(root.dir, 'file');
+    await makeData(file);
+    const dump = path.join(root.dir, 'all.jsonl');
+    await cli('copy', '--from', file.config, '--to-dump', dump);
+    const text = await readFile(dump, 'utf8');
+    const line = text.split('\n').findIndex((l) => l.includes('"persistenceId":"acct-b","sequenceNr":3,'));
+    const lineStart = text.split('\n').slice(0, line).join('\n').length + 1;
+    // A byte inside the base64 message of acct-b's event 3.
+    await flipByte(dump, { offset: text.indexOf('"message":"', lineStart) + 14 });
+    const target = await layout(root.dir, 'lmdb');
+    const run = await cli('copy', '--from-dump', dump, '--to', target.config);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(
+      new RegExp(
+        `line ${line + 1}: (event CRC mismatch|not JSON).* in ${dump.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} at offset ${lineStart}`,
+      ),
+    );
+    expect(
+      await stat(target.journal).then(
+        () => true,
+        () => false,
+      ),
+    ).toBe(false);
+  });
+
+  test('bad dump and config paths are usage errors', async () => {
+    const file = await layout(root.dir, 'file');
+    await makeData(file);
+    const missing = path.join(root.dir, 'missing.jsonl');
+    const absent = await cli('copy', '--from-dump', missing, '--to-dump', path.join(root.dir, 'x.jsonl'));
+    expect(absent.code).toBe(2);
+    expect(absent.stderr).toContain('no such file');
+    expect(
+      await stat(path.join(root.dir, 'x.jsonl')).then(
+        () => true,
+        () => false,
+      ),
+    ).toBe(false);
+    const same = await cli('copy', '--from-dump', missing, '--to-dump', missing);
+    expect(same.code).toBe(2);
+    const both = await cli('copy', '--from', file.config, '--from-dump', missing, '--to-dump', missing);
+    expect(both.code).toBe(2);
+    await writeFile(path.join(root.dir, 'not-a-dump.jsonl'), '{"hello":1}\n');
+    const notDump = await cli(
+      'copy',
+      '--from-dump',
+      path.join(root.dir, 'not-a-dump.jsonl'),
+      '--to',
+      file.config,
+    );
+    expect(notDump.stderr).toMatch(/not a Cairn dump/);
+  });
+});
