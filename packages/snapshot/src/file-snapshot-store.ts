@@ -47,6 +47,9 @@ export const FILE_SNAPSHOT_OPTION_TYPES: Readonly<Record<string, OptionType>> = 
 /** How many stores of this process are open on each directory (their temp files must survive a second open). */
 const openRoots = new Map<string, number>();
 
+/** Bounds the memory of the "directory is ready" cache for stores that see millions of ids. */
+const MAX_READY_DIRECTORIES = 100_000;
+
 /** Where temp files are written before they are renamed into a persistenceId's directory. */
 export const TEMP_DIRECTORY = '.tmp';
 const SEQUENCE_DIGITS = 16; // Number.MAX_SAFE_INTEGER has 16 digits
@@ -229,7 +232,11 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
       },
       transfer: true, // the envelope is ours alone: hand it to the thread without a copy
     });
-    if (firstSave) this.readyDirectories.add(dir.path);
+    if (firstSave) {
+      // A cache, not a record: forgetting only costs a forgotten id's next save one cheap fsync.
+      if (this.readyDirectories.size >= MAX_READY_DIRECTORIES) this.readyDirectories.clear();
+      this.readyDirectories.add(dir.path);
+    }
   }
 
   protected async _list(persistenceId: string): Promise<SnapshotMetadata[]> {
