@@ -29,7 +29,7 @@ export interface DataLayout {
   readonly config: string;
 }
 
-export async function layout(root: string, backend: Backend, name = backend): Promise<DataLayout> {
+export async function layout(root: string, backend: Backend, name: string = backend): Promise<DataLayout> {
   const base = path.join(root, name);
   const journal = path.join(base, 'journal');
   // The lmdb provider keeps both in one environment when given one path.
