@@ -29,13 +29,19 @@ export interface DataLayout {
   readonly config: string;
 }
 
-export async function layout(root: string, backend: Backend, name: string = backend): Promise<DataLayout> {
+export async function layout(
+  root: string,
+  backend: Backend,
+  name: string = backend,
+  options: { durable?: boolean } = {},
+): Promise<DataLayout> {
   const base = path.join(root, name);
   const journal = path.join(base, 'journal');
   // The lmdb provider keeps both in one environment when given one path.
   const snapshots = backend === 'lmdb' ? journal : path.join(base, 'snapshots');
   const config = path.join(root, `${name}.config.json`);
-  const extra = backend === 'file' ? { fsync: false, ioThreads: 1 } : { noSync: true };
+  // Fast by default: tests make data, they do not prove durability (the backends' crash tests do).
+  const extra = options.durable ? {} : backend === 'file' ? { fsync: false, ioThreads: 1 } : { noSync: true };
   await writeFile(
     config,
     JSON.stringify({
