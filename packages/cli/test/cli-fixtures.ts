@@ -119,7 +119,7 @@ export async function makeData(l: DataLayout): Promise<void> {
 }
 
 /** Every byte offset in `file` where `marker` is stored. */
-export async function offsetsOf(file: string, marker: string): Promise<number[]> {
+export async function offsetsOf(file: string, marker: string | Buffer): Promise<number[]> {
   const bytes = await readFile(file);
   const found: number[] = [];
   for (let at = bytes.indexOf(marker); at !== -1; at = bytes.indexOf(marker, at + 1)) found.push(at);

@@ -106,7 +106,10 @@ describe('cairn copy killed with SIGKILL, then run again', () => {
     const result = JSON.parse(run.stdout);
     expect(result.problems).toEqual([]);
     expect(result.verified).toEqual({ events: IDS * EVENTS, snapshots: IDS * 3 });
-    const before = result.ids.reduce((n: number, i: { eventsAlreadyThere: number }) => n + i.eventsAlreadyThere, 0);
+    const before = result.ids.reduce(
+      (n: number, i: { eventsAlreadyThere: number }) => n + i.eventsAlreadyThere,
+      0,
+    );
     expect(before).toBeGreaterThan(0);
     expect(before + result.eventsCopied).toBe(IDS * EVENTS);
     expect((await cli('verify', '--config', target.config)).code).toBe(0);
