@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
+  type BatchedMessageJournal,
   createPersistence,
   isPersistenceError,
   JournalCorruptedError,
@@ -22,6 +23,10 @@ import {
 if (!fs.existsSync(JOURNAL_IO_WORKER_FILE)) {
   throw new Error(`${JOURNAL_IO_WORKER_FILE} is missing: run \`npm run build\` first (npm test does)`);
 }
+
+// Type-level: the journal is a BatchedMessageJournal; if it stops being one, this stops compiling.
+const _isBatched = (j: FileMessageJournal<string>): BatchedMessageJournal<string> => j;
+void _isBatched;
 
 const open = (dir: string, extra: Partial<Parameters<typeof FileMessageJournal.open>[0]> = {}) =>
   FileMessageJournal.open({ path: dir, ioThreads: 1, ...extra });

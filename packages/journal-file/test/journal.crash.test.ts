@@ -36,7 +36,7 @@ describe('FileMessageJournal under SIGKILL (fsync on)', () => {
     const acked = new Map<string, number>();
     const truncated = new Map<string, number>();
     try {
-      for (const [round, killAfterMs] of [150, 400, 250].entries()) {
+      for (const killAfterMs of [150, 400, 250]) {
         const child = spawnFixture('crash-appender.js', [dir, String(IDS), String(SEGMENT_SIZE)]);
         await waitForLine(child, 'ready');
         await new Promise((resolve) => setTimeout(resolve, killAfterMs));
@@ -54,7 +54,7 @@ describe('FileMessageJournal under SIGKILL (fsync on)', () => {
           acked.set(id, Math.max(acked.get(id) ?? 0, Number(seq)));
           lines++;
         }
-        expect(lines).toBeGreaterThan(round === 0 ? 10 : 0);
+        expect(lines).toBeGreaterThan(0);
       }
 
       const reports: PersistenceReport[] = [];
