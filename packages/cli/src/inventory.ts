@@ -67,7 +67,7 @@ export async function listIds(stores: OpenedStores): Promise<IdSummary[]> {
         snapshotFiles,
       });
     } catch (e) {
-      const highest = await stores.journal.highestSequenceNr(id);
+      const highest = await stores.journal.highestSequenceNr(id).catch(() => 0);
       rows.push({
         persistenceId: id,
         highestSequenceNr: highest,

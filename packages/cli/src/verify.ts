@@ -4,6 +4,7 @@ import {
   type PersistenceReport,
   type SnapshotStore,
 } from '@cairn/actor-core';
+import { UsageError } from './exit-codes';
 import { describeStore, type OpenedStores } from './open-stores';
 import type { ProgressBar } from './progress-bar';
 import { listSnapshotDirectories } from './snapshot-ids';
@@ -95,7 +96,22 @@ export async function checkJournalId(
   persistenceId: string,
 ): Promise<JournalIdCheck> {
   const problems: Problem[] = [];
-  const highestSequenceNr = await journal.highestSequenceNr(persistenceId);
+  let highestSequenceNr: number;
+  try {
+    highestSequenceNr = await journal.highestSequenceNr(persistenceId);
+  } catch (e) {
+    // The id's metadata itself is unreadable (a corrupt LMDB metadata record, say): nothing more to check.
+    return {
+      persistenceId,
+      highestSequenceNr: 0,
+      firstSequenceNr: undefined,
+      lastSequenceNr: undefined,
+      events: 0,
+      oldestTimestamp: undefined,
+      newestTimestamp: undefined,
+      problems: [problemOf(e, persistenceId)],
+    };
+  }
   let first: number | undefined;
   let last: number | undefined;
   let events = 0;
@@ -197,7 +213,15 @@ function reportProblem(report: PersistenceReport): Problem | undefined {
 export async function allPersistenceIds(stores: OpenedStores): Promise<string[]> {
   const ids = new Set<string>();
   if (stores.journal) for await (const id of stores.journal.persistenceIds()) ids.add(id);
-  for (const dir of (await listSnapshotDirectories(stores.snapshotsConfig)) ?? []) ids.add(dir.persistenceId);
+  const directories = await listSnapshotDirectories(stores.snapshotsConfig);
+  if (!stores.journal && directories === undefined) {
+    // Checking nothing and printing OK would be a lie.
+    throw new UsageError(
+      `the ${stores.snapshotsConfig?.provider ?? 'configured'} snapshot store cannot list its persistenceIds; ` +
+        'give the journal too (--journal or --config), whose ids are then checked',
+    );
+  }
+  for (const dir of directories ?? []) ids.add(dir.persistenceId);
   return [...ids].sort();
 }
 

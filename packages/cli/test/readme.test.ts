@@ -93,10 +93,7 @@ test('every console example in the README runs with the output and exit code sho
     const { cp } = await import('node:fs/promises');
     await cp(path.join(root.dir, 'data'), path.join(root.dir, 'damaged'), { recursive: true });
     const segment = path.join(root.dir, 'damaged/journal/0000000000000001.log');
-    const [at] = await offsetsOf(
-      segment,
-      Buffer.from([0xa6, ...Buffer.from('amount'), 0x0e]),
-    );
+    const [at] = await offsetsOf(segment, Buffer.from([0xa6, ...Buffer.from('amount'), 0x0e]));
     await flipByte(segment, { offset: at! + 3 });
     for (const example of all) {
       const run = await cliProcess(example.argv, root.dir);
