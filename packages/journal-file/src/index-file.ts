@@ -34,9 +34,9 @@ export function encodeIndex(contents: SegmentContents): Buffer {
   at = bytes.writeUInt32LE(ids.length, at);
   at += ids.copy(bytes, at);
   at = bytes.writeUInt32LE(contents.runs.length / 5, at);
-  for (const n of contents.runs) at = bytes.writeDoubleLE(n, at);
+  at += copyDoubles(contents.runs, bytes, at);
   at = bytes.writeUInt32LE(contents.marks.length / 2, at);
-  for (const n of contents.marks) at = bytes.writeDoubleLE(n, at);
+  at += copyDoubles(contents.marks, bytes, at);
   bytes.writeUInt32LE(crc32(bytes.subarray(16)), 12);
   return bytes;
 }
@@ -56,17 +56,43 @@ export function decodeIndex(bytes: Buffer, segment: number): SegmentContents | {
     at += 4;
     const ids = JSON.parse(bytes.toString('utf8', at, at + idsLength)) as string[];
     at += idsLength;
-    const runs = new Float64Array(bytes.readUInt32LE(at) * 5);
+    const runCount = bytes.readUInt32LE(at) * 5;
     at += 4;
-    for (let i = 0; i < runs.length; i++, at += 8) runs[i] = bytes.readDoubleLE(at);
-    const marks = new Float64Array(bytes.readUInt32LE(at) * 2);
+    const runs = readDoubles(bytes, at, runCount);
+    at += runCount * 8;
+    const markCount = bytes.readUInt32LE(at) * 2;
     at += 4;
-    for (let i = 0; i < marks.length; i++, at += 8) marks[i] = bytes.readDoubleLE(at);
+    const marks = readDoubles(bytes, at, markCount);
+    at += markCount * 8;
     if (at !== bytes.length) return { reason: 'index length mismatch' };
     return { segment, ids, runs, marks, end };
   } catch (e) {
     return { reason: `index unreadable: ${(e as Error).message}` };
   }
+}
+
+// Doubles are stored little-endian; on a little-endian machine (every platform Node ships for but s390x)
+// they are copied as memory, which makes loading a 400,000-run index a memcpy instead of a loop.
+const LITTLE_ENDIAN = new Uint8Array(new Float64Array([1]).buffer)[7] === 0x3f;
+
+function copyDoubles(values: Float64Array, into: Buffer, at: number): number {
+  if (LITTLE_ENDIAN) {
+    into.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), at);
+  } else {
+    values.forEach((v, i) => into.writeDoubleLE(v, at + i * 8));
+  }
+  return values.byteLength;
+}
+
+function readDoubles(bytes: Buffer, at: number, count: number): Float64Array {
+  if (at + count * 8 > bytes.length) throw new RangeError('index cut short');
+  if (LITTLE_ENDIAN) {
+    // slice copies into a fresh, aligned ArrayBuffer.
+    return new Float64Array(bytes.buffer.slice(bytes.byteOffset + at, bytes.byteOffset + at + count * 8));
+  }
+  const out = new Float64Array(count);
+  for (let i = 0; i < count; i++) out[i] = bytes.readDoubleLE(at + i * 8);
+  return out;
 }
 
 export function encodeCheckpoint(marks: Iterable<readonly [string, number]>): Buffer {
