@@ -66,7 +66,7 @@ const MIN_SEGMENT_SIZE = 4096;
 /** A read fetches up to this much of a segment at once (neighbouring runs of an id in one go). */
 const READ_CHUNK = 1024 * 1024;
 /** Runs this close together are read together; the bytes between them (other ids) are skipped. */
-const READ_GAP = 16 * 1024;
+const READ_GAP = 64 * 1024;
 const PAGE_EVENTS = 1024;
 /** A sealed segment whose live bytes fall below this share of its size is compacted. */
 const COMPACT_BELOW = 0.5;
