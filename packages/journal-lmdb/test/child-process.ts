@@ -23,6 +23,8 @@ export interface Child {
   readonly exited: Promise<number | NodeJS.Signals>;
   /** Resolves once `count` acks were printed (rejects if the child exits first). */
   waitForAcks(count: number): Promise<void>;
+  /** Resolves once the child printed `line` (rejects if it exits first). */
+  waitForLine(line: string): Promise<void>;
 }
 
 export function spawnChild(args: readonly string[]): Child {
@@ -32,6 +34,7 @@ export function spawnChild(args: readonly string[]): Child {
   let stderr = '';
   let partial = '';
   const waiters: Array<{ count: number; resolve: () => void }> = [];
+  const lineWaiters: Array<{ line: string; resolve: () => void }> = [];
   child.stdout!.setEncoding('utf8');
   child.stdout!.on('data', (chunk: string) => {
     const parts = (partial + chunk).split('\n');
@@ -40,6 +43,10 @@ export function spawnChild(args: readonly string[]): Child {
       lines.push(line);
       const m = /^ack (\S+) (\d+)$/.exec(line);
       if (m) acks.push([m[1]!, Number(m[2])]);
+    }
+    for (const w of lineWaiters.splice(0)) {
+      if (lines.includes(w.line)) w.resolve();
+      else lineWaiters.push(w);
     }
     for (const w of waiters.splice(0)) {
       if (acks.length >= w.count) w.resolve();
@@ -68,6 +75,17 @@ export function spawnChild(args: readonly string[]): Child {
         exited.then((how) => {
           if (acks.length < count)
             throw new Error(`child exited (${how}) after ${acks.length} acks: ${stderr}`);
+        }),
+      ]),
+    waitForLine: (line) =>
+      Promise.race([
+        new Promise<void>((resolve) => {
+          if (lines.includes(line)) resolve();
+          else lineWaiters.push({ line, resolve });
+        }),
+        exited.then((how) => {
+          if (!lines.includes(line))
+            throw new Error(`child exited (${how}) before printing "${line}": ${stderr}`);
         }),
       ]),
   };

@@ -46,3 +46,45 @@ describe('crash safety (SIGKILL)', () => {
     }
   });
 });
+
+describe('crash during a large truncation', () => {
+  beforeAll(requireDist);
+
+  // Killed before, during (low-water mark committed, keys partly deleted: about 30 ms in here) and after
+  // the truncation's transactions; which one each kill hits depends on the machine's speed.
+  it.each([
+    [0, 15],
+    [15, 30],
+    [30, 45],
+  ])('never serves a half-truncated id (kill %i-%i ms after the appends)', async (min, max) => {
+    const path = tempDir();
+    const total = 30_000;
+    const before = 29_000;
+    const child = spawnChild(['truncate', path, String(total), String(before)]);
+    await child.waitForLine('ready');
+    await new Promise((resolve) => setTimeout(resolve, min + Math.random() * (max - min)));
+    child.process.kill('SIGKILL');
+    await child.exited;
+
+    const journal = await LmdbMessageJournal.open<number>({ path });
+    expect(await journal.highestSequenceNr('big')).toBe(total);
+    let first: number | undefined;
+    let expected = 0;
+    for await (const entry of journal.readFrom('big', 1)) {
+      first ??= entry.sequenceNr;
+      if (expected === 0) expected = entry.sequenceNr;
+      expect(entry.sequenceNr).toBe(expected++);
+      expect(entry.message).toBe(entry.sequenceNr);
+    }
+    expect([1, before]).toContain(first);
+    expect(expected - 1).toBe(total);
+    // Truncating again finishes whatever deleting the kill interrupted.
+    await journal.truncateBefore('big', before);
+    await journal.close();
+    const { open } = await import('lmdb');
+    const root = open({ path, maxDbs: 4 });
+    const db = root.openDB({ name: 'journal', encoding: 'binary', keyEncoding: 'binary' });
+    expect(db.getKeysCount()).toBe(total - before + 1);
+    await root.close();
+  });
+});
