@@ -166,7 +166,8 @@ export interface CopyResult {
 export interface CopyOptions {
   /** Events per appendBatch (one atomic write each). Default 500. */
   readonly chunkSize?: number;
-  readonly progress?: ProgressBar;
+  /** Makes a progress bar for the number of ids to copy; ticked once per id. */
+  readonly progress?: (ids: number) => ProgressBar;
 }
 
 async function firstEvent(source: CopySource, id: string): Promise<JournalEntry | undefined> {
@@ -242,7 +243,9 @@ export async function copyData(
   const results: IdCopy[] = [];
   let eventsCopied = 0;
   let snapshotsCopied = 0;
-  for (const id of await sourceIds(source)) {
+  const ids = await sourceIds(source);
+  const progress = options.progress?.(ids.length);
+  for (const id of ids) {
     const sourceHighest = await source.highestSequenceNr(id);
     let already = await target.highestSequenceNr(id);
     const startedAt = already;
@@ -280,7 +283,6 @@ export async function copyData(
             await target.appendEntries(id, chunk, already);
             already = chunk[chunk.length - 1]!.sequenceNr;
             copied += chunk.length;
-            options.progress?.tick(chunk.length);
             chunk = [];
           };
           for await (const e of source.readFrom(id, Math.max(first.sequenceNr, already + 1), {
@@ -319,6 +321,7 @@ export async function copyData(
       }
     }
     await target.idDone(id);
+    progress?.tick();
     eventsCopied += copied;
     snapshotsCopied += snapshotsDone;
     results.push({
@@ -331,6 +334,7 @@ export async function copyData(
       ...(notCopied === undefined ? {} : { notCopied }),
     });
   }
+  progress?.finish();
   return {
     from: source.description,
     to: target.description,

@@ -396,6 +396,7 @@ export async function runCli(argv: readonly string[], out: CliOutput): Promise<n
             };
           }
           const copied = await copyData(source, target, {
+            progress: (ids) => new ProgressBar(out.stderr, 'copying', ids),
             ...(opts.chunk === undefined ? {} : { chunkSize: opts.chunk }),
           });
           const verification = await verifyCopy(
