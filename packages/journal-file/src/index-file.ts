@@ -79,7 +79,7 @@ function copyDoubles(values: Float64Array, into: Buffer, at: number): number {
   if (LITTLE_ENDIAN) {
     into.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), at);
   } else {
-    values.forEach((v, i) => into.writeDoubleLE(v, at + i * 8));
+    for (let i = 0; i < values.length; i++) into.writeDoubleLE(values[i]!, at + i * 8);
   }
   return values.byteLength;
 }
