@@ -1,6 +1,14 @@
 #!/usr/bin/env node
 import { runCli } from './program';
 
+// `cairn ls | head` closes the pipe early: drop the rest of the output and let the command finish (and
+// close what it opened) instead of dying on EPIPE.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
+  });
+}
+
 runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr }).then(
   (code) => {
     process.exitCode = code;

@@ -225,6 +225,59 @@ export async function allPersistenceIds(stores: OpenedStores): Promise<string[]>
   return [...ids].sort();
 }
 
+/** Ids verified at once. */
+const VERIFY_CONCURRENCY = 8;
+
+/** verify for one id: its events, its snapshots, and whether it can recover. */
+async function verifyId(
+  stores: OpenedStores,
+  id: string,
+): Promise<{ events: number; snapshots: number; problems: Problem[] }> {
+  const problems: Problem[] = [];
+  let snapshots = 0;
+  let check: JournalIdCheck | undefined;
+  if (stores.journal) {
+    check = await checkJournalId(stores.journal, id);
+    problems.push(...check.problems);
+  }
+  if (stores.snapshots) {
+    let walked: number[] = [];
+    try {
+      walked = await walkSnapshots(stores.snapshots, id);
+    } catch (e) {
+      problems.push({ ...problemOf(e, id), kind: 'read-failed' });
+    }
+    snapshots = walked.length;
+    const newest = walked[0];
+    if (check && newest !== undefined && newest > check.highestSequenceNr) {
+      problems.push({
+        kind: 'snapshot-ahead',
+        persistenceId: id,
+        sequenceNr: newest,
+        message: `"${id}": snapshot at sequenceNr ${newest} is newer than the journal's highestSequenceNr ${check.highestSequenceNr}`,
+      });
+    }
+    if (check && check.highestSequenceNr > 0) {
+      // Events below the first surviving one were truncated: a snapshot at or above first - 1 must cover them.
+      const first = check.firstSequenceNr ?? (check.problems.length === 0 ? check.highestSequenceNr + 1 : 1);
+      if (first > 1 && (newest === undefined || newest < first - 1)) {
+        problems.push({
+          kind: 'unrecoverable',
+          persistenceId: id,
+          sequenceNr: (newest ?? 0) + 1,
+          message:
+            `"${id}": events 1..${first - 1} were truncated and ` +
+            (newest === undefined
+              ? 'no snapshot verifies'
+              : `the newest snapshot that verifies is at ${newest}`) +
+            `; recovery would miss sequenceNr ${(newest ?? 0) + 1}..${first - 1}`,
+        });
+      }
+    }
+  }
+  return { events: check?.events ?? 0, snapshots, problems };
+}
+
 /**
  * `cairn verify`: every event of every id (checksums verified by the backend as it reads, sequence
  * continuity checked here), every snapshot of every id (loadLatest walking down; corrupt ones come back
@@ -235,63 +288,38 @@ export async function verifyStores(stores: OpenedStores, progress?: ProgressBar)
   const ids = await allPersistenceIds(stores);
   let events = 0;
   let snapshotsVerified = 0;
-  for (const id of ids) {
-    let check: JournalIdCheck | undefined;
-    if (stores.journal) {
-      check = await checkJournalId(stores.journal, id);
-      events += check.events;
-      problems.push(...check.problems);
+  const perId = new Array<{ events: number; snapshots: number; problems: Problem[] }>(ids.length);
+  let next = 0;
+  // A few ids at a time: the backends' IO pools serve reads of different ids in parallel.
+  const worker = async () => {
+    while (next < ids.length) {
+      const index = next++;
+      perId[index] = await verifyId(stores, ids[index]!);
+      progress?.tick();
     }
-    if (stores.snapshots) {
-      let walked: number[] = [];
-      try {
-        walked = await walkSnapshots(stores.snapshots, id);
-      } catch (e) {
-        problems.push({ ...problemOf(e, id), kind: 'read-failed' });
-      }
-      snapshotsVerified += walked.length;
-      const newest = walked[0];
-      if (check && newest !== undefined && newest > check.highestSequenceNr) {
-        problems.push({
-          kind: 'snapshot-ahead',
-          persistenceId: id,
-          sequenceNr: newest,
-          message: `"${id}": snapshot at sequenceNr ${newest} is newer than the journal's highestSequenceNr ${check.highestSequenceNr}`,
-        });
-      }
-      if (check && check.highestSequenceNr > 0) {
-        // Events below the first surviving one were truncated: a snapshot at or above first - 1 must cover them.
-        const first =
-          check.firstSequenceNr ?? (check.problems.length === 0 ? check.highestSequenceNr + 1 : 1);
-        if (first > 1 && (newest === undefined || newest < first - 1)) {
-          problems.push({
-            kind: 'unrecoverable',
-            persistenceId: id,
-            sequenceNr: (newest ?? 0) + 1,
-            message:
-              `"${id}": events 1..${first - 1} were truncated and ` +
-              (newest === undefined
-                ? 'no snapshot verifies'
-                : `the newest snapshot that verifies is at ${newest}`) +
-              `; recovery would miss sequenceNr ${(newest ?? 0) + 1}..${first - 1}`,
-          });
-        }
-      }
-    }
-    progress?.tick();
+  };
+  await Promise.all(Array.from({ length: Math.min(VERIFY_CONCURRENCY, ids.length) }, worker));
+  for (const r of perId) {
+    events += r.events;
+    snapshotsVerified += r.snapshots;
+    problems.push(...r.problems);
   }
   progress?.finish();
   const notes: string[] = [];
   const corruptIds = new Set(
     problems.filter((p) => p.kind === 'journal-corrupted').map((p) => p.persistenceId),
   );
+  const reported: Problem[] = [];
   for (const report of stores.reports) {
     const problem = reportProblem(report);
     if (!problem) notes.push(`${report.kind}: ${report.message}`);
     // An id's read already named this corruption with its sequenceNr; the open-time scan adds nothing.
     else if (problem.kind === 'corruption-found' && corruptIds.has(problem.persistenceId)) continue;
-    else problems.push(problem);
+    else reported.push(problem);
   }
+  // Ids are checked concurrently, so reports arrive in any order; list them by id, stably.
+  reported.sort((a, b) => (a.persistenceId ?? '').localeCompare(b.persistenceId ?? ''));
+  problems.push(...reported);
   return {
     journal: describeStore(stores.journalConfig),
     snapshots: describeStore(stores.snapshotsConfig),

@@ -1,7 +1,16 @@
 import { readdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import { flipByte } from '@cairn/testkit';
-import { BACKENDS, cliProcess, type DataLayout, layout, makeData, offsetsOf, tempDir } from './cli-fixtures';
+import {
+  BACKENDS,
+  CLI_DIST,
+  cliProcess,
+  type DataLayout,
+  layout,
+  makeData,
+  offsetsOf,
+  tempDir,
+} from './cli-fixtures';
 
 // The built CLI as a child process: what an operator's shell and scripts see.
 describe('cairn (built, as a child process): exit codes', () => {
@@ -76,6 +85,23 @@ describe('cairn (built, as a child process): exit codes', () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/unknown key "extra"/);
     expect(run.stderr).toMatch(/snapshots: missing/);
+  });
+
+  test("output into a closed pipe (cairn ls | head) ends quietly with the command's exit code", async () => {
+    const { spawn } = await import('node:child_process');
+    const l = data.get('file')!;
+    const child = spawn(process.execPath, [CLI_DIST, 'events', 'acct-a', '--journal', l.journal], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    // Closed before the child writes anything: every write it makes fails with EPIPE.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (s: string) => {
+      stderr += s;
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
   });
 
   test('--help exits 0', async () => {
