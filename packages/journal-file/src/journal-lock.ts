@@ -1,4 +1,4 @@
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, readlink, rm, rmdir, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { JournalLockedError, type LockHolder, type Reporter } from '@cairn/actor-core';
@@ -13,6 +13,52 @@ interface Owner {
   readonly pid: number;
   readonly host: string;
   readonly since: string;
+  /** Linux only: enough to tell, on the same machine, that this exact process is gone. */
+  readonly process?: ProcessIdentity;
+}
+
+interface ProcessIdentity {
+  /** Changes at every boot. */
+  readonly bootId: string;
+  /** The pid namespace: pids are comparable only within one (containers have their own). */
+  readonly pidNamespace: string;
+  /** Clock ticks after boot when the process started: a reused pid has another. */
+  readonly startTime: string;
+}
+
+async function processIdentity(pid: number): Promise<ProcessIdentity | undefined> {
+  try {
+    const [bootId, pidNamespace, stat] = await Promise.all([
+      readFile('/proc/sys/kernel/random/boot_id', 'utf8'),
+      readlink('/proc/self/ns/pid'),
+      readFile(`/proc/${pid}/stat`, 'utf8'),
+    ]);
+    // Field 22 (starttime), counted after the command name, which may itself hold spaces or parens.
+    const startTime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    if (startTime === undefined) return undefined;
+    return { bootId: bootId.trim(), pidNamespace, startTime };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * True only when the holder provably no longer runs: same host, and either the machine rebooted since,
+ * or (in the same pid namespace) no process with its pid and start time exists. Anything less certain
+ * (another host, another container, no /proc) waits for the lock to go stale instead.
+ */
+async function holderIsGone(owner: Owner | undefined): Promise<boolean> {
+  if (!owner?.process || owner.host !== os.hostname()) return false;
+  const me = await processIdentity(process.pid);
+  if (!me) return false;
+  if (me.bootId !== owner.process.bootId) return true;
+  if (me.pidNamespace !== owner.process.pidNamespace) return false;
+  const holder = await processIdentity(owner.pid);
+  if (holder === undefined) {
+    // No /proc entry: gone, unless we cannot read /proc at all (checked above through our own pid).
+    return true;
+  }
+  return holder.startTime !== owner.process.startTime;
 }
 
 async function readOwner(dir: string): Promise<Owner | undefined> {
@@ -26,7 +72,9 @@ async function readOwner(dir: string): Promise<Owner | undefined> {
 /**
  * One writer per journal directory, across processes and within one: a second open gets
  * JournalLockedError naming the holder. A holder that died (SIGKILL, power loss) stops refreshing the
- * lock; after `staleMs` the next open takes it over and reports 'stale-lock-taken'.
+ * lock; after `staleMs` the next open takes it over and reports 'stale-lock-taken'. On Linux, a holder
+ * on the same machine that provably no longer runs (its pid and start time are gone, in the same pid
+ * namespace, or the machine rebooted) is taken over at once, also reported.
  */
 export class JournalLock {
   private constructor(
@@ -41,37 +89,62 @@ export class JournalLock {
     onCompromised: (error: Error) => void,
   ): Promise<JournalLock> {
     const previous = await readOwner(dir);
-    let release: () => Promise<void>;
-    try {
-      release = await lockfile.lock(dir, {
-        lockfilePath: path.join(dir, LOCK_FILE),
+    const lockPath = path.join(dir, LOCK_FILE);
+    const take = () =>
+      lockfile.lock(dir, {
+        lockfilePath: lockPath,
         realpath: false,
         stale: staleMs,
         retries: 0,
         onCompromised,
       });
+    let release: () => Promise<void>;
+    try {
+      release = await take();
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') throw e;
       const owner = await readOwner(dir);
-      const holder: LockHolder = {
-        ...(owner ? { pid: owner.pid, since: new Date(owner.since) } : {}),
-        staleMs,
-      };
-      throw new JournalLockedError(dir, holder, { cause: e });
+      // A holder that provably died (SIGKILL, crash, reboot) on this machine need not be waited out.
+      // The owner is read twice, apart: a lock taken a moment ago may not have its owner file yet.
+      let taken: (() => Promise<void>) | undefined;
+      if (await holderIsGone(owner)) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        const again = await readOwner(dir);
+        if (again?.since === owner?.since && again?.pid === owner?.pid) {
+          await rmdir(lockPath).catch(() => undefined);
+          taken = await take().catch(() => undefined);
+        }
+      }
+      if (!taken) {
+        const current = (await readOwner(dir)) ?? owner;
+        const holder: LockHolder = {
+          ...(current ? { pid: current.pid, since: new Date(current.since) } : {}),
+          staleMs,
+        };
+        throw new JournalLockedError(dir, holder, { cause: e });
+      }
+      release = taken;
     }
-    const owner: Owner = { pid: process.pid, host: os.hostname(), since: new Date().toISOString() };
+    const identity = await processIdentity(process.pid);
+    const owner: Owner = {
+      pid: process.pid,
+      host: os.hostname(),
+      since: new Date().toISOString(),
+      ...(identity ? { process: identity } : {}),
+    };
     try {
       await writeFile(path.join(dir, OWNER_FILE), JSON.stringify(owner));
     } catch (e) {
       await release().catch(() => undefined);
       throw e;
     }
-    if (previous && (previous.pid !== owner.pid || previous.host !== owner.host)) {
+    // An owner file left behind means its holder never released the lock (a clean release removes it).
+    if (previous) {
       reporter({
         kind: 'stale-lock-taken',
         message:
           `${dir}: took over the journal lock left by pid ${previous.pid} on ${previous.host} ` +
-          `(held since ${previous.since}, not refreshed for over ${staleMs} ms)`,
+          `(held since ${previous.since}; that process is no longer running or its lock went stale)`,
       });
     }
     return new JournalLock(dir, release);

@@ -9,6 +9,7 @@ import {
 } from '@cairn/actor-core';
 import { FileMessageJournal, FileSnapshotStore, provider } from '@cairn/journal-file';
 import { JOURNAL_IO_WORKER_FILE } from '../src/journal-io';
+import { LOCK_FILE, OWNER_FILE } from '../src/journal-lock';
 import { encodeFrame, indexFileName } from '../src/record-codec';
 import {
   collect,
@@ -432,6 +433,37 @@ describe('FileMessageJournal', () => {
       expect((error as JournalLockedError).message).toContain(`pid ${process.pid}`);
       await journal.close();
       const again = await open(dir);
+      await again.close();
+    });
+    it('a lock held from another host is waited out until stale, then taken over with a report', async () => {
+      fs.mkdirSync(path.join(dir, LOCK_FILE));
+      const since = new Date(Date.now() - 60_000).toISOString();
+      fs.writeFileSync(path.join(dir, OWNER_FILE), JSON.stringify({ pid: 4242, host: 'elsewhere', since }));
+      const refused = await open(dir, { lockStaleMs: 2000 }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(JournalLockedError);
+      expect((refused as JournalLockedError).holder).toMatchObject({ pid: 4242, since: new Date(since) });
+      // The holder stopped refreshing the lock 3 s ago: stale.
+      const past = new Date(Date.now() - 3000);
+      fs.utimesSync(path.join(dir, LOCK_FILE), past, past);
+      const { reports, reporter } = collectingReporter();
+      const journal = await open(dir, { lockStaleMs: 2000, reporter });
+      expect(reports.map((r) => r.kind)).toEqual(['stale-lock-taken']);
+      expect(reports[0]!.message).toContain('pid 4242 on elsewhere');
+      await journal.close();
+    });
+
+    it('a lock left by a process of this machine that no longer runs is taken over at once', async () => {
+      const journal = await open(dir);
+      const owner = JSON.parse(fs.readFileSync(path.join(dir, OWNER_FILE), 'utf8'));
+      await journal.close();
+      if (!owner.process) return; // not Linux: only staleness applies
+      // As if a process (same machine, same pid namespace, other start time) had died holding it.
+      fs.mkdirSync(path.join(dir, LOCK_FILE));
+      const dead = { ...owner, process: { ...owner.process, startTime: '1' } };
+      fs.writeFileSync(path.join(dir, OWNER_FILE), JSON.stringify(dead));
+      const { reports, reporter } = collectingReporter();
+      const again = await open(dir, { reporter });
+      expect(reports.map((r) => r.kind)).toEqual(['stale-lock-taken']);
       await again.close();
     });
   });
