@@ -70,6 +70,8 @@ const READ_GAP = 64 * 1024;
 const PAGE_EVENTS = 1024;
 /** A sealed segment whose live bytes fall below this share of its size is compacted. */
 const COMPACT_BELOW = 0.5;
+/** Truncations look for sparse segments at most this often (compact() looks at once). */
+const COMPACTION_INTERVAL_MS = 5000;
 /** Compacted segments are written in frames of about this size. */
 const COMPACT_FRAME_BYTES = 1024 * 1024;
 
@@ -166,6 +168,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   /** Background sealing, compaction and segment deletion, one at a time. */
   private maintenance: Promise<void> = Promise.resolve();
   private compactionQueued = false;
+  private lastCompaction = Number.NEGATIVE_INFINITY;
   /** Segment reads in flight (prefetches included): close() waits for them before closing descriptors. */
   private readonly reads = new Set<Promise<unknown>>();
   /** Set when the log can no longer be written safely (lock lost, a failed write not undone). */
@@ -594,16 +597,21 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   async compact(): Promise<void> {
     this.checkOpen();
     this.removeDeadSegments();
-    this.scheduleCompaction();
+    this.scheduleCompaction(true);
     await this.maintenance;
   }
 
-  /** Queues a look for sparse segments (once, however many truncations ask before it runs). */
-  private scheduleCompaction(): void {
+  /**
+   * Queues a look for sparse segments: once, however many truncations ask before it runs, and (unless
+   * `now`) at most every COMPACTION_INTERVAL_MS, since the look walks the whole index on the main thread.
+   */
+  private scheduleCompaction(now = false): void {
     if (this.compactionQueued) return;
+    if (!now && performance.now() - this.lastCompaction < COMPACTION_INTERVAL_MS) return;
     this.compactionQueued = true;
     this.inBackground(async () => {
       this.compactionQueued = false;
+      this.lastCompaction = performance.now();
       const live = new Map<number, number>();
       for (const entry of this.index.values()) entry.liveBytes(live);
       const sparse = [...this.segments.values()].filter(
