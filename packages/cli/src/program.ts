@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises';
-import { isPersistenceError } from '@cairn/actor-core';
+import { isPersistenceError, type PersistenceReport } from '@cairn/actor-core';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import {
   type CopySource,
@@ -31,6 +31,8 @@ import {
   formatProblem,
   type Problem,
   problemOf,
+  reportProblem,
+  uniqueProblems,
   verifyStores,
   walkSnapshots,
 } from './verify';
@@ -345,12 +347,16 @@ export async function runCli(argv: readonly string[], out: CliOutput): Promise<n
         const sourceStores = opts.from === undefined ? undefined : await resolveStores({ config: opts.from });
         const targetConfig = opts.to === undefined ? undefined : await readConfigFile(opts.to, '--to');
         const closers: Array<() => Promise<void>> = [];
+        // What the backends of both ends report: a corrupt snapshot skipped in the source is a problem
+        // (an older one was copied instead), a lock taken over or a torn tail cut back is a note.
+        const reports: PersistenceReport[][] = [];
         try {
           let source: CopySource;
           let reopenSource: () => Promise<CopySource>;
           if (sourceStores) {
             const opened = await openStores(sourceStores);
             closers.push(() => opened.close());
+            reports.push(opened.reports);
             source = storesAsSource(
               opened,
               `${describeStore(opened.journalConfig)} + ${describeStore(opened.snapshotsConfig)}`,
@@ -374,6 +380,7 @@ export async function runCli(argv: readonly string[], out: CliOutput): Promise<n
               source: opts.to!,
             });
             closers.push(() => opened.close());
+            reports.push(opened.reports);
             const description = `${describeStore(opened.journalConfig)} + ${describeStore(opened.snapshotsConfig)}`;
             target = storesAsTarget(opened.journal, opened.snapshots, description);
             readBack = async () => storesAsSource(opened, description);
@@ -405,7 +412,14 @@ export async function runCli(argv: readonly string[], out: CliOutput): Promise<n
             copied.ids,
             dumpWriter !== undefined,
           );
-          const problems = [...copied.problems, ...verification.problems];
+          const notes: string[] = [];
+          const reported: Problem[] = [];
+          for (const report of reports.flat()) {
+            const problem = reportProblem(report);
+            if (problem) reported.push(problem);
+            else notes.push(`${report.kind}: ${report.message}`);
+          }
+          const problems = [...copied.problems, ...uniqueProblems(reported), ...verification.problems];
           const notCopied = copied.ids.filter((i) => i.notCopied !== undefined);
           const ok = problems.length === 0 && notCopied.length === 0;
           if (json)
@@ -414,6 +428,7 @@ export async function runCli(argv: readonly string[], out: CliOutput): Promise<n
               toJson({
                 ...copied,
                 problems,
+                notes,
                 verified: { events: verification.events, snapshots: verification.snapshots },
                 ok,
               }),
@@ -431,6 +446,7 @@ export async function runCli(argv: readonly string[], out: CliOutput): Promise<n
               out.stdout,
               `verified: ${verification.events} event(s) and ${verification.snapshots} snapshot(s) equal in source and copy`,
             );
+            for (const n of notes) line(out.stdout, `note: ${n}`);
             for (const i of notCopied) line(out.stdout, `not copied: "${i.persistenceId}": ${i.notCopied}`);
             if (problems.length > 0) {
               line(out.stdout, `${problems.length} problem(s):`);

@@ -189,8 +189,19 @@ export async function walkSnapshots(
   return found;
 }
 
+/** Problems without repeats: one corrupt snapshot is reported each time a walk passes it. */
+export function uniqueProblems(problems: readonly Problem[]): Problem[] {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const key = JSON.stringify([p.kind, p.persistenceId, p.sequenceNr, p.file, p.offset, p.key]);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
 /** A backend report as a Problem, when it is one (corruption), or undefined for a note. */
-function reportProblem(report: PersistenceReport): Problem | undefined {
+export function reportProblem(report: PersistenceReport): Problem | undefined {
   if (report.kind === 'snapshot-skipped') {
     return {
       kind: 'snapshot-corrupted',
@@ -319,7 +330,7 @@ export async function verifyStores(stores: OpenedStores, progress?: ProgressBar)
   }
   // Ids are checked concurrently, so reports arrive in any order; list them by id, stably.
   reported.sort((a, b) => (a.persistenceId ?? '').localeCompare(b.persistenceId ?? ''));
-  problems.push(...reported);
+  problems.push(...uniqueProblems(reported));
   return {
     journal: describeStore(stores.journalConfig),
     snapshots: describeStore(stores.snapshotsConfig),

@@ -61,8 +61,8 @@ describe('cairn copy killed with SIGKILL, then run again', () => {
   let source: DataLayout;
   beforeAll(async () => {
     root = await tempDir();
-    // LMDB: a SIGKILLed reader of a file journal leaves its lock, which blocks the rerun until it goes stale (10 s).
-    source = await layout(root.dir, 'lmdb', 'source');
+    // A file journal: the killed copy leaves its lock, which the rerun takes over (its holder is provably dead).
+    source = await layout(root.dir, 'file', 'source');
     await makeBigData(source);
   });
   afterAll(() => root.remove());

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { DumpReader } from '@cairn/cli';
 import { flipByte } from '@cairn/testkit';
-import { cli, eventOf, layout, makeData, openData, stateOf, tempDir } from './cli-fixtures';
+import { cli, eventOf, layout, makeData, offsetsOf, openData, stateOf, tempDir } from './cli-fixtures';
 
 interface CopyJson {
   ids: Array<{
@@ -243,6 +243,29 @@ describe('cairn copy', () => {
         () => false,
       ),
     ).toBe(false);
+  });
+
+  test('a corrupt source snapshot is a problem: the older one is copied, the copy exits 1', async () => {
+    const lmdb = await layout(root.dir, 'lmdb');
+    await makeData(lmdb);
+    const data = path.join(lmdb.snapshots, 'data.mdb');
+    for (const at of await offsetsOf(data, 'SNAP-acct-a-20-END')) await flipByte(data, { offset: at + 5 });
+    const dump = path.join(root.dir, 'out.jsonl');
+    const run = await cli('copy', '--from', lmdb.config, '--to-dump', dump, '--json');
+    expect(run.code).toBe(1);
+    const result: CopyJson = JSON.parse(run.stdout);
+    expect(result.problems).toEqual([
+      expect.objectContaining({
+        kind: 'snapshot-corrupted',
+        persistenceId: 'acct-a',
+        sequenceNr: 20,
+        key: expect.stringContaining('acct-a'),
+      }),
+    ]);
+    expect(byId(result)['acct-a']).toMatchObject({ eventsCopied: 30, snapshotsCopied: 1 });
+    const reader = await DumpReader.open(dump);
+    expect((await reader.loadLatest('acct-a'))?.sequenceNr).toBe(10);
+    await reader.close();
   });
 
   test('bad dump and config paths are usage errors', async () => {
