@@ -50,6 +50,26 @@ describe.each(backends)('%s backend', (_name, configFor) => {
     expect(acknowledged).toBeGreaterThan(0);
   });
 
+  it('actor level: the runtime recovers exactly the fold of the acknowledged events after SIGKILLs', async () => {
+    const config = configFor(dir);
+    for (const seed of [21, 22]) {
+      const round = await runCrashRound({
+        config,
+        seed,
+        ids: 5,
+        killAfterMs: [60, 250],
+        snapshotEvery: 7,
+        mode: 'actor',
+      });
+      expect(round.signal).toBe('SIGKILL');
+      expect(round.stderr).toBe('');
+      expect(round.acknowledged.events.size).toBeGreaterThan(0);
+      const verdict = await verifyAcknowledged(config, round.acknowledged, { mode: 'actor' });
+      expect(verdict.problems).toEqual([]);
+      expect(verdict.corruptionDetected).toEqual([]);
+    }
+  });
+
   it('torture: kills and corrupted copies never serve wrong data or lose acknowledged events', async () => {
     const summary = await runTorture({
       config: configFor(dir),

@@ -11,10 +11,18 @@ export interface CrashWriterSpec {
   readonly batchShare: number;
   /** Save a snapshot about every this many events per id (0: never). */
   readonly snapshotEvery: number;
+  /** 'journal': append through the journal API; 'actor': ask event-sourced actors (the runtime persists). */
+  readonly mode: 'journal' | 'actor';
+}
+
+export interface CrashEvent {
+  readonly n: number;
+  readonly amount: number;
+  readonly id: number;
 }
 
 /** The event the writer appends as sequenceNr `seq` of an id: verifiable from (id, seq) alone. */
-export function crashEvent(idIndex: number, seq: number): { n: number; amount: number; id: number } {
+export function crashEvent(idIndex: number, seq: number): CrashEvent {
   return { n: seq, amount: (seq * 7 + idIndex * 13) % 101, id: idIndex };
 }
 

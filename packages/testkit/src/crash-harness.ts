@@ -1,13 +1,16 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import {
+  ActorSystem,
   createPersistence,
   isPersistenceError,
   type Persistence,
   type PersistenceConfig,
   type PersistenceReport,
 } from '@cairn/actor-core';
+import { type CrashAccountState, crashAccount } from './crash-account';
 import { type CrashWriterSpec, crashEvent, crashState } from './crash-events';
 
 /** What the killed writer had acknowledged: per id index, the highest acknowledged sequenceNr and snapshot. */
@@ -30,6 +33,8 @@ export interface CrashRoundOptions {
   readonly batchShare?: number;
   /** Snapshot about every n events per id (0: none). Default 25. */
   readonly snapshotEvery?: number;
+  /** 'journal' (default): the writer appends through the journal; 'actor': it asks event-sourced actors. */
+  readonly mode?: 'journal' | 'actor';
 }
 
 export interface CrashRoundResult {
@@ -63,6 +68,7 @@ export async function runCrashRound(options: CrashRoundOptions): Promise<CrashRo
     seed: options.seed,
     batchShare: options.batchShare ?? 0.3,
     snapshotEvery: options.snapshotEvery ?? 25,
+    mode: options.mode ?? 'journal',
   };
   const child = spawn(process.execPath, [CRASH_WRITER_FILE], {
     env: { ...process.env, CAIRN_CRASH_SPEC: JSON.stringify(spec) },
@@ -109,6 +115,8 @@ export interface VerifyOptions {
   readonly durable?: boolean;
   /** Collects what the providers report (torn tails repaired, snapshots skipped). */
   readonly reports?: PersistenceReport[];
+  /** How the data was written; 'actor' also checks that the runtime recovers exactly the fold of the events. */
+  readonly mode?: 'journal' | 'actor';
 }
 
 export interface VerifyResult {
@@ -142,6 +150,11 @@ export async function verifyAcknowledged(
   let lost = 0;
   let checked = 0;
   let persistence: Persistence;
+  let actors: ActorSystem | undefined;
+  const system = async (): Promise<ActorSystem> => {
+    actors ??= await ActorSystem.create({ persistence, reporter });
+    return actors;
+  };
   try {
     persistence = await createPersistence({
       journal: { ...config.journal, reporter },
@@ -192,7 +205,11 @@ export async function verifyAcknowledged(
       const ackedSnapshot = acknowledged.snapshots.get(i);
       const snapshot = await persistence.snapshots.loadLatest(id);
       if (snapshot) {
-        if (snapshot.state !== crashState(i, snapshot.sequenceNr)) {
+        const wanted =
+          options.mode === 'actor'
+            ? { seq: snapshot.sequenceNr, sum: crashState(i, snapshot.sequenceNr) }
+            : crashState(i, snapshot.sequenceNr);
+        if (!isDeepStrictEqual(snapshot.state, wanted)) {
           problems.push(
             `${id}: snapshot at ${snapshot.sequenceNr} holds ${String(snapshot.state)}, not the fold`,
           );
@@ -207,9 +224,39 @@ export async function verifyAcknowledged(
           `${id}: snapshot at ${ackedSnapshot} was acknowledged, newest loadable is ${snapshot?.sequenceNr}`,
         );
       }
+      if (options.mode === 'actor') {
+        try {
+          problems.push(...(await checkRecovery(system(), prefix, i, last)));
+        } catch (e) {
+          // Refusing to recover (data damaged after the journal was cut back) is detection, not a wrong state.
+          if (!isPersistenceError(e, 'ERR_RECOVERY_FAILED')) throw e;
+          corruptionDetected.push(`${id}: ${(e as Error).message}`);
+        }
+      }
     }
   } finally {
+    await actors?.terminate();
     await persistence.close();
   }
   return { problems, lost, checked, corruptionDetected };
+}
+
+/** Spawns the crash account on the data and checks it recovers exactly the fold of events 1..last. */
+async function checkRecovery(
+  system: Promise<ActorSystem>,
+  prefix: string,
+  i: number,
+  last: number,
+): Promise<string[]> {
+  let recovered: CrashAccountState | undefined;
+  const ref = await (await system).spawn(
+    crashAccount(prefix, i, { onRecovered: (state) => (recovered = state) }),
+  );
+  await ref.stop();
+  const wanted = { seq: last, sum: crashState(i, last) };
+  return isDeepStrictEqual(recovered, wanted)
+    ? []
+    : [
+        `${prefix}-${i}: the runtime recovered ${JSON.stringify(recovered)}, the journal's fold is ${JSON.stringify(wanted)}`,
+      ];
 }

@@ -8,8 +8,9 @@
  *   snap <id-index> <seq>
  * The spec comes as JSON in the CAIRN_CRASH_SPEC environment variable (see CrashWriterSpec).
  */
-import { createPersistence } from '@cairn/actor-core';
+import { ActorSystem, createPersistence } from '@cairn/actor-core';
 import { seededRandom } from './corruption';
+import { crashAccount } from './crash-account';
 import { type CrashWriterSpec, crashEvent, crashState } from './crash-events';
 
 async function main(): Promise<void> {
@@ -39,7 +40,24 @@ async function main(): Promise<void> {
       }
     }
   };
-  await Promise.all(Array.from({ length: spec.ids }, (_, i) => writeId(i)));
+  const driveActor = async (system: ActorSystem, i: number): Promise<void> => {
+    const ref = await system.spawn(
+      crashAccount(spec.prefix, i, {
+        snapshotEvery: spec.snapshotEvery,
+        onSnapshot: (seq) => print(`snap ${i} ${seq}`),
+      }),
+    );
+    for (;;) {
+      const seq = (await ref.ask('deposit', { timeoutMs: 60_000 })) as number;
+      print(`ack ${i} ${seq} ${seq}`);
+    }
+  };
+  if (spec.mode === 'actor') {
+    const system = await ActorSystem.create({ persistence });
+    await Promise.all(Array.from({ length: spec.ids }, (_, i) => driveActor(system, i)));
+  } else {
+    await Promise.all(Array.from({ length: spec.ids }, (_, i) => writeId(i)));
+  }
 }
 
 main().catch((e: unknown) => {

@@ -71,6 +71,11 @@ async function main(argv: string[]): Promise<number> {
     )
     .option('--corrupt-share <x>', 'share of rounds that also corrupt a copy of the data', share, 0.5)
     .option('--ids <n>', 'persistence ids written concurrently', positiveInt, 8)
+    .option(
+      '--mode <mode>',
+      'journal: append through the journal API; actor: drive event-sourced actors',
+      'journal',
+    )
     .option('--scratch', 'ignore the paths in the config and write to a fresh temp directory')
     .exitOverride();
   try {
@@ -84,8 +89,13 @@ async function main(argv: string[]): Promise<number> {
     seed: number;
     corruptShare: number;
     ids: number;
+    mode: string;
     scratch?: boolean;
   }>();
+  if (opts.mode !== 'journal' && opts.mode !== 'actor') {
+    process.stderr.write(`--mode must be "journal" or "actor", got "${opts.mode}"\n`);
+    return 2;
+  }
   let config: PersistenceConfig;
   try {
     const env = opts.config ? { ...process.env, CAIRN_CONFIG: path.resolve(opts.config) } : process.env;
@@ -111,6 +121,7 @@ async function main(argv: string[]): Promise<number> {
     seed: opts.seed,
     corruptShare: opts.corruptShare,
     ids: opts.ids,
+    mode: opts.mode,
     onRound: (round, i) => {
       const done = i + 1;
       const width = 30;

@@ -17,6 +17,8 @@ export interface TortureOptions {
   readonly ids?: number;
   /** Kill window in ms after the writer is ready. Default [50, 400]. */
   readonly killAfterMs?: readonly [number, number];
+  /** 'journal' (default): the writer appends to the journal; 'actor': it drives event-sourced actors. */
+  readonly mode?: 'journal' | 'actor';
   /** Called after every round. */
   readonly onRound?: (round: TortureRound, index: number) => void;
 }
@@ -61,8 +63,9 @@ function verifyInChild(
   acked: Acknowledged,
   prefix: string,
   durable: boolean,
+  mode: 'journal' | 'actor',
 ): Promise<ChildVerdict | 'crashed'> {
-  const spec = { config, events: [...acked.events], snapshots: [...acked.snapshots], prefix, durable };
+  const spec = { config, events: [...acked.events], snapshots: [...acked.snapshots], prefix, durable, mode };
   return new Promise((resolve) => {
     execFile(
       process.execPath,
@@ -97,6 +100,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureSummar
   const random = seededRandom(options.seed);
   const durable = isDurableConfig(options.config);
   const prefix = 'torture';
+  const mode = options.mode ?? 'journal';
   const acked: Acknowledged = { events: new Map(), snapshots: new Map() };
   const violations: string[] = [];
   let kills = 0;
@@ -115,6 +119,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureSummar
       ids: options.ids ?? 8,
       prefix,
       killAfterMs: options.killAfterMs,
+      mode,
     });
     if (result.signal === 'SIGKILL') kills += 1;
     else
@@ -126,7 +131,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureSummar
     for (const [i, seq] of result.acknowledged.snapshots)
       acked.snapshots.set(i, Math.max(acked.snapshots.get(i) ?? 0, seq));
 
-    const verdict = await verifyInChild(options.config, acked, prefix, durable);
+    const verdict = await verifyInChild(options.config, acked, prefix, durable, mode);
     const problems =
       verdict === 'crashed'
         ? ['the reader crashed on data that was only killed, not corrupted']
@@ -150,7 +155,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureSummar
         corruption = targetDir ? await injectRandomCorruption(targetDir, random) : undefined;
         if (corruption) {
           injected += 1;
-          const damaged = await verifyInChild(copy, acked, prefix, false);
+          const damaged = await verifyInChild(copy, acked, prefix, false, mode);
           if (damaged === 'crashed') {
             readerCrashed += 1;
             outcome = 'crashed';

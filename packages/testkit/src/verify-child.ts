@@ -12,6 +12,7 @@ interface VerifySpec {
   readonly snapshots: Array<[number, number]>;
   readonly prefix: string;
   readonly durable: boolean;
+  readonly mode: 'journal' | 'actor';
 }
 
 async function main(): Promise<void> {
@@ -20,7 +21,7 @@ async function main(): Promise<void> {
   const result = await verifyAcknowledged(
     spec.config,
     { events: new Map(spec.events), snapshots: new Map(spec.snapshots) },
-    { prefix: spec.prefix, durable: spec.durable, reports },
+    { prefix: spec.prefix, durable: spec.durable, reports, mode: spec.mode },
   );
   process.stdout.write(
     `${JSON.stringify({ ...result, reports: reports.map((r) => ({ kind: r.kind, message: r.message })) })}\n`,
