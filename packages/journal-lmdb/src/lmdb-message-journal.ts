@@ -10,6 +10,7 @@ import {
 import { firstOf, LmdbEnvironment } from './environment';
 import { checkLmdbOptions } from './lmdb-options';
 import {
+  decodeEntryKey,
   decodeEvent,
   decodeIdMetadata,
   describeEntryKey,
@@ -152,7 +153,21 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
           throw new SequenceConflictError(persistenceId, expected, stored.highest);
         updates.push([key, { highest, lowWater: stored.lowWater }]);
       }
-      for (let i = 0; i < records.length; i += 2) journal.putSync(records[i]!, records[i + 1]!);
+      for (let i = 0; i < records.length; i += 2) {
+        // noOverwrite: an entry already at the key means the metadata lags the journal (something wrote
+        // events without it). Overwriting would silently replace an acknowledged event; refuse instead.
+        // lmdb-js returns whether the put happened (its README); its .d.ts declares void.
+        const written = journal.putSync(records[i]!, records[i + 1]!, { noOverwrite: true }) as unknown;
+        if (written !== true) {
+          const where = decodeEntryKey(records[i]!);
+          throw new JournalCorruptedError({
+            persistenceId: where?.persistenceId,
+            sequenceNr: where?.sequenceNr,
+            key: `journal:${describeEntryKey(records[i]!)}`,
+            reason: 'an entry already exists at the key the metadata says is free; refusing to overwrite it',
+          });
+        }
+      }
       for (const [key, meta] of updates) metadata.putSync(key, encodeIdMetadata(key, meta));
     });
   }

@@ -194,3 +194,37 @@ async function withRawDbAfterClose(store: LmdbSnapshotStore, path: string): Prom
     expect(db.getKeysCount()).toBe(2);
   });
 }
+
+describe('an entry written behind the metadata', () => {
+  it('is never overwritten by a later append: the append fails with JournalCorruptedError', async () => {
+    const path = tempDir();
+    const journal = await LmdbMessageJournal.open<string>({ path });
+    expect(await journal.append('o', 'mine')).toBe(1);
+    // Another process writes event 2 straight into the journal database, skipping the metadata.
+    const { execFileSync } = await import('node:child_process');
+    const codec = require.resolve('../dist/record-codec.js');
+    execFileSync(
+      process.execPath,
+      [
+        '-e',
+        `const { open } = require('lmdb');
+       const { encodeEvent, entryKey, idPrefix } = require(${JSON.stringify(codec)});
+       const root = open({ path: ${JSON.stringify(path)}, maxDbs: 4 });
+       const db = root.openDB({ name: 'journal', encoding: 'binary', keyEncoding: 'binary' });
+       const key = entryKey(idPrefix('o'), 2);
+       db.putSync(key, encodeEvent(key, { sequenceNr: 2, timestamp: 1, serializerId: 1, payload: Buffer.from([0xa5, 0x6f, 0x74, 0x68, 0x65, 0x72]) }));
+       root.close();`,
+      ],
+      { cwd: __dirname },
+    );
+    await expect(journal.append('o', 'mine too')).rejects.toMatchObject({
+      code: 'ERR_JOURNAL_CORRUPTED',
+      persistenceId: 'o',
+      sequenceNr: 2,
+    });
+    const read: string[] = [];
+    for await (const e of journal.readFrom('o', 1)) read.push(e.message);
+    expect(read).toEqual(['mine', 'other']);
+    await journal.close();
+  });
+});
