@@ -12,7 +12,13 @@ import {
   StorageError,
   type StoredEvent,
 } from '@cairn/actor-core';
-import { CHECKPOINT_FILE, decodeCheckpoint, decodeIndex, encodeCheckpoint } from './index-file';
+import {
+  CHECKPOINT_FILE,
+  type Checkpoint,
+  decodeCheckpoint,
+  decodeIndex,
+  encodeCheckpoint,
+} from './index-file';
 import { JournalIo } from './journal-io';
 import { JournalLock } from './journal-lock';
 import { type CorruptPoint, IdIndex } from './log-index';
@@ -230,7 +236,9 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       .sort((a, b) => a - b);
     const indexed = new Set(entries.filter((n) => n.endsWith('.idx')));
 
-    const marks = await this.loadCheckpoint();
+    const checkpoint = await this.loadCheckpoint();
+    this.checkSegmentsPresent(numbers, checkpoint);
+    const marks = new Map(checkpoint?.marks ?? []);
     const contents: SegmentContents[] = [];
     const problemsFound: Array<{ file: string; scan: SegmentScan }> = [];
     for (const [i, number] of numbers.entries()) {
@@ -348,13 +356,36 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     return segment;
   }
 
-  private async loadCheckpoint(): Promise<Map<string, number>> {
+  private async loadCheckpoint(): Promise<Checkpoint | undefined> {
     const file = path.join(this.dir, CHECKPOINT_FILE);
     const bytes = await this.io.run('readFileIfExists', { file });
-    if (bytes === undefined) return new Map();
+    if (bytes === undefined) return undefined;
     const decoded = decodeCheckpoint(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     if ('reason' in decoded) throw this.corruptFile(file, 0, decoded.reason);
-    return new Map(decoded);
+    return decoded;
+  }
+
+  /**
+   * Every segment the log should have: those the checkpoint lists and every later number (segments are
+   * numbered consecutively and only this journal deletes them, after saying so in the checkpoint). One
+   * missing was lost outside the journal: its events cannot be served, and which ids they belong to is
+   * unknown, so the journal refuses to open rather than serve histories with holes.
+   */
+  private checkSegmentsPresent(numbers: readonly number[], checkpoint: Checkpoint | undefined): void {
+    const present = new Set(numbers);
+    const newest = numbers.at(-1) ?? 0;
+    const expected = checkpoint ? [...checkpoint.segments] : [];
+    for (let n = (checkpoint?.through ?? 0) + 1; n <= newest; n++) expected.push(n);
+    const missing = expected.filter((n) => !present.has(n) && n <= newest);
+    if (missing.length > 0) {
+      const file = path.join(this.dir, segmentFileName(missing[0]!));
+      throw this.corruptFile(
+        file,
+        0,
+        `segment ${missing.map(segmentFileName).join(', ')} is missing, but this journal never deleted it; ` +
+          'restore it from a backup (the events in it cannot be served)',
+      );
+    }
   }
 
   /** The sealed segment's sidecar index, or undefined when it is missing, bad or stale (then it is rescanned). */
@@ -562,7 +593,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     this.inBackground(async () => {
       const dead = [...this.segments.values()].filter(isDead);
       if (dead.length === 0) return;
-      await this.writeCheckpoint();
+      await this.writeCheckpoint(dead);
       for (const s of dead) {
         s.deleted = true;
         this.segments.delete(s.number);
@@ -576,14 +607,22 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     });
   }
 
-  /** Saves every low-water mark, before segments (which may hold mark records) are deleted or rewritten. */
-  private async writeCheckpoint(): Promise<void> {
+  /**
+   * Saves every low-water mark and the segments that will exist, before segments (which may hold mark
+   * records) are deleted (`deleting`) or rewritten.
+   */
+  private async writeCheckpoint(deleting: readonly Segment[] = []): Promise<void> {
     const marks: Array<[string, number]> = [];
     for (const [id, entry] of this.index) if (entry.lowWater > 1) marks.push([id, entry.lowWater]);
+    const segments = [...this.segments.keys()].filter((n) => !deleting.some((d) => d.number === n));
     await this.io.run('replaceFile', {
       dir: this.dir,
       file: path.join(this.dir, CHECKPOINT_FILE),
-      bytes: encodeCheckpoint(marks),
+      bytes: encodeCheckpoint({
+        marks,
+        segments: segments.sort((a, b) => a - b),
+        through: this.active.number,
+      }),
       sync: this.fsync,
     });
   }

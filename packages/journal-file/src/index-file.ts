@@ -12,8 +12,10 @@ import type { SegmentContents } from './segment-scan';
  *   strings), u32 run count, runs (5 f64 each), u32 mark count, marks (2 f64 each).
  *
  * `checkpoint`, rewritten atomically (temp file, fsync, rename, directory fsync) before segments are
- * deleted, so the low-water marks those segments held outlive them:
- *   "CAIRNCKP", u32 version, u32 CRC32 of the JSON that follows: { "marks": [[id, lowWater], ...] }.
+ * deleted or compacted, so the low-water marks those segments held outlive them, and so a segment that
+ * disappears without this journal deleting it is noticed:
+ *   "CAIRNCKP", u32 version, u32 CRC32 of the JSON that follows:
+ *   { "marks": [[id, lowWater], ...], "segments": [live segment numbers], "through": newest number }.
  */
 
 const INDEX_MAGIC = Buffer.from('CAIRNIDX', 'latin1');
@@ -95,8 +97,18 @@ function readDoubles(bytes: Buffer, at: number, count: number): Float64Array {
   return out;
 }
 
-export function encodeCheckpoint(marks: Iterable<readonly [string, number]>): Buffer {
-  const json = Buffer.from(JSON.stringify({ marks: [...marks] }), 'utf8');
+/** What the checkpoint holds. */
+export interface Checkpoint {
+  /** Every id's low-water mark (ids without one are left out). */
+  readonly marks: Array<[string, number]>;
+  /** The segments that exist once the deletions it precedes are done. */
+  readonly segments: number[];
+  /** The newest segment number when it was written: every later number must exist too. */
+  readonly through: number;
+}
+
+export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
+  const json = Buffer.from(JSON.stringify(checkpoint), 'utf8');
   const header = Buffer.alloc(16);
   CHECKPOINT_MAGIC.copy(header, 0);
   header.writeUInt32LE(VERSION, 8);
@@ -104,15 +116,22 @@ export function encodeCheckpoint(marks: Iterable<readonly [string, number]>): Bu
   return Buffer.concat([header, json]);
 }
 
-export function decodeCheckpoint(bytes: Buffer): Array<[string, number]> | { reason: string } {
+export function decodeCheckpoint(bytes: Buffer): Checkpoint | { reason: string } {
   if (bytes.length < 16 || !bytes.subarray(0, 8).equals(CHECKPOINT_MAGIC)) {
     return { reason: 'not a Cairn checkpoint (bad magic)' };
   }
   if (bytes.readUInt32LE(8) !== VERSION) return { reason: `checkpoint version ${bytes.readUInt32LE(8)}` };
   if (bytes.readUInt32LE(12) !== crc32(bytes.subarray(16))) return { reason: 'checkpoint CRC mismatch' };
   try {
-    const parsed = JSON.parse(bytes.toString('utf8', 16)) as { marks: Array<[string, number]> };
-    return parsed.marks;
+    const parsed = JSON.parse(bytes.toString('utf8', 16)) as Checkpoint;
+    if (
+      !Array.isArray(parsed.marks) ||
+      !Array.isArray(parsed.segments) ||
+      typeof parsed.through !== 'number'
+    ) {
+      return { reason: 'checkpoint fields missing' };
+    }
+    return parsed;
   } catch (e) {
     return { reason: `checkpoint unreadable: ${(e as Error).message}` };
   }

@@ -418,8 +418,30 @@ describe('FileMessageJournal', () => {
       flipByteAt(checkpoint, 20);
       await expect(open(dir)).rejects.toMatchObject({ name: 'JournalCorruptedError', file: checkpoint });
       // The failed open released everything: the lock is free again.
-      fs.rmSync(checkpoint);
+      flipByteAt(checkpoint, 20);
       journal = await open(dir);
+      expect((await collect(journal.readFrom('a', 1)))[0]?.sequenceNr).toBe(90);
+      await journal.close();
+    });
+
+    it('a segment lost outside the journal refuses to open, naming it; one the journal deleted does not', async () => {
+      let journal = await open(dir, { segmentSize: 4096 });
+      for (let i = 0; i < 30; i++) await journal.appendBatch(`id-${i % 3}`, messages(3));
+      await journal.close();
+      const segments = segmentFiles(dir);
+      expect(segments.length).toBeGreaterThan(3);
+      const lost = segments[1]!;
+      const saved = fs.readFileSync(lost);
+      fs.rmSync(lost);
+      await expect(open(dir)).rejects.toMatchObject({ name: 'JournalCorruptedError', file: lost, offset: 0 });
+      fs.writeFileSync(lost, saved);
+      journal = await open(dir, { segmentSize: 4096 });
+      for (let i = 0; i < 3; i++) await journal.truncateBefore(`id-${i}`, Number.MAX_SAFE_INTEGER);
+      await journal.compact();
+      await journal.close();
+      expect(segmentFiles(dir).length).toBeLessThan(segments.length);
+      journal = await open(dir, { segmentSize: 4096 });
+      expect(await journal.highestSequenceNr('id-0')).toBe(30);
       await journal.close();
     });
   });
