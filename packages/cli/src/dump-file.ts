@@ -26,6 +26,7 @@ import {
  */
 export const DUMP_FORMAT = 'cairn-dump';
 export const DUMP_VERSION = 1;
+const HEADER_LINE = `${JSON.stringify({ format: DUMP_FORMAT, version: DUMP_VERSION, serializer: 'msgpack' })}\n`;
 /** A dump being written is synced after the id during which this many bytes became unsynced. */
 const SYNC_EVERY_BYTES = 4 * 1024 * 1024;
 
@@ -195,6 +196,11 @@ async function parseDump(file: string, allowTornTail: boolean): Promise<ParsedDu
     lineNumber++;
     if (!allowTornTail)
       throw corrupt(`the last ${pending.length} bytes are not a whole line (an interrupted write)`, offset);
+    // Without a whole header line this is not a dump being resumed (unless the header itself was torn):
+    // never cut a file that only happens to sit where the dump should go.
+    if (lineNumber === 1 && !HEADER_LINE.startsWith(pending.toString('utf8'))) {
+      throw corrupt('not a Cairn dump (no header line); refusing to write into it', 0);
+    }
   } else if (lineNumber === 0) {
     if (!allowTornTail) throw corrupt('empty file, not a Cairn dump', 0);
   }
@@ -306,11 +312,11 @@ export class DumpWriter {
       (s) => s.size > 0,
       () => false,
     );
-    if (!exists) {
+    // Only a torn header (a run killed as it began) parses to no whole line: start that one afresh.
+    const parsed = exists ? await parseDump(file, true) : undefined;
+    if (!parsed || parsed.wholeBytes === 0) {
       const handle = await open(file, 'w');
-      const header = Buffer.from(
-        `${JSON.stringify({ format: DUMP_FORMAT, version: DUMP_VERSION, serializer: 'msgpack' })}\n`,
-      );
+      const header = Buffer.from(HEADER_LINE);
       try {
         await handle.write(header, 0, header.length, 0);
         await handle.sync();
@@ -318,9 +324,8 @@ export class DumpWriter {
         await handle.close();
         throw e;
       }
-      return new DumpWriter(file, handle, new Map(), 0, header.length);
+      return new DumpWriter(file, handle, new Map(), parsed?.tornBytes ?? 0, header.length);
     }
-    const parsed = await parseDump(file, true);
     const handle = await open(file, 'r+');
     try {
       if (parsed.tornBytes > 0) {

@@ -1,4 +1,5 @@
 import { stat } from 'node:fs/promises';
+import * as path from 'node:path';
 import { isPersistenceError, type PersistenceReport } from '@cairn/actor-core';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import {
@@ -343,6 +344,9 @@ export async function runCli(argv: readonly string[], out: CliOutput): Promise<n
         }
         if (opts.fromDump !== undefined && opts.fromDump === opts.toDump)
           throw new UsageError('--from-dump and --to-dump name the same file');
+        if (opts.toDump !== undefined && !(await isDirectory(path.dirname(path.resolve(opts.toDump))))) {
+          throw new UsageError(`--to-dump ${opts.toDump}: no such directory ${path.dirname(opts.toDump)}`);
+        }
         // Check both ends before opening either, so a typo changes nothing.
         const sourceStores = opts.from === undefined ? undefined : await resolveStores({ config: opts.from });
         const targetConfig = opts.to === undefined ? undefined : await readConfigFile(opts.to, '--to');
@@ -352,7 +356,6 @@ export async function runCli(argv: readonly string[], out: CliOutput): Promise<n
         const reports: PersistenceReport[][] = [];
         try {
           let source: CopySource;
-          let reopenSource: () => Promise<CopySource>;
           if (sourceStores) {
             const opened = await openStores(sourceStores);
             closers.push(() => opened.close());
@@ -361,14 +364,12 @@ export async function runCli(argv: readonly string[], out: CliOutput): Promise<n
               opened,
               `${describeStore(opened.journalConfig)} + ${describeStore(opened.snapshotsConfig)}`,
             );
-            reopenSource = async () => source;
           } else {
             if (!(await isFile(opts.fromDump!)))
               throw new UsageError(`--from-dump ${opts.fromDump}: no such file`);
             const dump = await DumpReader.open(opts.fromDump!);
             closers.push(() => dump.close());
             source = dumpAsSource(dump);
-            reopenSource = async () => source;
           }
           let target: CopyTarget;
           let readBack: () => Promise<CopySource>;
@@ -407,11 +408,14 @@ export async function runCli(argv: readonly string[], out: CliOutput): Promise<n
             ...(opts.chunk === undefined ? {} : { chunkSize: opts.chunk }),
           });
           const verification = await verifyCopy(
-            await reopenSource(),
+            source,
             await readBack(),
             copied.ids,
             dumpWriter !== undefined,
           );
+          // A target that fails to close (its last sync) is not known to hold the copy.
+          const closeErrors = await closeAll(closers);
+          if (closeErrors.length > 0) throw closeErrors[0];
           const notes: string[] = [];
           const reported: Problem[] = [];
           for (const report of reports.flat()) {
@@ -456,7 +460,8 @@ export async function runCli(argv: readonly string[], out: CliOutput): Promise<n
           }
           exitCode = ok ? EXIT_OK : EXIT_PROBLEMS;
         } finally {
-          for (const close of closers.reverse()) await close().catch(() => undefined);
+          // Already closed on success (above); here only when something failed, whose error wins.
+          await closeAll(closers);
         }
       },
     );
@@ -467,6 +472,22 @@ export async function runCli(argv: readonly string[], out: CliOutput): Promise<n
   } catch (e) {
     return reportError(e, out);
   }
+}
+
+/** Runs and forgets every closer, last opened first; resolves to the errors they threw. */
+async function closeAll(closers: Array<() => Promise<void>>): Promise<unknown[]> {
+  const errors: unknown[] = [];
+  for (let close = closers.pop(); close; close = closers.pop()) {
+    await close().catch((e: unknown) => errors.push(e));
+  }
+  return errors;
+}
+
+async function isDirectory(dir: string): Promise<boolean> {
+  return stat(dir).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
 }
 
 async function isFile(file: string): Promise<boolean> {

@@ -285,6 +285,23 @@ describe('cairn copy', () => {
     expect(same.code).toBe(2);
     const both = await cli('copy', '--from', file.config, '--from-dump', missing, '--to-dump', missing);
     expect(both.code).toBe(2);
+    const noDir = await cli('copy', '--from', file.config, '--to-dump', path.join(root.dir, 'no', 'x.jsonl'));
+    expect(noDir.code).toBe(2);
+    expect(noDir.stderr).toMatch(/no such directory/);
+    // A file that is not a dump is never written into, even one without a newline that could pass for torn.
+    const precious = path.join(root.dir, 'precious.bin');
+    await writeFile(precious, 'important bytes, no newline');
+    const refused = await cli('copy', '--from', file.config, '--to-dump', precious);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/not a Cairn dump \(no header line\); refusing to write into it/);
+    expect(await readFile(precious, 'utf8')).toBe('important bytes, no newline');
+    // A header torn by a run killed as it began is started afresh.
+    const torn = path.join(root.dir, 'torn-header.jsonl');
+    await writeFile(torn, '{"format":"cairn-du');
+    const restarted = await cli('copy', '--from', file.config, '--to-dump', torn);
+    expect(restarted.code).toBe(0);
+    expect(restarted.stderr).toMatch(/note: cut 19 byte\(s\)/);
+    expect((await readFile(torn, 'utf8')).startsWith('{"format":"cairn-dump"')).toBe(true);
     await writeFile(path.join(root.dir, 'not-a-dump.jsonl'), '{"hello":1}\n');
     const notDump = await cli(
       'copy',
