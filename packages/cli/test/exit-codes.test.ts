@@ -142,6 +142,19 @@ describe('cairn (built, as a child process): exit codes', () => {
       // The other ids still verify in full: 30 + 6 good events of acct-b + 15.
       expect(json.events).toBe(30 + 6 + 15);
 
+      // events: the good ones, then the location of the bad one, exit 1.
+      const events = await cliProcess(['events', 'acct-b', '--config', l.config]);
+      expect(events.code).toBe(1);
+      expect(
+        events.stdout
+          .trim()
+          .split('\n')
+          .map((line) => Number(line.split('\t')[0])),
+      ).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(events.stderr).toMatch(
+        /error after 6 event\(s\): journal-corrupted \[file .*0000000000000001\.log, offset \d+, id "acct-b", sequenceNr 7\]/,
+      );
+
       // repair: says exactly what would be cut, then refuses (exit 3): the file journal has no API for it.
       const repair = await cliProcess([
         'repair',
