@@ -23,7 +23,6 @@ export {
 export { type DirectoryStats, type IdSummary, listIds, type StoreStats, storeStats } from './inventory';
 export { describeStore, type OpenedStores, openStores } from './open-stores';
 export { runCli } from './program';
-export type { CliOutput } from './progress-bar';
 export { type CorruptionRepairable, planRepair, type RepairPlan, repairAfterCorruption } from './repair';
 export {
   type DetectedBackend,
@@ -33,6 +32,7 @@ export {
   resolveStores,
   type StoreSelection,
 } from './store-location';
+export type { CliOutput } from './terminal-output';
 export {
   checkJournalId,
   formatProblem,

@@ -1,8 +1,4 @@
-/** Where `cairn` writes: stdout for results, stderr for progress and diagnostics. */
-export interface CliOutput {
-  readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  readonly stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
-}
+import type { CliOutput } from './terminal-output';
 
 const REDRAW_EVERY_MS = 100;
 const BAR_WIDTH = 30;
