@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { isPersistenceError } from '@cairn/actor-core';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { type CopyCommandOptions, copyCommand } from './copy-command';
@@ -24,6 +26,14 @@ import {
   verifyStores,
   walkSnapshots,
 } from './verify';
+
+/** The version in this package's package.json (one level above src/ and dist/). */
+function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as {
+    version: string;
+  };
+  return manifest.version;
+}
 
 interface GlobalOptions extends StoreSelection {
   readonly json?: boolean;
@@ -75,6 +85,7 @@ export async function runCli(argv: readonly string[], out: CliOutput): Promise<n
       writeErr: (s) => out.stderr.write(s),
     })
     .showHelpAfterError('(run cairn --help for usage)')
+    .version(packageVersion(), '-V, --version')
     .option('-c, --config <file>', 'a cairn.config.json naming the journal and snapshot store')
     .option('-j, --journal <dir>', 'a journal directory (backend detected: lmdb or file)')
     .option('-s, --snapshots <dir>', 'a snapshot directory (backend detected: lmdb or file)')
@@ -335,12 +346,9 @@ async function withOpened<T>(stores: OpenedStores, body: (stores: OpenedStores) 
 /** Maps what went wrong to a message on stderr and an exit code. */
 function reportError(e: unknown, out: CliOutput): number {
   if (e instanceof CommanderError) {
-    // Help and version print themselves and are not failures; everything else commander rejects is usage.
-    return e.code === 'commander.helpDisplayed' ||
-      e.code === 'commander.version' ||
-      e.code === 'commander.help'
-      ? EXIT_OK
-      : EXIT_USAGE;
+    // --help and --version exit 0; everything else commander rejects (including help shown because the
+    // command was missing) is a usage error.
+    return e.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
   }
   const message = (e as Error)?.message ?? String(e);
   if (e instanceof UsageError || isPersistenceError(e, 'ERR_CONFIG')) {

@@ -104,6 +104,14 @@ describe('cairn (built, as a child process): exit codes', () => {
     expect(code).toBe(0);
   });
 
+  test('--version exits 0; no command at all is a usage error', async () => {
+    const version = await cliProcess(['--version']);
+    expect(version).toMatchObject({ code: 0, stdout: '0.1.0\n' });
+    const none = await cliProcess([]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('Usage: cairn');
+  });
+
   test('--help exits 0', async () => {
     const run = await cliProcess(['--help']);
     expect(run.code).toBe(0);
