@@ -99,6 +99,13 @@ interface ReadChunk {
   readonly events: number;
 }
 
+/** Where the records of a page being served are: offsets[i] is sequenceNr first + i. */
+interface ServedPage {
+  readonly file: string;
+  readonly first: number;
+  readonly offsets: readonly number[];
+}
+
 function sameChunk(a: ReadChunk, b: ReadChunk): boolean {
   return a.segment === b.segment && a.start === b.start && a.stop === b.stop;
 }
@@ -175,6 +182,8 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   private maintenance: Promise<void> = Promise.resolve();
   private compactionQueued = false;
   private lastCompaction = Number.NEGATIVE_INFINITY;
+  /** Per id, the page last handed to the base class, for exact offsets in decode failures (_locate). */
+  private readonly served = new Map<string, ServedPage>();
   /** Segment reads in flight (prefetches included): close() waits for them before closing descriptors. */
   private readonly reads = new Set<Promise<unknown>>();
   /** Set when the log can no longer be written safely (lock lost, a failed write not undone). */
@@ -784,6 +793,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     let left = max;
     // The chunk after the one being served is read while the consumer works through the current one.
     let prefetched: { chunk: ReadChunk; bytes: Promise<Buffer> } | undefined;
+    let located: ServedPage | undefined;
     try {
       while (left > 0 && next <= toSequenceNr) {
         next = Math.max(next, entry.lowWater);
@@ -813,6 +823,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
         }
 
         let page: StoredEvent[] = [];
+        let offsets: number[] = [];
         let failure: JournalCorruptedError | undefined;
         let served = false;
         runs: for (let r = chunk.firstRun; r <= chunk.lastRun; r++) {
@@ -849,17 +860,21 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
               serializerId: record.serializerId,
               payload: record.payload,
             });
+            offsets.push(chunk.start + at - record.length);
             left--;
             next = record.sequenceNr + 1;
             if (page.length === PAGE_EVENTS) {
               served = true;
+              located = this.locatePage(persistenceId, chunk.file, page, offsets);
               yield page;
               page = [];
+              offsets = [];
             }
           }
         }
         if (page.length > 0) {
           served = true;
+          located = this.locatePage(persistenceId, chunk.file, page, offsets);
           yield page;
         }
         if (failure) throw failure;
@@ -868,7 +883,20 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       }
     } finally {
       prefetched?.bytes.catch(() => undefined);
+      if (located && this.served.get(persistenceId) === located) this.served.delete(persistenceId);
     }
+  }
+
+  /** Remembers where a page's records are, so a payload that fails to decode is named exactly. */
+  private locatePage(
+    persistenceId: string,
+    file: string,
+    page: StoredEvent[],
+    offsets: number[],
+  ): ServedPage {
+    const served = { file, first: page[0]!.sequenceNr, offsets };
+    this.served.set(persistenceId, served);
+    return served;
   }
 
   /**
@@ -991,10 +1019,13 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     persistenceId: string,
     sequenceNr: number,
   ): Pick<CorruptionLocation, 'file' | 'offset' | 'key'> {
+    const page = this.served.get(persistenceId);
+    const offset = page?.offsets[sequenceNr - page.first];
+    if (page && offset !== undefined) return { file: page.file, offset };
     const entry = this.index.get(persistenceId);
     if (!entry || entry.runCount === 0) return { key: `${persistenceId}#${sequenceNr}` };
     const run = Math.min(entry.findRun(sequenceNr), entry.runCount - 1);
-    // The offset of the run (the atomic write) holding the record: the record is at or after it.
+    // Not in a page being served: the offset of the run (the atomic write) holding the record.
     return {
       file: path.join(this.dir, segmentFileName(entry.segmentOf(run))),
       offset: entry.offsetOf(run),

@@ -350,6 +350,31 @@ describe('FileMessageJournal', () => {
       expect(fs.statSync(file!).size).toBe(size);
     });
 
+    it('a record that verifies but cannot be decoded is named with its exact offset', async () => {
+      let journal = await open(dir);
+      await journal.appendBatch('a', ['one', 'two']);
+      await journal.close();
+      const [file] = segmentFiles(dir);
+      const offset = fs.statSync(file!).size;
+      // A whole, checksummed commit whose payload is cut-short MessagePack (an array of 2 holding 1).
+      const payload = Buffer.from([0x92, 0x01]);
+      const frame = encodeFrame([
+        { persistenceId: 'a', events: [{ sequenceNr: 3, timestamp: Date.now(), serializerId: 1, payload }] },
+      ]);
+      fs.appendFileSync(file!, frame.bytes);
+      journal = await open(dir);
+      const { served, error } = await readUntilError(journal.readFrom('a', 1));
+      expect(served.map((e) => e.message)).toEqual(['one', 'two']);
+      expect(error).toMatchObject({
+        name: 'JournalCorruptedError',
+        file,
+        offset: offset + 16,
+        sequenceNr: 3,
+      });
+      expect((error as Error).message).toContain('cannot be decoded');
+      await journal.close();
+    });
+
     it('corruption in a sealed segment is caught when read, with file, offset and seq', async () => {
       let journal = await open(dir, { segmentSize: 4096 });
       for (let i = 0; i < 30; i++) await journal.append('a', { i, pad: 'x'.repeat(100) });
