@@ -124,7 +124,8 @@ export async function resolveStores(selection: StoreSelection, mustExist = true)
     return { journal, snapshots, source: 'command line' };
   }
   const env = process.env;
-  const fromEnvironment = Object.keys(env).some((k) => k.startsWith('CAIRN_'));
+  // Only Cairn's settings count (other CAIRN_* variables, a test's say, do not name data).
+  const fromEnvironment = Object.keys(env).some((k) => /^CAIRN_(CONFIG$|JOURNAL_|SNAPSHOTS_)/.test(k));
   const local = await stat(path.resolve('cairn.config.json')).then(
     () => true,
     () => false,

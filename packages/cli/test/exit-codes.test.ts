@@ -77,6 +77,26 @@ describe('cairn (built, as a child process): exit codes', () => {
     expect(await readdir(root.dir)).toEqual(before);
   });
 
+  test('without flags: cairn.config.json in the working directory, as the application reads it', async () => {
+    const work = await tempDir();
+    try {
+      const none = await cliProcess(['ls'], work.dir);
+      expect(none.code).toBe(2);
+      expect(none.stderr).toMatch(/no data given: use --config/);
+      const { copyFile } = await import('node:fs/promises');
+      await copyFile(data.get('lmdb')!.config, path.join(work.dir, 'cairn.config.json'));
+      const run = await cliProcess(['ls', '--json'], work.dir);
+      expect(run.code).toBe(0);
+      expect(JSON.parse(run.stdout).map((r: { persistenceId: string }) => r.persistenceId)).toEqual([
+        'acct-a',
+        'acct-b',
+        'acct-c',
+      ]);
+    } finally {
+      await work.remove();
+    }
+  });
+
   test('a bad config file is a usage error listing its problems', async () => {
     const { writeFile } = await import('node:fs/promises');
     const bad = path.join(root.dir, 'bad.config.json');
