@@ -163,7 +163,12 @@ function checkOptions(options: unknown): asserts options is FileMessageJournalOp
  * JournalCorruptedError at that point, and nothing is deleted to "repair" it.
  */
 export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
-  readonly capabilities: JournalCapabilities = { persistent: true, concurrentCommits: false };
+  /**
+   * concurrentCommits: _write may be called again before an earlier call settled (the group commit then
+   * forms the next batch while a sync is in flight); frames still go to the log one after another, in
+   * call order, each with its own fdatasync, so a commit never lands behind an unfinished one.
+   */
+  readonly capabilities: JournalCapabilities = { persistent: true, concurrentCommits: true };
   /** The journal directory, as given. */
   readonly path: string;
   readonly fsync: boolean;
