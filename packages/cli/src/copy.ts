@@ -7,6 +7,7 @@ import type {
   SnapshotEntry,
   SnapshotStore,
 } from '@cairn/actor-core';
+import { mapConcurrently } from './bounded-concurrency';
 import type { DumpReader, DumpWriter } from './dump-file';
 import type { OpenedStores } from './open-stores';
 import type { ProgressBar } from './progress-bar';
@@ -34,6 +35,11 @@ export interface CopyTarget {
    */
   readonly keepsNumbering: boolean;
   readonly hasSnapshots: boolean;
+  /**
+   * Ids copied at once. A journal takes several (their appends share group commits, so a durable target
+   * syncs far less often); a dump takes one, so each id's lines stay together and in order.
+   */
+  readonly parallelIds: number;
   highestSequenceNr(persistenceId: string): Promise<number>;
   /** The event at `sequenceNr`, to check that the source continues what the target holds. */
   eventAt(persistenceId: string, sequenceNr: number): Promise<JournalEntry | undefined>;
@@ -85,6 +91,7 @@ export function storesAsTarget(
     description,
     keepsNumbering: false,
     hasSnapshots: snapshots !== undefined,
+    parallelIds: 8,
     highestSequenceNr: (id) => (journal ? journal.highestSequenceNr(id) : Promise.resolve(0)),
     async eventAt(id, sequenceNr) {
       if (journal) for await (const e of journal.readFrom(id, sequenceNr, { max: 1 })) return e;
@@ -123,6 +130,7 @@ export function dumpAsTarget(dump: DumpWriter): CopyTarget {
     description: `dump ${dump.file}`,
     keepsNumbering: true,
     hasSnapshots: true,
+    parallelIds: 1,
     highestSequenceNr: (id) => dump.highestSequenceNr(id),
     async eventAt(id, sequenceNr) {
       const last = await dump.lastEvent(id);
@@ -222,6 +230,103 @@ export async function sourceIds(source: CopySource): Promise<string[]> {
   return [...ids].sort();
 }
 
+/** Copies one id (see copyData); its outcome and the problems met. */
+async function copyId(
+  source: CopySource,
+  target: CopyTarget,
+  id: string,
+  chunkSize: number,
+): Promise<{ result: IdCopy; problems: Problem[] }> {
+  const problems: Problem[] = [];
+  const sourceHighest = await source.highestSequenceNr(id);
+  let already = await target.highestSequenceNr(id);
+  const startedAt = already;
+  let copied = 0;
+  let notCopied: string | undefined;
+  let first: JournalEntry | undefined;
+  try {
+    first = await firstEvent(source, id);
+  } catch (e) {
+    problems.push(problemOf(e, id));
+    notCopied = `its first event cannot be read: ${(e as Error).message}`;
+  }
+  const diverged =
+    notCopied === undefined && first !== undefined && already <= sourceHighest
+      ? await divergence(source, target, id, already, first)
+      : undefined;
+  if (notCopied === undefined) {
+    if (already > sourceHighest) {
+      notCopied = `the target is ahead (highestSequenceNr ${already} there, ${sourceHighest} in the source)`;
+    } else if (sourceHighest > 0 && first === undefined) {
+      if (target.keepsNumbering) await target.markHighest(id, sourceHighest);
+      else
+        notCopied = `every event was truncated (highestSequenceNr ${sourceHighest}); the journal API cannot record a highestSequenceNr without events`;
+    } else if (first !== undefined && first.sequenceNr > 1 && !target.keepsNumbering) {
+      notCopied =
+        `its first surviving event is ${first.sequenceNr} (events below were truncated); appended through the journal API ` +
+        `they would be numbered from 1, so it is not copied (a dump keeps the numbering)`;
+    } else if (diverged !== undefined) {
+      notCopied = diverged;
+    } else if (first !== undefined) {
+      try {
+        let chunk: JournalEntry[] = [];
+        const flush = async () => {
+          if (chunk.length === 0) return;
+          await target.appendEntries(id, chunk, already);
+          already = chunk[chunk.length - 1]!.sequenceNr;
+          copied += chunk.length;
+          chunk = [];
+        };
+        for await (const e of source.readFrom(id, Math.max(first.sequenceNr, already + 1), {
+          toSequenceNr: sourceHighest,
+        })) {
+          chunk.push(e);
+          if (chunk.length >= chunkSize) await flush();
+        }
+        await flush();
+        if (target.keepsNumbering) await target.markHighest(id, sourceHighest);
+      } catch (e) {
+        problems.push(problemOf(e, id));
+        notCopied = `copying stopped after sequenceNr ${already}: ${(e as Error).message}`;
+      }
+    }
+  }
+  let snapshotsDone = 0;
+  let snapshotsThere = 0;
+  // Snapshots only where the events are complete: a snapshot ahead of its journal would make the
+  // target recover to a state its events do not reach.
+  if (notCopied === undefined && target.hasSnapshots && source.loadLatest) {
+    try {
+      for (const seq of (await snapshotChain(source, id)).reverse()) {
+        const entry = await source.loadLatest(id, { maxSequenceNr: seq });
+        if (!entry) continue;
+        if (await target.hasSnapshot(id, seq, entry.state)) {
+          snapshotsThere++;
+          continue;
+        }
+        await target.saveSnapshot(entry);
+        snapshotsDone++;
+      }
+    } catch (e) {
+      problems.push(problemOf(e, id));
+      notCopied = `snapshots not copied: ${(e as Error).message}`;
+    }
+  }
+  await target.idDone(id);
+  return {
+    problems,
+    result: {
+      persistenceId: id,
+      sourceHighest,
+      eventsCopied: copied,
+      eventsAlreadyThere: Math.max(0, startedAt - Math.max(0, (first?.sequenceNr ?? 1) - 1)),
+      snapshotsCopied: snapshotsDone,
+      snapshotsAlreadyThere: snapshotsThere,
+      ...(notCopied === undefined ? {} : { notCopied }),
+    },
+  };
+}
+
 /**
  * Copies every id's events (appendBatch in chunks with expectedSequenceNr, so the numbering matches and
  * a concurrent writer is refused) and its snapshots that verify (oldest first, so the newest lands last).
@@ -239,109 +344,22 @@ export async function copyData(
   options: CopyOptions = {},
 ): Promise<Omit<CopyResult, 'verified' | 'ok'>> {
   const chunkSize = options.chunkSize ?? 500;
-  const problems: Problem[] = [];
-  const results: IdCopy[] = [];
-  let eventsCopied = 0;
-  let snapshotsCopied = 0;
   const ids = await sourceIds(source);
   const progress = options.progress?.(ids.length);
-  for (const id of ids) {
-    const sourceHighest = await source.highestSequenceNr(id);
-    let already = await target.highestSequenceNr(id);
-    const startedAt = already;
-    let copied = 0;
-    let notCopied: string | undefined;
-    let first: JournalEntry | undefined;
-    try {
-      first = await firstEvent(source, id);
-    } catch (e) {
-      problems.push(problemOf(e, id));
-      notCopied = `its first event cannot be read: ${(e as Error).message}`;
-    }
-    const diverged =
-      notCopied === undefined && first !== undefined && already <= sourceHighest
-        ? await divergence(source, target, id, already, first)
-        : undefined;
-    if (notCopied === undefined) {
-      if (already > sourceHighest) {
-        notCopied = `the target is ahead (highestSequenceNr ${already} there, ${sourceHighest} in the source)`;
-      } else if (sourceHighest > 0 && first === undefined) {
-        if (target.keepsNumbering) await target.markHighest(id, sourceHighest);
-        else
-          notCopied = `every event was truncated (highestSequenceNr ${sourceHighest}); the journal API cannot record a highestSequenceNr without events`;
-      } else if (first !== undefined && first.sequenceNr > 1 && !target.keepsNumbering) {
-        notCopied =
-          `its first surviving event is ${first.sequenceNr} (events below were truncated); appended through the journal API ` +
-          `they would be numbered from 1, so it is not copied (a dump keeps the numbering)`;
-      } else if (diverged !== undefined) {
-        notCopied = diverged;
-      } else if (first !== undefined) {
-        try {
-          let chunk: JournalEntry[] = [];
-          const flush = async () => {
-            if (chunk.length === 0) return;
-            await target.appendEntries(id, chunk, already);
-            already = chunk[chunk.length - 1]!.sequenceNr;
-            copied += chunk.length;
-            chunk = [];
-          };
-          for await (const e of source.readFrom(id, Math.max(first.sequenceNr, already + 1), {
-            toSequenceNr: sourceHighest,
-          })) {
-            chunk.push(e);
-            if (chunk.length >= chunkSize) await flush();
-          }
-          await flush();
-          if (target.keepsNumbering) await target.markHighest(id, sourceHighest);
-        } catch (e) {
-          problems.push(problemOf(e, id));
-          notCopied = `copying stopped after sequenceNr ${already}: ${(e as Error).message}`;
-        }
-      }
-    }
-    let snapshotsDone = 0;
-    let snapshotsThere = 0;
-    // Snapshots only where the events are complete: a snapshot ahead of its journal would make the
-    // target recover to a state its events do not reach.
-    if (notCopied === undefined && target.hasSnapshots && source.loadLatest) {
-      try {
-        for (const seq of (await snapshotChain(source, id)).reverse()) {
-          const entry = await source.loadLatest(id, { maxSequenceNr: seq });
-          if (!entry) continue;
-          if (await target.hasSnapshot(id, seq, entry.state)) {
-            snapshotsThere++;
-            continue;
-          }
-          await target.saveSnapshot(entry);
-          snapshotsDone++;
-        }
-      } catch (e) {
-        problems.push(problemOf(e, id));
-        notCopied = `snapshots not copied: ${(e as Error).message}`;
-      }
-    }
-    await target.idDone(id);
+  const outcomes = await mapConcurrently(ids, target.parallelIds, async (id) => {
+    const outcome = await copyId(source, target, id, chunkSize);
     progress?.tick();
-    eventsCopied += copied;
-    snapshotsCopied += snapshotsDone;
-    results.push({
-      persistenceId: id,
-      sourceHighest,
-      eventsCopied: copied,
-      eventsAlreadyThere: Math.max(0, startedAt - Math.max(0, (first?.sequenceNr ?? 1) - 1)),
-      snapshotsCopied: snapshotsDone,
-      snapshotsAlreadyThere: snapshotsThere,
-      ...(notCopied === undefined ? {} : { notCopied }),
-    });
-  }
+    return outcome;
+  });
   progress?.finish();
+  const results = outcomes.map((o) => o.result);
   return {
     from: source.description,
     to: target.description,
     ids: results,
-    eventsCopied,
-    snapshotsCopied,
-    problems,
+    eventsCopied: results.reduce((n, r) => n + r.eventsCopied, 0),
+    snapshotsCopied: results.reduce((n, r) => n + r.snapshotsCopied, 0),
+    problems: outcomes.flatMap((o) => o.problems),
   };
 }
 
@@ -356,6 +374,28 @@ export async function verifyCopy(
   copied: readonly IdCopy[],
   keepsTimestamps: boolean,
 ): Promise<{ problems: Problem[]; events: number; snapshots: number }> {
+  const checked = await mapConcurrently(
+    copied.filter((c) => c.notCopied === undefined),
+    VERIFY_COPY_CONCURRENCY,
+    ({ persistenceId }) => compareId(source, copy, persistenceId, keepsTimestamps),
+  );
+  return {
+    problems: checked.flatMap((c) => c.problems),
+    events: checked.reduce((n, c) => n + c.events, 0),
+    snapshots: checked.reduce((n, c) => n + c.snapshots, 0),
+  };
+}
+
+/** Ids compared at once after a copy. */
+const VERIFY_COPY_CONCURRENCY = 8;
+
+/** verifyCopy for one id. */
+async function compareId(
+  source: CopySource,
+  copy: CopySource,
+  id: string,
+  keepsTimestamps: boolean,
+): Promise<{ problems: Problem[]; events: number; snapshots: number }> {
   const problems: Problem[] = [];
   let events = 0;
   let snapshots = 0;
@@ -366,69 +406,66 @@ export async function verifyCopy(
       ...(sequenceNr === undefined ? {} : { sequenceNr }),
       message: `copy differs: ${message}`,
     });
-  for (const { persistenceId: id, notCopied } of copied) {
-    if (notCopied !== undefined) continue;
+  try {
+    const [sh, th] = [await source.highestSequenceNr(id), await copy.highestSequenceNr(id)];
+    if (sh !== th)
+      mismatch(id, undefined, `"${id}" highestSequenceNr ${sh} in the source, ${th} in the copy`);
+    const a = source.readFrom(id, 1)[Symbol.asyncIterator]();
+    const b = copy.readFrom(id, 1)[Symbol.asyncIterator]();
     try {
-      const [sh, th] = [await source.highestSequenceNr(id), await copy.highestSequenceNr(id)];
-      if (sh !== th)
-        mismatch(id, undefined, `"${id}" highestSequenceNr ${sh} in the source, ${th} in the copy`);
-      const a = source.readFrom(id, 1)[Symbol.asyncIterator]();
-      const b = copy.readFrom(id, 1)[Symbol.asyncIterator]();
-      try {
-        while (true) {
-          const [x, y] = [await a.next(), await b.next()];
-          if (x.done && y.done) break;
-          if (x.done || y.done) {
-            const extra = (x.done ? y.value : x.value) as JournalEntry;
-            mismatch(
-              id,
-              extra.sequenceNr,
-              `"${id}" event ${extra.sequenceNr} is only in the ${x.done ? 'copy' : 'source'}`,
-            );
-            break;
-          }
-          if (x.value.sequenceNr !== y.value.sequenceNr) {
-            mismatch(
-              id,
-              x.value.sequenceNr,
-              `"${id}" source event ${x.value.sequenceNr} faces copy event ${y.value.sequenceNr}`,
-            );
-            break;
-          }
-          if (!isDeepStrictEqual(x.value.message, y.value.message)) {
-            mismatch(
-              id,
-              x.value.sequenceNr,
-              `"${id}" event ${x.value.sequenceNr} has another message in the copy`,
-            );
-          } else if (keepsTimestamps && x.value.timestamp !== y.value.timestamp) {
-            mismatch(
-              id,
-              x.value.sequenceNr,
-              `"${id}" event ${x.value.sequenceNr} has timestamp ${y.value.timestamp} in the copy, ${x.value.timestamp} in the source`,
-            );
-          }
-          events++;
+      while (true) {
+        const [x, y] = [await a.next(), await b.next()];
+        if (x.done && y.done) break;
+        if (x.done || y.done) {
+          const extra = (x.done ? y.value : x.value) as JournalEntry;
+          mismatch(
+            id,
+            extra.sequenceNr,
+            `"${id}" event ${extra.sequenceNr} is only in the ${x.done ? 'copy' : 'source'}`,
+          );
+          break;
         }
-      } finally {
-        await a.return?.();
-        await b.return?.();
-      }
-      if (source.loadLatest && copy.loadLatest) {
-        for (const seq of await snapshotChain(source, id)) {
-          const [s, c] = [
-            await source.loadLatest(id, { maxSequenceNr: seq }),
-            await copy.loadLatest(id, { maxSequenceNr: seq }),
-          ];
-          if (c?.sequenceNr !== seq) mismatch(id, seq, `"${id}" snapshot ${seq} is missing in the copy`);
-          else if (!isDeepStrictEqual(s?.state, c.state))
-            mismatch(id, seq, `"${id}" snapshot ${seq} has another state in the copy`);
-          else snapshots++;
+        if (x.value.sequenceNr !== y.value.sequenceNr) {
+          mismatch(
+            id,
+            x.value.sequenceNr,
+            `"${id}" source event ${x.value.sequenceNr} faces copy event ${y.value.sequenceNr}`,
+          );
+          break;
         }
+        if (!isDeepStrictEqual(x.value.message, y.value.message)) {
+          mismatch(
+            id,
+            x.value.sequenceNr,
+            `"${id}" event ${x.value.sequenceNr} has another message in the copy`,
+          );
+        } else if (keepsTimestamps && x.value.timestamp !== y.value.timestamp) {
+          mismatch(
+            id,
+            x.value.sequenceNr,
+            `"${id}" event ${x.value.sequenceNr} has timestamp ${y.value.timestamp} in the copy, ${x.value.timestamp} in the source`,
+          );
+        }
+        events++;
       }
-    } catch (e) {
-      problems.push(problemOf(e, id));
+    } finally {
+      await a.return?.();
+      await b.return?.();
     }
+    if (source.loadLatest && copy.loadLatest) {
+      for (const seq of await snapshotChain(source, id)) {
+        const [s, c] = [
+          await source.loadLatest(id, { maxSequenceNr: seq }),
+          await copy.loadLatest(id, { maxSequenceNr: seq }),
+        ];
+        if (c?.sequenceNr !== seq) mismatch(id, seq, `"${id}" snapshot ${seq} is missing in the copy`);
+        else if (!isDeepStrictEqual(s?.state, c.state))
+          mismatch(id, seq, `"${id}" snapshot ${seq} has another state in the copy`);
+        else snapshots++;
+      }
+    }
+  } catch (e) {
+    problems.push(problemOf(e, id));
   }
   return { problems, events, snapshots };
 }

@@ -4,6 +4,7 @@ import {
   type PersistenceReport,
   type SnapshotStore,
 } from '@cairn/actor-core';
+import { mapConcurrently } from './bounded-concurrency';
 import { UsageError } from './exit-codes';
 import { describeStore, type OpenedStores } from './open-stores';
 import type { ProgressBar } from './progress-bar';
@@ -299,17 +300,12 @@ export async function verifyStores(stores: OpenedStores, progress?: ProgressBar)
   const ids = await allPersistenceIds(stores);
   let events = 0;
   let snapshotsVerified = 0;
-  const perId = new Array<{ events: number; snapshots: number; problems: Problem[] }>(ids.length);
-  let next = 0;
   // A few ids at a time: the backends' IO pools serve reads of different ids in parallel.
-  const worker = async () => {
-    while (next < ids.length) {
-      const index = next++;
-      perId[index] = await verifyId(stores, ids[index]!);
-      progress?.tick();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(VERIFY_CONCURRENCY, ids.length) }, worker));
+  const perId = await mapConcurrently(ids, VERIFY_CONCURRENCY, async (id) => {
+    const result = await verifyId(stores, id);
+    progress?.tick();
+    return result;
+  });
   for (const r of perId) {
     events += r.events;
     snapshotsVerified += r.snapshots;
