@@ -38,6 +38,7 @@ export {
   formatProblem,
   type JournalIdCheck,
   type Problem,
+  type VerifyOptions,
   type VerifyResult,
   verifyStores,
 } from './verify';

@@ -18,14 +18,7 @@ import { planRepair, repairAfterCorruption } from './repair';
 import { resolveStores, type StoreSelection } from './store-location';
 import { type CliOutput, line, printProblems } from './terminal-output';
 import { humanBytes, isoTime, table, toJson, toText } from './value-format';
-import {
-  allPersistenceIds,
-  formatProblem,
-  type Problem,
-  problemOf,
-  verifyStores,
-  walkSnapshots,
-} from './verify';
+import { formatProblem, type Problem, problemOf, verifyStores, walkSnapshots } from './verify';
 
 /** The version in this package's package.json (one level above src/ and dist/). */
 function packageVersion(): string {
@@ -99,12 +92,16 @@ export async function runCli(argv: readonly string[], out: CliOutput): Promise<n
     .description(
       'read every event and snapshot: checksums, sequence continuity, recoverability; exit 1 when anything is wrong',
     )
-    .action(async (_opts, cmd: Command) => {
+    .argument('[ids...]', 'only these persistence ids (default: all)')
+    .action(async (ids: string[], _opts, cmd: Command) => {
       const json = globals(cmd).json === true;
-      const result = await withOpened(await openSelected(cmd), async (stores) => {
-        const total = (await allPersistenceIds(stores)).length;
-        return verifyStores(stores, new ProgressBar(out.stderr, 'verifying', total));
-      });
+      if (ids.some((id) => id.length === 0)) throw new UsageError('an id must not be empty');
+      const result = await withOpened(await openSelected(cmd), (stores) =>
+        verifyStores(stores, {
+          ...(ids.length > 0 ? { ids } : {}),
+          progress: (total) => new ProgressBar(out.stderr, 'verifying', total),
+        }),
+      );
       if (json) line(out.stdout, toJson(result));
       else {
         line(out.stdout, `journal: ${result.journal}`);

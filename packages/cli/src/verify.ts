@@ -244,7 +244,7 @@ const VERIFY_CONCURRENCY = 8;
 async function verifyId(
   stores: OpenedStores,
   id: string,
-): Promise<{ events: number; snapshots: number; problems: Problem[] }> {
+): Promise<{ events: number; snapshots: number; problems: Problem[]; known: boolean }> {
   const problems: Problem[] = [];
   let snapshots = 0;
   let check: JournalIdCheck | undefined;
@@ -287,7 +287,16 @@ async function verifyId(
       }
     }
   }
-  return { events: check?.events ?? 0, snapshots, problems };
+  const known = (check?.highestSequenceNr ?? 0) > 0 || snapshots > 0 || problems.length > 0;
+  return { events: check?.events ?? 0, snapshots, problems, known };
+}
+
+/** What `verifyStores` looks at and how it shows progress. */
+export interface VerifyOptions {
+  /** Only these ids (default: every id the journal and a listable snapshot store have). */
+  readonly ids?: readonly string[];
+  /** Makes a progress bar for the number of ids; ticked once per id. */
+  readonly progress?: (ids: number) => ProgressBar;
 }
 
 /**
@@ -295,9 +304,10 @@ async function verifyId(
  * continuity checked here), every snapshot of every id (loadLatest walking down; corrupt ones come back
  * through the reporter), and whether each id could recover (a snapshot covers what was truncated).
  */
-export async function verifyStores(stores: OpenedStores, progress?: ProgressBar): Promise<VerifyResult> {
+export async function verifyStores(stores: OpenedStores, options: VerifyOptions = {}): Promise<VerifyResult> {
   const problems: Problem[] = [];
-  const ids = await allPersistenceIds(stores);
+  const ids = options.ids ? [...new Set(options.ids)].sort() : await allPersistenceIds(stores);
+  const progress = options.progress?.(ids.length);
   let events = 0;
   let snapshotsVerified = 0;
   // A few ids at a time: the backends' IO pools serve reads of different ids in parallel.
@@ -313,6 +323,9 @@ export async function verifyStores(stores: OpenedStores, progress?: ProgressBar)
   }
   progress?.finish();
   const notes: string[] = [];
+  perId.forEach((r, i) => {
+    if (!r.known) notes.push(`"${ids[i]}": no such id (no events, no snapshots)`);
+  });
   const corruptIds = new Set(
     problems.filter((p) => p.kind === 'journal-corrupted').map((p) => p.persistenceId),
   );

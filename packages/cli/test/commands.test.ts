@@ -103,6 +103,18 @@ describe.each(BACKENDS)('cairn commands on the %s backend', (backend) => {
     expect(text.stdout).toMatch(/^ids: 3\nevents: 57\noldest event: \d{4}-.*Z\nnewest event: /);
   });
 
+  test('verify of chosen ids only; an id that does not exist is noted', async () => {
+    const run = await cli('verify', 'acct-b', 'nobody', '--config', l.config, '--json');
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      ids: 2,
+      events: 12,
+      snapshotsVerified: 1,
+      notes: ['"nobody": no such id (no events, no snapshots)'],
+      ok: true,
+    });
+  });
+
   test('verify reports a snapshot that fails its checksum, names it, and exits 1', async () => {
     const work = await tempDir();
     try {
