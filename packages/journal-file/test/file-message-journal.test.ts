@@ -320,6 +320,62 @@ describe('FileMessageJournal', () => {
     });
   });
 
+  describe('failed writes', () => {
+    type Io = { run: (op: string, args: Record<string, unknown>, transfer?: boolean) => Promise<unknown> };
+    /** Makes the next `op` on the journal's IO pool write part of its frame (if any) and then fail. */
+    function failNext(journal: FileMessageJournal, ops: string[]): void {
+      const io = (journal as unknown as { io: Io }).io;
+      const real = io.run.bind(io);
+      const pending = new Set(ops);
+      io.run = async (op, args, transfer) => {
+        if (!pending.delete(op)) return real(op, args, transfer);
+        if (op === 'appendFrame') {
+          const bytes = args.bytes as Uint8Array;
+          await real(op, { ...args, bytes: bytes.subarray(0, Math.floor(bytes.length / 2)) }, false);
+        }
+        throw Object.assign(new Error(`EIO: simulated failure of ${op}`), { code: 'EIO' });
+      };
+    }
+
+    it('a commit that fails mid-write is cut off before the next one; nothing of it is ever read', async () => {
+      let journal = await open(dir);
+      await journal.appendBatch('a', ['one', 'two']);
+      failNext(journal, ['appendFrame']);
+      await expect(journal.appendBatch('a', ['lost-1', 'lost-2'])).rejects.toMatchObject({
+        code: 'ERR_STORAGE',
+      });
+      expect(await journal.highestSequenceNr('a')).toBe(2);
+      expect(await journal.append('a', 'three')).toBe(3);
+      await journal.close();
+      const { reports, reporter } = collectingReporter();
+      journal = await open(dir, { reporter });
+      expect(reports).toEqual([]);
+      expect((await collect(journal.readFrom('a', 1))).map((e) => e.message)).toEqual([
+        'one',
+        'two',
+        'three',
+      ]);
+      await journal.close();
+    });
+
+    it('when even the undo fails, the journal refuses further writes until reopened', async () => {
+      let journal = await open(dir);
+      await journal.append('a', 'one');
+      failNext(journal, ['appendFrame', 'truncateFile']);
+      await expect(journal.append('a', 'lost')).rejects.toMatchObject({ code: 'ERR_STORAGE' });
+      await expect(journal.append('b', 'refused')).rejects.toThrow(/reopen/);
+      expect((await collect(journal.readFrom('a', 1))).map((e) => e.message)).toEqual(['one']);
+      await journal.close();
+      // Reopening cuts the half-written commit as a torn tail: it was never acknowledged.
+      const { reports, reporter } = collectingReporter();
+      journal = await open(dir, { reporter });
+      expect(reports.map((r) => r.kind)).toEqual(['torn-tail-repaired']);
+      expect(await journal.append('b', 'accepted')).toBe(1);
+      expect((await collect(journal.readFrom('a', 1))).map((e) => e.message)).toEqual(['one']);
+      await journal.close();
+    });
+  });
+
   describe('corruption', () => {
     it('a flipped byte in a middle record fails reads of that id at that point, naming file, offset and seq', async () => {
       let journal = await open(dir);
