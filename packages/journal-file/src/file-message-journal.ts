@@ -482,6 +482,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   }
 
   private markCorrupt(entry: IdIndex, point: CorruptPoint): void {
+    if (point.sequenceNr < entry.lowWater) return; // truncated: never read
     if (!entry.corrupt || point.sequenceNr < entry.corrupt.sequenceNr) entry.corrupt = point;
   }
 

@@ -97,6 +97,8 @@ export class IdIndex {
   raiseLowWater(mark: number): number[] {
     if (mark <= this.lowWater) return [];
     this.lowWater = mark;
+    // A bad record now below the mark is truncated like the rest: reads no longer reach it.
+    if (this.corrupt && this.corrupt.sequenceNr < mark) this.corrupt = undefined;
     let drop = 0;
     while (drop < this.count && this.lastOf(drop) < mark) drop++;
     if (drop === 0) return [];

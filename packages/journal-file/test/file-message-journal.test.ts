@@ -431,6 +431,24 @@ describe('FileMessageJournal', () => {
       await journal.close();
     });
 
+    it('truncating past a corrupt record makes the id readable again, also after reopen', async () => {
+      let journal = await open(dir);
+      for (let i = 0; i < 4; i++) await journal.append('a', `a${i}`);
+      await journal.append('b', 'other');
+      await journal.close();
+      const [file] = segmentFiles(dir);
+      const target = recordsOf(file!).find((r) => r.persistenceId === 'a' && r.sequenceNr === 2)!;
+      flipByteAt(file!, target.payloadOffset);
+      journal = await open(dir, { reporter: () => undefined });
+      await expect(collect(journal.readFrom('a', 1))).rejects.toMatchObject({ sequenceNr: 2 });
+      await journal.truncateBefore('a', 3);
+      expect((await collect(journal.readFrom('a', 1))).map((e) => e.message)).toEqual(['a2', 'a3']);
+      await journal.close();
+      journal = await open(dir, { reporter: () => undefined });
+      expect((await collect(journal.readFrom('a', 1))).map((e) => e.message)).toEqual(['a2', 'a3']);
+      await journal.close();
+    });
+
     it('corruption in a sealed segment is caught when read, with file, offset and seq', async () => {
       let journal = await open(dir, { segmentSize: 4096 });
       for (let i = 0; i < 30; i++) await journal.append('a', { i, pad: 'x'.repeat(100) });
