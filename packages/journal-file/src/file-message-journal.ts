@@ -46,6 +46,8 @@ export interface FileMessageJournalOptions extends JournalOptions {
    * or deleted. Default true: an acknowledged append survives a crash and a power loss.
    * false: an append is acknowledged once the OS has it; a process crash loses nothing, but a power
    * loss may lose the unsynced tail (never older data). Roughly 10x the throughput on slow disks.
+   * The rare operations that rewrite or account for older data (creating a segment, the checkpoint, a
+   * compacted segment) are synced in both modes: skipping those could lose old data, not just the tail.
    */
   readonly fsync?: boolean;
   /**
@@ -463,7 +465,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       dir: this.dir,
       file,
       header: encodeSegmentHeader(number),
-      sync: this.fsync,
+      sync: true, // always: see FileMessageJournalOptions.fsync
     });
     const segment = this.addSegment(number, file);
     segment.fd = fd;
@@ -638,7 +640,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
         segments: segments.sort((a, b) => a - b),
         through: this.active.number,
       }),
-      sync: this.fsync,
+      sync: true, // always: see FileMessageJournalOptions.fsync
     });
   }
 
@@ -736,7 +738,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
         indexFile: path.join(this.dir, indexFileName(segment.number)),
         segment: segment.number,
         bytes,
-        sync: this.fsync,
+        sync: true, // always: see FileMessageJournalOptions.fsync
       },
       true,
     );
