@@ -65,10 +65,16 @@ export async function copyCommand(opts: CopyCommandOptions, json: boolean, out: 
       if (!(await isFile(opts.fromDump!))) throw new UsageError(`--from-dump ${opts.fromDump}: no such file`);
       const dump = await DumpReader.open(opts.fromDump!);
       closers.push(() => dump.close());
+      if (dump.notCopied.length > 0) {
+        line(
+          out.stderr,
+          `note: the copy that wrote ${opts.fromDump} left out ${dump.notCopied.map((id) => JSON.stringify(id)).join(', ')}`,
+        );
+      }
       source = dumpAsSource(dump);
     }
     let target: CopyTarget;
-    let readBack: () => Promise<CopySource>;
+    let readBack: (notCopied: string[]) => Promise<CopySource>;
     let dumpWriter: DumpWriter | undefined;
     if (targetConfig) {
       const opened = await openStores({
@@ -92,8 +98,8 @@ export async function copyCommand(opts: CopyCommandOptions, json: boolean, out: 
           `note: cut ${writer.tornBytesRemoved} byte(s) of a line torn by an interrupted copy off ${opts.toDump}`,
         );
       }
-      readBack = async () => {
-        await writer.close();
+      readBack = async (notCopied) => {
+        await writer.finish(notCopied);
         const dump = await DumpReader.open(opts.toDump!);
         closers.push(() => dump.close());
         return dumpAsSource(dump);
@@ -103,7 +109,13 @@ export async function copyCommand(opts: CopyCommandOptions, json: boolean, out: 
       progress: (ids) => new ProgressBar(out.stderr, 'copying', ids),
       ...(opts.chunk === undefined ? {} : { chunkSize: opts.chunk }),
     });
-    const verification = await verifyCopy(source, await readBack(), copied.ids, dumpWriter !== undefined);
+    const leftOut = copied.ids.filter((i) => i.notCopied !== undefined).map((i) => i.persistenceId);
+    const verification = await verifyCopy(
+      source,
+      await readBack(leftOut),
+      copied.ids,
+      dumpWriter !== undefined,
+    );
     // A target that fails to close (its last sync) is not known to hold the copy.
     const closeErrors = await closeAll(closers);
     if (closeErrors.length > 0) throw closeErrors[0];

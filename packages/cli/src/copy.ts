@@ -277,13 +277,29 @@ async function copyId(
           copied += chunk.length;
           chunk = [];
         };
-        for await (const e of source.readFrom(id, Math.max(first.sequenceNr, already + 1), {
-          toSequenceNr: sourceHighest,
-        })) {
-          chunk.push(e);
-          if (chunk.length >= chunkSize) await flush();
+        // Read errors (corrupt source records) are held until the good events before them are written.
+        let readError: unknown;
+        const events = source
+          .readFrom(id, Math.max(first.sequenceNr, already + 1), { toSequenceNr: sourceHighest })
+          [Symbol.asyncIterator]();
+        try {
+          for (;;) {
+            let next: IteratorResult<JournalEntry>;
+            try {
+              next = await events.next();
+            } catch (e) {
+              readError = e;
+              break;
+            }
+            if (next.done) break;
+            chunk.push(next.value);
+            if (chunk.length >= chunkSize) await flush();
+          }
+        } finally {
+          await events.return?.();
         }
         await flush();
+        if (readError !== undefined) throw readError;
         if (target.keepsNumbering) await target.markHighest(id, sourceHighest);
       } catch (e) {
         problems.push(problemOf(e, id));

@@ -53,7 +53,8 @@ type DumpLine =
       state: string;
       crc: number;
     }
-  | { type: 'highest'; persistenceId: string; sequenceNr: number };
+  | { type: 'highest'; persistenceId: string; sequenceNr: number }
+  | { type: 'end'; events: number; snapshots: number; notCopied?: string[] };
 
 interface StoredItem {
   readonly sequenceNr: number;
@@ -98,6 +99,13 @@ interface ParsedDump {
   /** Bytes of whole lines; a torn last line (no newline: a writer was interrupted) starts here. */
   readonly wholeBytes: number;
   readonly tornBytes: number;
+  /** Event and snapshot lines read. */
+  readonly eventLines: number;
+  readonly snapshotLines: number;
+  /** Where the end line starts, when the dump was finished (it is then the last line). */
+  readonly endAt: number | undefined;
+  /** The ids the copy that wrote the dump left out (listed in its end line). */
+  readonly notCopied: string[];
 }
 
 async function parseDump(file: string, allowTornTail: boolean): Promise<ParsedDump> {
@@ -106,6 +114,10 @@ async function parseDump(file: string, allowTornTail: boolean): Promise<ParsedDu
   let pending: Buffer = Buffer.alloc(0);
   let offset = 0;
   let lineNumber = 0;
+  let eventLines = 0;
+  let snapshotLines = 0;
+  let endAt: number | undefined;
+  const notCopied: string[] = [];
   const corrupt = (reason: string, at: number, persistenceId?: string, sequenceNr?: number) =>
     new JournalCorruptedError({
       file,
@@ -131,7 +143,24 @@ async function parseDump(file: string, allowTornTail: boolean): Promise<ParsedDu
       }
       return;
     }
+    if (endAt !== undefined) throw corrupt('a line after the end line', at);
     const line = parsed as Partial<DumpLine> & Record<string, unknown>;
+    if (line.type === 'end') {
+      const { events, snapshots } = line as { events?: unknown; snapshots?: unknown };
+      // Every line carries its own CRC, but a line lost whole (or a dump cut between lines) is only
+      // visible in the totals the writer recorded when it finished.
+      if (events !== eventLines || snapshots !== snapshotLines) {
+        throw corrupt(
+          `the end line counts ${String(events)} event(s) and ${String(snapshots)} snapshot(s), ` +
+            `the dump holds ${eventLines} and ${snapshotLines}: lines are missing`,
+          at,
+        );
+      }
+      endAt = at;
+      const left = (line as { notCopied?: unknown }).notCopied;
+      if (Array.isArray(left)) notCopied.push(...left.filter((x): x is string => typeof x === 'string'));
+      return;
+    }
     const { persistenceId, sequenceNr } = line;
     if (
       typeof persistenceId !== 'string' ||
@@ -167,13 +196,17 @@ async function parseDump(file: string, allowTornTail: boolean): Promise<ParsedDu
     }
     const item = { sequenceNr: seq, timestamp: line.timestamp as number, payload };
     if (line.type === 'snapshot') {
+      snapshotLines++;
       id.snapshots.set(seq, item);
       return;
     }
+    eventLines++;
     const previous = id.events.at(-1)?.sequenceNr;
-    if (previous !== undefined && seq <= previous) {
+    if (previous !== undefined && seq !== previous + 1) {
       throw corrupt(
-        `event ${seq} after event ${previous} (repeated or out of order)`,
+        seq <= previous
+          ? `event ${seq} after event ${previous} (repeated or out of order)`
+          : `event ${seq} after event ${previous}: sequenceNr ${previous + 1}..${seq - 1} missing`,
         at,
         persistenceId,
         seq,
@@ -204,7 +237,21 @@ async function parseDump(file: string, allowTornTail: boolean): Promise<ParsedDu
   } else if (lineNumber === 0) {
     if (!allowTornTail) throw corrupt('empty file, not a Cairn dump', 0);
   }
-  return { ids, wholeBytes: offset, tornBytes: pending.length };
+  if (!allowTornTail && endAt === undefined) {
+    throw corrupt(
+      'no end line: the copy that wrote this dump did not finish; run it again to complete it',
+      offset,
+    );
+  }
+  return {
+    ids,
+    wholeBytes: offset,
+    tornBytes: pending.length,
+    eventLines,
+    snapshotLines,
+    endAt,
+    notCopied,
+  };
 }
 
 /**
@@ -216,11 +263,17 @@ export class DumpReader {
   private constructor(
     readonly file: string,
     private readonly ids: Map<string, DumpedId>,
+    /** Ids the copy that wrote this dump left out, with their reasons reported then. */
+    readonly notCopied: readonly string[],
   ) {}
 
+  /**
+   * Loads and checks a finished dump: every line's CRC, each id's events consecutive, and the totals of
+   * the end line (a dump without one was not finished, and is refused).
+   */
   static async open(file: string): Promise<DumpReader> {
-    const { ids } = await parseDump(file, false);
-    return new DumpReader(file, ids);
+    const { ids, notCopied } = await parseDump(file, false);
+    return new DumpReader(file, ids, notCopied);
   }
 
   async *persistenceIds(): AsyncGenerator<string> {
@@ -304,6 +357,8 @@ export class DumpWriter {
   }
 
   private closing: Promise<void> | undefined;
+  private eventLines = 0;
+  private snapshotLines = 0;
   /** Bytes known to be on disk. */
   private syncedAt: number;
 
@@ -327,9 +382,11 @@ export class DumpWriter {
       return new DumpWriter(file, handle, new Map(), parsed?.tornBytes ?? 0, header.length);
     }
     const handle = await open(file, 'r+');
+    // A finished dump being extended: its end line goes, a new one is written when this run finishes.
+    const keep = parsed.endAt ?? parsed.wholeBytes;
     try {
-      if (parsed.tornBytes > 0) {
-        await handle.truncate(parsed.wholeBytes);
+      if (parsed.tornBytes > 0 || keep < parsed.wholeBytes) {
+        await handle.truncate(keep);
         await handle.sync();
       }
     } catch (e) {
@@ -338,7 +395,10 @@ export class DumpWriter {
     }
     // Resuming needs each id's highest and last event (to check the source continues it), not every payload.
     for (const data of parsed.ids.values()) data.events = data.events.slice(-1);
-    return new DumpWriter(file, handle, parsed.ids, parsed.tornBytes, parsed.wholeBytes);
+    const writer = new DumpWriter(file, handle, parsed.ids, parsed.tornBytes, keep);
+    writer.eventLines = parsed.eventLines;
+    writer.snapshotLines = parsed.snapshotLines;
+    return writer;
   }
 
   private idData(persistenceId: string): DumpedId {
@@ -398,6 +458,7 @@ export class DumpWriter {
       text += encodeItem('event', persistenceId, e.sequenceNr, e.timestamp, e.message);
     }
     await this.append(text);
+    this.eventLines += entries.length;
     data.highest = previous;
     if (last) {
       const payload = Buffer.from(msgpackSerializer.encode(last.message));
@@ -418,6 +479,7 @@ export class DumpWriter {
   }
 
   async saveSnapshot(entry: SnapshotEntry): Promise<void> {
+    this.snapshotLines++;
     await this.append(
       encodeItem('snapshot', entry.persistenceId, entry.sequenceNr, entry.timestamp, entry.state),
     );
@@ -438,6 +500,18 @@ export class DumpWriter {
     if (this.position - this.syncedAt < SYNC_EVERY_BYTES) return;
     await this.handle.sync();
     this.syncedAt = this.position;
+  }
+
+  /**
+   * Marks the dump complete: an end line with the number of event and snapshot lines, which a reader
+   * checks (a dump without it, or with other totals, is refused), and the ids the copy left out
+   * (`notCopied`, so a restore from it can say what it lacks). Then syncs and closes.
+   */
+  async finish(notCopied: readonly string[] = []): Promise<void> {
+    await this.append(
+      `${JSON.stringify({ type: 'end', events: this.eventLines, snapshots: this.snapshotLines, notCopied })}\n`,
+    );
+    await this.close();
   }
 
   /** Syncs and closes the file. Idempotent. */

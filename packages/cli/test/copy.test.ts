@@ -245,6 +245,63 @@ describe('cairn copy', () => {
     ).toBe(false);
   });
 
+  test('a dump that was not finished, or lost a whole line, is refused as a source', async () => {
+    const file = await layout(root.dir, 'file');
+    await makeData(file);
+    const dump = path.join(root.dir, 'all.jsonl');
+    await cli('copy', '--from', file.config, '--to-dump', dump);
+    const lines = (await readFile(dump, 'utf8')).split('\n');
+    expect(JSON.parse(lines.at(-2)!)).toEqual({ type: 'end', events: 57, snapshots: 4, notCopied: [] });
+    const target = await layout(root.dir, 'lmdb');
+    const refuse = async (text: string, reason: RegExp) => {
+      const broken = path.join(root.dir, 'broken.jsonl');
+      await writeFile(broken, text);
+      const run = await cli('copy', '--from-dump', broken, '--to', target.config);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(reason);
+    };
+    // Killed between two ids: every line whole, but no end line.
+    await refuse(
+      `${lines.slice(0, 20).join('\n')}\n`,
+      /no end line: the copy that wrote this dump did not finish/,
+    );
+    // An event line gone: acct-a's events are no longer consecutive.
+    const event5 = lines.findIndex((l) => l.includes('"persistenceId":"acct-a","sequenceNr":5,'));
+    await refuse(
+      lines.filter((_, i) => i !== event5).join('\n'),
+      /line \d+: event 6 after event 4: sequenceNr 5\.\.5 missing/,
+    );
+    // A snapshot line gone: only the end line's totals show it.
+    const snapshot = lines.findIndex((l) => l.startsWith('{"type":"snapshot"'));
+    await refuse(
+      lines.filter((_, i) => i !== snapshot).join('\n'),
+      /the end line counts 57 event\(s\) and 4 snapshot\(s\), the dump holds 57 and 3: lines are missing/,
+    );
+    expect(
+      await stat(target.journal).then(
+        () => true,
+        () => false,
+      ),
+    ).toBe(false);
+  });
+
+  test('a dump records the ids its copy left out, and a restore from it says so', async () => {
+    const file = await layout(root.dir, 'file');
+    await makeData(file);
+    const segment = path.join(file.journal, '0000000000000001.log');
+    const [at] = await offsetsOf(segment, 'MARK-acct-b-7-END');
+    await flipByte(segment, { offset: at! + 5 });
+    const dump = path.join(root.dir, 'all.jsonl');
+    const written = await cli('copy', '--from', file.config, '--to-dump', dump, '--json');
+    expect(written.code).toBe(1);
+    expect(byId(JSON.parse(written.stdout))['acct-b']!.notCopied).toMatch(
+      /copying stopped after sequenceNr 6/,
+    );
+    const target = await layout(root.dir, 'lmdb');
+    const restored = await cli('copy', '--from-dump', dump, '--to', target.config);
+    expect(restored.stderr).toContain(`note: the copy that wrote ${dump} left out "acct-b"`);
+  });
+
   test('a corrupt source snapshot is a problem: the older one is copied, the copy exits 1', async () => {
     const lmdb = await layout(root.dir, 'lmdb');
     await makeData(lmdb);
