@@ -250,10 +250,15 @@ async function copyId(
     problems.push(problemOf(e, id));
     notCopied = `its first event cannot be read: ${(e as Error).message}`;
   }
-  const diverged =
-    notCopied === undefined && first !== undefined && already <= sourceHighest
-      ? await divergence(source, target, id, already, first)
-      : undefined;
+  let diverged: string | undefined;
+  if (notCopied === undefined && first !== undefined && already <= sourceHighest) {
+    try {
+      diverged = await divergence(source, target, id, already, first);
+    } catch (e) {
+      problems.push(problemOf(e, id));
+      diverged = `the target's event ${already} cannot be compared with the source's: ${(e as Error).message}`;
+    }
+  }
   if (notCopied === undefined) {
     if (already > sourceHighest) {
       notCopied = `the target is ahead (highestSequenceNr ${already} there, ${sourceHighest} in the source)`;

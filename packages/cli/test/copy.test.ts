@@ -188,6 +188,29 @@ describe('cairn copy', () => {
     await after.close();
   });
 
+  test('does not resume onto a target whose last event is corrupt; the other ids are copied', async () => {
+    const file = await layout(root.dir, 'file');
+    await makeData(file);
+    const lmdb = await layout(root.dir, 'lmdb');
+    const target = await openData(lmdb);
+    await target.journal.appendBatch(
+      'acct-a',
+      Array.from({ length: 12 }, (_, i) => eventOf('acct-a', i + 1)),
+    );
+    await target.close();
+    const data = path.join(lmdb.journal, 'data.mdb');
+    for (const at of await offsetsOf(data, 'MARK-acct-a-12-END')) await flipByte(data, { offset: at + 5 });
+    const run = await cli('copy', '--from', file.config, '--to', lmdb.config, '--json');
+    expect(run.code).toBe(1);
+    const result: CopyJson = JSON.parse(run.stdout);
+    expect(byId(result)['acct-a']!.notCopied).toMatch(/the target's event 12 cannot be compared/);
+    expect(byId(result)['acct-a']!.eventsCopied).toBe(0);
+    expect(result.problems).toContainEqual(
+      expect.objectContaining({ kind: 'journal-corrupted', persistenceId: 'acct-a', sequenceNr: 12 }),
+    );
+    expect(byId(result)['acct-b']).toMatchObject({ eventsCopied: 12, snapshotsCopied: 1 });
+  });
+
   test('resumes a dump whose last line an interruption tore', async () => {
     const file = await layout(root.dir, 'file');
     await makeData(file);
