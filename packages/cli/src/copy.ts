@@ -52,7 +52,7 @@ export interface CopyTarget {
   markHighest(persistenceId: string, highest: number): Promise<void>;
   hasSnapshot(persistenceId: string, sequenceNr: number, state: unknown): Promise<boolean>;
   saveSnapshot(entry: SnapshotEntry): Promise<void>;
-  /** Called after each id: makes what was written durable. */
+  /** Called after each id: a dump syncs there once a few MiB are unsynced (a journal's appends already are). */
   idDone(persistenceId: string): Promise<void>;
 }
 
