@@ -132,6 +132,13 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
   protected abstract _persistenceIds(): AsyncIterable<string>;
   /** Releases everything; called once, after pending writes settled and no read is mid-pull. */
   protected abstract _close(): Promise<void>;
+  /**
+   * Optional: the id's truncation low-water mark (the lowest sequenceNr a read may still return; 1 when
+   * nothing was truncated). With it, the core tells a sequenceNr that truncation removed from one that is
+   * missing (a lost page, a damaged index): a missing one rejects the read with JournalCorruptedError
+   * instead of being skipped silently.
+   */
+  protected _lowWaterMark?(persistenceId: string): Promise<number>;
   /** Where a record lives, for corruption reports. Backends with files override this. */
   protected _locate(
     persistenceId: string,
@@ -182,51 +189,12 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
     return events.map((e) => e.sequenceNr);
   }
 
-  async *readFrom(
+  readFrom(
     persistenceId: string,
     fromSequenceNr: number,
     options?: ReadOptions,
-  ): AsyncGenerator<JournalEntry<M>, void, undefined> {
-    this.checkOpen();
-    checkPersistenceId(persistenceId);
-    checkSequenceNr(fromSequenceNr, 'fromSequenceNr');
-    checkOptionalObject(options, 'options');
-    const to = options?.toSequenceNr ?? Number.MAX_SAFE_INTEGER;
-    const max = options?.max ?? Number.MAX_SAFE_INTEGER;
-    checkSequenceNr(to, 'toSequenceNr');
-    checkCount(max, 'max');
-    if (max === 0 || to < fromSequenceNr) return;
-    await this.writesIssued(persistenceId);
-
-    const pages = this._read(persistenceId, fromSequenceNr, to, max)[Symbol.asyncIterator]();
-    let served = 0;
-    let previous = fromSequenceNr - 1;
-    try {
-      while (served < max) {
-        const page = await this.pull(pages);
-        if (page.done) return;
-        for (const stored of page.value) {
-          if (stored.sequenceNr <= previous || stored.sequenceNr > to) {
-            throw new JournalCorruptedError({
-              persistenceId,
-              sequenceNr: stored.sequenceNr,
-              ...this._locate(persistenceId, stored.sequenceNr),
-              reason: `sequenceNr ${stored.sequenceNr} out of order after ${previous}`,
-            });
-          }
-          previous = stored.sequenceNr;
-          yield {
-            persistenceId,
-            sequenceNr: stored.sequenceNr,
-            timestamp: stored.timestamp,
-            message: this.decode(persistenceId, stored),
-          };
-          if (++served >= max) return;
-        }
-      }
-    } finally {
-      await pages.return?.();
-    }
+  ): AsyncIterable<JournalEntry<M>> {
+    return { [Symbol.asyncIterator]: () => this.reader(persistenceId, fromSequenceNr, options) };
   }
 
   async highestSequenceNr(persistenceId: string): Promise<number> {
@@ -294,6 +262,127 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
 
   // ---- internals ----
 
+  /**
+   * The iterator behind readFrom. Hand-written rather than an async generator: a replay serves millions
+   * of entries, and serving the entries of a page already in memory costs one resolved promise each here
+   * against several generator resumptions. Validation errors reject the first next(), like a generator's.
+   */
+  private reader(
+    persistenceId: string,
+    fromSequenceNr: number,
+    options?: ReadOptions,
+  ): AsyncIterator<JournalEntry<M>> {
+    const done: IteratorResult<JournalEntry<M>> = { done: true, value: undefined };
+    let to = 0;
+    let max = 0;
+    let invalid: unknown;
+    try {
+      this.checkOpen();
+      checkPersistenceId(persistenceId);
+      checkSequenceNr(fromSequenceNr, 'fromSequenceNr');
+      checkOptionalObject(options, 'options');
+      to = options?.toSequenceNr ?? Number.MAX_SAFE_INTEGER;
+      max = options?.max ?? Number.MAX_SAFE_INTEGER;
+      checkSequenceNr(to, 'toSequenceNr');
+      checkCount(max, 'max');
+    } catch (e) {
+      invalid = e;
+    }
+    let pages: AsyncIterator<readonly StoredEvent[]> | undefined;
+    let page: readonly StoredEvent[] = [];
+    let index = 0;
+    let served = 0;
+    let previous = fromSequenceNr - 1;
+    let highest = 0;
+    let finished = invalid === undefined && (max === 0 || to < fromSequenceNr);
+
+    const finish = async (): Promise<void> => {
+      if (finished && !pages) return;
+      finished = true;
+      const open = pages;
+      pages = undefined;
+      await open?.return?.();
+    };
+    const entry = (stored: StoredEvent): JournalEntry<M> => {
+      const gap = served > 0 && index > 1 && stored.sequenceNr > previous + 1;
+      if (gap || stored.sequenceNr <= previous || stored.sequenceNr > to) {
+        // For a gap, name the first missing number: that is what a reader lacks.
+        const at = gap ? previous + 1 : stored.sequenceNr;
+        throw new JournalCorruptedError({
+          persistenceId,
+          sequenceNr: at,
+          ...this._locate(persistenceId, at),
+          reason: gap
+            ? `sequenceNr ${previous + 1} to ${stored.sequenceNr - 1} missing inside one read`
+            : `sequenceNr ${stored.sequenceNr} out of order after ${previous}`,
+        });
+      }
+      previous = stored.sequenceNr;
+      served++;
+      return {
+        persistenceId,
+        sequenceNr: stored.sequenceNr,
+        timestamp: stored.timestamp,
+        message: this.decode(persistenceId, stored),
+      };
+    };
+    const fail = async (e: unknown): Promise<never> => {
+      await finish();
+      throw e;
+    };
+    const slow = async (): Promise<IteratorResult<JournalEntry<M>>> => {
+      if (invalid !== undefined) {
+        const e = invalid;
+        invalid = undefined;
+        finished = true;
+        throw e;
+      }
+      try {
+        if (!pages) {
+          await this.writesIssued(persistenceId);
+          // Only for telling a missing tail: a storage whose highest cannot be read still serves what it has.
+          highest = await this.highestSequenceNr(persistenceId).catch(() => 0);
+          pages = this._read(persistenceId, fromSequenceNr, to, max)[Symbol.asyncIterator]();
+        }
+        for (;;) {
+          const next = await this.pull(pages);
+          if (next.done) {
+            // Nothing more: fine if the range is exhausted, otherwise entries are missing at the end.
+            if (served < max) await this.checkMissing(persistenceId, previous + 1, Math.min(to, highest));
+            await finish();
+            return done;
+          }
+          page = next.value;
+          index = 0;
+          const first = page[0];
+          if (first && first.sequenceNr > previous + 1) {
+            await this.checkMissing(persistenceId, previous + 1, first.sequenceNr - 1);
+          }
+          if (page.length > 0) return { done: false, value: entry(page[index++]!) };
+        }
+      } catch (e) {
+        return fail(e);
+      }
+    };
+    return {
+      next: () => {
+        if (invalid !== undefined) return slow();
+        if (finished) return Promise.resolve(done);
+        if (served >= max) return finish().then(() => done);
+        if (index < page.length) {
+          if (this.lifecycle !== 'open') return fail(new JournalClosedError('journal'));
+          try {
+            return Promise.resolve({ done: false, value: entry(page[index++]!) });
+          } catch (e) {
+            return fail(e);
+          }
+        }
+        return slow();
+      },
+      return: () => finish().then(() => done),
+    };
+  }
+
   protected checkOpen(): void {
     if (this.lifecycle !== 'open') throw new JournalClosedError('journal');
   }
@@ -322,6 +411,23 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
       const id = items.find((q) => q.key === state)!.write.persistenceId;
       if (this.ids.get(id) === state) this.ids.delete(id);
     }
+  }
+
+  /**
+   * Sequence numbers `from`..`to` were expected but not read. Truncation explains those below the
+   * low-water mark; any other missing number is corruption, named, never skipped.
+   */
+  private async checkMissing(persistenceId: string, from: number, to: number): Promise<void> {
+    if (from > to || !this._lowWaterMark) return;
+    const lowWater = await this.storage(() => this._lowWaterMark!(persistenceId), 'read');
+    const missing = Math.max(from, lowWater);
+    if (missing > to) return;
+    throw new JournalCorruptedError({
+      persistenceId,
+      sequenceNr: missing,
+      ...this._locate(persistenceId, missing),
+      reason: `sequenceNr ${missing} is missing: the journal's highest is at least ${to} and nothing below ${lowWater} was truncated`,
+    });
   }
 
   /** Resolves when every append of the id issued before the call has settled (including one still loading the id's state). */

@@ -10,6 +10,8 @@ import { MemoryFaults } from './memory-faults';
 interface MemoryLog {
   events: StoredEvent[];
   highest: number;
+  /** Everything below this was truncated. */
+  lowWater: number;
 }
 
 /**
@@ -57,7 +59,7 @@ export class MemoryMessageJournal<M = unknown> extends AbstractMessageJournal<M>
     for (const { persistenceId, events } of writes) {
       let log = this.store.logs.get(persistenceId);
       if (!log) {
-        log = { events: [], highest: 0 };
+        log = { events: [], highest: 0, lowWater: 1 };
         this.store.logs.set(persistenceId, log);
       }
       for (const e of events) log.events.push(e);
@@ -90,7 +92,13 @@ export class MemoryMessageJournal<M = unknown> extends AbstractMessageJournal<M>
 
   protected async _truncateBefore(persistenceId: string, sequenceNr: number): Promise<void> {
     const log = this.store.logs.get(persistenceId);
-    if (log) log.events = log.events.slice(lowerBound(log.events, sequenceNr));
+    if (!log) return;
+    log.events = log.events.slice(lowerBound(log.events, sequenceNr));
+    log.lowWater = Math.max(log.lowWater, sequenceNr);
+  }
+
+  protected override async _lowWaterMark(persistenceId: string): Promise<number> {
+    return this.store.logs.get(persistenceId)?.lowWater ?? 1;
   }
 
   protected async *_persistenceIds(): AsyncGenerator<string> {

@@ -204,3 +204,55 @@ describe('options', () => {
     await second.close();
   });
 });
+
+describe('missing sequence numbers are corruption, never skipped', () => {
+  async function journalWith(count: number) {
+    const journal = await MemoryMessageJournal.open();
+    await journal.appendBatch(
+      'x',
+      Array.from({ length: count }, (_, i) => i + 1),
+    );
+    return journal;
+  }
+  const logOf = (journal: MemoryMessageJournal) => journal.store.logs.get('x')!;
+
+  it('a hole in the middle rejects the read at the first missing number', async () => {
+    const journal = await journalWith(10);
+    logOf(journal).events.splice(4, 2); // 5 and 6 vanish behind the journal's back
+    const served: number[] = [];
+    const error = await (async () => {
+      for await (const e of journal.readFrom('x', 1)) served.push(e.sequenceNr);
+    })().catch((e: unknown) => e);
+    expect(served).toEqual([1, 2, 3, 4]);
+    expect(error).toMatchObject({ code: 'ERR_JOURNAL_CORRUPTED', persistenceId: 'x', sequenceNr: 5 });
+    await journal.close();
+  });
+
+  it('a missing tail rejects the read', async () => {
+    const journal = await journalWith(10);
+    logOf(journal).events.splice(8, 2);
+    await expect(collect(journal.readFrom('x', 1))).rejects.toMatchObject({ sequenceNr: 9 });
+    await expect(collect(journal.readFrom('x', 9))).rejects.toMatchObject({ sequenceNr: 9 });
+    // A range that stops before the damage reads fine.
+    expect((await collect(journal.readFrom('x', 1, { toSequenceNr: 8 }))).length).toBe(8);
+    await journal.close();
+  });
+
+  it('a gap across pages is caught as well', async () => {
+    const journal = await journalWith(700);
+    logOf(journal).events.splice(255, 1); // the first entry of the second 256-entry page
+    await expect(collect(journal.readFrom('x', 1))).rejects.toMatchObject({ sequenceNr: 256 });
+    await journal.close();
+  });
+
+  it('numbers removed by truncation are not reported missing', async () => {
+    const journal = await journalWith(10);
+    await journal.truncateBefore('x', 4);
+    expect((await collect(journal.readFrom('x', 1))).map((e) => e.sequenceNr)).toEqual([
+      4, 5, 6, 7, 8, 9, 10,
+    ]);
+    await journal.truncateBefore('x', Number.MAX_SAFE_INTEGER);
+    expect(await collect(journal.readFrom('x', 1))).toEqual([]);
+    await journal.close();
+  });
+});

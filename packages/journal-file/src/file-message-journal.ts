@@ -1023,6 +1023,10 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     }
   }
 
+  protected override async _lowWaterMark(persistenceId: string): Promise<number> {
+    return this.index.get(persistenceId)?.lowWater ?? 1;
+  }
+
   protected override _locate(
     persistenceId: string,
     sequenceNr: number,

@@ -176,7 +176,7 @@ export class LmdbEnvironment {
 
   /**
    * For every id in the journal database that has no metadata entry, records its last key as its
-   * highest. Visits each id once: after reading an id's last key it jumps past all its keys.
+   * highest and its first key as its low-water mark. Visits each id once: after reading an id's last key it jumps past all its keys.
    */
   private initialiseMetadataFromJournal(): number {
     let count = 0;
@@ -197,7 +197,9 @@ export class LmdbEnvironment {
       const highest = last === undefined ? 0 : (decodeEntryKey(last)?.sequenceNr ?? 0);
       const key = metadataKey(decoded.persistenceId);
       if (this.metadata.get(key) === undefined) {
-        this.metadata.putSync(key, encodeIdMetadata(key, { highest, lowWater: 0 }));
+        // A legacy journal deleted old entries without a mark: its first surviving key is the low-water mark,
+        // so the numbers below it read as truncated, not as missing.
+        this.metadata.putSync(key, encodeIdMetadata(key, { highest, lowWater: decoded.sequenceNr }));
         count++;
       }
       start = end;

@@ -259,6 +259,10 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     await this.env?.release();
   }
 
+  protected override async _lowWaterMark(persistenceId: string): Promise<number> {
+    return Math.max(1, this.readMetadata(persistenceId)?.lowWater ?? 1);
+  }
+
   protected override _locate(
     persistenceId: string,
     sequenceNr: number,
