@@ -128,7 +128,7 @@ export async function directoryStats(config: StoreConfig | undefined): Promise<D
     const name = path.basename(file);
     if (/^\d{16}\.log$/.test(name)) segments++;
     else if (/^\d{16}\.idx$/.test(name)) segmentIndexes++;
-    else if (/\.snap$/.test(name)) snapshotFiles++;
+    else if (/\.snapshot$/.test(name)) snapshotFiles++;
     else if (name === 'data.mdb') lmdbDataBytes = size;
   });
   return {

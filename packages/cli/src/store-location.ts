@@ -30,7 +30,7 @@ const SEGMENT_FILE = /^\d{16}\.log$/;
 const LMDB_DATA_FILE = 'data.mdb';
 /** FileSnapshotStore's temp directory (TEMP_DIRECTORY in @cairn/snapshot): present once a store was opened. */
 const SNAPSHOT_TEMP_DIRECTORY = '.tmp';
-const SNAPSHOT_FILE = /^\d{16}-\d{16}\.snap$/;
+const SNAPSHOT_FILE = /^\d{16}-\d{16}\.snapshot$/;
 
 async function entriesOf(dir: string, flag: string): Promise<string[]> {
   let info: Awaited<ReturnType<typeof stat>>;
@@ -62,7 +62,7 @@ export async function detectJournalBackend(dir: string, flag = '--journal'): Pro
 
 /**
  * The backend of a snapshot directory: LMDB keeps data.mdb, FileSnapshotStore its `.tmp` directory and
- * one directory of `<sequenceNr>-<timestamp>.snap` files per persistenceId.
+ * one directory of `<sequenceNr>-<timestamp>.snapshot` files per persistenceId.
  */
 export async function detectSnapshotBackend(dir: string, flag = '--snapshots'): Promise<DetectedBackend> {
   const entries = await entriesOf(dir, flag);
@@ -73,7 +73,7 @@ export async function detectSnapshotBackend(dir: string, flag = '--snapshots'): 
     if (files.some((f) => SNAPSHOT_FILE.test(f))) return 'file';
   }
   throw new UsageError(
-    `${flag} ${dir}: not a Cairn snapshot store (no data.mdb for lmdb, no .tmp directory or *.snap files for the file store)`,
+    `${flag} ${dir}: not a Cairn snapshot store (no data.mdb for lmdb, no .tmp directory or *.snapshot files for the file store)`,
   );
 }
 

@@ -53,11 +53,12 @@ const MAX_READY_DIRECTORIES = 100_000;
 /** Where temp files are written before they are renamed into a persistenceId's directory. */
 export const TEMP_DIRECTORY = '.tmp';
 const SEQUENCE_DIGITS = 16; // Number.MAX_SAFE_INTEGER has 16 digits
-const SNAPSHOT_FILE = /^(\d{16})-(\d{16})\.snap$/;
+const SNAPSHOT_FILE = /^(\d{16})-(\d{16})\.snapshot$/;
 
-/** `<sequenceNr>-<timestamp>.snap`, both zero-padded to 16 digits, so names sort by sequenceNr. */
+// Not `.snap`: jest treats every *.snap file under its roots as a (possibly obsolete) test snapshot.
+/** `<sequenceNr>-<timestamp>.snapshot`, both zero-padded to 16 digits, so names sort by sequenceNr. */
 export function snapshotFileName(sequenceNr: number, timestamp: number): string {
-  return `${String(sequenceNr).padStart(SEQUENCE_DIGITS, '0')}-${String(timestamp).padStart(SEQUENCE_DIGITS, '0')}.snap`;
+  return `${String(sequenceNr).padStart(SEQUENCE_DIGITS, '0')}-${String(timestamp).padStart(SEQUENCE_DIGITS, '0')}.snapshot`;
 }
 
 /** The sequenceNr and timestamp a snapshot file name carries, or undefined for any other name. */
@@ -73,7 +74,7 @@ export function parseSnapshotFileName(name: string): SnapshotMetadata | undefine
 
 /**
  * Snapshots as files: one directory per persistenceId (a reversible, collision-free encoding of the id,
- * see persistence-id-directory.ts), one file per snapshot named `<sequenceNr>-<timestamp>.snap`, so that
+ * see persistence-id-directory.ts), one file per snapshot named `<sequenceNr>-<timestamp>.snapshot`, so that
  * listing and criteria need only the directory, and each file one checksummed envelope (envelope.ts).
  *
  * Why a crash never leaves a torn or half-replaced snapshot visible: a save writes the envelope to a temp
@@ -228,7 +229,7 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
         // when the directory existed: an earlier process may have died between its mkdir and that fsync.
         syncDirectoryEntry: firstSave,
         // Saving again at a sequenceNr replaces: the file of another timestamp goes once this one is in.
-        supersedes: `^${String(snapshot.sequenceNr).padStart(SEQUENCE_DIGITS, '0')}-\\d{16}\\.snap$`,
+        supersedes: `^${String(snapshot.sequenceNr).padStart(SEQUENCE_DIGITS, '0')}-\\d{16}\\.snapshot$`,
       },
       transfer: true, // the envelope is ours alone: hand it to the thread without a copy
     });

@@ -14,7 +14,7 @@ const sample: StoredSnapshot = {
   serializerId: 1,
   payload: Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
 };
-const file = { file: '/data/snapshots/account-42/00001000.snap' };
+const file = { file: '/data/snapshots/account-42/00001000.snapshot' };
 
 function corruptionOf(
   bytes: Uint8Array,

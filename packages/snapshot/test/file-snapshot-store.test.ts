@@ -49,7 +49,7 @@ function snapshotFiles(persistenceId: string): string[] {
   return fs.existsSync(dir)
     ? fs
         .readdirSync(dir)
-        .filter((n) => n.endsWith('.snap'))
+        .filter((n) => n.endsWith('.snapshot'))
         .sort()
     : [];
 }

@@ -140,11 +140,11 @@ describe('IoPool', () => {
     const ours = atomicWriteTempName();
     const dead = '.999999999.0123456789abcdef.tmp'; // above any pid_max
     const live = `.${process.ppid}.0123456789abcdef.tmp`;
-    for (const name of [ours, dead, live, 'data.snap', '.other.tmp'])
+    for (const name of [ours, dead, live, 'data.snapshot', '.other.tmp'])
       fs.writeFileSync(path.join(dir, name), '');
     const removed = await pool.run({ op: 'removeStaleTempFiles', args: { path: dir } });
     expect(removed.sort()).toEqual([ours, dead].sort());
-    expect(fs.readdirSync(dir).sort()).toEqual([live, '.other.tmp', 'data.snap'].sort());
+    expect(fs.readdirSync(dir).sort()).toEqual([live, '.other.tmp', 'data.snapshot'].sort());
   });
 
   it('copies buffers by default and hands them over (detached) with transfer: true', async () => {
