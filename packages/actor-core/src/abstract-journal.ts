@@ -182,11 +182,59 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
       serializerId: this.serializer.id,
       payload,
     }));
+    await this.enqueue(state, persistenceId, events);
+    return events.map((e) => e.sequenceNr);
+  }
+
+  /** Numbers the id's events as taken and queues them for the next group commit; settles with that commit. */
+  private enqueue(state: IdState, persistenceId: string, events: readonly StoredEvent[]): Promise<void> {
     state.assigned += events.length;
     const committed = this.commitQueue().enqueue(state, { persistenceId, events }, events.length);
     state.lastWrite = committed.then(settle, settle);
-    await committed;
-    return events.map((e) => e.sequenceNr);
+    return committed;
+  }
+
+  /**
+   * Writes entries that already have their sequence numbers and timestamps: for tools that copy or restore
+   * a journal (`cairn copy`), not for applications, whose numbers the journal assigns. The entries must all
+   * be of `persistenceId`, consecutive, and continue the id's highest exactly (the first one is highest + 1);
+   * anything else is a RangeError and writes nothing. Atomic and durable like appendBatch, and ordered with
+   * the id's other appends.
+   */
+  async importEntries(persistenceId: string, entries: readonly JournalEntry<M>[]): Promise<void> {
+    this.checkOpen();
+    checkPersistenceId(persistenceId);
+    if (!Array.isArray(entries)) throw new TypeError('entries must be an array');
+    if (entries.length === 0) throw new RangeError('importEntries needs at least one entry');
+    entries.forEach((e, i) => {
+      if (e?.persistenceId !== persistenceId)
+        throw new RangeError(`entry ${i} belongs to "${e?.persistenceId}"`);
+      checkSequenceNr(e.sequenceNr, `entries[${i}].sequenceNr`);
+      checkCount(e.timestamp, `entries[${i}].timestamp`);
+      if (i > 0 && e.sequenceNr !== entries[i - 1]!.sequenceNr + 1) {
+        throw new RangeError(
+          `entries must be consecutive: ${entries[i - 1]!.sequenceNr} is followed by ${e.sequenceNr}`,
+        );
+      }
+    });
+    const payloads = this.encodeAll(
+      persistenceId,
+      entries.map((e) => e.message),
+    );
+    const state = this.ids.get(persistenceId) ?? (await this.loadState(persistenceId));
+    if (this.lifecycle === 'closed') throw new JournalClosedError('journal');
+    if (entries[0]!.sequenceNr !== state.assigned + 1) {
+      throw new RangeError(
+        `imported entries of "${persistenceId}" must start at ${state.assigned + 1} (its highest + 1), not ${entries[0]!.sequenceNr}`,
+      );
+    }
+    const events: StoredEvent[] = entries.map((e, i) => ({
+      sequenceNr: e.sequenceNr,
+      timestamp: e.timestamp,
+      serializerId: this.serializer.id,
+      payload: payloads[i]!,
+    }));
+    await this.enqueue(state, persistenceId, events);
   }
 
   readFrom(

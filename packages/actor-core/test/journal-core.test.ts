@@ -256,3 +256,36 @@ describe('missing sequence numbers are corruption, never skipped', () => {
     await journal.close();
   });
 });
+
+describe('importEntries (for copy and restore tools)', () => {
+  const entry = (sequenceNr: number, timestamp = 1_000 + sequenceNr) => ({
+    persistenceId: 'x',
+    sequenceNr,
+    timestamp,
+    message: { n: sequenceNr },
+  });
+
+  it('keeps the given sequence numbers and timestamps', async () => {
+    const journal = await MemoryMessageJournal.open();
+    await journal.importEntries('x', [entry(1), entry(2)]);
+    await journal.importEntries('x', [entry(3, 5)]);
+    expect(await collect(journal.readFrom('x', 1))).toEqual([entry(1), entry(2), entry(3, 5)]);
+    expect(await journal.append('x', { n: 4 })).toBe(4);
+    await journal.close();
+  });
+
+  it('refuses entries that do not continue the highest exactly, or are not consecutive, writing nothing', async () => {
+    const journal = await MemoryMessageJournal.open();
+    await journal.append('x', 'first');
+    await expect(journal.importEntries('x', [entry(1)])).rejects.toThrow(/must start at 2/);
+    await expect(journal.importEntries('x', [entry(3)])).rejects.toThrow(RangeError);
+    await expect(journal.importEntries('x', [entry(2), entry(4)])).rejects.toThrow(/consecutive/);
+    await expect(journal.importEntries('x', [{ ...entry(2), persistenceId: 'y' }])).rejects.toThrow(
+      /belongs to/,
+    );
+    await expect(journal.importEntries('x', [])).rejects.toThrow(RangeError);
+    await expect(journal.importEntries('x', [entry(2, -1)])).rejects.toThrow(RangeError);
+    expect(await journal.highestSequenceNr('x')).toBe(1);
+    await journal.close();
+  });
+});

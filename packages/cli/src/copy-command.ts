@@ -114,7 +114,7 @@ export async function copyCommand(opts: CopyCommandOptions, json: boolean, out: 
       source,
       await readBack(leftOut),
       copied.ids,
-      dumpWriter !== undefined,
+      target.keepsTimestamps,
     );
     // A target that fails to close (its last sync) is not known to hold the copy.
     const closeErrors = await closeAll(closers);

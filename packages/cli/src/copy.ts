@@ -34,6 +34,8 @@ export interface CopyTarget {
    * through the public API numbers from 1 itself and stamps appends with the time of the copy.
    */
   readonly keepsNumbering: boolean;
+  /** True when copied events keep their original timestamps (a dump, or a journal with importEntries). */
+  readonly keepsTimestamps: boolean;
   readonly hasSnapshots: boolean;
   /**
    * Ids copied at once. A journal takes several (their appends share group commits, so a durable target
@@ -87,9 +89,15 @@ export function storesAsTarget(
   snapshots: SnapshotStore | undefined,
   description: string,
 ): CopyTarget {
+  // Cairn's journals take events with their own sequenceNr and timestamp through importEntries.
+  const importer = journal as
+    | { importEntries?: (id: string, entries: readonly JournalEntry[]) => Promise<void> }
+    | undefined;
+  const canImport = typeof importer?.importEntries === 'function';
   return {
     description,
     keepsNumbering: false,
+    keepsTimestamps: canImport,
     hasSnapshots: snapshots !== undefined,
     parallelIds: 8,
     highestSequenceNr: (id) => (journal ? journal.highestSequenceNr(id) : Promise.resolve(0)),
@@ -99,6 +107,11 @@ export function storesAsTarget(
     },
     async appendEntries(id, entries, expectedSequenceNr) {
       if (!journal) throw new Error(`${description} has no journal`);
+      if (canImport) {
+        // Checks, like expectedSequenceNr, that the entries continue the target's highest exactly.
+        await importer!.importEntries!(id, entries);
+        return;
+      }
       const assigned = await journal.appendBatch(
         id,
         entries.map((e) => e.message),
@@ -129,6 +142,7 @@ export function dumpAsTarget(dump: DumpWriter): CopyTarget {
   return {
     description: `dump ${dump.file}`,
     keepsNumbering: true,
+    keepsTimestamps: true,
     hasSnapshots: true,
     parallelIds: 1,
     highestSequenceNr: (id) => dump.highestSequenceNr(id),

@@ -1,6 +1,7 @@
 import { readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
+import type { AbstractMessageJournal, JournalEntry } from '@cairn/actor-core';
 import { DumpReader } from '@cairn/cli';
 import { flipByte } from '@cairn/testkit';
 import { cli, eventOf, layout, makeData, offsetsOf, openData, stateOf, tempDir } from './cli-fixtures';
@@ -124,11 +125,14 @@ describe('cairn copy', () => {
     await makeData(file);
     const lmdb = await layout(root.dir, 'lmdb');
     // The state an interrupted copy leaves: acct-a's first chunks and its older snapshot, nothing of acct-b.
+    // The copy imports events with their source timestamps, so the interrupted part is what it wrote: the
+    // source's first 12 events as they are.
+    const source = await openData(file);
+    const firstTwelve: JournalEntry[] = [];
+    for await (const e of source.journal.readFrom('acct-a', 1, { max: 12 })) firstTwelve.push(e);
+    await source.close();
     const target = await openData(lmdb);
-    await target.journal.appendBatch(
-      'acct-a',
-      Array.from({ length: 12 }, (_, i) => eventOf('acct-a', i + 1)),
-    );
+    await (target.journal as AbstractMessageJournal).importEntries('acct-a', firstTwelve);
     await target.snapshots.save('acct-a', 10, stateOf('acct-a', 10));
     await target.close();
 
