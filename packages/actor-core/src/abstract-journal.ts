@@ -78,6 +78,9 @@ const settle = (): void => undefined;
  * - `_write` makes every write in the call durable (per its sync setting) before resolving; each write
  *   is atomic, also across a crash. If it rejects, none of the writes may become visible later (undo a
  *   partial write before rejecting), or the journal state must be re-readable by `_highestSequenceNr`.
+ *   A write that conflicts with the stored highest (another process appended to its id) rejects the call
+ *   with SequenceConflictError naming that id and storing nothing: the core fails that id's appends and
+ *   commits the others again.
  * - `_read` yields pages of events in ascending order, in bounded memory, skipping truncated ones; it
  *   throws JournalCorruptedError (with file/offset or key) for a record that fails its checksum.
  * - `_highestSequenceNr` is the highest ever committed, unaffected by truncation.
@@ -442,6 +445,15 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
       maxConcurrentCommits: this.capabilities.concurrentCommits ? 4 : 1,
       commit: (writes) => this.storage(() => this._write(writes), 'append'),
       settled: (items, error) => this.committed(items, error),
+      // A sequence conflict (another process wrote to one id) fails that id's appends only.
+      isolate: (error, items) =>
+        isPersistenceError(error, 'ERR_SEQUENCE_CONFLICT')
+          ? new Set(
+              items
+                .filter((q) => q.write.persistenceId === (error as SequenceConflictError).persistenceId)
+                .map((q) => q.key),
+            )
+          : undefined,
     });
     return this.groupCommit;
   }

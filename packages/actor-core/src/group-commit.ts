@@ -21,6 +21,12 @@ export interface GroupCommitOptions<K, W> {
   readonly maxConcurrentCommits: number;
   /** Commits the writes; resolves when all are durable, rejects when none (or an unknown part) is. */
   readonly commit: (writes: readonly W[]) => Promise<void>;
+  /**
+   * Given a failed commit's error, the keys it is about when it is about some of them only (a sequence
+   * conflict of one id, say). Those writes fail; the others, which the failed commit did not store, are
+   * committed again at once. Undefined: every write of the commit fails.
+   */
+  readonly isolate?: (error: unknown, items: readonly QueuedWrite<K, W>[]) => ReadonlySet<K> | undefined;
   /** Called after a commit settles, before the waiting promises are settled. */
   readonly settled?: (items: readonly QueuedWrite<K, W>[], error: unknown) => void;
 }
@@ -151,12 +157,17 @@ export class GroupCommit<K, W> {
         (e: unknown) => e ?? new Error('commit failed'),
       )
       .then((error) => {
-        for (const q of batch) {
-          const n = (this.inFlightKeys.get(q.key) ?? 1) - 1;
-          if (n === 0) this.inFlightKeys.delete(q.key);
-          else this.inFlightKeys.set(q.key, n);
-        }
+        this.release(batch);
         this.inFlight.delete(done);
+        const failing = error === undefined ? undefined : this.options.isolate?.(error, batch);
+        const rest = failing ? batch.filter((q) => !failing.has(q.key)) : [];
+        if (failing && rest.length > 0 && rest.length < batch.length) {
+          const failed = batch.filter((q) => failing.has(q.key));
+          this.options.settled?.(failed, error);
+          for (const q of failed) q.reject(error);
+          this.run(rest);
+          return;
+        }
         this.options.settled?.(batch, error);
         for (const q of batch) {
           if (error === undefined) q.resolve();
@@ -165,5 +176,13 @@ export class GroupCommit<K, W> {
         if (this.queue.length > 0) this.schedule();
       });
     this.inFlight.add(done);
+  }
+
+  private release(batch: readonly QueuedWrite<K, W>[]): void {
+    for (const q of batch) {
+      const n = (this.inFlightKeys.get(q.key) ?? 1) - 1;
+      if (n === 0) this.inFlightKeys.delete(q.key);
+      else this.inFlightKeys.set(q.key, n);
+    }
   }
 }

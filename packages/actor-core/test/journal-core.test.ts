@@ -3,6 +3,7 @@ import {
   isPersistenceError,
   type JournalWrite,
   MemoryMessageJournal,
+  SequenceConflictError,
   type StoredEvent,
   WriteRejectedError,
 } from '@cairn/actor-core';
@@ -135,6 +136,24 @@ describe('failed commits', () => {
     expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'fulfilled']);
     expect(await journal.append('a', 'retry')).toBe(1);
     expect((await collect(journal.readFrom('a', 1))).map((e) => e.message)).toEqual(['retry']);
+    await journal.close();
+  });
+
+  it("a sequence conflict of one id (another process wrote it) fails that id's appends only", async () => {
+    const journal = new RecordingJournal();
+    journal.failNext = new SequenceConflictError('a', 0, 3);
+    const outcomes = await Promise.allSettled([
+      journal.append('a', 1),
+      journal.append('b', 1),
+      journal.append('c', 1),
+    ]);
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'fulfilled', 'fulfilled']);
+    expect((outcomes[0] as PromiseRejectedResult).reason).toBeInstanceOf(SequenceConflictError);
+    // b and c were committed again, on their own.
+    expect(journal.recorded.map((c) => c.map((w) => w.persistenceId))).toEqual([
+      ['a', 'b', 'c'],
+      ['b', 'c'],
+    ]);
     await journal.close();
   });
 
