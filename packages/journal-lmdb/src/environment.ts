@@ -1,6 +1,8 @@
-import { mkdir, realpath } from 'node:fs/promises';
-import { JournalCorruptedError, type Reporter } from '@cairn/actor-core';
+import { mkdir, realpath, stat } from 'node:fs/promises';
+import * as nodePath from 'node:path';
+import { JournalCorruptedError, type Reporter, StorageError } from '@cairn/actor-core';
 import { type Database, open, type RootDatabase } from 'lmdb';
+import { ReadOnlyError } from './read-only-error';
 import {
   decodeEntryKey,
   decodeFormat,
@@ -19,6 +21,8 @@ export interface LmdbEnvironmentSettings {
   readonly noSync: boolean;
   /** See LmdbMessageJournalOptions.mapSize; undefined leaves it to lmdb-js, which grows the map as needed. */
   readonly mapSize: number | undefined;
+  /** See LmdbMessageJournalOptions.readOnly. */
+  readonly readOnly: boolean;
 }
 
 export type BinaryDatabase = Database<Buffer, Buffer>;
@@ -27,6 +31,8 @@ interface Entry {
   env: Promise<LmdbEnvironment>;
   refs: number;
 }
+
+const DATABASE_NAMES = ['journal', 'metadata', 'snapshots'] as const;
 
 /** Open environments by real directory path; a journal and a snapshot store on one path share one. */
 const environments = new Map<string, Entry>();
@@ -68,7 +74,8 @@ export class LmdbEnvironment {
     settings: LmdbEnvironmentSettings,
     reporter: Reporter,
   ): Promise<LmdbEnvironment> {
-    await mkdir(directory, { recursive: true });
+    if (settings.readOnly) await LmdbEnvironment.requireExisting(directory);
+    else await mkdir(directory, { recursive: true });
     const real = await realpath(directory);
     await closing.get(real);
     let entry = environments.get(real);
@@ -88,17 +95,42 @@ export class LmdbEnvironment {
       entry.refs--;
       throw e;
     }
-    if (
-      env.settings.noSync !== settings.noSync ||
-      (settings.mapSize !== undefined && env.settings.mapSize !== settings.mapSize)
-    ) {
+    // A read-only user may share a writable environment (it never writes through it; its journal or store
+    // refuses writes itself); a writable user cannot share a read-only one. noSync and mapSize only
+    // matter to writers.
+    const mismatch = settings.readOnly
+      ? undefined
+      : env.settings.readOnly
+        ? 'readOnly: true'
+        : env.settings.noSync !== settings.noSync ||
+            (settings.mapSize !== undefined && env.settings.mapSize !== settings.mapSize)
+          ? `noSync: ${env.settings.noSync}, mapSize: ${env.settings.mapSize ?? 'default'}`
+          : undefined;
+    if (mismatch !== undefined) {
       await env.release();
       throw new TypeError(
-        `${real} is already open in this process with noSync: ${env.settings.noSync}, mapSize: ${env.settings.mapSize ?? 'default'}; ` +
+        `${real} is already open in this process with ${mismatch}; ` +
           'a journal and a snapshot store sharing a path must use the same settings',
       );
     }
     return env;
+  }
+
+  /**
+   * A read-only open never creates anything: lmdb-js would create the directory and LMDB the data file,
+   * so both are checked first.
+   */
+  private static async requireExisting(directory: string): Promise<void> {
+    const dataFile = nodePath.join(directory, 'data.mdb');
+    try {
+      if (!(await stat(directory)).isDirectory()) throw new Error(`${directory} is not a directory`);
+      await stat(dataFile);
+    } catch (e) {
+      throw new StorageError(
+        `no LMDB environment at ${directory} (${dataFile} not found); a read-only open never creates one`,
+        { cause: e },
+      );
+    }
   }
 
   private static async open(
@@ -115,9 +147,23 @@ export class LmdbEnvironment {
       // overlappingSync + awaiting db.flushed: the same throughput or better here, and no second promise.
       overlappingSync: false,
       noSync: settings.noSync,
+      readOnly: settings.readOnly,
       ...(settings.mapSize === undefined ? {} : { mapSize: settings.mapSize }),
     });
     try {
+      if (settings.readOnly) {
+        // Read-only, lmdb-js cannot create a named database and opening a missing one yields a handle
+        // that fails on first use: name the missing one instead. Every writable open creates all three.
+        const present = new Set<unknown>(root.getKeys());
+        const missing = DATABASE_NAMES.filter((name) => !present.has(name));
+        if (missing.length > 0) {
+          throw new ReadOnlyError(
+            directory,
+            `the environment has no ${missing.join(', ')} database (written before Cairn kept metadata, or ` +
+              'never opened by Cairn); open it once writable to migrate it, then read-only',
+          );
+        }
+      }
       const env = new LmdbEnvironment(directory, settings, root);
       env.prepareFormat(reporter);
       return env;
@@ -144,19 +190,24 @@ export class LmdbEnvironment {
   }
 
   private prepareFormat(reporter: Reporter): void {
+    if (this.settings.readOnly) {
+      // No write transaction exists read-only: check the format record in a read and refuse what only a
+      // writable open could prepare, rather than read an unmigrated journal without its metadata.
+      const stored = this.metadata.get(FORMAT_KEY);
+      if (stored === undefined) {
+        throw new ReadOnlyError(
+          this.directory,
+          'the environment has no format record (written before Cairn kept metadata, or never opened by ' +
+            'Cairn); open it once writable to migrate it, then read-only',
+        );
+      }
+      this.checkFormat(stored);
+      return;
+    }
     const migrated = this.root.transactionSync(() => {
       const stored = this.metadata.get(FORMAT_KEY);
       if (stored !== undefined) {
-        const version = decodeFormat(stored);
-        if (typeof version === 'string') {
-          throw new JournalCorruptedError({ key: `metadata/format in ${this.directory}`, reason: version });
-        }
-        if (version !== LMDB_FORMAT_VERSION) {
-          throw new JournalCorruptedError({
-            key: `metadata/format in ${this.directory}`,
-            reason: `format version ${version}, this build reads ${LMDB_FORMAT_VERSION}: written by a newer Cairn, or corrupted`,
-          });
-        }
+        this.checkFormat(stored);
         return 0;
       }
       const initialised = this.initialiseMetadataFromJournal();
@@ -170,6 +221,19 @@ export class LmdbEnvironment {
           `${this.directory}: the journal had no metadata; initialised the highest sequenceNr of ${migrated} ` +
           'persistence id(s) from their last stored key. Entries truncated before the upgrade cannot be ' +
           'counted: recover from snapshots where you had deleted events',
+      });
+    }
+  }
+
+  private checkFormat(stored: Buffer): void {
+    const version = decodeFormat(stored);
+    if (typeof version === 'string') {
+      throw new JournalCorruptedError({ key: `metadata/format in ${this.directory}`, reason: version });
+    }
+    if (version !== LMDB_FORMAT_VERSION) {
+      throw new JournalCorruptedError({
+        key: `metadata/format in ${this.directory}`,
+        reason: `format version ${version}, this build reads ${LMDB_FORMAT_VERSION}: written by a newer Cairn, or corrupted`,
       });
     }
   }

@@ -1,7 +1,9 @@
 import {
   AbstractMessageJournal,
+  type AppendOptions,
   type CorruptionLocation,
   JournalCorruptedError,
+  type JournalEntry,
   type JournalOptions,
   type JournalWrite,
   SequenceConflictError,
@@ -9,6 +11,7 @@ import {
 } from '@cairn/actor-core';
 import { firstOf, LmdbEnvironment } from './environment';
 import { checkLmdbOptions } from './lmdb-options';
+import { ReadOnlyError } from './read-only-error';
 import {
   decodeEntryKey,
   decodeEvent,
@@ -46,6 +49,15 @@ export interface LmdbMessageJournalOptions extends JournalOptions {
    * automatically as the data grows; a larger value avoids some remapping on write-heavy starts.
    */
   readonly mapSize?: number;
+  /**
+   * Default false. `true` opens an existing environment read-only (lmdb-js `readOnly`, for tools such as
+   * the `cairn` CLI): nothing is created, migrated or written (LMDB still registers the reader in
+   * lock.mdb, which is what lets it read safely while another process writes); `path` must hold an
+   * environment a writable open made, or open rejects (StorageError when it is missing, ReadOnlyError
+   * when it would need migrating). Every write (append, appendBatch, importEntries, truncateBefore)
+   * rejects with ReadOnlyError (code `ERR_READ_ONLY`). Reads see what other processes committed.
+   */
+  readonly readOnly?: boolean;
 }
 
 /** Entries per page on reads: bounds a reader's memory to about PAGE records. */
@@ -72,25 +84,57 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   readonly capabilities = { persistent: true, concurrentCommits: true } as const;
   /** The directory given to open(). */
   readonly path: string;
+  /** Opened with `readOnly: true`: every write rejects with ReadOnlyError. */
+  readonly readOnly: boolean;
   private env!: LmdbEnvironment;
 
   private constructor(options: LmdbMessageJournalOptions) {
     super(options);
     this.path = options.path;
+    this.readOnly = options.readOnly ?? false;
   }
 
   /**
-   * Opens (creating when missing) the journal in directory `options.path`.
+   * Opens (creating when missing, unless readOnly) the journal in directory `options.path`.
    * Defaults: maxBatchSize 1000, maxBatchDelayMs 100, noSync false (durable), serializer "msgpack",
-   * mapSize lmdb-js's (grows automatically).
+   * mapSize lmdb-js's (grows automatically), readOnly false.
    * @throws TypeError or RangeError for bad options (nothing is opened); JournalCorruptedError when the
-   *   environment's format record is damaged or from a newer Cairn.
+   *   environment's format record is damaged or from a newer Cairn; with readOnly, StorageError when no
+   *   environment exists at the path and ReadOnlyError when it would need migrating.
    */
   static async open<M = unknown>(options: LmdbMessageJournalOptions): Promise<LmdbMessageJournal<M>> {
     const settings = checkLmdbOptions(options);
     const journal = new LmdbMessageJournal<M>(options);
     journal.env = await LmdbEnvironment.acquire(options.path, settings, journal.reporter);
     return journal;
+  }
+
+  /** Rejects with ReadOnlyError when opened read-only; otherwise as AbstractMessageJournal. */
+  override async appendBatch(
+    persistenceId: string,
+    messages: readonly M[],
+    options?: AppendOptions,
+  ): Promise<number[]> {
+    this.refuseWhenReadOnly('appendBatch');
+    return super.appendBatch(persistenceId, messages, options);
+  }
+
+  /** Rejects with ReadOnlyError when opened read-only; otherwise as AbstractMessageJournal. */
+  override async importEntries(persistenceId: string, entries: readonly JournalEntry<M>[]): Promise<void> {
+    this.refuseWhenReadOnly('importEntries');
+    return super.importEntries(persistenceId, entries);
+  }
+
+  /** Rejects with ReadOnlyError when opened read-only; otherwise as AbstractMessageJournal. */
+  override async truncateBefore(persistenceId: string, sequenceNr: number): Promise<void> {
+    this.refuseWhenReadOnly('truncateBefore');
+    return super.truncateBefore(persistenceId, sequenceNr);
+  }
+
+  /** A closed journal still answers JournalClosedError (from the base class), as for any other call. */
+  private refuseWhenReadOnly(operation: string): void {
+    if (this.readOnly && !this.closed)
+      throw new ReadOnlyError(this.path, `${operation} refused, nothing written`);
   }
 
   protected async _highestSequenceNr(persistenceId: string): Promise<number> {
@@ -121,6 +165,7 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   }
 
   protected async _write(writes: readonly JournalWrite[]): Promise<void> {
+    if (this.readOnly) throw new ReadOnlyError(this.path, 'write refused, nothing written');
     const { journal, metadata } = this.env;
     // Keys and records are built before the transaction: the callback below runs on the main thread
     // while LMDB's writer lock is held, so it should do no more than check and put.
@@ -216,6 +261,7 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   }
 
   protected async _truncateBefore(persistenceId: string, sequenceNr: number): Promise<void> {
+    if (this.readOnly) throw new ReadOnlyError(this.path, 'truncateBefore refused, nothing written');
     const { journal, metadata } = this.env;
     const key = metadataKey(persistenceId);
     const prefix = idPrefix(persistenceId);

@@ -4,6 +4,7 @@ import type { LmdbEnvironmentSettings } from './environment';
 /** Options only the LMDB backend takes, beside JOURNAL_OPTION_TYPES / SNAPSHOT_OPTION_TYPES. */
 const LMDB_OPTION_TYPES: Readonly<Record<string, OptionType>> = {
   noSync: 'boolean',
+  readOnly: 'boolean',
   mapSize: {
     check: (v) => Number.isSafeInteger(v) && (v as number) > 0,
     expected: 'an integer number of bytes > 0',
@@ -28,12 +29,15 @@ export function checkLmdbOptions(options: unknown): LmdbEnvironmentSettings {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new TypeError('options must be an object with a path');
   }
-  const { path, noSync, mapSize } = options as Record<string, unknown>;
+  const { path, noSync, mapSize, readOnly } = options as Record<string, unknown>;
   if (typeof path !== 'string' || path.length === 0) {
     throw new TypeError('options.path must be a non-empty string (the LMDB environment directory)');
   }
   if (noSync !== undefined && typeof noSync !== 'boolean') {
     throw new TypeError(`options.noSync must be a boolean, got ${typeof noSync}`);
+  }
+  if (readOnly !== undefined && typeof readOnly !== 'boolean') {
+    throw new TypeError(`options.readOnly must be a boolean, got ${typeof readOnly}`);
   }
   if (
     mapSize !== undefined &&
@@ -41,5 +45,5 @@ export function checkLmdbOptions(options: unknown): LmdbEnvironmentSettings {
   ) {
     throw new RangeError(`options.mapSize must be an integer number of bytes > 0, got ${String(mapSize)}`);
   }
-  return { noSync: noSync ?? false, mapSize: mapSize as number | undefined };
+  return { noSync: noSync ?? false, mapSize: mapSize as number | undefined, readOnly: readOnly ?? false };
 }

@@ -2,6 +2,7 @@ import {
   AbstractSnapshotStore,
   type CorruptionLocation,
   SnapshotCorruptedError,
+  type SnapshotCriteria,
   type SnapshotMetadata,
   type SnapshotStoreOptions,
   StorageError,
@@ -10,6 +11,7 @@ import {
 import { decodeSnapshotEnvelope, encodeSnapshotEnvelope } from '@cairn/snapshot';
 import { LmdbEnvironment } from './environment';
 import { checkLmdbOptions } from './lmdb-options';
+import { ReadOnlyError } from './read-only-error';
 import {
   encodeSnapshotValue,
   entryKey,
@@ -34,6 +36,11 @@ export interface LmdbSnapshotStoreOptions extends SnapshotStoreOptions {
   readonly noSync?: boolean;
   /** Initial map size in bytes. Default: lmdb-js's, which grows automatically. */
   readonly mapSize?: number;
+  /**
+   * Default false. `true` opens an existing environment read-only (see LmdbMessageJournalOptions.readOnly):
+   * nothing is created or written, and save, delete and prune reject with ReadOnlyError.
+   */
+  readonly readOnly?: boolean;
 }
 
 /**
@@ -48,18 +55,22 @@ export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   readonly capabilities = { persistent: true } as const;
   /** The directory given to open(). */
   readonly path: string;
+  /** Opened with `readOnly: true`: save, delete and prune reject with ReadOnlyError. */
+  readonly readOnly: boolean;
   private env!: LmdbEnvironment;
 
   private constructor(options: LmdbSnapshotStoreOptions) {
     super(options);
     this.path = options.path;
+    this.readOnly = options.readOnly ?? false;
   }
 
   /**
-   * Opens (creating when missing) the store in directory `options.path`.
-   * Defaults: serializer "msgpack", noSync false (durable), mapSize lmdb-js's.
+   * Opens (creating when missing, unless readOnly) the store in directory `options.path`.
+   * Defaults: serializer "msgpack", noSync false (durable), mapSize lmdb-js's, readOnly false.
    * @throws TypeError or RangeError for bad options, or when the path is open in this process with other
-   *   noSync/mapSize settings.
+   *   noSync/mapSize settings; with readOnly, StorageError when no environment exists at the path and
+   *   ReadOnlyError when it would need migrating.
    */
   static async open<S = unknown>(options: LmdbSnapshotStoreOptions): Promise<LmdbSnapshotStore<S>> {
     const settings = checkLmdbOptions(options);
@@ -68,7 +79,32 @@ export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
     return store;
   }
 
+  /** Rejects with ReadOnlyError when opened read-only; otherwise as AbstractSnapshotStore. */
+  override async save(persistenceId: string, sequenceNr: number, state: S): Promise<void> {
+    this.refuseWhenReadOnly('save');
+    return super.save(persistenceId, sequenceNr, state);
+  }
+
+  /** Rejects with ReadOnlyError when opened read-only; otherwise as AbstractSnapshotStore. */
+  override async delete(persistenceId: string, criteria?: SnapshotCriteria): Promise<void> {
+    this.refuseWhenReadOnly('delete');
+    return super.delete(persistenceId, criteria);
+  }
+
+  /** Rejects with ReadOnlyError when opened read-only; otherwise as AbstractSnapshotStore. */
+  override async prune(persistenceId: string, keep: number): Promise<number> {
+    this.refuseWhenReadOnly('prune');
+    return super.prune(persistenceId, keep);
+  }
+
+  /** A closed store still answers JournalClosedError (from the base class), as for any other call. */
+  private refuseWhenReadOnly(operation: string): void {
+    if (this.readOnly && !this.closed)
+      throw new ReadOnlyError(this.path, `${operation} refused, nothing written`);
+  }
+
   protected async _save(snapshot: StoredSnapshot): Promise<void> {
+    if (this.readOnly) throw new ReadOnlyError(this.path, 'save refused, nothing written');
     const key = entryKey(idPrefix(snapshot.persistenceId), snapshot.sequenceNr);
     const value = encodeSnapshotValue(key, snapshot.timestamp, encodeSnapshotEnvelope(snapshot));
     // One put is one atomic operation: no transaction callback (whose round trip through the main
@@ -123,6 +159,7 @@ export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   }
 
   protected async _delete(persistenceId: string, snapshots: readonly SnapshotMetadata[]): Promise<void> {
+    if (this.readOnly) throw new ReadOnlyError(this.path, 'delete refused, nothing written');
     const prefix = idPrefix(persistenceId);
     const db = this.env.snapshots;
     // One batch: all the removes in one transaction, executed by lmdb-js's write thread.

@@ -48,4 +48,22 @@ describe('resources after close()', () => {
     await journal.close();
     await expectNoLeakedResources(before);
   });
+
+  it('read-only opens and closes leave nothing behind', async () => {
+    const path = tempDir();
+    const writer = await LmdbMessageJournal.open<number>({ path });
+    await writer.append('ro', 1);
+    await writer.close();
+    const before = captureResources();
+    for (let i = 0; i < 100; i++) {
+      const journal = await LmdbMessageJournal.open<number>({ path, readOnly: true });
+      const store = await LmdbSnapshotStore.open<number>({ path, readOnly: true });
+      for await (const _ of journal.readFrom('ro', 1)) {
+        // drain
+      }
+      await store.loadLatest('ro');
+      await Promise.all([journal.close(), store.close()]);
+    }
+    await expectNoLeakedResources(before);
+  });
 });
