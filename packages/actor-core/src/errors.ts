@@ -119,7 +119,8 @@ function describeLocation(kind: string, loc: CorruptionLocation): string {
   return `${kind} corrupted${who}: ${loc.reason} in ${where}`;
 }
 
-export class JournalCorruptedError extends PersistenceError {
+/** What the two corruption errors share: where the damage is, and what is wrong. */
+abstract class CorruptedDataError extends PersistenceError {
   readonly persistenceId: string | undefined;
   readonly sequenceNr: number | undefined;
   readonly file: string | undefined;
@@ -127,12 +128,13 @@ export class JournalCorruptedError extends PersistenceError {
   readonly key: string | undefined;
   readonly reason: string;
 
-  constructor(location: CorruptionLocation, options?: { cause?: unknown }) {
-    super(
-      'ERR_JOURNAL_CORRUPTED',
-      `${describeLocation('journal', location)}; nothing past it is served. Inspect it with \`cairn verify\``,
-      options,
-    );
+  protected constructor(
+    code: PersistenceErrorCode,
+    message: string,
+    location: CorruptionLocation,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
     this.persistenceId = location.persistenceId;
     this.sequenceNr = location.sequenceNr;
     this.file = location.file;
@@ -142,26 +144,25 @@ export class JournalCorruptedError extends PersistenceError {
   }
 }
 
-export class SnapshotCorruptedError extends PersistenceError {
-  readonly persistenceId: string | undefined;
-  readonly sequenceNr: number | undefined;
-  readonly file: string | undefined;
-  readonly offset: number | undefined;
-  readonly key: string | undefined;
-  readonly reason: string;
+export class JournalCorruptedError extends CorruptedDataError {
+  constructor(location: CorruptionLocation, options?: { cause?: unknown }) {
+    super(
+      'ERR_JOURNAL_CORRUPTED',
+      `${describeLocation('journal', location)}; nothing past it is served. Inspect it with \`cairn verify\``,
+      location,
+      options,
+    );
+  }
+}
 
+export class SnapshotCorruptedError extends CorruptedDataError {
   constructor(location: CorruptionLocation, options?: { cause?: unknown }) {
     super(
       'ERR_SNAPSHOT_CORRUPTED',
       `${describeLocation('snapshot', location)}; it was left in place`,
+      location,
       options,
     );
-    this.persistenceId = location.persistenceId;
-    this.sequenceNr = location.sequenceNr;
-    this.file = location.file;
-    this.offset = location.offset;
-    this.key = location.key;
-    this.reason = location.reason;
   }
 }
 

@@ -87,6 +87,29 @@ export function declaredCapabilities(
   return { persistent: declared?.persistent ?? true };
 }
 
+/**
+ * Registers `body` as one jest test per lifecycle (fresh and reopened), each on its own directory, with
+ * the case object `describeCase` builds from the context; the store is closed and the directory removed
+ * afterwards, whatever the outcome.
+ */
+export function registerCase<T extends Closable, C>(
+  create: (ctx: FactoryContext) => Promise<T>,
+  title: string,
+  describeCase: (ctx: CaseContext<T>) => C,
+  body: (c: C) => Promise<void>,
+): void {
+  for (const lifecycle of LIFECYCLES) {
+    it(`${title} [${lifecycle}]`, async () => {
+      const ctx = await CaseContext.open(create, lifecycle);
+      try {
+        await body(describeCase(ctx));
+      } finally {
+        await ctx.dispose();
+      }
+    });
+  }
+}
+
 /** Collects an async iterable into an array. */
 export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];

@@ -7,14 +7,13 @@ import {
   SequenceConflictError,
 } from '@cairn/actor-core';
 import {
-  CaseContext,
+  type CaseContext,
   type ConformanceCapabilities,
   collect,
   declaredCapabilities,
   type FactoryContext,
   freshId,
-  LIFECYCLES,
-  type Lifecycle,
+  registerCase,
 } from './conformance-context';
 import { journalModelGroup } from './journal-model';
 
@@ -41,29 +40,19 @@ type CaseBody = (c: JournalCase) => Promise<void>;
 
 /** Registers `body` as one jest test per lifecycle (fresh and reopened), each with its own directory and id. */
 export function journalCase(options: JournalConformanceOptions, title: string, body: CaseBody): void {
-  for (const lifecycle of LIFECYCLES) {
-    it(`${title} [${lifecycle}]`, () => runCase(options, lifecycle, body));
-  }
-}
-
-async function runCase(
-  options: JournalConformanceOptions,
-  lifecycle: Lifecycle,
-  body: CaseBody,
-): Promise<void> {
-  const ctx = await CaseContext.open(options.create, lifecycle);
-  try {
-    await body({
+  registerCase(
+    options.create,
+    title,
+    (ctx): JournalCase => ({
       get journal() {
         return ctx.store;
       },
       id: freshId(),
       ctx,
       capabilities: declaredCapabilities(options.capabilities),
-    });
-  } finally {
-    await ctx.dispose();
-  }
+    }),
+    body,
+  );
 }
 
 const messagesOf = (entries: readonly JournalEntry<unknown>[]) => entries.map((e) => e.message);

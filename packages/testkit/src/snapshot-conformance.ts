@@ -1,12 +1,11 @@
 import { isPersistenceError, JournalClosedError, type SnapshotStore } from '@cairn/actor-core';
 import {
-  CaseContext,
+  type CaseContext,
   type ConformanceCapabilities,
   declaredCapabilities,
   type FactoryContext,
   freshId,
-  LIFECYCLES,
-  type Lifecycle,
+  registerCase,
 } from './conformance-context';
 
 export interface SnapshotConformanceOptions {
@@ -28,28 +27,18 @@ type CaseBody = (c: SnapshotCase) => Promise<void>;
 
 /** Registers `body` as one jest test per lifecycle, each with its own directory and id. */
 export function snapshotCase(options: SnapshotConformanceOptions, title: string, body: CaseBody): void {
-  for (const lifecycle of LIFECYCLES) {
-    it(`${title} [${lifecycle}]`, () => runCase(options, lifecycle, body));
-  }
-}
-
-async function runCase(
-  options: SnapshotConformanceOptions,
-  lifecycle: Lifecycle,
-  body: CaseBody,
-): Promise<void> {
-  const ctx = await CaseContext.open(options.create, lifecycle);
-  try {
-    await body({
+  registerCase(
+    options.create,
+    title,
+    (ctx): SnapshotCase => ({
       get store() {
         return ctx.store;
       },
       id: freshId('snap'),
       ctx,
-    });
-  } finally {
-    await ctx.dispose();
-  }
+    }),
+    body,
+  );
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
