@@ -51,6 +51,14 @@ export class LmdbEnvironment {
   readonly metadata: BinaryDatabase;
   /** Snapshot envelopes, keys [id, sequenceNr]. */
   readonly snapshots: BinaryDatabase;
+  /**
+   * The journal database again, for streaming reads only: its getRange yields each key and value as a
+   * view into lmdb-js's reused read buffers instead of a fresh copy of each (two ArrayBuffers per record;
+   * measured 0.9 -> 2.7 M records/s for the bare iteration). A record is valid only until the iterator's
+   * next step: a loop over it must check it and copy out what it keeps before moving on, and must not
+   * call get() on this handle.
+   */
+  readonly journalViews: BinaryDatabase;
 
   private constructor(
     readonly directory: string,
@@ -61,6 +69,9 @@ export class LmdbEnvironment {
     this.journal = root.openDB({ name: 'journal', ...binary }) as unknown as BinaryDatabase;
     this.metadata = root.openDB({ name: 'metadata', ...binary }) as unknown as BinaryDatabase;
     this.snapshots = root.openDB({ name: 'snapshots', ...binary }) as unknown as BinaryDatabase;
+    this.journalViews = yieldingViews(
+      root.openDB({ name: 'journal', ...binary }) as unknown as BinaryDatabase,
+    );
   }
 
   /**
@@ -269,6 +280,24 @@ export class LmdbEnvironment {
       start = end;
     }
   }
+}
+
+/**
+ * Makes `db`'s range iteration hand out views instead of copies. lmdb-js (3.x) reads a range entry's key
+ * with the store's `readKey` and passes its value to the store's `decoder` without copying it when
+ * `decoderCopies` is set (what it does for its own msgpack decoder); both are replaced here. Should a
+ * later lmdb-js ignore them, ranges yield copies again: slower, never wrong.
+ */
+function yieldingViews(db: BinaryDatabase): BinaryDatabase {
+  const internals = db as unknown as {
+    readKey: (target: Uint8Array, start: number, end: number) => Uint8Array;
+    decoder: { decode: (bytes: Uint8Array, size: number) => Uint8Array };
+    decoderCopies: boolean;
+  };
+  internals.readKey = (target, start, end) => target.subarray(start, end);
+  internals.decoder = { decode: (bytes, size) => bytes.subarray(0, size) };
+  internals.decoderCopies = true;
+  return db;
 }
 
 /** The first item of a (lazy, synchronous) lmdb-js range, or undefined. */

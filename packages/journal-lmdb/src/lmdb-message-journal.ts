@@ -232,7 +232,9 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       if (next < lowWater) next = lowWater;
       if (next > toSequenceNr) return;
       const page: StoredEvent[] = [];
-      const range = this.env.journal.getRange({
+      // Views, not copies (see journalViews): each record is checked and its payload copied out by
+      // decodeEvent before the loop steps on.
+      const range = this.env.journalViews.getRange({
         start: entryKey(prefix, next),
         end: entryKey(prefix, toSequenceNr),
         inclusiveEnd: true,

@@ -93,7 +93,10 @@ export function encodeEvent(key: Buffer, event: StoredEvent): Buffer {
   return out;
 }
 
-/** Verifies and decodes an event value; returns the reason when it is not intact. */
+/**
+ * Verifies and decodes an event value; returns the reason when it is not intact. The payload is copied
+ * out, so `key` and `value` may be views into buffers reused right after the call.
+ */
 export function decodeEvent(key: Uint8Array, value: Uint8Array, sequenceNr: number): StoredEvent | string {
   const buf = asBuffer(value);
   if (buf.length < EVENT_HEADER_BYTES) {
@@ -106,12 +109,10 @@ export function decodeEvent(key: Uint8Array, value: Uint8Array, sequenceNr: numb
   if (version !== RECORD_VERSION) return `unknown record version ${version}`;
   const timestamp = buf.readDoubleLE(9);
   if (!Number.isSafeInteger(timestamp) || timestamp < 0) return `invalid timestamp ${timestamp}`;
-  return {
-    sequenceNr,
-    timestamp,
-    serializerId: buf.readUInt32LE(5),
-    payload: buf.subarray(EVENT_HEADER_BYTES),
-  };
+  // allocUnsafe: small payloads come from Node's shared pool instead of an ArrayBuffer each.
+  const payload = Buffer.allocUnsafe(buf.length - EVENT_HEADER_BYTES);
+  buf.copy(payload, 0, EVENT_HEADER_BYTES);
+  return { sequenceNr, timestamp, serializerId: buf.readUInt32LE(5), payload };
 }
 
 /** Per-id bookkeeping kept in the metadata database, never in the journal database. */
