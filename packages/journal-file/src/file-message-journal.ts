@@ -3,10 +3,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   AbstractMessageJournal,
+  type AppendOptions,
   type CorruptionLocation,
+  checkPersistenceId,
+  crc32,
   isPersistenceError,
   type JournalCapabilities,
   JournalCorruptedError,
+  type JournalEntry,
   type JournalOptions,
   type JournalWrite,
   StorageError,
@@ -18,7 +22,9 @@ import {
   decodeCheckpoint,
   decodeIndex,
   encodeCheckpoint,
+  type RepairEntry,
 } from './index-file';
+import { ReadOnlyError, RepairRefusedError } from './journal-errors';
 import { JournalIo } from './journal-io';
 import { JournalLock } from './journal-lock';
 import { type CorruptPoint, IdIndex } from './log-index';
@@ -32,6 +38,7 @@ import {
   isBadRecord,
   KIND_EVENT,
   parseSegmentFileName,
+  RECORD_HEADER_SIZE,
   SEGMENT_HEADER_SIZE,
   segmentFileName,
 } from './record-codec';
@@ -66,6 +73,30 @@ export interface FileMessageJournalOptions extends JournalOptions {
    * the lock from a live process whose event loop was blocked that long.
    */
   readonly lockStaleMs?: number;
+  /**
+   * Default false. `true` opens an existing journal for reading only, for tools and inspection beside a
+   * running application: no lock is taken, and nothing is created, cut, compacted, deleted or synced
+   * (a missing directory rejects with StorageError). Every write (append, appendBatch, importEntries,
+   * truncateBefore, compact, repairAfterCorruption) rejects with ReadOnlyError (`ERR_READ_ONLY`).
+   * It reads what was committed when it opened (another process may go on appending: its events after
+   * that are not seen, and a partly written last commit is "not written yet", reported as
+   * `torn-tail-ignored`, never cut). Trade-off: a snapshot as of open; reopen to see newer events.
+   */
+  readonly readOnly?: boolean;
+}
+
+/** What `repairAfterCorruption` cut, and where the cut bytes went. */
+export interface CorruptionRepair {
+  /** The last good sequenceNr kept: highestSequenceNr afterwards, and the next append is this + 1. */
+  readonly keptThrough: number;
+  /** The sequenceNrs cut (the first unreadable one through the old highest), first..last. */
+  readonly removed: { readonly first: number; readonly last: number } | undefined;
+  /** The quarantine file holding the cut records byte for byte (absolute path). */
+  readonly quarantine: string;
+  /** Bytes copied into the quarantine file (the records, without its header). */
+  readonly bytes: number;
+  /** Why the first cut record was unreadable, as the read reported it. */
+  readonly reason: string;
 }
 
 export const DEFAULT_SEGMENT_SIZE = 64 * 1024 * 1024;
@@ -82,6 +113,12 @@ const COMPACT_BELOW = 0.5;
 const COMPACTION_INTERVAL_MS = 5000;
 /** Compacted segments are written in frames of about this size. */
 const COMPACT_FRAME_BYTES = 1024 * 1024;
+/** Damaged bytes whose extent is unknown are quarantined up to this much. */
+const QUARANTINE_UNKNOWN_EXTENT = 64 * 1024;
+/** A read-only open retries this often when a live writer deletes or replaces a file under it. */
+const READ_ONLY_OPEN_ATTEMPTS = 3;
+/** The directory, inside the journal's, of the files holding records cut by repairs. */
+export const QUARANTINE_DIR = 'quarantine';
 
 /** A planned read: runs [firstRun, lastRun] of one id, at [start, stop) of one segment. */
 interface ReadChunk {
@@ -132,6 +169,31 @@ interface Segment {
   replaced: boolean;
 }
 
+/** A stretch of one segment that a repair copies into the quarantine file. */
+interface DeadRange {
+  readonly segment: Segment;
+  readonly offset: number;
+  readonly length: number;
+  readonly first: number;
+  readonly last: number;
+  readonly note?: string;
+}
+
+function settledQuietly(): void {}
+
+/**
+ * An id as part of a file name: percent-encoded (so "/" and ".." cannot escape the directory), cut to
+ * 80 characters, with a CRC32 of the whole id so two long ids sharing a prefix stay apart.
+ */
+function quarantineName(persistenceId: string): string {
+  const escaped = encodeURIComponent(persistenceId).replace(
+    /[!'()*~.]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+  const crc = crc32(Buffer.from(persistenceId, 'utf8')).toString(16).padStart(8, '0');
+  return `${escaped.slice(0, 80)}-${crc}`;
+}
+
 function checkOptions(options: unknown): asserts options is FileMessageJournalOptions {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new TypeError('FileMessageJournal.open needs an options object with a path');
@@ -142,6 +204,8 @@ function checkOptions(options: unknown): asserts options is FileMessageJournalOp
   }
   if (o.fsync !== undefined && typeof o.fsync !== 'boolean')
     throw new TypeError('options.fsync must be a boolean');
+  if (o.readOnly !== undefined && typeof o.readOnly !== 'boolean')
+    throw new TypeError('options.readOnly must be a boolean');
   const integer = (name: string, min: number) => {
     const v = o[name];
     if (v === undefined) return;
@@ -175,6 +239,8 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   readonly path: string;
   readonly fsync: boolean;
   readonly segmentSize: number;
+  /** Opened with `readOnly: true`: every write rejects with ReadOnlyError. */
+  readonly readOnly: boolean;
 
   private readonly dir: string;
   private readonly io: JournalIo;
@@ -195,6 +261,10 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   private readonly reads = new Set<Promise<unknown>>();
   /** Set when the log can no longer be written safely (lock lost, a failed write not undone). */
   private failure: StorageError | undefined;
+  /** Every repair whose dead records may still be on disk (kept in the checkpoint). */
+  private repairs: RepairEntry[] = [];
+  /** Ids being repaired: their appends and truncations wait for it. */
+  private readonly repairing = new Map<string, Promise<void>>();
 
   private constructor(options: FileMessageJournalOptions) {
     super(options);
@@ -203,43 +273,44 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     this.fsync = options.fsync ?? true;
     this.segmentSize = options.segmentSize ?? DEFAULT_SEGMENT_SIZE;
     this.lockStaleMs = options.lockStaleMs ?? DEFAULT_LOCK_STALE_MS;
+    this.readOnly = options.readOnly ?? false;
     this.io = new JournalIo(options.ioThreads ?? Math.max(1, Math.floor(os.availableParallelism() / 2)));
   }
 
   /**
    * Opens (creating when missing) the journal in `options.path`, taking its lock. Only what was written
    * since the last sealed segment is scanned. Rejects with JournalLockedError when another process (or
-   * another open journal in this one) holds the directory.
+   * another open journal in this one) holds the directory. With `readOnly`, takes no lock and writes
+   * nothing (see the option); a file a live writer deletes or replaces meanwhile makes it start over.
    */
   static async open<M = unknown>(options: FileMessageJournalOptions): Promise<FileMessageJournal<M>> {
     checkOptions(options);
-    const journal = new FileMessageJournal<M>(options);
-    try {
-      await journal.load();
-    } catch (e) {
-      await journal.releaseResources().catch(() => undefined);
-      if (isPersistenceError(e)) throw e;
-      throw new StorageError(`opening the journal in ${journal.dir} failed: ${(e as Error)?.message ?? e}`, {
-        cause: e,
-      });
+    for (let attempt = 1; ; attempt++) {
+      const journal = new FileMessageJournal<M>(options);
+      try {
+        await journal.load();
+        return journal;
+      } catch (e) {
+        await journal.releaseResources().catch(() => undefined);
+        const vanished = (e as NodeJS.ErrnoException)?.code === 'ENOENT';
+        if (journal.readOnly && vanished && attempt < READ_ONLY_OPEN_ATTEMPTS) continue;
+        if (isPersistenceError(e)) throw e;
+        throw new StorageError(
+          `opening the journal in ${journal.dir} failed: ${(e as Error)?.message ?? e}`,
+          { cause: e },
+        );
+      }
     }
-    return journal;
   }
 
   // ---- open ----
 
   private async load(): Promise<void> {
-    await this.io.run('prepareDirectory', { dir: this.dir });
-    this.lock = await JournalLock.acquire(this.dir, this.lockStaleMs, this.reporter, (error) => {
-      this.failure = new StorageError(
-        `lost the lock of ${this.dir} (another process may have taken it): ${error.message}; reopen the journal`,
-        { cause: error },
-      );
-      this.reporter({ kind: 'lock-lost', message: this.failure.message, error: this.failure });
-    });
-    const entries = await this.io.run('prepareDirectory', { dir: this.dir });
+    const entries = this.readOnly
+      ? await this.io.run('listDirectory', { dir: this.dir })
+      : await this.lockDirectory();
     const leftovers = entries.filter((name) => name.startsWith('.') && name.endsWith('.tmp'));
-    if (leftovers.length > 0) {
+    if (leftovers.length > 0 && !this.readOnly) {
       await this.io.run('removeFiles', {
         dir: this.dir,
         files: leftovers.map((n) => path.join(this.dir, n)),
@@ -252,8 +323,10 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       .sort((a, b) => a - b);
     const indexed = new Set(entries.filter((n) => n.endsWith('.idx')));
 
+    // Listed before the checkpoint is read: a live writer writes the checkpoint before deleting.
     const checkpoint = await this.loadCheckpoint();
     this.checkSegmentsPresent(numbers, checkpoint);
+    this.repairs = [...(checkpoint?.repairs ?? [])];
     const marks = new Map(checkpoint?.marks ?? []);
     const contents: SegmentContents[] = [];
     const problemsFound: Array<{ file: string; scan: SegmentScan }> = [];
@@ -263,19 +336,24 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       const segment = this.addSegment(number, file);
       if (!last) {
         segment.sealed = true;
+        // Read-only beside a live writer: hold the version of the file that is read now, so a
+        // compaction replacing it later cannot move records under the index.
+        if (this.readOnly) segment.fd = await this.io.run('openFile', { file, flags: 'r' });
         const loaded = indexed.has(indexFileName(number)) ? await this.loadIndex(segment) : undefined;
         if (loaded) {
           contents.push(loaded);
           segment.end = loaded.end;
           continue;
         }
-        const { scan } = await this.io.run('sealSegment', {
-          dir: this.dir,
-          file,
-          indexFile: path.join(this.dir, indexFileName(number)),
-          segment: number,
-          sync: this.fsync,
-        });
+        const { scan } = this.readOnly
+          ? { scan: await this.io.run('scanSegmentFd', { fd: segment.fd!, segment: number }) }
+          : await this.io.run('sealSegment', {
+              dir: this.dir,
+              file,
+              indexFile: path.join(this.dir, indexFileName(number)),
+              segment: number,
+              sync: this.fsync,
+            });
         if (scan.badHeader) throw this.corruptFile(file, 0, scan.badHeader);
         segment.end = scan.end;
         // Bad bytes at the end of a sealed segment were followed by the next segment: not a torn write.
@@ -289,7 +367,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       }
       contents.push(await this.openActive(segment, problemsFound));
     }
-    if (this.segments.size === 0 || this.active === undefined)
+    if (!this.readOnly && (this.segments.size === 0 || this.active === undefined))
       await this.createActive(1 + (numbers.at(-1) ?? 0));
 
     // Marks first (the newest of each id wins), so that runs wholly below them are skipped as they load.
@@ -300,29 +378,15 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       }
     }
     for (const [id, mark] of marks) this.entry(id).lowWater = mark;
-    // Records that failed verification first: a hole they leave is reported as them, not as a gap.
-    for (const { file, scan } of problemsFound) {
-      for (const problem of scan.problems) {
-        const { persistenceId, sequenceNr } = problem;
-        if (persistenceId !== undefined && sequenceNr !== undefined) {
-          const entry = this.entry(persistenceId);
-          if (sequenceNr >= entry.lowWater) {
-            this.markCorrupt(entry, { sequenceNr, file, offset: problem.offset, reason: problem.reason });
-          }
-        }
-        this.reporter({
-          kind: 'corruption-found',
-          message:
-            `${file}: corrupt data at offset ${problem.offset} (${problem.reason})` +
-            (persistenceId === undefined
-              ? ''
-              : `, probably "${persistenceId}" sequenceNr ${sequenceNr ?? '?'}`) +
-            '; reads of the affected ids stop there; nothing was deleted',
-          ...(persistenceId === undefined ? {} : { persistenceId }),
-        });
+    // Repairs take effect in log order: each when the runs reach the segment it began.
+    const pendingRepairs = [...this.repairs].sort((a, b) => a.since - b.since);
+    const applyRepairsBefore = (segment: number) => {
+      while (pendingRepairs.length > 0 && pendingRepairs[0]!.since <= segment) {
+        this.applyRepair(pendingRepairs.shift()!);
       }
-    }
+    };
     for (const c of contents) {
+      applyRepairsBefore(c.segment);
       const file = path.join(this.dir, segmentFileName(c.segment));
       for (let r = 0; r < c.runs.length; r += 5) {
         const id = c.ids[c.runs[r]!]!;
@@ -347,11 +411,77 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
         }
       }
     }
+    applyRepairsBefore(Number.POSITIVE_INFINITY);
+    // Records that failed verification: a hole they leave is reported as them, not as a gap (they win
+    // ties). Marked after the runs so that those a repair cut off (quarantined) no longer count.
+    for (const { file, scan } of problemsFound) {
+      const segment = parseSegmentFileName(path.basename(file))!;
+      for (const problem of scan.problems) {
+        const { persistenceId, sequenceNr } = problem;
+        const repaired =
+          persistenceId !== undefined &&
+          sequenceNr !== undefined &&
+          this.repairs.some((r) => r.id === persistenceId && segment < r.since && sequenceNr >= r.first);
+        if (persistenceId !== undefined && sequenceNr !== undefined && !repaired) {
+          const entry = this.entry(persistenceId);
+          if (sequenceNr >= entry.lowWater) {
+            this.markCorrupt(
+              entry,
+              { sequenceNr, file, offset: problem.offset, reason: problem.reason },
+              true,
+            );
+          }
+        }
+        this.reporter({
+          kind: 'corruption-found',
+          message:
+            `${file}: corrupt data at offset ${problem.offset} (${problem.reason})` +
+            (persistenceId === undefined
+              ? ''
+              : `, probably "${persistenceId}" sequenceNr ${sequenceNr ?? '?'}`) +
+            (repaired
+              ? '; a repair already cut it off (its bytes are in the quarantine file); nothing was deleted'
+              : '; reads of the affected ids stop there; nothing was deleted'),
+          ...(persistenceId === undefined ? {} : { persistenceId }),
+        });
+      }
+    }
     for (const entry of this.index.values()) {
       for (const s of entry.segments()) this.segments.get(s)!.liveIds++;
     }
+    if (this.readOnly) return;
     this.removeDeadSegments();
     this.scheduleCompaction();
+  }
+
+  /** Creates the directory when missing and takes its lock; returns its entries. */
+  private async lockDirectory(): Promise<string[]> {
+    await this.io.run('prepareDirectory', { dir: this.dir });
+    this.lock = await JournalLock.acquire(this.dir, this.lockStaleMs, this.reporter, (error) => {
+      this.failure = new StorageError(
+        `lost the lock of ${this.dir} (another process may have taken it): ${error.message}; reopen the journal`,
+        { cause: error },
+      );
+      this.reporter({ kind: 'lock-lost', message: this.failure.message, error: this.failure });
+    });
+    return this.io.run('prepareDirectory', { dir: this.dir });
+  }
+
+  /**
+   * Applies one repair to the in-memory index: the id's events from `first` on are forgotten. On open
+   * it runs when the runs reach segment `since`, so events appended after the repair are added after it.
+   */
+  private applyRepair(repair: RepairEntry): void {
+    const entry = this.entry(repair.id);
+    if (entry.cutBack(repair.first, repair.cut)) return;
+    // A run holds records on both sides of the cut, but not where the repair recorded: serve nothing
+    // past the last good record rather than dead records.
+    this.markCorrupt(entry, {
+      sequenceNr: repair.first,
+      file: path.join(this.dir, segmentFileName(repair.cut?.segment ?? repair.since)),
+      offset: repair.cut?.offset ?? 0,
+      reason: `a repair cut the id back before sequenceNr ${repair.first}, but the record that starts the cut is not where the repair found it`,
+    });
   }
 
   private addSegment(number: number, file: string): Segment {
@@ -406,10 +536,11 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
 
   /** The sealed segment's sidecar index, or undefined when it is missing, bad or stale (then it is rescanned). */
   private async loadIndex(segment: Segment): Promise<SegmentContents | undefined> {
-    const { bytes, size } = await this.io.run('readIndex', {
-      indexFile: path.join(this.dir, indexFileName(segment.number)),
-      file: segment.file,
-    });
+    const indexFile = path.join(this.dir, indexFileName(segment.number));
+    const { bytes, size } =
+      segment.fd !== undefined
+        ? await this.io.run('readIndexFd', { indexFile, fd: segment.fd })
+        : await this.io.run('readIndex', { indexFile, file: segment.file });
     if (!bytes) return undefined;
     const decoded = decodeIndex(
       Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
@@ -424,6 +555,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     segment: Segment,
     problemsFound: Array<{ file: string; scan: SegmentScan }>,
   ): Promise<SegmentContents> {
+    if (this.readOnly) return this.openActiveReadOnly(segment, problemsFound);
     const scan = await this.io.run('scanSegment', { file: segment.file, segment: segment.number });
     if (scan.badHeader) {
       if (scan.size >= SEGMENT_HEADER_SIZE) throw this.corruptFile(segment.file, 0, scan.badHeader);
@@ -459,6 +591,45 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     return scan;
   }
 
+  /**
+   * The last segment, read as it is now, changing nothing: a partial last frame (a live writer's commit
+   * in progress, or one torn by a crash) is left out and reported, never cut.
+   */
+  private async openActiveReadOnly(
+    segment: Segment,
+    problemsFound: Array<{ file: string; scan: SegmentScan }>,
+  ): Promise<SegmentContents> {
+    segment.fd = await this.io.run('openFile', { file: segment.file, flags: 'r' });
+    const scan = await this.io.run('scanSegmentFd', { fd: segment.fd, segment: segment.number });
+    if (scan.badHeader) {
+      if (scan.size >= SEGMENT_HEADER_SIZE) throw this.corruptFile(segment.file, 0, scan.badHeader);
+      // Being created by a writer (or left empty by a crash while it was): nothing is in it yet.
+      return {
+        segment: segment.number,
+        ids: [],
+        runs: new Float64Array(0),
+        marks: new Float64Array(0),
+        end: 0,
+      };
+    }
+    if (scan.torn) {
+      this.reporter({
+        kind: 'torn-tail-ignored',
+        message:
+          `${segment.file}: the last ${scan.size - scan.end} bytes from offset ${scan.end} are not a whole commit ` +
+          `(${scan.torn.reason} at offset ${scan.torn.offset}): a commit being written, or torn by a crash; ` +
+          'not read, and left as it is (read-only)',
+      });
+    }
+    if (scan.problems.length > 0) {
+      segment.problems = true;
+      problemsFound.push({ file: segment.file, scan });
+    }
+    segment.end = scan.end;
+    this.active = segment;
+    return scan;
+  }
+
   private async createActive(number: number): Promise<Segment> {
     const file = path.join(this.dir, segmentFileName(number));
     const fd = await this.io.run('createSegment', {
@@ -483,9 +654,12 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     return entry;
   }
 
-  private markCorrupt(entry: IdIndex, point: CorruptPoint): void {
+  /** Keeps the lowest corrupt point of the id; `winsTies`: replaces one at the same sequenceNr. */
+  private markCorrupt(entry: IdIndex, point: CorruptPoint, winsTies = false): void {
     if (point.sequenceNr < entry.lowWater) return; // truncated: never read
-    if (!entry.corrupt || point.sequenceNr < entry.corrupt.sequenceNr) entry.corrupt = point;
+    const current = entry.corrupt?.sequenceNr;
+    if (current === undefined || point.sequenceNr < current || (winsTies && point.sequenceNr === current))
+      entry.corrupt = point;
   }
 
   private corruptFile(file: string, offset: number, reason: string): JournalCorruptedError {
@@ -494,7 +668,38 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
 
   // ---- writing ----
 
+  /** Rejects with ReadOnlyError when opened read-only; waits for a repair of the id; otherwise as AbstractMessageJournal. */
+  override async appendBatch(
+    persistenceId: string,
+    messages: readonly M[],
+    options?: AppendOptions,
+  ): Promise<number[]> {
+    this.refuseWhenReadOnly('appendBatch');
+    await this.repairing.get(persistenceId);
+    return super.appendBatch(persistenceId, messages, options);
+  }
+
+  /** Rejects with ReadOnlyError when opened read-only; waits for a repair of the id; otherwise as AbstractMessageJournal. */
+  override async importEntries(persistenceId: string, entries: readonly JournalEntry<M>[]): Promise<void> {
+    this.refuseWhenReadOnly('importEntries');
+    await this.repairing.get(persistenceId);
+    return super.importEntries(persistenceId, entries);
+  }
+
+  /** Rejects with ReadOnlyError when opened read-only; waits for a repair of the id; otherwise as AbstractMessageJournal. */
+  override async truncateBefore(persistenceId: string, sequenceNr: number): Promise<void> {
+    this.refuseWhenReadOnly('truncateBefore');
+    await this.repairing.get(persistenceId);
+    return super.truncateBefore(persistenceId, sequenceNr);
+  }
+
+  private refuseWhenReadOnly(operation: string): void {
+    if (this.readOnly && !this.closed)
+      throw new ReadOnlyError(this.path, `${operation} refused, nothing written`);
+  }
+
   protected async _write(writes: readonly JournalWrite[]): Promise<void> {
+    if (this.readOnly) throw new ReadOnlyError(this.path, 'write refused, nothing written');
     const frame = encodeFrame(writes);
     await this.commitFrame(frame, (segment, position) => {
       frame.parts.forEach((part, i) => {
@@ -508,6 +713,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   }
 
   protected async _truncateBefore(persistenceId: string, sequenceNr: number, highest: number): Promise<void> {
+    if (this.readOnly) throw new ReadOnlyError(this.path, 'truncateBefore refused, nothing written');
     const entry = this.entry(persistenceId);
     const mark = Math.min(sequenceNr, highest + 1);
     if (mark <= entry.lowWater) return;
@@ -591,6 +797,266 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     return next;
   }
 
+  // ---- repair after corruption ----
+
+  /**
+   * Cuts `persistenceId` back to its last good record, for an id whose reads reject with
+   * JournalCorruptedError: the id's records from the first unreadable one on (and only the id's: other
+   * ids' records in the same segments stay) are copied byte for byte into
+   * `<path>/quarantine/<time>-<id>.records` (a JSON header line saying what they are, then the bytes),
+   * then made unreachable for good: the repair is recorded in the checkpoint (atomic, fsynced) and new
+   * events of the id go to a segment begun after it. highestSequenceNr drops to the last good
+   * sequenceNr, so the next append reuses the cut numbers. Appends and truncations of the id wait for
+   * it; other ids go on.
+   *
+   * Crash-safe: the quarantine file is complete (renamed into place) before the checkpoint that makes
+   * the cut, and a crash before that rename leaves the id as it was (still corrupt, still detected);
+   * after it, repaired. Rejects with RepairRefusedError, changing nothing, when the id reads back clean
+   * (or has no events), and with ReadOnlyError when opened read-only.
+   */
+  async repairAfterCorruption(persistenceId: string): Promise<CorruptionRepair> {
+    this.checkOpen();
+    checkPersistenceId(persistenceId);
+    this.refuseWhenReadOnly('repairAfterCorruption');
+    if (this.repairing.has(persistenceId)) {
+      throw new RepairRefusedError(persistenceId, 'a repair of it is already running');
+    }
+    let finished!: () => void;
+    this.repairing.set(
+      persistenceId,
+      new Promise<void>((resolve) => {
+        finished = resolve;
+      }),
+    );
+    try {
+      // Appends issued before this call settle first; later ones wait (see appendBatch).
+      const highest = await this.highestSequenceNr(persistenceId);
+      const failure = await this.firstUnreadable(persistenceId);
+      if (!failure) {
+        throw new RepairRefusedError(
+          persistenceId,
+          highest === 0
+            ? 'it has no events'
+            : `it reads back clean through sequenceNr ${highest}: there is nothing to cut`,
+        );
+      }
+      return await this.cutAfterCorruption(persistenceId, failure);
+    } finally {
+      this.repairing.delete(persistenceId);
+      finished();
+    }
+  }
+
+  /** The read failure that stops the id, or undefined when every event reads back (and decodes). */
+  private async firstUnreadable(
+    persistenceId: string,
+  ): Promise<(JournalCorruptedError & { sequenceNr: number }) | undefined> {
+    try {
+      for await (const _ of this.readFrom(persistenceId, 1)) {
+        // Read to the end: every record verified and decoded.
+      }
+      return undefined;
+    } catch (e) {
+      if (
+        isPersistenceError(e, 'ERR_JOURNAL_CORRUPTED') &&
+        (e as JournalCorruptedError).persistenceId === persistenceId &&
+        (e as JournalCorruptedError).sequenceNr !== undefined
+      ) {
+        return e as JournalCorruptedError & { sequenceNr: number };
+      }
+      throw e;
+    }
+  }
+
+  private async cutAfterCorruption(
+    persistenceId: string,
+    failure: JournalCorruptedError & { sequenceNr: number },
+  ): Promise<CorruptionRepair> {
+    const entry = this.index.get(persistenceId)!;
+    const first = failure.sequenceNr;
+    const { ranges, cut } = await this.deadRanges(persistenceId, entry, first, failure);
+    const last = Math.max(entry.top, first);
+    const at = Date.now();
+    const name = `${new Date(at).toISOString().replace(/[:.]/g, '-')}-${quarantineName(persistenceId)}.records`;
+    const quarantine = path.join(this.dir, QUARANTINE_DIR, name);
+    const parts: Buffer[] = [];
+    for (const range of ranges) {
+      parts.push(
+        await this.readSegment(range.segment, range.offset, range.length, persistenceId, range.first),
+      );
+    }
+    const bytes = parts.reduce((n, p) => n + p.length, 0);
+    const header = {
+      format: 'cairn-quarantine/1',
+      what:
+        `records of "${persistenceId}" that repairAfterCorruption cut off (sequenceNr ${first}..${last}), ` +
+        'copied byte for byte from the journal segments, in the record layout of src/record-codec.ts; ' +
+        'the ranges follow this line back to back, in the order listed',
+      persistenceId,
+      journal: this.dir,
+      keptThrough: first - 1,
+      removed: { first, last },
+      reason: failure.message,
+      repairedAt: new Date(at).toISOString(),
+      ranges: ranges.map((r) => ({
+        file: r.segment.file,
+        offset: r.offset,
+        length: r.length,
+        sequenceNrs: r.first === r.last ? `${r.first}` : `${r.first}..${r.last}`,
+        ...(r.note ? { note: r.note } : {}),
+      })),
+      bytes,
+    };
+    await this.io.run('writeQuarantine', {
+      dir: this.dir,
+      file: quarantine,
+      bytes: Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`, 'utf8'), ...parts]),
+    });
+
+    // The cut itself: one commit in the log's order, while no maintenance rewrites the checkpoint.
+    const maintenanceBefore = this.maintenance;
+    const commit = async () => {
+      if (this.failure) throw this.failure;
+      await maintenanceBefore;
+      // Events of the id appended from now on go to a segment begun after the repair (see RepairEntry).
+      const since = this.active.end > SEGMENT_HEADER_SIZE ? (await this.roll()).number : this.active.number;
+      const repair: RepairEntry = {
+        id: persistenceId,
+        first,
+        last,
+        since,
+        ...(cut ? { cut } : {}),
+        quarantine: path.join(QUARANTINE_DIR, name),
+        at,
+      };
+      this.repairs.push(repair);
+      try {
+        await this.writeCheckpoint();
+      } catch (e) {
+        this.repairs = this.repairs.filter((r) => r !== repair);
+        throw e;
+      }
+      const before = entry.segments();
+      this.applyRepair(repair);
+      const after = new Set(entry.segments());
+      for (const s of before) {
+        const segment = this.segments.get(s);
+        if (segment && !after.has(s)) segment.liveIds--;
+      }
+      this.served.delete(persistenceId);
+      this.forgetSequenceState(persistenceId);
+    };
+    const done = this.writing.then(commit);
+    this.writing = done.catch(() => undefined);
+    this.maintenance = this.maintenance.then(() => done.then(settledQuietly, settledQuietly));
+    await done;
+    this.removeDeadSegments();
+    this.scheduleCompaction();
+    return {
+      keptThrough: first - 1,
+      removed: { first, last },
+      quarantine,
+      bytes,
+      reason: failure.message,
+    };
+  }
+
+  /**
+   * The bytes of the id from record `first` on: the rest of the run holding it (found by stepping over
+   * the good records before it), every later run, and the damaged record itself when the index does not
+   * hold it (a scan left it out).
+   */
+  private async deadRanges(
+    persistenceId: string,
+    entry: IdIndex,
+    first: number,
+    failure: JournalCorruptedError,
+  ): Promise<{ ranges: DeadRange[]; cut: { segment: number; offset: number } | undefined }> {
+    const ranges: DeadRange[] = [];
+    let cut: { segment: number; offset: number } | undefined;
+    const idBytes = Buffer.from(persistenceId, 'utf8');
+    let r = entry.findRun(first);
+    if (r < entry.runCount && entry.firstOf(r) < first) {
+      const segment = this.segments.get(entry.segmentOf(r))!;
+      const offset = entry.offsetOf(r);
+      const length = entry.byteLengthOf(r);
+      const bytes = await this.readSegment(segment, offset, length, persistenceId, entry.firstOf(r));
+      let at = 0;
+      for (let seq = entry.firstOf(r); seq < first; seq++) {
+        const record = decodeRecord(bytes, at, length, idBytes);
+        if (isBadRecord(record)) {
+          throw new StorageError(
+            `${segment.file}: record ${seq} of "${persistenceId}" at offset ${offset + at} read back good a moment ago and is now bad (${record.reason}); nothing was changed`,
+          );
+        }
+        at += record.length;
+      }
+      cut = { segment: segment.number, offset: offset + at };
+      // at === length: record `first` is not in this run (a hole follows it); nothing of it is cut.
+      if (at < length) {
+        ranges.push({ segment, offset: offset + at, length: length - at, first, last: entry.lastOf(r) });
+      }
+      r++;
+    }
+    for (; r < entry.runCount; r++) {
+      const segment = this.segments.get(entry.segmentOf(r));
+      if (!segment) continue; // a segment that is gone: nothing of it to keep (reads named it)
+      const runFirst = entry.firstOf(r);
+      ranges.push({
+        segment,
+        offset: entry.offsetOf(r),
+        length: entry.byteLengthOf(r),
+        first: runFirst,
+        last: entry.lastOf(r),
+      });
+    }
+    // A record the scan could not verify is not in any run: keep its bytes too, as far as they go.
+    const number = failure.file ? parseSegmentFileName(path.basename(failure.file)) : undefined;
+    const damaged = number === undefined ? undefined : this.segments.get(number);
+    const offset = failure.offset;
+    if (
+      damaged &&
+      offset !== undefined &&
+      offset >= SEGMENT_HEADER_SIZE &&
+      offset < damaged.end &&
+      !ranges.some((g) => g.segment === damaged && offset >= g.offset && offset < g.offset + g.length)
+    ) {
+      const header = await this.readSegment(
+        damaged,
+        offset,
+        Math.min(RECORD_HEADER_SIZE, damaged.end - offset),
+        persistenceId,
+        first,
+      );
+      const next = ranges.find((g) => g.segment === damaged && g.offset > offset)?.offset ?? damaged.end;
+      const stated = header.length >= 4 ? header.readUInt32LE(0) : 0;
+      const known = stated >= RECORD_HEADER_SIZE && offset + stated <= next;
+      const length = known ? stated : Math.min(next - offset, QUARANTINE_UNKNOWN_EXTENT);
+      ranges.push({
+        segment: damaged,
+        offset,
+        length,
+        first,
+        last: first,
+        note: known
+          ? 'the damaged record, by the length its header states'
+          : 'damaged bytes whose extent is unknown: up to the next record of the id, at most 64 KiB; may hold bytes of other ids',
+      });
+      ranges.sort((a, b) => a.segment.number - b.segment.number || a.offset - b.offset);
+    }
+    return { ranges, cut };
+  }
+
+  /**
+   * Workaround for a gap in AbstractMessageJournal: it caches each id's highest sequenceNr (`ids`,
+   * abstract-journal.ts) and offers a backend no way to drop it after the backend lowered the highest.
+   * Deleting the entry makes the next call read `_highestSequenceNr` again, as after a failed commit.
+   * Safe here: the id's appends are held back (see appendBatch) and every earlier one has settled.
+   */
+  private forgetSequenceState(persistenceId: string): void {
+    (this as unknown as { ids: Map<string, unknown> }).ids.delete(persistenceId);
+  }
+
   // ---- background maintenance ----
 
   private inBackground(task: () => Promise<void>): void {
@@ -632,6 +1098,9 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     const marks: Array<[string, number]> = [];
     for (const [id, entry] of this.index) if (entry.lowWater > 1) marks.push([id, entry.lowWater]);
     const segments = [...this.segments.keys()].filter((n) => !deleting.some((d) => d.number === n));
+    // A repair matters while a segment older than the one it began may hold the records it cut.
+    const oldest = Math.min(...segments);
+    this.repairs = this.repairs.filter((r) => r.since > oldest);
     await this.io.run('replaceFile', {
       dir: this.dir,
       file: path.join(this.dir, CHECKPOINT_FILE),
@@ -639,6 +1108,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
         marks,
         segments: segments.sort((a, b) => a - b),
         through: this.active.number,
+        ...(this.repairs.length > 0 ? { repairs: this.repairs } : {}),
       }),
       sync: true, // always: see FileMessageJournalOptions.fsync
     });
@@ -652,6 +1122,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
    */
   async compact(): Promise<void> {
     this.checkOpen();
+    this.refuseWhenReadOnly('compact');
     this.removeDeadSegments();
     this.scheduleCompaction(true);
     await this.maintenance;

@@ -15,7 +15,8 @@ import type { SegmentContents } from './segment-scan';
  * deleted or compacted, so the low-water marks those segments held outlive them, and so a segment that
  * disappears without this journal deleting it is noticed:
  *   "CAIRNCKP", u32 version, u32 CRC32 of the JSON that follows:
- *   { "marks": [[id, lowWater], ...], "segments": [live segment numbers], "through": newest number }.
+ *   { "marks": [[id, lowWater], ...], "segments": [live segment numbers], "through": newest number,
+ *     "repairs": [RepairEntry, ...] (left out when there are none, so older builds read it as before) }.
  */
 
 const INDEX_MAGIC = Buffer.from('CAIRNIDX', 'latin1');
@@ -97,6 +98,29 @@ function readDoubles(bytes: Buffer, at: number, count: number): Float64Array {
   return out;
 }
 
+/**
+ * One `repairAfterCorruption`: the id's records from `first` through `last` in segments numbered below
+ * `since` are dead (copied to `quarantine`, never served again). Events of the id numbered `first` or
+ * more in segment `since` and later were appended after the repair. `since` is a segment that was new
+ * and empty when the repair was made, so the rule holds however later compaction moves records inside
+ * a segment: records never move between segments.
+ */
+export interface RepairEntry {
+  readonly id: string;
+  readonly first: number;
+  readonly last: number;
+  readonly since: number;
+  /**
+   * Where record `first` starts when it sits inside a run of good records (a batch): the run is cut
+   * there. Absent when `first` starts a run or is not in the index (a record the scan could not read).
+   */
+  readonly cut?: { readonly segment: number; readonly offset: number };
+  /** The quarantine file holding the cut bytes (relative to the journal directory). */
+  readonly quarantine: string;
+  /** When the repair was made, ms since epoch. */
+  readonly at: number;
+}
+
 /** What the checkpoint holds. */
 export interface Checkpoint {
   /** Every id's low-water mark (ids without one are left out). */
@@ -105,6 +129,8 @@ export interface Checkpoint {
   readonly segments: number[];
   /** The newest segment number when it was written: every later number must exist too. */
   readonly through: number;
+  /** Repairs whose dead records may still be in a segment (absent: none). */
+  readonly repairs?: readonly RepairEntry[];
 }
 
 export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
@@ -127,7 +153,8 @@ export function decodeCheckpoint(bytes: Buffer): Checkpoint | { reason: string }
     if (
       !Array.isArray(parsed.marks) ||
       !Array.isArray(parsed.segments) ||
-      typeof parsed.through !== 'number'
+      typeof parsed.through !== 'number' ||
+      (parsed.repairs !== undefined && !Array.isArray(parsed.repairs))
     ) {
       return { reason: 'checkpoint fields missing' };
     }

@@ -109,6 +109,34 @@ export const journalOperations = {
     return { installed: true, scan };
   },
 
+  /**
+   * A read-only open's view of a segment through a descriptor it already holds (a live writer may
+   * replace the file by compaction meanwhile; the descriptor keeps the version that was opened): the
+   * sidecar index, if any, and the size of that version.
+   */
+  readIndexFd(task: { indexFile: string; fd: number }): { bytes: Buffer | undefined; size: number } {
+    const size = fs.fstatSync(task.fd).size;
+    try {
+      return { bytes: fs.readFileSync(task.indexFile), size };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { bytes: undefined, size };
+      throw e;
+    }
+  },
+
+  /** Scans the segment version a descriptor holds, up to its size now (a read-only open). */
+  scanSegmentFd(task: { fd: number; segment: number }) {
+    const size = fs.fstatSync(task.fd).size;
+    const bytes = Buffer.allocUnsafe(size);
+    let done = 0;
+    while (done < size) {
+      const n = fs.readSync(task.fd, bytes, done, size - done, done);
+      if (n === 0) break;
+      done += n;
+    }
+    return scanSegment(task.segment, bytes.subarray(0, done));
+  },
+
   /** A sidecar index and the current size of its segment, to tell a stale index from a good one. */
   readIndex(task: { indexFile: string; file: string }): { bytes: Buffer | undefined; size: number } {
     const size = fs.statSync(task.file).size;
@@ -144,6 +172,25 @@ export const journalOperations = {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
     }
+  },
+
+  /** The directory's entries, creating nothing (a read-only open); a missing directory throws ENOENT. */
+  listDirectory(task: { dir: string }): string[] {
+    return fs.readdirSync(task.dir);
+  },
+
+  /**
+   * Writes a quarantine file (records cut by a repair) atomically and durably: the `quarantine`
+   * directory is created and its entry synced when missing, then temp file, fsync, rename, fsync of the
+   * directory. Always synced: the file is the only copy of the cut bytes that survives compaction.
+   */
+  writeQuarantine(task: { dir: string; file: string; bytes: Uint8Array }): void {
+    const quarantine = path.dirname(task.file);
+    if (!fs.existsSync(quarantine)) {
+      fs.mkdirSync(quarantine);
+      fsyncDirectory(task.dir);
+    }
+    writeFileAtomic(quarantine, task.file, task.bytes, true);
   },
 
   /** Creates the directory (and parents) if needed; returns its entries. */

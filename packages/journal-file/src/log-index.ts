@@ -116,6 +116,33 @@ export class IdIndex {
   }
 
   /**
+   * A repair: forgets every event from `first` on, so `first` is the next sequenceNr. A run holding
+   * records on both sides of `first` is cut at `cut` (where record `first` starts; the run's end when a
+   * hole follows the run, which then only seems to reach `first`). Returns false,
+   * cutting nothing inside it, when such a run exists and `cut` does not fall inside it: the caller then
+   * marks the id corrupt at `first` rather than serve the dead records.
+   */
+  cutBack(first: number, cut: { readonly segment: number; readonly offset: number } | undefined): boolean {
+    let keep = this.findRun(first);
+    let cutInside = true;
+    if (keep < this.count && this.firstOf(keep) < first) {
+      const offset = this.offsetOf(keep);
+      const inside =
+        cut !== undefined &&
+        cut.segment === this.segmentOf(keep) &&
+        cut.offset > offset &&
+        cut.offset <= offset + this.byteLengthOf(keep);
+      if (inside) this.runs[keep * STRIDE + 2] = cut.offset - offset;
+      cutInside = inside;
+      keep++;
+    }
+    this.count = keep;
+    this.top = Math.min(this.top, first - 1);
+    if (this.corrupt && this.corrupt.sequenceNr >= first) this.corrupt = undefined;
+    return cutInside;
+  }
+
+  /**
    * Replaces this id's runs in `segment` (a compacted segment, rewritten at other offsets) with
    * `replacement` ([offset, byteLength, first] each, ascending). Runs wholly below the mark are left out.
    * Returns the number of runs now in the segment, or -1 when the id had none there any more (truncated

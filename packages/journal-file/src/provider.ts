@@ -23,6 +23,7 @@ export const FILE_JOURNAL_OPTION_TYPES: Readonly<Record<string, OptionType>> = {
   segmentSize: atLeast(4096),
   ioThreads: atLeast(1),
   lockStaleMs: atLeast(2000),
+  readOnly: 'boolean',
 };
 
 /**
