@@ -317,6 +317,9 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
         sync: this.fsync,
       });
     }
+    if (entries.includes(QUARANTINE_DIR) && !this.readOnly) {
+      await this.io.run('removeTempFiles', { dir: path.join(this.dir, QUARANTINE_DIR), sync: this.fsync });
+    }
     const numbers = entries
       .map(parseSegmentFileName)
       .filter((n): n is number => n !== undefined)

@@ -193,6 +193,13 @@ export const journalOperations = {
     writeFileAtomic(quarantine, task.file, task.bytes, true);
   },
 
+  /** Removes temp files (".name.pid.tmp") an interrupted atomic write left in `dir`, and syncs it. */
+  removeTempFiles(task: { dir: string; sync: boolean }): void {
+    const temps = fs.readdirSync(task.dir).filter((n) => n.startsWith('.') && n.endsWith('.tmp'));
+    for (const name of temps) fs.rmSync(path.join(task.dir, name), { force: true });
+    if (temps.length > 0 && task.sync) fsyncDirectory(task.dir);
+  },
+
   /** Creates the directory (and parents) if needed; returns its entries. */
   prepareDirectory(task: { dir: string }): string[] {
     fs.mkdirSync(task.dir, { recursive: true });
