@@ -1,12 +1,23 @@
 // W1, W2, W3 and W5 of shared/WORKLOADS.md: LmdbMessageJournal / LmdbSnapshotStore next to raw lmdb-js
 // (key [id, seq], msgpack values, durable), in one run, on fresh directories. Runs the built package:
 //   npx tsc -b packages/journal-lmdb && node --expose-gc packages/journal-lmdb/bench/lmdb.bench.js [--full] [--reps=3]
+//     [--only=W1,W3] [--compare=<dir>]
 // Default sizes are scaled down for a shared 2-core machine; --full uses the sizes of WORKLOADS.md.
+// --compare=<dir> also runs another build of this package (a copy of an older dist/, with a node_modules
+// link to the repository's, so its imports resolve) as subject "before", interleaved with the others:
+// a before/after comparison under the same machine load.
 const { mkdtempSync, rmSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const path = require('node:path');
 const { open } = require('lmdb');
-const { LmdbMessageJournal, LmdbSnapshotStore } = require('../dist/index.js');
+const current = require('../dist/index.js');
+const compareDir = process.argv.find((a) => a.startsWith('--compare='))?.slice(10);
+const before = compareDir ? require(path.resolve(compareDir, 'index.js')) : undefined;
+const only = process.argv
+  .find((a) => a.startsWith('--only='))
+  ?.slice(7)
+  .split(',');
+const runs = (workload) => !only || only.includes(workload);
 
 const full = process.argv.includes('--full');
 const SIZES = full
@@ -111,7 +122,7 @@ async function w5(save, load) {
 
 // ---- subjects ----
 
-async function cairnW1() {
+async function cairnW1({ LmdbMessageJournal, LmdbSnapshotStore } = current) {
   const j = await LmdbMessageJournal.open({ path: freshDir() });
   try {
     return await w1((id, _i, e) => j.append(id, e));
@@ -130,7 +141,7 @@ async function rawW1(mode) {
     await root.close();
   }
 }
-async function cairnW2() {
+async function cairnW2({ LmdbMessageJournal, LmdbSnapshotStore } = current) {
   const j = await LmdbMessageJournal.open({ path: freshDir() });
   try {
     return await w2((_first, events) => j.appendBatch('acct-0', events));
@@ -151,7 +162,7 @@ async function rawW2(mode) {
     await root.close();
   }
 }
-async function cairnW3() {
+async function cairnW3({ LmdbMessageJournal, LmdbSnapshotStore } = current) {
   const j = await LmdbMessageJournal.open({ path: freshDir(), noSync: true });
   try {
     return await w3(
@@ -185,7 +196,7 @@ async function rawW3() {
     await root.close();
   }
 }
-async function cairnW5() {
+async function cairnW5({ LmdbMessageJournal, LmdbSnapshotStore } = current) {
   const s = await LmdbSnapshotStore.open({ path: freshDir() });
   try {
     return await w5(
@@ -245,53 +256,86 @@ async function measure(subjects) {
 
 async function main() {
   console.log(
-    `lmdb bench (${full ? 'full' : 'scaled'}, median of ${REPS} interleaved runs): ${JSON.stringify(SIZES)}; node ${process.version}`,
+    `lmdb bench (${full ? 'full' : 'scaled'}, median of ${REPS} interleaved runs): ${JSON.stringify(SIZES)}; node ${process.version}` +
+      (before ? `; "before" = ${compareDir}` : ''),
   );
   const rows = [];
   const add = (name, rate, detail, vs) => rows.push([name, rate, detail, vs]);
   const x = (a, b) => `${(a / b).toFixed(2)}x`;
+  /** The cairn subject, and "before" next to it when comparing builds. */
+  const builds = (run) =>
+    before ? { cairn: () => run(current), before: () => run(before) } : { cairn: () => run(current) };
+  const subjects = (m) => (before ? ['cairn', 'before'] : ['cairn']);
 
-  const m1 = await measure({ cairn: cairnW1, sync: () => rawW1('sync'), flushed: () => rawW1('flushed') });
-  const lat = (r) => `p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms`;
-  add(
-    'W1 cairn',
-    `${fmt(m1.cairn.rate)} ev/s`,
-    lat(m1.cairn),
-    `${x(m1.cairn.rate, m1.sync.rate)} / ${x(m1.cairn.rate, m1.flushed.rate)}`,
-  );
-  add('W1 raw, sync commit', `${fmt(m1.sync.rate)} ev/s`, lat(m1.sync), '');
-  add('W1 raw, overlap+flushed', `${fmt(m1.flushed.rate)} ev/s`, lat(m1.flushed), '');
+  if (runs('W1')) {
+    const m1 = await measure({
+      ...builds(cairnW1),
+      sync: () => rawW1('sync'),
+      flushed: () => rawW1('flushed'),
+    });
+    const lat = (r) => `p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms`;
+    for (const s of subjects(m1)) {
+      add(
+        `W1 ${s}`,
+        `${fmt(m1[s].rate)} ev/s`,
+        lat(m1[s]),
+        `${x(m1[s].rate, m1.sync.rate)} / ${x(m1[s].rate, m1.flushed.rate)}`,
+      );
+    }
+    add('W1 raw, sync commit', `${fmt(m1.sync.rate)} ev/s`, lat(m1.sync), '');
+    add('W1 raw, overlap+flushed', `${fmt(m1.flushed.rate)} ev/s`, lat(m1.flushed), '');
+  }
 
-  const m2 = await measure({ cairn: cairnW2, sync: () => rawW2('sync'), flushed: () => rawW2('flushed') });
-  add(
-    'W2 cairn',
-    `${fmt(m2.cairn.rate)} ev/s`,
-    '',
-    `${x(m2.cairn.rate, m2.sync.rate)} / ${x(m2.cairn.rate, m2.flushed.rate)}`,
-  );
-  add('W2 raw, sync commit', `${fmt(m2.sync.rate)} ev/s`, '', '');
-  add('W2 raw, overlap+flushed', `${fmt(m2.flushed.rate)} ev/s`, '', '');
+  if (runs('W2')) {
+    const m2 = await measure({
+      ...builds(cairnW2),
+      sync: () => rawW2('sync'),
+      flushed: () => rawW2('flushed'),
+    });
+    for (const s of subjects(m2)) {
+      add(
+        `W2 ${s}`,
+        `${fmt(m2[s].rate)} ev/s`,
+        '',
+        `${x(m2[s].rate, m2.sync.rate)} / ${x(m2[s].rate, m2.flushed.rate)}`,
+      );
+    }
+    add('W2 raw, sync commit', `${fmt(m2.sync.rate)} ev/s`, '', '');
+    add('W2 raw, overlap+flushed', `${fmt(m2.flushed.rate)} ev/s`, '', '');
+  }
 
-  const m3 = await measure({ cairn: cairnW3, raw: rawW3 });
-  const w3detail = (r) => `${fmt(r.cpuRate)} ev/CPU-s, heap +${r.heapMb.toFixed(1)} MB`;
-  add(
-    'W3 cairn replay',
-    `${fmt(m3.cairn.rate)} ev/s`,
-    w3detail(m3.cairn),
-    `${x(m3.cairn.rate, m3.raw.rate)} (CPU ${x(m3.cairn.cpuRate, m3.raw.cpuRate)})`,
-  );
-  add('W3 raw replay', `${fmt(m3.raw.rate)} ev/s`, w3detail(m3.raw), '');
+  if (runs('W3')) {
+    const m3 = await measure({ ...builds(cairnW3), raw: rawW3 });
+    const w3detail = (r) => `${fmt(r.cpuRate)} ev/CPU-s, heap +${r.heapMb.toFixed(1)} MB`;
+    for (const s of subjects(m3)) {
+      add(
+        `W3 ${s} replay`,
+        `${fmt(m3[s].rate)} ev/s`,
+        w3detail(m3[s]),
+        `${x(m3[s].rate, m3.raw.rate)} (CPU ${x(m3[s].cpuRate, m3.raw.cpuRate)})`,
+      );
+    }
+    add('W3 raw replay', `${fmt(m3.raw.rate)} ev/s`, w3detail(m3.raw), '');
+  }
 
-  const m5 = await measure({ cairn: cairnW5, sync: () => rawW5('sync'), flushed: () => rawW5('flushed') });
-  const snap = (r) => `${fmt(r.saves)} saves/s, ${fmt(r.loads)} loads/s`;
-  add(
-    'W5 cairn',
-    snap(m5.cairn),
-    '',
-    `saves ${x(m5.cairn.saves, m5.sync.saves)} / ${x(m5.cairn.saves, m5.flushed.saves)}, loads ${x(m5.cairn.loads, m5.sync.loads)}`,
-  );
-  add('W5 raw, sync commit', snap(m5.sync), '', '');
-  add('W5 raw, overlap+flushed', snap(m5.flushed), '', '');
+  if (runs('W5')) {
+    const m5 = await measure({
+      ...builds(cairnW5),
+      sync: () => rawW5('sync'),
+      flushed: () => rawW5('flushed'),
+    });
+    const snap = (r) => `${fmt(r.saves)} saves/s, ${fmt(r.loads)} loads/s`;
+    for (const s of subjects(m5)) {
+      add(
+        `W5 ${s}`,
+        snap(m5[s]),
+        '',
+        `saves ${x(m5[s].saves, m5.sync.saves)} / ${x(m5[s].saves, m5.flushed.saves)}, loads ${x(m5[s].loads, m5.sync.loads)}`,
+      );
+    }
+    add('W5 raw, sync commit', snap(m5.sync), '', '');
+    add('W5 raw, overlap+flushed', snap(m5.flushed), '', '');
+  }
 
   const header = ['workload', 'figure', 'detail', 'cairn / raw (sync / overlap)'];
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
