@@ -59,6 +59,8 @@ export class LmdbEnvironment {
    * call get() on this handle.
    */
   readonly journalViews: BinaryDatabase;
+  /** The snapshots database again, for ranges of views (as journalViews). */
+  readonly snapshotViews: BinaryDatabase;
 
   private constructor(
     readonly directory: string,
@@ -71,6 +73,9 @@ export class LmdbEnvironment {
     this.snapshots = root.openDB({ name: 'snapshots', ...binary }) as unknown as BinaryDatabase;
     this.journalViews = yieldingViews(
       root.openDB({ name: 'journal', ...binary }) as unknown as BinaryDatabase,
+    );
+    this.snapshotViews = yieldingViews(
+      root.openDB({ name: 'snapshots', ...binary }) as unknown as BinaryDatabase,
     );
   }
 

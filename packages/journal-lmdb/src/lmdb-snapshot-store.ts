@@ -115,11 +115,13 @@ export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   protected async _list(persistenceId: string): Promise<SnapshotMetadata[]> {
     const prefix = idPrefix(persistenceId);
     const listed: SnapshotMetadata[] = [];
-    const { snapshots } = this.env;
-    for (const key of snapshots.getKeys({ start: prefix, end: entryKeyEnd(prefix) })) {
-      // getBinaryFast: no copy of the (possibly large) value; only its 12-byte prefix is read, before
-      // the next get reuses the buffer.
-      const timestamp = snapshotTimestamp(key, snapshots.getBinaryFast(key) ?? Buffer.alloc(0));
+    // One cursor over the id's keys and values, as views (see journalViews in environment.ts): only the
+    // 12-byte prefix of each value is read, before the loop steps on.
+    for (const { key, value } of this.env.snapshotViews.getRange({
+      start: prefix,
+      end: entryKeyEnd(prefix),
+    })) {
+      const timestamp = snapshotTimestamp(key, value);
       // A damaged prefix still lists the snapshot (as the oldest possible), so loadLatest tries it,
       // reports it and falls back, instead of it silently vanishing from every query.
       listed.push({
@@ -132,7 +134,9 @@ export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
 
   protected async _load(persistenceId: string, meta: SnapshotMetadata): Promise<StoredSnapshot> {
     const key = entryKey(idPrefix(persistenceId), meta.sequenceNr);
-    const value = this.env.snapshots.get(key);
+    // getBinaryFast: the value in lmdb-js's reused buffer, not a copy. It is verified there and only the
+    // payload is copied out (below), before anything else can read from this environment.
+    const value = this.env.snapshots.getBinaryFast(key);
     const where = this._locate(persistenceId, meta).key!;
     if (value === undefined) {
       throw new StorageError(`snapshot ${where} disappeared between listing and loading it`);
@@ -155,7 +159,7 @@ export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
         reason: `envelope timestamp ${snapshot.timestamp} differs from the record's ${timestamp}`,
       });
     }
-    return snapshot;
+    return { ...snapshot, payload: Buffer.from(snapshot.payload) };
   }
 
   protected async _delete(persistenceId: string, snapshots: readonly SnapshotMetadata[]): Promise<void> {
