@@ -293,12 +293,28 @@ export async function runCli(argv: readonly string[], out: CliOutput): Promise<n
           stores.journalConfig?.provider ?? 'configured',
           plan,
         );
-        if (json) line(out.stdout, toJson({ plan, repaired: true, result: done }));
+        // A snapshot taken after the cut holds state of events that no longer exist: recovering from
+        // it and appending again under the reused numbers would apply two different histories.
+        const ahead = stores.snapshots
+          ? await stores.snapshots.loadLatest(id).then(
+              (s) => (s && s.sequenceNr > done.keptThrough ? s.sequenceNr : undefined),
+              () => undefined,
+            )
+          : undefined;
+        if (json) line(out.stdout, toJson({ plan, repaired: true, result: done, snapshotAhead: ahead }));
         else {
           line(
             out.stdout,
-            `cut: ${done.removed ? `${done.removed.first}..${done.removed.last}` : 'nothing'}; kept through ${done.keptThrough}; cut bytes in ${done.quarantine}`,
+            `cut: ${done.removed ? `${done.removed.first}..${done.removed.last}` : 'nothing'}` +
+              (done.bytes !== undefined ? ` (${done.bytes} bytes)` : '') +
+              `; kept through ${done.keptThrough}; the cut records are in ${done.quarantine}`,
           );
+          if (ahead !== undefined) {
+            line(
+              out.stdout,
+              `warning: "${id}" has a snapshot at sequenceNr ${ahead}, after the cut: delete snapshots above ${done.keptThrough} before the actor recovers, or it recovers state of events that were cut`,
+            );
+          }
         }
       });
     });

@@ -3,10 +3,11 @@ import { UnsupportedError } from './exit-codes';
 import { checkJournalId, type Problem } from './verify';
 
 /**
- * What `cairn repair --truncate-after-corruption` needs from a journal, and what no backend offers yet:
- * cut one id back to its last good record, keeping the cut records' bytes (moved to a quarantine file
- * beside the journal, never deleted), and say exactly what was removed. highestSequenceNr must drop to
- * the last good sequenceNr, so the actor's next append reuses the lost numbers consistently.
+ * What `cairn repair --truncate-after-corruption` needs from a journal (the file journal's
+ * `FileMessageJournal.repairAfterCorruption` has this shape): cut one id back to its last good record,
+ * keeping the cut records' bytes (copied to a quarantine file beside the journal, never deleted), and
+ * say exactly what was removed. highestSequenceNr must drop to the last good sequenceNr, so the actor's
+ * next append reuses the lost numbers consistently.
  */
 export interface CorruptionRepairable {
   repairAfterCorruption(persistenceId: string): Promise<{
@@ -16,6 +17,8 @@ export interface CorruptionRepairable {
     readonly removed: { readonly first: number; readonly last: number } | undefined;
     /** Where the cut bytes went. */
     readonly quarantine: string;
+    /** How many bytes of records were cut (copied to the quarantine file), when the journal says. */
+    readonly bytes?: number;
   }>;
 }
 
