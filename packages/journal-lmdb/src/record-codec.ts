@@ -109,9 +109,10 @@ export function decodeEvent(key: Uint8Array, value: Uint8Array, sequenceNr: numb
   if (version !== RECORD_VERSION) return `unknown record version ${version}`;
   const timestamp = buf.readDoubleLE(9);
   if (!Number.isSafeInteger(timestamp) || timestamp < 0) return `invalid timestamp ${timestamp}`;
-  // allocUnsafe: small payloads come from Node's shared pool instead of an ArrayBuffer each.
+  // allocUnsafe: small payloads come from Node's shared pool instead of an ArrayBuffer each; set() is the
+  // cheapest copy into it (measured against Buffer#copy and Buffer.from).
   const payload = Buffer.allocUnsafe(buf.length - EVENT_HEADER_BYTES);
-  buf.copy(payload, 0, EVENT_HEADER_BYTES);
+  payload.set(buf.subarray(EVENT_HEADER_BYTES));
   return { sequenceNr, timestamp, serializerId: buf.readUInt32LE(5), payload };
 }
 
