@@ -235,11 +235,14 @@ describe('FileMessageJournal.repairAfterCorruption', () => {
     flipByteAt(file!, recordsOf(file!).find((r) => r.sequenceNr === 2)!.payloadOffset);
     journal = await open(dir);
     const repair = journal.repairAfterCorruption('a');
-    const append = journal.append('a', 'next');
+    const message = { v: 'as appended' };
+    const append = journal.append('a', message);
+    message.v = 'changed after the call'; // must not change what is stored, also while it waits
     const other = journal.append('b', 'b1');
     await expect(repair).resolves.toMatchObject({ keptThrough: 1 });
     expect(await append).toBe(2);
     expect(await other).toBe(2);
+    expect((await collect(journal.readFrom('a', 2))).map((e) => e.message)).toEqual([{ v: 'as appended' }]);
     const again = await journal.repairAfterCorruption('a').catch((e: unknown) => e);
     expect(isPersistenceError(again, 'ERR_REPAIR_REFUSED')).toBe(true);
     await journal.close();
