@@ -46,7 +46,10 @@ import type { SegmentContents, SegmentScan } from './segment-scan';
 
 /** Options of FileMessageJournal.open. */
 export interface FileMessageJournalOptions extends JournalOptions {
-  /** The journal directory; created when missing. One process writes it at a time (it is locked). */
+  /**
+   * The journal directory; created when missing (not with `readOnly`). One process writes it at a time
+   * (it is locked).
+   */
   readonly path: string;
   /**
    * fdatasync every commit before acknowledging it, and fsync the directory when a segment is created
@@ -226,7 +229,9 @@ function checkOptions(options: unknown): asserts options is FileMessageJournalOp
  * Guarantees, beyond the MessageJournal contract: an acknowledged append survives SIGKILL and (with
  * fsync, the default) power loss; an appendBatch is all or nothing across a crash; a torn tail is cut
  * back on open and reported; corruption anywhere else makes reads of the affected id reject with
- * JournalCorruptedError at that point, and nothing is deleted to "repair" it.
+ * JournalCorruptedError at that point, and nothing is deleted to "repair" it: `repairAfterCorruption`
+ * cuts such an id back to its last good record on request, keeping the cut bytes in a quarantine file.
+ * `readOnly: true` opens it for inspection beside a live writer, without a lock, writing nothing.
  */
 export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   /**
