@@ -1085,7 +1085,15 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
    * Safe here: the id's appends are held back (see appendBatch) and every earlier one has settled.
    */
   private forgetSequenceState(persistenceId: string): void {
-    (this as unknown as { ids: Map<string, unknown> }).ids.delete(persistenceId);
+    const ids = (this as unknown as { ids?: unknown }).ids;
+    // Loud rather than silent if the base class changes: appends would be numbered past the cut.
+    if (!(ids instanceof Map)) {
+      throw new StorageError(
+        "repairAfterCorruption cannot reset the id's cached sequence numbers (AbstractMessageJournal changed); " +
+          'the repair is durable: reopen the journal before appending to the id',
+      );
+    }
+    ids.delete(persistenceId);
   }
 
   // ---- background maintenance ----
