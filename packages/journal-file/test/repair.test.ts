@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isPersistenceError, JournalCorruptedError } from '@cairn/actor-core';
 import { FileMessageJournal, QUARANTINE_DIR } from '@cairn/journal-file';
+import { captureResources, expectNoLeakedResources } from '@cairn/testkit';
 import { JOURNAL_IO_WORKER_FILE } from '../src/journal-io';
 import {
   collect,
@@ -224,6 +225,24 @@ describe('FileMessageJournal.repairAfterCorruption', () => {
     expect((await collect(journal.readFrom('a', 1))).map((e) => e.message)).toEqual(['a1', 'a2', 'n3', 'm4']);
     expect(fs.readdirSync(path.join(dir, QUARANTINE_DIR))).toHaveLength(2);
     await journal.close();
+  });
+
+  it('a repair, then close, leaves no fd, thread, timer or lock behind', async () => {
+    let journal = await open(dir);
+    await journal.appendBatch('a', ['a1', 'a2', 'a3']);
+    await journal.append('b', 'b1');
+    await journal.close();
+    const [file] = segmentFiles(dir);
+    flipByteAt(
+      file!,
+      recordsOf(file!).find((r) => r.persistenceId === 'a' && r.sequenceNr === 2)!.payloadOffset,
+    );
+    const before = captureResources();
+    journal = await open(dir, { reporter: () => undefined });
+    await journal.repairAfterCorruption('a');
+    await journal.append('a', 'again');
+    await journal.close();
+    await expectNoLeakedResources(before);
   });
 
   it('appends of the id issued during a repair wait for it and continue from the kept highest', async () => {
