@@ -311,9 +311,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   // ---- open ----
 
   private async load(): Promise<void> {
-    const entries = this.readOnly
-      ? await this.io.run('listDirectory', { dir: this.dir })
-      : await this.lockDirectory();
+    const entries = this.readOnly ? await this.listReadOnly() : await this.lockDirectory();
     const leftovers = entries.filter((name) => name.startsWith('.') && name.endsWith('.tmp'));
     if (leftovers.length > 0 && !this.readOnly) {
       await this.io.run('removeFiles', {
@@ -460,6 +458,21 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     if (this.readOnly) return;
     this.removeDeadSegments();
     this.scheduleCompaction();
+  }
+
+  /** The directory's entries for a read-only open, which never creates it. */
+  private async listReadOnly(): Promise<string[]> {
+    try {
+      return await this.io.run('listDirectory', { dir: this.dir });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      throw new StorageError(
+        `no journal at ${this.dir}: the directory does not exist (a read-only open creates nothing)`,
+        {
+          cause: e,
+        },
+      );
+    }
   }
 
   /** Creates the directory when missing and takes its lock; returns its entries. */

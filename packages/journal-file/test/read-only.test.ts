@@ -134,7 +134,10 @@ describe('FileMessageJournal readOnly', () => {
 
   it('a missing directory is an error and is not created', async () => {
     const missing = path.join(dir, 'nope', 'journal');
-    await expect(readOnly(missing)).rejects.toMatchObject({ code: 'ERR_STORAGE' });
+    await expect(readOnly(missing)).rejects.toMatchObject({
+      code: 'ERR_STORAGE',
+      message: expect.stringContaining('does not exist (a read-only open creates nothing)'),
+    });
     expect(fs.existsSync(path.join(dir, 'nope'))).toBe(false);
   });
 
