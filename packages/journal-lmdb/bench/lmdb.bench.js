@@ -122,7 +122,7 @@ async function w5(save, load) {
 
 // ---- subjects ----
 
-async function cairnW1({ LmdbMessageJournal, LmdbSnapshotStore } = current) {
+async function cairnW1({ LmdbMessageJournal } = current) {
   const j = await LmdbMessageJournal.open({ path: freshDir() });
   try {
     return await w1((id, _i, e) => j.append(id, e));
@@ -141,7 +141,7 @@ async function rawW1(mode) {
     await root.close();
   }
 }
-async function cairnW2({ LmdbMessageJournal, LmdbSnapshotStore } = current) {
+async function cairnW2({ LmdbMessageJournal } = current) {
   const j = await LmdbMessageJournal.open({ path: freshDir() });
   try {
     return await w2((_first, events) => j.appendBatch('acct-0', events));
@@ -162,7 +162,7 @@ async function rawW2(mode) {
     await root.close();
   }
 }
-async function cairnW3({ LmdbMessageJournal, LmdbSnapshotStore } = current) {
+async function cairnW3({ LmdbMessageJournal } = current) {
   const j = await LmdbMessageJournal.open({ path: freshDir(), noSync: true });
   try {
     return await w3(
@@ -196,7 +196,7 @@ async function rawW3() {
     await root.close();
   }
 }
-async function cairnW5({ LmdbMessageJournal, LmdbSnapshotStore } = current) {
+async function cairnW5({ LmdbSnapshotStore } = current) {
   const s = await LmdbSnapshotStore.open({ path: freshDir() });
   try {
     return await w5(
@@ -265,7 +265,7 @@ async function main() {
   /** The cairn subject, and "before" next to it when comparing builds. */
   const builds = (run) =>
     before ? { cairn: () => run(current), before: () => run(before) } : { cairn: () => run(current) };
-  const subjects = (m) => (before ? ['cairn', 'before'] : ['cairn']);
+  const subjects = () => (before ? ['cairn', 'before'] : ['cairn']);
 
   if (runs('W1')) {
     const m1 = await measure({
@@ -274,7 +274,7 @@ async function main() {
       flushed: () => rawW1('flushed'),
     });
     const lat = (r) => `p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms`;
-    for (const s of subjects(m1)) {
+    for (const s of subjects()) {
       add(
         `W1 ${s}`,
         `${fmt(m1[s].rate)} ev/s`,
@@ -292,7 +292,7 @@ async function main() {
       sync: () => rawW2('sync'),
       flushed: () => rawW2('flushed'),
     });
-    for (const s of subjects(m2)) {
+    for (const s of subjects()) {
       add(
         `W2 ${s}`,
         `${fmt(m2[s].rate)} ev/s`,
@@ -307,7 +307,7 @@ async function main() {
   if (runs('W3')) {
     const m3 = await measure({ ...builds(cairnW3), raw: rawW3 });
     const w3detail = (r) => `${fmt(r.cpuRate)} ev/CPU-s, heap +${r.heapMb.toFixed(1)} MB`;
-    for (const s of subjects(m3)) {
+    for (const s of subjects()) {
       add(
         `W3 ${s} replay`,
         `${fmt(m3[s].rate)} ev/s`,
@@ -325,7 +325,7 @@ async function main() {
       flushed: () => rawW5('flushed'),
     });
     const snap = (r) => `${fmt(r.saves)} saves/s, ${fmt(r.loads)} loads/s`;
-    for (const s of subjects(m5)) {
+    for (const s of subjects()) {
       add(
         `W5 ${s}`,
         snap(m5[s]),
