@@ -311,6 +311,15 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
     return this.lifecycle !== 'open';
   }
 
+  /**
+   * Drops what the core remembers of the id's sequence numbers, so the next call reads `_highestSequenceNr`
+   * again. For a backend that lowered an id's highest outside appends (a repair after corruption); call it
+   * only while no append of the id is pending.
+   */
+  protected forgetSequenceState(persistenceId: string): void {
+    this.ids.delete(persistenceId);
+  }
+
   // ---- internals ----
 
   /**

@@ -16,6 +16,7 @@
  * | ERR_STORAGE             | StorageError            | storage failed, or the outcome of a write is unknown     |
  * | ERR_ASK_TIMEOUT         | AskTimeoutError         | an ask got no reply in time                              |
  * | ERR_ACTOR_STOPPED       | ActorStoppedError       | the actor stopped before it could handle the command     |
+ * | ERR_READ_ONLY           | ReadOnlyError           | a write on a journal or store opened read-only; nothing written |
  */
 
 const PERSISTENCE_ERROR = Symbol.for('cairn.PersistenceError');
@@ -32,6 +33,7 @@ export type PersistenceErrorCode =
   | 'ERR_STORAGE'
   | 'ERR_ASK_TIMEOUT'
   | 'ERR_ACTOR_STOPPED'
+  | 'ERR_READ_ONLY'
   | (string & {});
 
 export class PersistenceError extends Error {
@@ -219,5 +221,20 @@ export class AskTimeoutError extends PersistenceError {
 export class ActorStoppedError extends PersistenceError {
   constructor(target: string, reason: string, options?: { cause?: unknown }) {
     super('ERR_ACTOR_STOPPED', `${target} is stopped: ${reason}`, options);
+  }
+}
+
+/**
+ * A write (append, appendBatch, importEntries, truncateBefore; save, delete, prune; maintenance) was
+ * called on a journal or snapshot store opened with `readOnly: true`, or a read-only open found data that
+ * only a writable open can prepare. Nothing was written.
+ */
+export class ReadOnlyError extends PersistenceError {
+  /** The directory opened read-only. */
+  readonly path: string;
+
+  constructor(path: string, message: string) {
+    super('ERR_READ_ONLY', `${path} is open read-only: ${message}`);
+    this.path = path;
   }
 }

@@ -35,6 +35,7 @@ export {
   type LockHolder,
   PersistenceError,
   type PersistenceErrorCode,
+  ReadOnlyError,
   RecoveryFailedError,
   SequenceConflictError,
   SnapshotCorruptedError,

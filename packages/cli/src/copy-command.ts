@@ -54,7 +54,7 @@ export async function copyCommand(opts: CopyCommandOptions, json: boolean, out: 
   try {
     let source: CopySource;
     if (sourceStores) {
-      const opened = await openStores(sourceStores);
+      const opened = await openStores(sourceStores, { readOnly: true });
       closers.push(() => opened.close());
       reports.push(opened.reports);
       source = storesAsSource(

@@ -33,21 +33,32 @@ export function describeStore(config: StoreConfig | undefined): string {
  * config work too). A half that was not given is opened as an unused in-memory store and reported as
  * undefined, since createPersistence always opens both.
  *
- * The file and LMDB backends have no read-only mode: opening takes the file journal's lock (a running
- * application keeps it, so `cairn` refuses with JournalLockedError rather than read under a writer),
- * and performs the backends' own open-time work (cutting back a torn tail, sealing a segment). Those are
- * reported, and the commands show them.
+ * With `readOnly`, the file journal and both LMDB stores open read-only: no lock is taken (a running
+ * application may keep writing), nothing is created, cut back, compacted or migrated, and any write would
+ * be refused. The file snapshot store has no read-only mode; opening it only removes temp files that dead
+ * processes left (reported).
  */
-export async function openStores(stores: ResolvedStores): Promise<OpenedStores> {
+export async function openStores(
+  stores: ResolvedStores,
+  options: { readOnly?: boolean } = {},
+): Promise<OpenedStores> {
   const reports: PersistenceReport[] = [];
   const reporter = (report: PersistenceReport) => {
     reports.push(report);
   };
-  const section = (config: StoreConfig | undefined): StoreConfig =>
-    config ? { ...config, reporter } : { provider: 'memory' };
+  const readOnlyCapable = (kind: 'journal' | 'snapshots', provider: string) =>
+    provider === 'lmdb' || (kind === 'journal' && provider === 'file');
+  const section = (kind: 'journal' | 'snapshots', config: StoreConfig | undefined): StoreConfig =>
+    config
+      ? {
+          ...config,
+          reporter,
+          ...(options.readOnly && readOnlyCapable(kind, config.provider) ? { readOnly: true } : {}),
+        }
+      : { provider: 'memory' };
   const persistence = await createPersistence({
-    journal: section(stores.journal),
-    snapshots: section(stores.snapshots),
+    journal: section('journal', stores.journal),
+    snapshots: section('snapshots', stores.snapshots),
   });
   return {
     journal: stores.journal ? persistence.journal : undefined,

@@ -85,7 +85,9 @@ export async function runCli(argv: readonly string[], out: CliOutput): Promise<n
     .option('--json', 'machine-readable output on stdout');
 
   const globals = (cmd: Command) => cmd.optsWithGlobals<GlobalOptions>();
-  const openSelected = async (cmd: Command) => openStores(await resolveStores(globals(cmd)));
+  // Every command but repair only reads: open read-only where the backend can.
+  const openSelected = async (cmd: Command, options: { readOnly?: boolean } = { readOnly: true }) =>
+    openStores(await resolveStores(globals(cmd)), options);
 
   program
     .command('verify')
@@ -269,7 +271,7 @@ export async function runCli(argv: readonly string[], out: CliOutput): Promise<n
         );
       }
       const json = globals(cmd).json === true;
-      await withOpened(await openSelected(cmd), async (stores) => {
+      await withOpened(await openSelected(cmd, { readOnly: false }), async (stores) => {
         if (!stores.journal) throw new UsageError('repair needs a journal (--journal or --config)');
         const plan = await planRepair(stores.journal, id);
         if (!plan.problem) {

@@ -83,6 +83,8 @@ function normalize(text: string, dir: string): string {
       // Sizes and offsets follow the backends' formats, which may change under the CLI.
       .replace(/\d+(\.\d)? (B|KiB|MiB) in/g, '<size> in')
       .replace(/offset \d+/g, 'offset <n>')
+      .replace(/\(\d+ bytes\)/g, '(<n> bytes)')
+      .replace(/quarantine\/\S+\.records/g, 'quarantine/<time>-<id>.records')
       .trimEnd()
   );
 }

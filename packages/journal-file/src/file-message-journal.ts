@@ -13,6 +13,7 @@ import {
   type JournalEntry,
   type JournalOptions,
   type JournalWrite,
+  ReadOnlyError,
   StorageError,
   type StoredEvent,
 } from '@cairn/actor-core';
@@ -24,7 +25,7 @@ import {
   encodeCheckpoint,
   type RepairEntry,
 } from './index-file';
-import { ReadOnlyError, RepairRefusedError } from './journal-errors';
+import { RepairRefusedError } from './journal-errors';
 import { JournalIo } from './journal-io';
 import { JournalLock } from './journal-lock';
 import { type CorruptPoint, IdIndex } from './log-index';
@@ -1089,24 +1090,6 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       ranges.sort((a, b) => a.segment.number - b.segment.number || a.offset - b.offset);
     }
     return { ranges, cut };
-  }
-
-  /**
-   * Workaround for a gap in AbstractMessageJournal: it caches each id's highest sequenceNr (`ids`,
-   * abstract-journal.ts) and offers a backend no way to drop it after the backend lowered the highest.
-   * Deleting the entry makes the next call read `_highestSequenceNr` again, as after a failed commit.
-   * Safe here: the id's appends are held back (see appendBatch) and every earlier one has settled.
-   */
-  private forgetSequenceState(persistenceId: string): void {
-    const ids = (this as unknown as { ids?: unknown }).ids;
-    // Loud rather than silent if the base class changes: appends would be numbered past the cut.
-    if (!(ids instanceof Map)) {
-      throw new StorageError(
-        "repairAfterCorruption cannot reset the id's cached sequence numbers (AbstractMessageJournal changed); " +
-          'the repair is durable: reopen the journal before appending to the id',
-      );
-    }
-    ids.delete(persistenceId);
   }
 
   // ---- background maintenance ----

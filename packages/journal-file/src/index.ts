@@ -1,3 +1,4 @@
+export { ReadOnlyError } from '@cairn/actor-core';
 export { FileSnapshotStore, type FileSnapshotStoreOptions } from '@cairn/snapshot';
 export {
   type CorruptionRepair,
@@ -7,5 +8,5 @@ export {
   type FileMessageJournalOptions,
   QUARANTINE_DIR,
 } from './file-message-journal';
-export { ReadOnlyError, RepairRefusedError } from './journal-errors';
+export { RepairRefusedError } from './journal-errors';
 export { FILE_JOURNAL_OPTION_TYPES, provider } from './provider';

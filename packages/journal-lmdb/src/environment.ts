@@ -1,8 +1,7 @@
 import { mkdir, realpath, stat } from 'node:fs/promises';
 import * as nodePath from 'node:path';
-import { JournalCorruptedError, type Reporter, StorageError } from '@cairn/actor-core';
+import { JournalCorruptedError, ReadOnlyError, type Reporter, StorageError } from '@cairn/actor-core';
 import { type Database, open, type RootDatabase } from 'lmdb';
-import { ReadOnlyError } from './read-only-error';
 import {
   decodeEntryKey,
   decodeFormat,

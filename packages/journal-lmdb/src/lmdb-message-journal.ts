@@ -6,12 +6,12 @@ import {
   type JournalEntry,
   type JournalOptions,
   type JournalWrite,
+  ReadOnlyError,
   SequenceConflictError,
   type StoredEvent,
 } from '@cairn/actor-core';
 import { firstOf, LmdbEnvironment } from './environment';
 import { checkLmdbOptions } from './lmdb-options';
-import { ReadOnlyError } from './read-only-error';
 import {
   decodeEntryKey,
   decodeEvent,
@@ -244,14 +244,11 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
         const sequenceNr = sequenceNrOf(key, prefix.length);
         const event = decodeEvent(key, value, sequenceNr);
         if (typeof event === 'string') {
+          // Named before yielding: the key is a view into a buffer lmdb-js reuses once the read moves on.
+          const where = `journal:${describeEntryKey(key)}`;
           // Serve the intact records before it first: nothing past the bad one, everything before it.
           if (page.length > 0) yield page;
-          throw new JournalCorruptedError({
-            persistenceId,
-            sequenceNr,
-            key: `journal:${describeEntryKey(key)}`,
-            reason: event,
-          });
+          throw new JournalCorruptedError({ persistenceId, sequenceNr, key: where, reason: event });
         }
         page.push(event);
       }

@@ -1,6 +1,7 @@
 import {
   AbstractSnapshotStore,
   type CorruptionLocation,
+  ReadOnlyError,
   SnapshotCorruptedError,
   type SnapshotCriteria,
   type SnapshotMetadata,
@@ -11,7 +12,6 @@ import {
 import { decodeSnapshotEnvelope, encodeSnapshotEnvelope } from '@cairn/snapshot';
 import { LmdbEnvironment } from './environment';
 import { checkLmdbOptions } from './lmdb-options';
-import { ReadOnlyError } from './read-only-error';
 import {
   encodeSnapshotValue,
   entryKey,
