@@ -75,7 +75,6 @@ export async function copyCommand(opts: CopyCommandOptions, json: boolean, out: 
     }
     let target: CopyTarget;
     let readBack: (notCopied: string[]) => Promise<CopySource>;
-    let dumpWriter: DumpWriter | undefined;
     if (targetConfig) {
       const opened = await openStores({
         journal: targetConfig.journal,
@@ -89,7 +88,6 @@ export async function copyCommand(opts: CopyCommandOptions, json: boolean, out: 
       readBack = async () => storesAsSource(opened, description);
     } else {
       const writer = await DumpWriter.open(opts.toDump!);
-      dumpWriter = writer;
       closers.push(() => writer.close());
       target = dumpAsTarget(writer);
       if (writer.tornBytesRemoved > 0) {
