@@ -137,7 +137,7 @@ describe.each(backends)('%s journal: model with crashes', (_name, configFor) => 
                 expect(entries.map((e) => e.sequenceNr)).toEqual(
                   Array.from({ length: highest - l.highest }, (_, i) => l.highest + 1 + i),
                 );
-                entries.forEach((e, i) => expect(e.message).toEqual({ by: 'child', n: i }));
+                expect(entries.map((e) => e.message)).toEqual(entries.map((_, n) => ({ by: 'child', n })));
                 for (const e of entries) l.messages.set(e.sequenceNr, e.message);
                 l.highest = highest;
               } else {
