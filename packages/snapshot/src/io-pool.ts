@@ -161,7 +161,9 @@ export class IoPool {
    */
   private async threadsStarted(): Promise<void> {
     const deadline = Date.now() + THREAD_START_TIMEOUT_MS;
-    while (this.pool.idleThreads < this.pool.threads.length && Date.now() < deadline) {
+    // Counted against the configured number: piscina creates its minimum threads one after another, so
+    // right after create() its own thread list may not hold all of them yet.
+    while (this.pool.idleThreads < this.threads && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
   }
