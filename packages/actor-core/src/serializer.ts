@@ -17,6 +17,10 @@ class TaggedMap {
   constructor(readonly entries: unknown[]) {}
 }
 class NegativeZero {}
+/** An object with an own "__proto__" key, which assignment while unpacking would turn into its prototype. */
+class TaggedObject {
+  constructor(readonly entries: unknown[]) {}
+}
 
 // Extensions on these private classes only, so other users of msgpackr in the process are unaffected.
 addExtension({
@@ -24,6 +28,18 @@ addExtension({
   type: 0x4d,
   write: (m: TaggedMap) => m.entries,
   read: (entries: unknown[]) => new Map(entries as [unknown, unknown][]),
+});
+addExtension({
+  Class: TaggedObject,
+  type: 0x4f,
+  write: (o: TaggedObject) => o.entries,
+  read: (entries: unknown[]) => {
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of entries as [string, unknown][]) {
+      Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+    }
+    return out;
+  },
 });
 addExtension({
   Class: NegativeZero,
@@ -82,6 +98,7 @@ function inspect(value: unknown): boolean {
   } else if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) tagged = inspectChild(value[i], `[${i}]`) || tagged;
   } else if (!(value instanceof Error)) {
+    if (Object.hasOwn(value, '__proto__')) tagged = true;
     for (const key in value)
       tagged = inspectChild((value as Record<string, unknown>)[key], `.${key}`) || tagged;
   }
@@ -114,6 +131,11 @@ function tag(value: unknown): unknown {
     value instanceof Error
   ) {
     return value;
+  }
+  if (Object.hasOwn(value, '__proto__')) {
+    return new TaggedObject(
+      Object.keys(value).map((key) => [key, tag((value as Record<string, unknown>)[key])]),
+    );
   }
   const out: Record<string, unknown> = {};
   for (const key in value) out[key] = tag((value as Record<string, unknown>)[key]);

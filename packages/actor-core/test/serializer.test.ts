@@ -55,6 +55,15 @@ describe('msgpack serializer (the default)', () => {
     expect(roundTrip(msgpackSerializer, { a: { b: 1 } })).not.toBeInstanceOf(Map);
   });
 
+  it('keeps an own "__proto__" key as data (JSON.parse makes such objects), not as a prototype', () => {
+    const value = JSON.parse('{"a":1,"__proto__":{"polluted":true},"nested":{"__proto__":[1]}}');
+    const back = roundTrip(msgpackSerializer, value) as Record<string, unknown>;
+    expect(back).toEqual(value);
+    expect(Object.keys(back)).toEqual(['a', '__proto__', 'nested']);
+    expect(Object.getPrototypeOf(back)).toBe(Object.prototype);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
   it('round-trips arbitrary JSON-like values', () => {
     fc.assert(
       fc.property(fc.jsonValue(), (value) => {
