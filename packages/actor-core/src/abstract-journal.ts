@@ -399,8 +399,8 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
       }
       try {
         if (!pages) {
-          await this.writesIssued(persistenceId);
-          // Only for telling a missing tail: a storage whose highest cannot be read still serves what it has.
+          // highestSequenceNr first waits for the appends issued before this read. Its value only tells a
+          // missing tail: a storage whose highest cannot be read still serves what it has.
           highest = await this.highestSequenceNr(persistenceId).catch(() => 0);
           pages = this._read(persistenceId, fromSequenceNr, to, max)[Symbol.asyncIterator]();
         }

@@ -194,14 +194,6 @@ async function resolveProvider(
 ): Promise<PersistenceProvider | undefined> {
   if (name === 'memory') return memoryProvider;
   const builtin = BUILTIN_PROVIDERS[name];
-  const looksLikeModule =
-    builtin !== undefined || /^[.@/]|[/\\]/.test(name) || /^[a-z0-9][\w.-]*$/i.test(name);
-  if (!looksLikeModule) {
-    problems.push(
-      `${section}.provider: unknown provider "${name}" (use "memory", "file", "lmdb" or a module)`,
-    );
-    return undefined;
-  }
   const specifier = builtin ?? (/^\.{1,2}[/\\]/.test(name) ? path.resolve(name) : name);
   let mod: { provider?: unknown };
   try {

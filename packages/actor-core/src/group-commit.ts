@@ -66,11 +66,6 @@ export class GroupCommit<K, W> {
     return promise;
   }
 
-  /** Writes queued or committing right now. */
-  get pending(): number {
-    return this.queue.length + this.inFlightKeys.size;
-  }
-
   /** Removes the queued (not yet committing) writes of `key` and returns them. */
   drop(key: K): QueuedWrite<K, W>[] {
     const dropped: QueuedWrite<K, W>[] = [];

@@ -585,13 +585,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       await this.io.run('removeFiles', { dir: this.dir, files: [segment.file], sync: this.fsync });
       this.segments.delete(segment.number);
       await this.createActive(segment.number);
-      return {
-        segment: segment.number,
-        ids: [],
-        runs: new Float64Array(0),
-        marks: new Float64Array(0),
-        end: 0,
-      };
+      return emptyContents(segment.number);
     }
     segment.fd = await this.io.run('openFile', { file: segment.file, flags: 'r+' });
     if (scan.torn) {
@@ -604,13 +598,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
           'with fsync on; every whole commit before it is kept',
       });
     }
-    if (scan.problems.length > 0) {
-      segment.problems = true;
-      problemsFound.push({ file: segment.file, scan });
-    }
-    segment.end = scan.end;
-    this.active = segment;
-    return scan;
+    return this.adoptActive(segment, scan, problemsFound);
   }
 
   /**
@@ -626,13 +614,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     if (scan.badHeader) {
       if (scan.size >= SEGMENT_HEADER_SIZE) throw this.corruptFile(segment.file, 0, scan.badHeader);
       // Being created by a writer (or left empty by a crash while it was): nothing is in it yet.
-      return {
-        segment: segment.number,
-        ids: [],
-        runs: new Float64Array(0),
-        marks: new Float64Array(0),
-        end: 0,
-      };
+      return emptyContents(segment.number);
     }
     if (scan.torn) {
       this.reporter({
@@ -643,6 +625,15 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
           'not read, and left as it is (read-only)',
       });
     }
+    return this.adoptActive(segment, scan, problemsFound);
+  }
+
+  /** Makes the scanned last segment the one appends go to, noting any corruption the scan found in it. */
+  private adoptActive(
+    segment: Segment,
+    scan: SegmentScan,
+    problemsFound: Array<{ file: string; scan: SegmentScan }>,
+  ): SegmentContents {
     if (scan.problems.length > 0) {
       segment.problems = true;
       problemsFound.push({ file: segment.file, scan });
@@ -1587,4 +1578,9 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       });
     }
   }
+}
+
+/** What an empty segment holds. */
+function emptyContents(segment: number): SegmentContents {
+  return { segment, ids: [], runs: new Float64Array(0), marks: new Float64Array(0), end: 0 };
 }
