@@ -390,6 +390,11 @@ export function ioWorkerModule<T extends Record<string, AnyOperation>>(
       }
     };
   }
+  // piscina preloads each thread's handler under the name "default"; without one it falls back to an
+  // ESM import of the module, an asynchronous file read that a thread stopped mid-start leaks the fd of.
+  // Tasks always name their operation, so this one only answers a misdirected task.
+  (handlers as Record<string, (args: unknown) => Promise<unknown>>).default = async () =>
+    toFailure(new TypeError('an IoPool task must name its operation'));
   return handlers;
 }
 

@@ -102,7 +102,8 @@ export class IoPool {
     }
     const pool = new Piscina({
       filename: workerFile,
-      minThreads: threads,
+      // Threads start on demand: piscina keeps a minimum by starting replacements, also while closing.
+      minThreads: 0,
       maxThreads: threads,
       // Tasks are synchronous on their thread, so these queue there rather than run concurrently.
       concurrentTasksPerWorker: tasksPerThread,
@@ -161,9 +162,7 @@ export class IoPool {
    */
   private async threadsStarted(): Promise<void> {
     const deadline = Date.now() + THREAD_START_TIMEOUT_MS;
-    // Counted against the configured number: piscina creates its minimum threads one after another, so
-    // right after create() its own thread list may not hold all of them yet.
-    while (this.pool.idleThreads < this.threads && Date.now() < deadline) {
+    while (this.pool.idleThreads < this.pool.threads.length && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
   }
