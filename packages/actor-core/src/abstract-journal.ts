@@ -22,6 +22,26 @@ export interface StoredEvent {
   readonly payload: Uint8Array;
 }
 
+/**
+ * A stored event whose payload is `bytes[start, end)` of a buffer the backend read a page into. The
+ * core decodes it in place (Serializer.decodeRange) rather than through a view per event, which is a
+ * good part of a replay's cost; `payload` makes the view when something asks for it.
+ */
+export class StoredEventInBuffer implements StoredEvent {
+  constructor(
+    readonly sequenceNr: number,
+    readonly timestamp: number,
+    readonly serializerId: number,
+    readonly bytes: Uint8Array,
+    readonly start: number,
+    readonly end: number,
+  ) {}
+
+  get payload(): Uint8Array {
+    return this.bytes.subarray(this.start, this.end);
+  }
+}
+
 /** One append or appendBatch: its events must become visible all together or not at all. */
 export interface JournalWrite {
   readonly persistenceId: string;
@@ -553,6 +573,9 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
       );
     if (!serializer) throw fail(`unknown serializer id ${stored.serializerId}`);
     try {
+      if (stored instanceof StoredEventInBuffer && serializer.decodeRange) {
+        return serializer.decodeRange(stored.bytes, stored.start, stored.end) as M;
+      }
       return serializer.decode(stored.payload) as M;
     } catch (e) {
       throw fail(`payload cannot be decoded by "${serializer.name}": ${(e as Error)?.message ?? e}`, e);

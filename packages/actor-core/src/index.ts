@@ -6,6 +6,7 @@ export {
   type JournalOptions,
   type JournalWrite,
   type StoredEvent,
+  StoredEventInBuffer,
 } from './abstract-journal';
 export {
   AbstractSnapshotStore,
@@ -22,7 +23,7 @@ export {
   type PersistenceConfig,
   type StoreConfig,
 } from './config';
-export { crc32, crc32Native, crc32Portable } from './crc32';
+export { crc32, crc32Native, crc32Portable, crc32Range } from './crc32';
 export {
   ActorStoppedError,
   AskTimeoutError,

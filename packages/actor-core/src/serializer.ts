@@ -10,6 +10,12 @@ export interface Serializer {
   readonly name: string;
   encode(value: unknown): Uint8Array;
   decode(bytes: Uint8Array): unknown;
+  /**
+   * Optional: decodes `bytes[start, end)` exactly as `decode(bytes.subarray(start, end))` would (and
+   * throws where it would), without the view. Journals read events in pages of one buffer; a serializer
+   * that decodes in place spares a view (and whatever it caches per source buffer) per event.
+   */
+  decodeRange?(bytes: Uint8Array, start: number, end: number): unknown;
 }
 
 /** Stand-ins for the two values MessagePack cannot tell apart on its own (Map vs object, -0 vs 0). */
@@ -161,6 +167,18 @@ export class MsgpackSerializer implements Serializer {
   decode(bytes: Uint8Array): unknown {
     return this.packr.unpack(bytes);
   }
+
+  decodeRange(bytes: Uint8Array, start: number, end: number): unknown {
+    // msgpackr reads `end || length`: an empty range must not become the rest of the buffer. Its DataView
+    // is cached on `bytes`, once for a whole page. It throws when the value does not end exactly at `end`.
+    if (end <= start) return this.packr.unpack(bytes.subarray(start, end));
+    this.range.start = start;
+    this.range.end = end;
+    return this.packr.unpack(bytes, this.range);
+  }
+
+  /** Reused: unpack reads it before decoding anything, so a nested decode cannot see another's range. */
+  private readonly range = { start: 0, end: 0 };
 }
 
 /** JSON (id 2): readable by anything, but Dates come back as strings and Map/Set/BigInt are not supported. */

@@ -72,6 +72,32 @@ describe('msgpack serializer (the default)', () => {
     );
   });
 
+  it('decodeRange decodes a value inside a larger buffer as decode would its view', () => {
+    const decodeRange = msgpackSerializer.decodeRange!.bind(msgpackSerializer);
+    fc.assert(
+      fc.property(
+        fc.jsonValue(),
+        fc.uint8Array({ maxLength: 20 }),
+        fc.uint8Array(),
+        (value, before, after) => {
+          const encoded = msgpackSerializer.encode(value);
+          const page = Buffer.concat([before, encoded, after]);
+          expect(decodeRange(page, before.length, before.length + encoded.length)).toEqual(value);
+        },
+      ),
+    );
+  });
+
+  it('decodeRange throws, as decode does, when the range cuts the value short or runs past its end', () => {
+    const encoded = msgpackSerializer.encode({ type: 'Deposited', amount: 7, note: 'x'.repeat(40) });
+    const page = Buffer.concat([Buffer.from([1, 2, 3]), encoded, Buffer.from([0xc0, 0xc0])]);
+    const decodeRange = msgpackSerializer.decodeRange!.bind(msgpackSerializer);
+    expect(() => decodeRange(page, 3, 3 + encoded.length - 1)).toThrow();
+    expect(() => decodeRange(page, 3, 3 + encoded.length + 1)).toThrow();
+    expect(() => msgpackSerializer.decode(page.subarray(3, 3 + encoded.length + 1))).toThrow();
+    expect(decodeRange(page, 3, 3 + encoded.length)).toEqual(msgpackSerializer.decode(encoded));
+  });
+
   it.each([
     ['a function', () => 1, /value is a function/],
     ['a symbol', Symbol('s'), /value is a symbol/],

@@ -16,6 +16,7 @@ import {
   ReadOnlyError,
   StorageError,
   type StoredEvent,
+  StoredEventInBuffer,
 } from '@cairn/actor-core';
 import {
   CHECKPOINT_FILE,
@@ -36,12 +37,13 @@ import {
   encodeRawFrame,
   encodeSegmentHeader,
   indexFileName,
+  intactEventLength,
   isBadRecord,
-  KIND_EVENT,
   parseSegmentFileName,
   RECORD_HEADER_SIZE,
   SEGMENT_HEADER_SIZE,
   segmentFileName,
+  whyNotIntact,
 } from './record-codec';
 import type { SegmentContents, SegmentScan } from './segment-scan';
 
@@ -1336,38 +1338,37 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
           const end = at + chunk.lengths[r - chunk.firstRun]!;
           let expected = chunk.firsts[r - chunk.firstRun]!;
           while (at < end) {
-            const record = decodeRecord(bytes, at, end, idBytes);
-            const problem = isBadRecord(record)
-              ? record.reason
-              : record.kind !== KIND_EVENT
-                ? `the index points at a record of kind ${record.kind}`
-                : record.sequenceNr !== expected
-                  ? `found sequenceNr ${record.sequenceNr} where ${expected} belongs`
-                  : undefined;
-            if (problem !== undefined || isBadRecord(record)) {
+            const sequenceNr = expected;
+            const length = intactEventLength(bytes, at, end, idBytes, sequenceNr);
+            if (length < 0) {
               failure = this.corruptAt(persistenceId, {
-                sequenceNr: expected,
+                sequenceNr,
                 file: chunk.file,
                 offset: chunk.start + at,
-                reason: problem ?? 'bad record',
+                reason: whyNotIntact(bytes, at, end, idBytes, sequenceNr),
               });
               break runs;
             }
-            at += record.length;
+            const start = at;
+            at += length;
             expected++;
             // Re-checked per record: a truncation may land while the consumer holds a page.
-            if (record.sequenceNr < next || record.sequenceNr < entry.lowWater) continue;
-            if (record.sequenceNr > toSequenceNr || left === 0) break runs;
-            if (entry.corrupt && record.sequenceNr >= entry.corrupt.sequenceNr) break runs;
-            page.push({
-              sequenceNr: record.sequenceNr,
-              timestamp: record.timestamp,
-              serializerId: record.serializerId,
-              payload: record.payload,
-            });
-            offsets.push(chunk.start + at - record.length);
+            if (sequenceNr < next || sequenceNr < entry.lowWater) continue;
+            if (sequenceNr > toSequenceNr || left === 0) break runs;
+            if (entry.corrupt && sequenceNr >= entry.corrupt.sequenceNr) break runs;
+            page.push(
+              new StoredEventInBuffer(
+                sequenceNr,
+                bytes.readDoubleLE(start + 24),
+                bytes[start + 10]! | (bytes[start + 11]! << 8),
+                bytes,
+                start + RECORD_HEADER_SIZE + idBytes.length,
+                at,
+              ),
+            );
+            offsets.push(chunk.start + start);
             left--;
-            next = record.sequenceNr + 1;
+            next = sequenceNr + 1;
             if (page.length === PAGE_EVENTS) {
               served = true;
               located = this.locatePage(persistenceId, chunk.file, page, offsets);

@@ -1,5 +1,5 @@
 // actor-core's CRC32 module itself: this file also runs in IO threads, which need none of the rest.
-import { crc32 } from '@cairn/actor-core/dist/crc32';
+import { crc32, crc32Range } from '@cairn/actor-core/dist/crc32';
 
 /**
  * The bytes of a segment file (all integers little-endian):
@@ -180,7 +180,7 @@ function writeRecord(
   bytes.writeDoubleLE(timestamp, at + 24);
   id.copy(bytes, at + RECORD_HEADER_SIZE);
   if (payload) bytes.set(payload, at + RECORD_HEADER_SIZE + id.length);
-  bytes.writeUInt32LE(crc32(bytes.subarray(at + 8, at + length)), at + 4);
+  bytes.writeUInt32LE(crc32Range(bytes, at + 8, at + length), at + 4);
   return at + length;
 }
 
@@ -235,7 +235,7 @@ export function decodeRecord(
       ...(seqPlausible ? { sequenceNr } : {}),
     };
   }
-  if (bytes.readUInt32LE(at + 4) !== crc32(bytes.subarray(at + 8, at + length))) {
+  if (bytes.readUInt32LE(at + 4) !== crc32Range(bytes, at + 8, at + length)) {
     return {
       reason: 'CRC mismatch',
       length,
@@ -271,6 +271,49 @@ export function decodeRecord(
     timestamp: bytes.readDoubleLE(at + 24),
     payload: bytes.subarray(idStart + idLength, at + length),
   };
+}
+
+/**
+ * The read path's check of the record at `at`: its length when it is an intact event record of the id
+ * whose UTF-8 bytes are `id`, numbered `sequenceNr`, and ends at or before `end`; otherwise -1, and
+ * decodeRecord says why. Reads its fields in place (no record object, no views) since a replay runs it
+ * once per event.
+ */
+export function intactEventLength(
+  bytes: Buffer,
+  at: number,
+  end: number,
+  id: Buffer,
+  sequenceNr: number,
+): number {
+  if (end - at < RECORD_HEADER_SIZE) return -1;
+  const length = (bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24)) >>> 0;
+  const idLength = id.length;
+  if (length < RECORD_HEADER_SIZE + idLength || at + length > end) return -1;
+  if (
+    bytes[at + 8] !== KIND_EVENT ||
+    bytes[at + 12] !== (idLength & 0xff) ||
+    bytes[at + 13] !== idLength >>> 8
+  ) {
+    return -1;
+  }
+  const stored =
+    (bytes[at + 4]! | (bytes[at + 5]! << 8) | (bytes[at + 6]! << 16) | (bytes[at + 7]! << 24)) >>> 0;
+  if (stored !== crc32Range(bytes, at + 8, at + length)) return -1;
+  if (bytes.readDoubleLE(at + 16) !== sequenceNr) return -1;
+  const idStart = at + RECORD_HEADER_SIZE;
+  for (let i = 0; i < idLength; i++) if (bytes[idStart + i] !== id[i]) return -1;
+  return length;
+}
+
+/** Why intactEventLength refused the record at `at`: the reason a read names in its corruption error. */
+export function whyNotIntact(bytes: Buffer, at: number, end: number, id: Buffer, sequenceNr: number): string {
+  const record = decodeRecord(bytes, at, end, id);
+  if (isBadRecord(record)) return record.reason;
+  if (record.kind !== KIND_EVENT) return `the index points at a record of kind ${record.kind}`;
+  if (record.sequenceNr !== sequenceNr)
+    return `found sequenceNr ${record.sequenceNr} where ${sequenceNr} belongs`;
+  return 'bad record';
 }
 
 export function isBadRecord(r: DecodedRecord | BadRecord): r is BadRecord {

@@ -27,6 +27,7 @@ import {
   idOfMetadataKey,
   idPrefix,
   metadataKey,
+  PayloadArena,
   sequenceNrOf,
 } from './record-codec';
 
@@ -226,6 +227,7 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     const prefix = idPrefix(persistenceId);
     let next = fromSequenceNr;
     let left = max;
+    const arena = new PayloadArena();
     while (left > 0 && next <= toSequenceNr) {
       // Looked up per page: a truncation running meanwhile may have raised it.
       const lowWater = this.readMetadata(persistenceId)?.lowWater ?? 0;
@@ -242,7 +244,7 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       });
       for (const { key, value } of range) {
         const sequenceNr = sequenceNrOf(key, prefix.length);
-        const event = decodeEvent(key, value, sequenceNr);
+        const event = decodeEvent(key, value, sequenceNr, arena);
         if (typeof event === 'string') {
           // Named before yielding: the key is a view into a buffer lmdb-js reuses once the read moves on.
           const where = `journal:${describeEntryKey(key)}`;
