@@ -80,7 +80,7 @@ interface IdState {
   assigned: number;
   /** Highest sequenceNr known committed. */
   durable: number;
-  /** Settles (never rejects) when the latest append issued for this id settles. */
+  /** The latest append issued for this id (wait for it with `.then(settle, settle)`: it may reject). */
   lastWrite: Promise<void> | undefined;
 }
 
@@ -172,49 +172,44 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
 
   // ---- the public contract ----
 
-  async append(persistenceId: string, message: M, options?: AppendOptions): Promise<number> {
-    const [sequenceNr] = await this.appendBatch(persistenceId, [message], options);
-    return sequenceNr!;
-  }
-
-  async appendBatch(
-    persistenceId: string,
-    messages: readonly M[],
-    options?: AppendOptions,
-  ): Promise<number[]> {
-    this.checkOpen();
-    checkPersistenceId(persistenceId);
-    if (!Array.isArray(messages)) throw new TypeError('messages must be an array');
-    if (messages.length === 0) throw new RangeError('appendBatch needs at least one message');
-    checkOptionalObject(options, 'options');
-    const expected = options?.expectedSequenceNr;
-    if (expected !== undefined) checkCount(expected, 'expectedSequenceNr');
-    const payloads = this.encodeAll(persistenceId, messages);
-
-    // close() waits for state loads before it drains, so an append issued before close() still lands.
-    const state = this.ids.get(persistenceId) ?? (await this.loadState(persistenceId));
-    if (this.lifecycle === 'closed') throw new JournalClosedError('journal');
-    if (expected !== undefined && expected !== state.assigned) {
-      throw new SequenceConflictError(persistenceId, expected, state.assigned);
+  append(persistenceId: string, message: M, options?: AppendOptions): Promise<number> {
+    // The hot path of an event-sourced application (one event per command): no intermediate arrays or
+    // async layers beyond the commit's own promise. Every error still comes as a rejection.
+    try {
+      this.checkOpen();
+      checkPersistenceId(persistenceId);
+      checkOptionalObject(options, 'options');
+      const expected = options?.expectedSequenceNr;
+      if (expected !== undefined) checkCount(expected, 'expectedSequenceNr');
+      const payload = this.encodeOne(persistenceId, message, 'the message');
+      return this.appendPayloads(persistenceId, [payload], expected, 'append');
+    } catch (e) {
+      return Promise.reject(e);
     }
-    const timestamp = Date.now();
-    const first = state.assigned + 1;
-    const events: StoredEvent[] = payloads.map((payload, i) => ({
-      sequenceNr: first + i,
-      timestamp,
-      serializerId: this.serializer.id,
-      payload,
-    }));
-    await this.enqueue(state, persistenceId, events);
-    return events.map((e) => e.sequenceNr);
   }
 
-  /** Numbers the id's events as taken and queues them for the next group commit; settles with that commit. */
-  private enqueue(state: IdState, persistenceId: string, events: readonly StoredEvent[]): Promise<void> {
-    state.assigned += events.length;
-    const committed = this.commitQueue().enqueue(state, { persistenceId, events }, events.length);
-    state.lastWrite = committed.then(settle, settle);
-    return committed;
+  appendBatch(persistenceId: string, messages: readonly M[], options?: AppendOptions): Promise<number[]> {
+    try {
+      this.checkOpen();
+      checkPersistenceId(persistenceId);
+      if (!Array.isArray(messages)) throw new TypeError('messages must be an array');
+      if (messages.length === 0) throw new RangeError('appendBatch needs at least one message');
+      checkOptionalObject(options, 'options');
+      const expected = options?.expectedSequenceNr;
+      if (expected !== undefined) checkCount(expected, 'expectedSequenceNr');
+      const payloads = messages.map((message, i) =>
+        this.encodeOne(
+          persistenceId,
+          message,
+          messages.length === 1 ? 'the message' : `message ${i} of the batch`,
+        ),
+      );
+      return this.appendPayloads(persistenceId, payloads, expected, 'appendBatch').then((first) =>
+        payloads.map((_, i) => first + i),
+      );
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /**
@@ -240,10 +235,14 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
         );
       }
     });
-    const payloads = this.encodeAll(
-      persistenceId,
-      entries.map((e) => e.message),
+    const payloads = entries.map((e, i) =>
+      this.encodeOne(
+        persistenceId,
+        e.message,
+        entries.length === 1 ? 'the message' : `message ${i} of the batch`,
+      ),
     );
+    await this.writeGate(persistenceId, 'importEntries');
     const state = this.ids.get(persistenceId) ?? (await this.loadState(persistenceId));
     if (this.lifecycle === 'closed') throw new JournalClosedError('journal');
     if (entries[0]!.sequenceNr !== state.assigned + 1) {
@@ -258,6 +257,71 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
       payload: payloads[i]!,
     }));
     await this.enqueue(state, persistenceId, events);
+  }
+
+  /**
+   * Called for every append, appendBatch and importEntries after its arguments were validated and its
+   * messages serialized (so they are captured as they were at the call), before it is numbered. Throw to
+   * refuse the write (a read-only journal); return a promise to make it wait (a repair of the id in
+   * progress). The default lets every write through at once.
+   */
+  protected writeGate(_persistenceId: string, _operation: string): Promise<void> | undefined {
+    return undefined;
+  }
+
+  /** Numbers serialized messages and queues them; resolves with the first sequenceNr once committed. */
+  private appendPayloads(
+    persistenceId: string,
+    payloads: readonly Uint8Array[],
+    expected: number | undefined,
+    operation: string,
+  ): Promise<number> {
+    const gate = this.writeGate(persistenceId, operation);
+    const numbered = (state: IdState): Promise<number> => {
+      if (this.lifecycle === 'closed') throw new JournalClosedError('journal');
+      return this.appendNumbered(state, persistenceId, payloads, expected);
+    };
+    if (gate === undefined) {
+      const state = this.ids.get(persistenceId);
+      if (state !== undefined) return this.appendNumbered(state, persistenceId, payloads, expected);
+      // Started now: close() waits for state loads before it drains, so an append issued before close()
+      // still lands.
+      return this.loadState(persistenceId).then(numbered);
+    }
+    return gate.then(() => {
+      const state = this.ids.get(persistenceId);
+      return state !== undefined ? numbered(state) : this.loadState(persistenceId).then(numbered);
+    });
+  }
+
+  private appendNumbered(
+    state: IdState,
+    persistenceId: string,
+    payloads: readonly Uint8Array[],
+    expected: number | undefined,
+  ): Promise<number> {
+    if (expected !== undefined && expected !== state.assigned) {
+      throw new SequenceConflictError(persistenceId, expected, state.assigned);
+    }
+    const timestamp = Date.now();
+    const first = state.assigned + 1;
+    const serializerId = this.serializer.id;
+    const events: StoredEvent[] = payloads.map((payload, i) => ({
+      sequenceNr: first + i,
+      timestamp,
+      serializerId,
+      payload,
+    }));
+    return this.enqueue(state, persistenceId, events).then(() => first);
+  }
+
+  /** Numbers the id's events as taken and queues them for the next group commit; settles with that commit. */
+  private enqueue(state: IdState, persistenceId: string, events: readonly StoredEvent[]): Promise<void> {
+    state.assigned += events.length;
+    const committed = this.commitQueue().enqueue(state, { persistenceId, events }, events.length);
+    // Kept as is (its callers handle its rejection); writesIssued waits on it without failing.
+    state.lastWrite = committed;
+    return committed;
   }
 
   readFrom(
@@ -523,7 +587,7 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
   private async writesIssued(persistenceId: string): Promise<void> {
     const loading = this.loading.get(persistenceId);
     if (loading) await loading.catch(settle);
-    await this.ids.get(persistenceId)?.lastWrite;
+    await this.ids.get(persistenceId)?.lastWrite?.then(settle, settle);
   }
 
   private loadState(persistenceId: string): Promise<IdState> {
@@ -541,19 +605,16 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
     return loading;
   }
 
-  private encodeAll(persistenceId: string, messages: readonly M[]): Uint8Array[] {
-    return messages.map((message, i) => {
-      try {
-        return this.serializer.encode(message);
-      } catch (e) {
-        const what = messages.length === 1 ? 'the message' : `message ${i} of the batch`;
-        throw new WriteRejectedError(
-          persistenceId,
-          `${what} cannot be serialized by "${this.serializer.name}": ${(e as Error)?.message ?? e}`,
-          { cause: e },
-        );
-      }
-    });
+  private encodeOne(persistenceId: string, message: M, what: string): Uint8Array {
+    try {
+      return this.serializer.encode(message);
+    } catch (e) {
+      throw new WriteRejectedError(
+        persistenceId,
+        `${what} cannot be serialized by "${this.serializer.name}": ${(e as Error)?.message ?? e}`,
+        { cause: e },
+      );
+    }
   }
 
   private decode(persistenceId: string, stored: StoredEvent): M {

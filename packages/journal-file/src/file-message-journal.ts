@@ -684,44 +684,13 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   // ---- writing ----
 
   /**
-   * Rejects with ReadOnlyError when opened read-only; otherwise as AbstractMessageJournal. While the id
-   * is being repaired, the append waits for the repair (and is numbered after the kept records); the
-   * messages are captured through the serializer at the call, as the base class does, so changing
-   * them afterwards changes nothing.
+   * Writes are refused with ReadOnlyError when opened read-only. While the id is being repaired, a write
+   * waits for the repair (and is numbered after the kept records); its messages were serialized at the
+   * call, so changing them afterwards changes nothing.
    */
-  override async appendBatch(
-    persistenceId: string,
-    messages: readonly M[],
-    options?: AppendOptions,
-  ): Promise<number[]> {
-    this.refuseWhenReadOnly('appendBatch');
-    const repair = this.repairing.get(persistenceId);
-    const captured = repair ? this.captured(messages) : undefined;
-    if (!repair || !captured) return super.appendBatch(persistenceId, messages, options);
-    await repair;
-    return super.appendBatch(persistenceId, captured, options);
-  }
-
-  /** As appendBatch: read-only rejects; during a repair of the id, waits for it. */
-  override async importEntries(persistenceId: string, entries: readonly JournalEntry<M>[]): Promise<void> {
-    this.refuseWhenReadOnly('importEntries');
-    const repair = this.repairing.get(persistenceId);
-    const captured =
-      repair && Array.isArray(entries) ? this.captured(entries.map((e) => e?.message)) : undefined;
-    if (!repair || !captured) return super.importEntries(persistenceId, entries);
-    const copies = entries.map((e, i) => ({ ...e, message: captured[i]! }));
-    await repair;
-    return super.importEntries(persistenceId, copies);
-  }
-
-  /** Messages as the serializer will store them, or undefined when they are not an array or do not encode (the base class then rejects them at once, as usual). */
-  private captured(messages: readonly M[]): M[] | undefined {
-    if (!Array.isArray(messages)) return undefined;
-    try {
-      return messages.map((m) => this.serializer.decode(this.serializer.encode(m)) as M);
-    } catch {
-      return undefined;
-    }
+  protected override writeGate(persistenceId: string, operation: string): Promise<void> | undefined {
+    this.refuseWhenReadOnly(operation);
+    return this.repairing.get(persistenceId);
   }
 
   /** Rejects with ReadOnlyError when opened read-only; waits for a repair of the id; otherwise as AbstractMessageJournal. */
@@ -867,7 +836,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       }),
     );
     try {
-      // Appends issued before this call settle first; later ones wait (see appendBatch).
+      // Appends issued before this call settle first; later ones wait (see writeGate).
       const highest = await this.highestSequenceNr(persistenceId);
       const failure = await this.firstUnreadable(persistenceId);
       if (!failure) {

@@ -110,20 +110,10 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     return journal;
   }
 
-  /** Rejects with ReadOnlyError when opened read-only; otherwise as AbstractMessageJournal. */
-  override async appendBatch(
-    persistenceId: string,
-    messages: readonly M[],
-    options?: AppendOptions,
-  ): Promise<number[]> {
-    this.refuseWhenReadOnly('appendBatch');
-    return super.appendBatch(persistenceId, messages, options);
-  }
-
-  /** Rejects with ReadOnlyError when opened read-only; otherwise as AbstractMessageJournal. */
-  override async importEntries(persistenceId: string, entries: readonly JournalEntry<M>[]): Promise<void> {
-    this.refuseWhenReadOnly('importEntries');
-    return super.importEntries(persistenceId, entries);
+  /** Writes are refused with ReadOnlyError when opened read-only. */
+  protected override writeGate(_persistenceId: string, operation: string): undefined {
+    this.refuseWhenReadOnly(operation);
+    return undefined;
   }
 
   /** Rejects with ReadOnlyError when opened read-only; otherwise as AbstractMessageJournal. */
