@@ -3,14 +3,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   AbstractMessageJournal,
-  type AppendOptions,
   type CorruptionLocation,
   checkPersistenceId,
   crc32,
   isPersistenceError,
   type JournalCapabilities,
   JournalCorruptedError,
-  type JournalEntry,
   type JournalOptions,
   type JournalWrite,
   ReadOnlyError,

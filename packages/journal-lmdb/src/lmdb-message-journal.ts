@@ -1,9 +1,7 @@
 import {
   AbstractMessageJournal,
-  type AppendOptions,
   type CorruptionLocation,
   JournalCorruptedError,
-  type JournalEntry,
   type JournalOptions,
   type JournalWrite,
   ReadOnlyError,
