@@ -224,11 +224,12 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       const page: StoredEvent[] = [];
       // Views, not copies (see journalViews): each record is checked and its payload copied out by
       // decodeEvent before the loop steps on.
+      const limit = Math.min(READ_PAGE, left);
       const range = this.env.journalViews.getRange({
         start: entryKey(prefix, next),
         end: entryKey(prefix, toSequenceNr),
         inclusiveEnd: true,
-        limit: Math.min(READ_PAGE, left),
+        limit,
       });
       for (const { key, value } of range) {
         const sequenceNr = sequenceNrOf(key, prefix.length);
@@ -246,6 +247,8 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       left -= page.length;
       next = page[page.length - 1]!.sequenceNr + 1;
       yield page;
+      // A short page ended the range: no second lookup (most recoveries read one page).
+      if (page.length < limit) return;
     }
   }
 

@@ -104,7 +104,9 @@ export class PayloadArena {
   /** The offset in `bytes` of `length` fresh bytes (starting a new buffer when the current one is full). */
   reserve(length: number): number {
     if (this.used + length > this.bytes.length) {
-      this.bytes = Buffer.allocUnsafeSlow(Math.max(ARENA_BYTES, length));
+      // Doubling from small: a recovery reads a few events per id, a replay millions.
+      const size = Math.min(ARENA_MAX_BYTES, Math.max(ARENA_FIRST_BYTES, this.bytes.length * 2));
+      this.bytes = Buffer.allocUnsafeSlow(Math.max(size, length));
       this.used = 0;
     }
     const at = this.used;
@@ -113,7 +115,8 @@ export class PayloadArena {
   }
 }
 
-const ARENA_BYTES = 64 * 1024;
+const ARENA_FIRST_BYTES = 2048;
+const ARENA_MAX_BYTES = 64 * 1024;
 
 /**
  * Verifies and decodes an event value; returns the reason when it is not intact. The payload is copied
