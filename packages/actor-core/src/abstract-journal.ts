@@ -162,6 +162,13 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
    * instead of being skipped silently.
    */
   protected _lowWaterMark?(persistenceId: string): Promise<number>;
+  /**
+   * Optional: for an id that has never had events (highest 0), durably records `highest` as its highest
+   * sequenceNr with everything up to it truncated (low-water mark `highest + 1`), so the next write is
+   * numbered `highest + 1`. What importEntries and importTruncated need to copy an id whose first events
+   * were truncated; without it they refuse such ids with a RangeError.
+   */
+  protected _startAfter?(persistenceId: string, highest: number): Promise<void>;
   /** Where a record lives, for corruption reports. Backends with files override this. */
   protected _locate(
     persistenceId: string,
@@ -215,9 +222,11 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
   /**
    * Writes entries that already have their sequence numbers and timestamps: for tools that copy or restore
    * a journal (`cairn copy`), not for applications, whose numbers the journal assigns. The entries must all
-   * be of `persistenceId`, consecutive, and continue the id's highest exactly (the first one is highest + 1);
-   * anything else is a RangeError and writes nothing. Atomic and durable like appendBatch, and ordered with
-   * the id's other appends.
+   * be of `persistenceId`, consecutive, and continue the id's highest exactly (the first one is highest + 1),
+   * with one exception: an id that has never had events may start above 1 (a copy of an id whose first
+   * events were truncated), and the numbers below are then recorded as truncated. Anything else is a
+   * RangeError and writes nothing. Atomic and durable like appendBatch, and ordered with the id's other
+   * appends; nothing else should write the id meanwhile.
    */
   async importEntries(persistenceId: string, entries: readonly JournalEntry<M>[]): Promise<void> {
     this.checkOpen();
@@ -245,6 +254,9 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
     await this.writeGate(persistenceId, 'importEntries');
     const state = this.ids.get(persistenceId) ?? (await this.loadState(persistenceId));
     if (this.lifecycle === 'closed') throw new JournalClosedError('journal');
+    if (entries[0]!.sequenceNr > 1 && state.assigned === 0) {
+      await this.startAfter(persistenceId, state, entries[0]!.sequenceNr - 1, 'importEntries');
+    }
     if (entries[0]!.sequenceNr !== state.assigned + 1) {
       throw new RangeError(
         `imported entries of "${persistenceId}" must start at ${state.assigned + 1} (its highest + 1), not ${entries[0]!.sequenceNr}`,
@@ -260,7 +272,56 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
   }
 
   /**
-   * Called for every append, appendBatch and importEntries after its arguments were validated and its
+   * Records that an id which has never had events had them up to `highest`, all truncated: afterwards
+   * highestSequenceNr answers `highest`, reads find nothing, and the next append is numbered
+   * `highest + 1`. For tools that copy a journal (an id whose events were all deleted after a snapshot
+   * keeps its numbering). Resolves at once when the id's highest is already `highest`; a RangeError,
+   * changing nothing, when the id has events or a higher highest, or the backend cannot record it.
+   */
+  async importTruncated(persistenceId: string, highest: number): Promise<void> {
+    this.checkOpen();
+    checkPersistenceId(persistenceId);
+    checkSequenceNr(highest, 'highest');
+    await this.writeGate(persistenceId, 'importTruncated');
+    await this.writesIssued(persistenceId);
+    const state = this.ids.get(persistenceId) ?? (await this.loadState(persistenceId));
+    if (this.lifecycle === 'closed') throw new JournalClosedError('journal');
+    if (state.assigned === highest) return;
+    if (state.assigned !== 0) {
+      throw new RangeError(
+        `"${persistenceId}" already has highestSequenceNr ${state.assigned}: importTruncated(${highest}) is only for an id that never had events`,
+      );
+    }
+    await this.startAfter(persistenceId, state, highest, 'importTruncated');
+  }
+
+  /** Makes an id that never had events continue after `highest` (see _startAfter). */
+  private async startAfter(
+    persistenceId: string,
+    state: IdState,
+    highest: number,
+    operation: string,
+  ): Promise<void> {
+    if (!this._startAfter) {
+      throw new RangeError(
+        `this journal cannot start "${persistenceId}" above sequenceNr 1 (${operation} of an id whose first events were truncated)`,
+      );
+    }
+    if (state.assigned !== 0 || state.durable !== 0) return; // taken meanwhile: the caller's checks decide
+    // Claimed at once: an append issued meanwhile is numbered after it (and written after it: backends
+    // apply writes in the order they are issued).
+    state.assigned = highest;
+    try {
+      await this.storage(() => this._startAfter!(persistenceId, highest), operation);
+    } catch (e) {
+      if (this.ids.get(persistenceId) === state) this.ids.delete(persistenceId);
+      throw e;
+    }
+    state.durable = Math.max(state.durable, highest);
+  }
+
+  /**
+   * Called for every append, appendBatch, importEntries and importTruncated after its arguments were validated and its
    * messages serialized (so they are captured as they were at the call), before it is numbered. Throw to
    * refuse the write (a read-only journal); return a promise to make it wait (a repair of the id in
    * progress). The default lets every write through at once.

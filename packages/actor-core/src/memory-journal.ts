@@ -4,6 +4,7 @@ import {
   type JournalWrite,
   type StoredEvent,
 } from './abstract-journal';
+import { SequenceConflictError } from './errors';
 import { MemoryFaults } from './memory-faults';
 
 /** One id's events in memory. */
@@ -95,6 +96,13 @@ export class MemoryMessageJournal<M = unknown> extends AbstractMessageJournal<M>
     if (!log) return;
     log.events = log.events.slice(lowerBound(log.events, sequenceNr));
     log.lowWater = Math.max(log.lowWater, sequenceNr);
+  }
+
+  protected override async _startAfter(persistenceId: string, highest: number): Promise<void> {
+    await this.faults.beforeWrite([persistenceId]);
+    const log = this.store.logs.get(persistenceId);
+    if (log && log.highest !== 0) throw new SequenceConflictError(persistenceId, 0, log.highest);
+    this.store.logs.set(persistenceId, { events: [], highest, lowWater: highest + 1 });
   }
 
   protected override async _lowWaterMark(persistenceId: string): Promise<number> {

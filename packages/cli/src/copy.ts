@@ -89,14 +89,20 @@ export function storesAsTarget(
   snapshots: SnapshotStore | undefined,
   description: string,
 ): CopyTarget {
-  // Cairn's journals take events with their own sequenceNr and timestamp through importEntries.
+  // Cairn's journals take events with their own sequenceNr and timestamp through importEntries, and
+  // keep the numbering of truncated ids (importEntries may start an empty id above 1; importTruncated
+  // records the highest of an id whose events are all gone).
   const importer = journal as
-    | { importEntries?: (id: string, entries: readonly JournalEntry[]) => Promise<void> }
+    | {
+        importEntries?: (id: string, entries: readonly JournalEntry[]) => Promise<void>;
+        importTruncated?: (id: string, highest: number) => Promise<void>;
+      }
     | undefined;
   const canImport = typeof importer?.importEntries === 'function';
+  const keepsNumbering = canImport && typeof importer?.importTruncated === 'function';
   return {
     description,
-    keepsNumbering: false,
+    keepsNumbering,
     keepsTimestamps: canImport,
     hasSnapshots: snapshots !== undefined,
     parallelIds: 8,
@@ -126,7 +132,10 @@ export function storesAsTarget(
         }
       });
     },
-    markHighest: async () => undefined,
+    async markHighest(id, highest) {
+      if (!keepsNumbering || (await journal!.highestSequenceNr(id)) >= highest) return;
+      await importer!.importTruncated!(id, highest);
+    },
     async hasSnapshot(id, sequenceNr, state) {
       const found = await snapshots?.loadLatest(id, { maxSequenceNr: sequenceNr });
       return found?.sequenceNr === sequenceNr && isDeepStrictEqual(found.state, state);
@@ -368,9 +377,9 @@ async function copyId(
  *
  * Resumable: each id continues from the target's highestSequenceNr, and snapshots the target already has
  * are skipped, so running it again after an interruption finishes the job and never writes twice.
- * An id whose first surviving event is above 1 (truncated) cannot keep its numbering in a journal written
- * through the public API, nor an id whose events were all truncated: those are reported as not copied,
- * with the reason (a dump target keeps them). Corrupt source data stops that id at the bad record (what
+ * Truncated ids keep their numbering in a dump and in Cairn's journals (importEntries, importTruncated);
+ * a journal written through the public API alone cannot keep it for an id whose first surviving event is
+ * above 1, nor for one whose events were all truncated: those are reported as not copied, with the reason. Corrupt source data stops that id at the bad record (what
  * came before is copied) and is reported as a problem.
  */
 export async function copyData(

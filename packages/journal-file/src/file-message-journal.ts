@@ -12,6 +12,7 @@ import {
   type JournalOptions,
   type JournalWrite,
   ReadOnlyError,
+  SequenceConflictError,
   StorageError,
   type StoredEvent,
   StoredEventInBuffer,
@@ -730,6 +731,16 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     });
     this.removeDeadSegments();
     this.scheduleCompaction();
+  }
+
+  /** A low-water mark record for an id that never had events: its highest reads `highest` from then on. */
+  protected override async _startAfter(persistenceId: string, highest: number): Promise<void> {
+    if (this.readOnly) throw new ReadOnlyError(this.path, 'write refused, nothing written');
+    const entry = this.entry(persistenceId);
+    if (entry.highest !== 0) throw new SequenceConflictError(persistenceId, 0, entry.highest);
+    await this.commitFrame(encodeFrame([{ persistenceId, lowWater: highest + 1 }]), () => {
+      entry.raiseLowWater(highest + 1);
+    });
   }
 
   /** Appends one frame to the log (rolling to a new segment first when it would overflow), one at a time. */

@@ -12,9 +12,11 @@ if (!fs.existsSync(JOURNAL_IO_WORKER_FILE)) {
 journalConformance({
   name: 'file (fsync)',
   create: ({ dir }) => FileMessageJournal.open({ path: dir, ioThreads: 1 }),
+  imports: true,
 });
 
 journalConformance({
   name: 'file (no fsync, small segments)',
   create: ({ dir }) => FileMessageJournal.open({ path: dir, fsync: false, ioThreads: 1, segmentSize: 4096 }),
+  imports: true,
 });

@@ -206,6 +206,17 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     });
   }
 
+  /** Metadata for an id that never had events: highest `highest`, everything up to it truncated. */
+  protected override async _startAfter(persistenceId: string, highest: number): Promise<void> {
+    if (this.readOnly) throw new ReadOnlyError(this.path, 'write refused, nothing written');
+    const key = metadataKey(persistenceId);
+    await this.env.write(() => {
+      const stored = this.readMetadata(persistenceId, key);
+      if (stored && stored.highest !== 0) throw new SequenceConflictError(persistenceId, 0, stored.highest);
+      this.env.metadata.putSync(key, encodeIdMetadata(key, { highest, lowWater: highest + 1 }));
+    });
+  }
+
   protected async *_read(
     persistenceId: string,
     fromSequenceNr: number,

@@ -4,6 +4,7 @@ import { journalConformance, snapshotConformance } from '@cairn/testkit';
 journalConformance({
   name: 'lmdb (durable)',
   create: ({ dir }) => LmdbMessageJournal.open({ path: dir }),
+  imports: true,
 });
 
 journalConformance({
@@ -11,6 +12,7 @@ journalConformance({
   create: ({ dir }) =>
     LmdbMessageJournal.open({ path: dir, noSync: true, maxBatchSize: 3, maxBatchDelayMs: 0 }),
   modelRuns: 10,
+  imports: true,
 });
 
 snapshotConformance({

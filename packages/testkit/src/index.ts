@@ -46,6 +46,7 @@ export {
   journalConformance,
   journalExpectedSequenceGroup,
   journalIdsGroup,
+  journalImportGroup,
   journalMessagesGroup,
   journalReopenGroup,
   journalTruncationGroup,

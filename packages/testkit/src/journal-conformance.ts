@@ -26,6 +26,11 @@ export interface JournalConformanceOptions {
   readonly capabilities?: Partial<ConformanceCapabilities>;
   /** Number of random command sequences in the model-based group. Default 25. */
   readonly modelRuns?: number;
+  /**
+   * The journal has the tool methods of Cairn's AbstractMessageJournal (`importEntries`,
+   * `importTruncated`), which `cairn copy` uses: runs the import group. Default false.
+   */
+  readonly imports?: boolean;
 }
 
 /** Everything one case gets: the journal under test, a fresh id, and the case's context. */
@@ -797,6 +802,78 @@ export function journalReopenGroup(options: JournalConformanceOptions): void {
   });
 }
 
+/** What `importEntries` and `importTruncated` take, as Cairn's journals declare them. */
+interface ImportingJournal {
+  importEntries(persistenceId: string, entries: readonly JournalEntry<unknown>[]): Promise<void>;
+  importTruncated(persistenceId: string, highest: number): Promise<void>;
+}
+
+/** Cairn's tool methods: copies keep sequence numbers and timestamps, also of truncated ids. */
+export function journalImportGroup(options: JournalConformanceOptions): void {
+  const group = options.imports ? describe : describe.skip;
+  group(options.imports ? 'imports (tools)' : 'imports (skipped: imports not declared)', () => {
+    const entry = (id: string, sequenceNr: number) => ({
+      persistenceId: id,
+      sequenceNr,
+      timestamp: 1_000_000 + sequenceNr,
+      message: { n: sequenceNr },
+    });
+    const importing = (journal: MessageJournal<unknown>) => journal as unknown as ImportingJournal;
+
+    journalCase(options, 'importEntries keeps sequence numbers and timestamps', async ({ journal, id }) => {
+      await importing(journal).importEntries(id, [entry(id, 1), entry(id, 2)]);
+      await importing(journal).importEntries(id, [entry(id, 3)]);
+      expect(await collect(journal.readFrom(id, 1))).toEqual([entry(id, 1), entry(id, 2), entry(id, 3)]);
+      expect(await journal.append(id, 'next')).toBe(4);
+    });
+    journalCase(
+      options,
+      'importEntries starts an id that never had events above 1, the numbers below truncated',
+      async ({ ctx, journal, id }) => {
+        await importing(journal).importEntries(id, [entry(id, 7), entry(id, 8)]);
+        expect(await journal.highestSequenceNr(id)).toBe(8);
+        expect(await collect(journal.readFrom(id, 1))).toEqual([entry(id, 7), entry(id, 8)]);
+        const reopened = await ctx.reopen();
+        expect(await collect(reopened.readFrom(id, 1))).toEqual([entry(id, 7), entry(id, 8)]);
+        expect(await reopened.append(id, 'next')).toBe(9);
+      },
+    );
+    journalCase(
+      options,
+      'importEntries refuses a gap after existing events, writing nothing',
+      async ({ journal, id }) => {
+        await journal.append(id, 'first');
+        await expect(importing(journal).importEntries(id, [entry(id, 3)])).rejects.toThrow(RangeError);
+        expect(await journal.highestSequenceNr(id)).toBe(1);
+        expect(seqsOf(await collect(journal.readFrom(id, 1)))).toEqual([1]);
+      },
+    );
+    journalCase(
+      options,
+      'importTruncated gives an id without events a highest, kept across reopen',
+      async ({ ctx, journal, id }) => {
+        await importing(journal).importTruncated(id, 12);
+        expect(await journal.highestSequenceNr(id)).toBe(12);
+        expect(await collect(journal.readFrom(id, 1))).toEqual([]);
+        await importing(journal).importTruncated(id, 12); // again: nothing to do
+        const reopened = await ctx.reopen();
+        expect(await reopened.highestSequenceNr(id)).toBe(12);
+        expect(await reopened.append(id, 'next')).toBe(13);
+      },
+    );
+    journalCase(
+      options,
+      'importTruncated refuses an id that has events, changing nothing',
+      async ({ journal, id }) => {
+        await fill(journal, id, 2);
+        await expect(importing(journal).importTruncated(id, 5)).rejects.toThrow(RangeError);
+        expect(await journal.highestSequenceNr(id)).toBe(2);
+        expect(await journal.append(id, 'next')).toBe(3);
+      },
+    );
+  });
+}
+
 /** Checks the suite's declared capabilities against what the instance says of itself. */
 export function journalCapabilitiesGroup(options: JournalConformanceOptions): void {
   describe('capabilities', () => {
@@ -826,6 +903,7 @@ export function journalConformance(options: JournalConformanceOptions): void {
     journalIdsGroup(options);
     journalMessagesGroup(options);
     journalReopenGroup(options);
+    journalImportGroup(options);
     journalModelGroup(options);
   });
 }

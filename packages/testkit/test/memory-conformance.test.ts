@@ -18,6 +18,7 @@ journalConformance({
     journalStores.set(dir, store);
     return MemoryMessageJournal.open({ store });
   },
+  imports: true,
 });
 
 snapshotConformance({
