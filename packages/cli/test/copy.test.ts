@@ -64,7 +64,10 @@ describe('cairn copy', () => {
     await makeData(file);
     // acct-d: a snapshot at 3, then every event truncated (deleteEventsOnSnapshot): only its highest remains.
     const source = await openData(file);
-    await source.journal.appendBatch('acct-d', [1, 2, 3].map((s) => eventOf('acct-d', s)));
+    await source.journal.appendBatch(
+      'acct-d',
+      [1, 2, 3].map((s) => eventOf('acct-d', s)),
+    );
     await source.snapshots.save('acct-d', 3, stateOf('acct-d', 3));
     await source.journal.truncateBefore('acct-d', 4);
     await source.close();
