@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { encodeIndex } from './index-file';
+import { intactEventLength } from './record-codec';
 import { scanSegment } from './segment-scan';
 
 function fsyncDirectory(dir: string): void {
@@ -61,6 +62,51 @@ export const journalOperations = {
 
   closeFile(task: { fd: number }): void {
     fs.closeSync(task.fd);
+  },
+
+  /**
+   * Reads `length` bytes at `position` and checks the event records of the runs in them (offsets relative
+   * to `position`, each run's records consecutive from `firsts[i]`, all of the id whose UTF-8 bytes are
+   * `id`), as the read path would on the main thread (intactEventLength). Resolves to the bytes (handed
+   * over, not copied), how many were read, and `verifiedTo`: the offset of the first record that failed,
+   * or `length` when all passed. The main thread then parses the verified records without checking them
+   * again, so a replay's checksums run here, beside the decoding of the chunk before.
+   */
+  readRuns(task: {
+    fd: number;
+    position: number;
+    length: number;
+    offsets: readonly number[];
+    lengths: readonly number[];
+    firsts: readonly number[];
+    id: Uint8Array;
+    /** Where to read to (handed over by the caller and back, so memory stays the main thread's). */
+    into: Uint8Array;
+  }): { bytes: Buffer; bytesRead: number; verifiedTo: number } {
+    const bytes = Buffer.from(task.into.buffer, task.into.byteOffset, task.length);
+    let bytesRead = 0;
+    while (bytesRead < task.length) {
+      const n = fs.readSync(task.fd, bytes, bytesRead, task.length - bytesRead, task.position + bytesRead);
+      if (n === 0) break;
+      bytesRead += n;
+    }
+    const id = Buffer.from(task.id.buffer, task.id.byteOffset, task.id.byteLength);
+    let verifiedTo = task.length;
+    runs: for (let r = 0; r < task.offsets.length; r++) {
+      let at = task.offsets[r]!;
+      const runEnd = at + task.lengths[r]!;
+      // A short read fails the first record it cuts (the main thread names why).
+      const end = Math.min(runEnd, bytesRead);
+      for (let seq = task.firsts[r]!; at < runEnd; seq++) {
+        const length = intactEventLength(bytes, at, end, id, seq);
+        if (length < 0) {
+          verifiedTo = at;
+          break runs;
+        }
+        at += length;
+      }
+    }
+    return { bytes, bytesRead, verifiedTo };
   },
 
   /** Reads and scans a whole segment (see segment-scan.ts). */

@@ -15,6 +15,7 @@ import {
   collect,
   collectingReporter,
   flipByteAt,
+  type RecordAt,
   readUntilError,
   recordsOf,
   segmentFiles,
@@ -470,6 +471,42 @@ describe('FileMessageJournal', () => {
       expect(isPersistenceError(error, 'ERR_JOURNAL_CORRUPTED')).toBe(true);
       await journal.close();
     });
+
+    it.each([
+      ['a payload byte', (r: RecordAt) => r.payloadOffset + 5],
+      ['a header byte (the record length)', (r: RecordAt) => r.offset + 1],
+      ['a persistenceId byte', (r: RecordAt) => r.offset + 32],
+    ])(
+      'in a large read, checked by the IO thread: %s flipped is named exactly and nothing past it is served',
+      async (_what, where) => {
+        // ~400 KiB of one id in a sealed segment: reads of it come in chunks of 256 KiB, which an IO
+        // thread reads and checks (the small reads above are checked on the main thread).
+        let journal = await open(dir, { segmentSize: 1024 * 1024 });
+        for (let i = 0; i < 8; i++) await journal.appendBatch('big', messages(250, `b${i}`));
+        // Then enough of another id to roll the segment, which seals the first (index, no scan on open).
+        for (let i = 0; i < 6; i++) await journal.appendBatch('filler', messages(1000, `f${i}`));
+        await journal.close();
+        const [first] = segmentFiles(dir);
+        expect(fs.existsSync(path.join(dir, indexFileName(1)))).toBe(true);
+        const target = recordsOf(first!).find((r) => r.persistenceId === 'big' && r.sequenceNr === 1700)!;
+        flipByteAt(first!, where(target));
+        journal = await open(dir, { segmentSize: 1024 * 1024 });
+        const { served, error } = await readUntilError(journal.readFrom('big', 1));
+        expect(served.map((e) => e.sequenceNr)).toEqual(Array.from({ length: 1699 }, (_, i) => i + 1));
+        expect(served[1698]!.message).toEqual({ tag: 'b6', i: 198, note: 'n'.repeat(100) });
+        expect(error).toMatchObject({
+          name: 'JournalCorruptedError',
+          file: first,
+          offset: target.offset,
+          persistenceId: 'big',
+          sequenceNr: 1700,
+        });
+        // From beyond it, and from inside the first chunk: the same record is named.
+        await expect(collect(journal.readFrom('big', 1800))).rejects.toMatchObject({ sequenceNr: 1700 });
+        expect((await collect(journal.readFrom('big', 1, { toSequenceNr: 1699 }))).length).toBe(1699);
+        await journal.close();
+      },
+    );
 
     it('a damaged frame header mid-log is named and the ids that lost records stop at the hole', async () => {
       let journal = await open(dir);

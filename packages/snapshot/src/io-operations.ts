@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { move } from 'piscina';
+import { move, transferableSymbol, valueSymbol } from 'piscina';
 
 /*
  * The blocking file operations an IoPool thread runs. Each is a plain synchronous function of one
@@ -384,7 +384,7 @@ export function ioWorkerModule<T extends Record<string, AnyOperation>>(
       try {
         const result = await operation(args);
         if (result instanceof Uint8Array && ownsWholeBuffer(result)) return move(result);
-        return result;
+        return withTransfers(result);
       } catch (e) {
         return toFailure(e);
       }
@@ -396,6 +396,21 @@ export function ioWorkerModule<T extends Record<string, AnyOperation>>(
   (handlers as Record<string, (args: unknown) => Promise<unknown>>).default = async () =>
     toFailure(new TypeError('an IoPool task must name its operation'));
   return handlers;
+}
+
+/**
+ * A plain-object result whose Uint8Array fields own their buffers, wrapped so piscina hands those buffers
+ * over instead of copying them (a read's bytes); anything else as it is.
+ */
+function withTransfers(result: unknown): unknown {
+  if (result === null || typeof result !== 'object' || Object.getPrototypeOf(result) !== Object.prototype) {
+    return result;
+  }
+  const buffers = Object.values(result)
+    .filter((v): v is Uint8Array => v instanceof Uint8Array && ownsWholeBuffer(v))
+    .map((v) => v.buffer);
+  if (buffers.length === 0) return result;
+  return move({ [transferableSymbol]: buffers, [valueSymbol]: result } as unknown as ArrayBuffer);
 }
 
 /** True when the view covers its entire, non-shared ArrayBuffer: transferring it gives away nothing else. */
