@@ -204,13 +204,7 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
       checkOptionalObject(options, 'options');
       const expected = options?.expectedSequenceNr;
       if (expected !== undefined) checkCount(expected, 'expectedSequenceNr');
-      const payloads = messages.map((message, i) =>
-        this.encodeOne(
-          persistenceId,
-          message,
-          messages.length === 1 ? 'the message' : `message ${i} of the batch`,
-        ),
-      );
+      const payloads = this.encodeAll(persistenceId, messages);
       return this.appendPayloads(persistenceId, payloads, expected, 'appendBatch').then((first) =>
         payloads.map((_, i) => first + i),
       );
@@ -244,12 +238,9 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
         );
       }
     });
-    const payloads = entries.map((e, i) =>
-      this.encodeOne(
-        persistenceId,
-        e.message,
-        entries.length === 1 ? 'the message' : `message ${i} of the batch`,
-      ),
+    const payloads = this.encodeAll(
+      persistenceId,
+      entries.map((e) => e.message),
     );
     await this.writeGate(persistenceId, 'importEntries');
     const state = this.ids.get(persistenceId) ?? (await this.loadState(persistenceId));
@@ -292,22 +283,29 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
         `"${persistenceId}" already has highestSequenceNr ${state.assigned}: importTruncated(${highest}) is only for an id that never had events`,
       );
     }
-    await this.startAfter(persistenceId, state, highest, 'importTruncated');
+    if (!(await this.startAfter(persistenceId, state, highest, 'importTruncated'))) {
+      throw new RangeError(
+        `"${persistenceId}" was written meanwhile: importTruncated(${highest}) recorded nothing`,
+      );
+    }
   }
 
-  /** Makes an id that never had events continue after `highest` (see _startAfter). */
+  /**
+   * Makes an id that never had events continue after `highest` (see _startAfter). False, recording
+   * nothing, when the id was numbered meanwhile.
+   */
   private async startAfter(
     persistenceId: string,
     state: IdState,
     highest: number,
     operation: string,
-  ): Promise<void> {
+  ): Promise<boolean> {
     if (!this._startAfter) {
       throw new RangeError(
         `this journal cannot start "${persistenceId}" above sequenceNr 1 (${operation} of an id whose first events were truncated)`,
       );
     }
-    if (state.assigned !== 0 || state.durable !== 0) return; // taken meanwhile: the caller's checks decide
+    if (state.assigned !== 0 || state.durable !== 0) return false;
     // Claimed at once: an append issued meanwhile is numbered after it (and written after it: backends
     // apply writes in the order they are issued).
     state.assigned = highest;
@@ -318,13 +316,14 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
       throw e;
     }
     state.durable = Math.max(state.durable, highest);
+    return true;
   }
 
   /**
-   * Called for every append, appendBatch, importEntries and importTruncated after its arguments were validated and its
-   * messages serialized (so they are captured as they were at the call), before it is numbered. Throw to
-   * refuse the write (a read-only journal); return a promise to make it wait (a repair of the id in
-   * progress). The default lets every write through at once.
+   * Called for every append, appendBatch, importEntries and importTruncated after its arguments were
+   * validated and its messages serialized (so they are captured as they were at the call), before it is
+   * numbered. Throw to refuse the write (a read-only journal); return a promise to make it wait (a repair
+   * of the id in progress). The default lets every write through at once.
    */
   protected writeGate(_persistenceId: string, _operation: string): Promise<void> | undefined {
     return undefined;
@@ -664,6 +663,16 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
       this.loading.set(persistenceId, loading);
     }
     return loading;
+  }
+
+  private encodeAll(persistenceId: string, messages: readonly M[]): Uint8Array[] {
+    return messages.map((message, i) =>
+      this.encodeOne(
+        persistenceId,
+        message,
+        messages.length === 1 ? 'the message' : `message ${i} of the batch`,
+      ),
+    );
   }
 
   private encodeOne(persistenceId: string, message: M, what: string): Uint8Array {
