@@ -80,10 +80,17 @@ export abstract class AbstractSnapshotStore<S = unknown> implements SnapshotStor
     return { key: `${persistenceId}#${meta.sequenceNr}` };
   }
 
+  /**
+   * Called for every save, delete and prune after its arguments were validated: throw to refuse the
+   * write (a store opened read-only), before anything is queued. The default lets every write through.
+   */
+  protected writeGate(_operation: string): void {}
+
   async save(persistenceId: string, sequenceNr: number, state: S): Promise<void> {
     this.checkOpen();
     checkPersistenceId(persistenceId);
     checkSequenceNr(sequenceNr);
+    this.writeGate('save');
     let payload: Uint8Array;
     try {
       payload = this.serializer.encode(state);
@@ -139,6 +146,7 @@ export abstract class AbstractSnapshotStore<S = unknown> implements SnapshotStor
     this.checkOpen();
     checkPersistenceId(persistenceId);
     checkCriteria(criteria);
+    this.writeGate('delete');
     return this.run(persistenceId, 'delete', async () => {
       const doomed = (await this._list(persistenceId)).filter((m) => matches(m, criteria));
       if (doomed.length > 0) await this._delete(persistenceId, doomed);
@@ -149,6 +157,7 @@ export abstract class AbstractSnapshotStore<S = unknown> implements SnapshotStor
     this.checkOpen();
     checkPersistenceId(persistenceId);
     checkCount(keep, 'keep');
+    this.writeGate('prune');
     return this.run(persistenceId, 'prune', async () => {
       const all = (await this._list(persistenceId)).sort((a, b) => b.sequenceNr - a.sequenceNr);
       const doomed = all.slice(keep);

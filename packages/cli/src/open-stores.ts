@@ -33,10 +33,9 @@ export function describeStore(config: StoreConfig | undefined): string {
  * config work too). A half that was not given is opened as an unused in-memory store and reported as
  * undefined, since createPersistence always opens both.
  *
- * With `readOnly`, the file journal and both LMDB stores open read-only: no lock is taken (a running
- * application may keep writing), nothing is created, cut back, compacted or migrated, and any write would
- * be refused. The file snapshot store has no read-only mode; opening it only removes temp files that dead
- * processes left (reported).
+ * With `readOnly`, the file and LMDB stores open read-only: no lock is taken (a running application may
+ * keep writing), nothing is created, removed, cut back, compacted or migrated, and any write would be
+ * refused.
  */
 export async function openStores(
   stores: ResolvedStores,
@@ -46,19 +45,18 @@ export async function openStores(
   const reporter = (report: PersistenceReport) => {
     reports.push(report);
   };
-  const readOnlyCapable = (kind: 'journal' | 'snapshots', provider: string) =>
-    provider === 'lmdb' || (kind === 'journal' && provider === 'file');
-  const section = (kind: 'journal' | 'snapshots', config: StoreConfig | undefined): StoreConfig =>
+  const readOnlyCapable = (provider: string) => provider === 'lmdb' || provider === 'file';
+  const section = (config: StoreConfig | undefined): StoreConfig =>
     config
       ? {
           ...config,
           reporter,
-          ...(options.readOnly && readOnlyCapable(kind, config.provider) ? { readOnly: true } : {}),
+          ...(options.readOnly && readOnlyCapable(config.provider) ? { readOnly: true } : {}),
         }
       : { provider: 'memory' };
   const persistence = await createPersistence({
-    journal: section('journal', stores.journal),
-    snapshots: section('snapshots', stores.snapshots),
+    journal: section(stores.journal),
+    snapshots: section(stores.snapshots),
   });
   return {
     journal: stores.journal ? persistence.journal : undefined,

@@ -79,28 +79,9 @@ export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
     return store;
   }
 
-  /** Rejects with ReadOnlyError when opened read-only; otherwise as AbstractSnapshotStore. */
-  override async save(persistenceId: string, sequenceNr: number, state: S): Promise<void> {
-    this.refuseWhenReadOnly('save');
-    return super.save(persistenceId, sequenceNr, state);
-  }
-
-  /** Rejects with ReadOnlyError when opened read-only; otherwise as AbstractSnapshotStore. */
-  override async delete(persistenceId: string, criteria?: SnapshotCriteria): Promise<void> {
-    this.refuseWhenReadOnly('delete');
-    return super.delete(persistenceId, criteria);
-  }
-
-  /** Rejects with ReadOnlyError when opened read-only; otherwise as AbstractSnapshotStore. */
-  override async prune(persistenceId: string, keep: number): Promise<number> {
-    this.refuseWhenReadOnly('prune');
-    return super.prune(persistenceId, keep);
-  }
-
-  /** A closed store still answers JournalClosedError (from the base class), as for any other call. */
-  private refuseWhenReadOnly(operation: string): void {
-    if (this.readOnly && !this.closed)
-      throw new ReadOnlyError(this.path, `${operation} refused, nothing written`);
+  /** Save, delete and prune reject with ReadOnlyError when opened read-only. */
+  protected override writeGate(operation: string): void {
+    if (this.readOnly) throw new ReadOnlyError(this.path, `${operation} refused, nothing written`);
   }
 
   protected async _save(snapshot: StoredSnapshot): Promise<void> {

@@ -5,6 +5,7 @@ import {
   checkOptionTypes,
   isPersistenceError,
   type OptionType,
+  ReadOnlyError,
   SNAPSHOT_OPTION_TYPES,
   SnapshotCorruptedError,
   type SnapshotMetadata,
@@ -35,6 +36,13 @@ export interface FileSnapshotStoreOptions extends SnapshotStoreOptions {
    * different persistence ids are written in parallel up to this many; one id's calls always run in order.
    */
   readonly ioThreads?: number;
+  /**
+   * Default false. `true` opens an existing store for reading beside a process that writes it (as
+   * `cairn` does): the directory must exist (StorageError otherwise), nothing is created or removed (not
+   * even the temp files of interrupted saves), and save, delete and prune reject with ReadOnlyError
+   * (code `ERR_READ_ONLY`). Saves the writer completes meanwhile are seen: each is renamed into place whole.
+   */
+  readonly readOnly?: boolean;
 }
 
 /** The options FileSnapshotStore.open accepts, for a provider's validateOptions (with checkOptionTypes). */
@@ -42,6 +50,7 @@ export const FILE_SNAPSHOT_OPTION_TYPES: Readonly<Record<string, OptionType>> = 
   ...SNAPSHOT_OPTION_TYPES,
   fsync: 'boolean',
   ioThreads: { check: (v) => Number.isSafeInteger(v) && (v as number) >= 1, expected: 'an integer >= 1' },
+  readOnly: 'boolean',
 };
 
 /** How many stores of this process are open on each directory (their temp files must survive a second open). */
@@ -105,18 +114,23 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   /** Counted in `openRoots` (from the temp cleanup in open until close). */
   private registered = false;
 
+  /** Opened with `readOnly: true`: save, delete and prune reject with ReadOnlyError. */
+  readonly readOnly: boolean;
+
   private constructor(options: FileSnapshotStoreOptions, root: string, io: IoPool) {
     super(options);
     this.path = root;
     this.fsync = options.fsync ?? true;
+    this.readOnly = options.readOnly ?? false;
     this.io = io;
     this.tempDir = path.join(root, TEMP_DIRECTORY);
   }
 
   /**
-   * Opens (creating when missing) the store in `options.path`, and removes temp files that a crashed
-   * save left behind.
-   * @throws TypeError for bad options; StorageError when the directory cannot be created or read.
+   * Opens (creating when missing, unless readOnly) the store in `options.path`, and removes temp files
+   * that a crashed save left behind (not when readOnly).
+   * @throws TypeError for bad options; StorageError when the directory cannot be created or read, or
+   *   (readOnly) does not exist.
    */
   static async open<S = unknown>(options: FileSnapshotStoreOptions): Promise<FileSnapshotStore<S>> {
     if (typeof options !== 'object' || options === null) {
@@ -148,6 +162,18 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   }
 
   private async prepare(): Promise<void> {
+    if (this.readOnly) {
+      try {
+        await this.io.run({ op: 'readdir', args: { path: this.path } });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        throw new StorageError(
+          `no snapshot store at ${this.path}: a read-only open never creates one (open it writable once)`,
+          { cause: e },
+        );
+      }
+      return;
+    }
     await this.makeDirectory(this.path);
     await this.makeDirectory(this.tempDir);
     // Another store of this process open on the same directory may have saves in flight: keep ours then.
@@ -211,7 +237,13 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
     return { dir, bySequenceNr: bySequenceNr(names) };
   }
 
+  /** Save, delete and prune reject with ReadOnlyError when opened read-only. */
+  protected override writeGate(operation: string): void {
+    if (this.readOnly) throw new ReadOnlyError(this.path, `${operation} refused, nothing written`);
+  }
+
   protected async _save(snapshot: StoredSnapshot): Promise<void> {
+    if (this.readOnly) throw new ReadOnlyError(this.path, 'save refused, nothing written');
     this.prefetched.delete(snapshot.persistenceId);
     const dir = this.directoryOf(snapshot.persistenceId);
     const firstSave = !this.readyDirectories.has(dir.path);
@@ -302,6 +334,7 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   }
 
   protected async _delete(persistenceId: string, snapshots: readonly SnapshotMetadata[]): Promise<void> {
+    if (this.readOnly) throw new ReadOnlyError(this.path, 'delete refused, nothing written');
     this.prefetched.delete(persistenceId);
     const { dir, bySequenceNr } = await this.files(persistenceId);
     let removed = false;

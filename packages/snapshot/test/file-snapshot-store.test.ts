@@ -380,6 +380,50 @@ describe('FileSnapshotStore temp files of a second store', () => {
   });
 });
 
+describe('FileSnapshotStore read-only', () => {
+  it('reads what a writer open at the same time saves, writes nothing, and refuses writes', async () => {
+    const writer = await openStore();
+    await writer.save('r', 1, { balance: 1 });
+    const temps = path.join(root, TEMP_DIRECTORY);
+    const leftover = path.join(temps, '.999999999.00112233aabbccdd.tmp');
+    fs.writeFileSync(leftover, 'half a snapshot of a dead process');
+    const before = fs.readdirSync(root, { recursive: true, encoding: 'utf8' }).sort();
+    const reader = await openStore({ readOnly: true });
+    expect(reader.readOnly).toBe(true);
+    expect((await reader.loadLatest('r'))?.state).toEqual({ balance: 1 });
+    await writer.save('r', 2, { balance: 2 });
+    expect((await reader.loadLatest('r'))?.sequenceNr).toBe(2);
+    for (const write of [
+      () => reader.save('r', 3, { balance: 3 }),
+      () => reader.delete('r'),
+      () => reader.prune('r', 0),
+    ]) {
+      const e = await rejection(write);
+      expect(isPersistenceError(e, 'ERR_READ_ONLY')).toBe(true);
+      expect((e as Error).message).toContain(root);
+    }
+    expect(reports.map((r) => r.kind)).not.toContain('snapshot-temp-removed');
+    await reader.close();
+    // The reader created, removed and changed nothing: only the writer's second save is new.
+    const after = fs.readdirSync(root, { recursive: true, encoding: 'utf8' }).sort();
+    expect(after.filter((f) => !before.includes(f))).toEqual([
+      path.join(
+        persistenceIdDirectoryName('r').name,
+        snapshotFileName(2, (await writer.loadLatest('r'))!.timestamp),
+      ),
+    ]);
+    expect(fs.existsSync(leftover)).toBe(true);
+  });
+
+  it('refuses to open where no store exists, creating nothing', async () => {
+    const missing = path.join(root, 'not-there');
+    const e = await rejection(() => openStore({ path: missing, readOnly: true }));
+    expect(isPersistenceError(e, 'ERR_STORAGE')).toBe(true);
+    expect((e as Error).message).toContain(`no snapshot store at ${missing}`);
+    expect(fs.existsSync(missing)).toBe(false);
+  });
+});
+
 describe('FileSnapshotStore persistence ids', () => {
   const tricky = [
     'a:b',
