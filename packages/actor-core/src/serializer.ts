@@ -158,7 +158,15 @@ function tag(value: unknown): unknown {
 export class MsgpackSerializer implements Serializer {
   readonly id = 1;
   readonly name = 'msgpack';
-  private readonly packr = new Packr({ useRecords: false, moreTypes: true, int64AsType: 'bigint' });
+  // copyBuffers: binary values come back as copies, not views into the bytes decoded. Journals decode from
+  // their read buffers (a 256 KiB chunk, lmdb-js's reused read buffer): a view would keep the whole chunk
+  // alive for as long as the application keeps the message, or change under it.
+  private readonly packr = new Packr({
+    useRecords: false,
+    moreTypes: true,
+    int64AsType: 'bigint',
+    copyBuffers: true,
+  });
 
   encode(value: unknown): Uint8Array {
     return this.packr.pack(inspectRoot(value) ? tag(value) : value);

@@ -88,6 +88,25 @@ describe('msgpack serializer (the default)', () => {
     );
   });
 
+  it('binary values in a decoded message are copies, not views into the bytes decoded', () => {
+    const encoded = msgpackSerializer.encode({
+      blob: Buffer.from([1, 2, 3]),
+      nested: [new Uint8Array([4, 5])],
+    });
+    const page = Buffer.concat([Buffer.from([9, 9]), encoded]);
+    const decoded = msgpackSerializer.decodeRange!(page, 2, page.length) as {
+      blob: Uint8Array;
+      nested: Uint8Array[];
+    };
+    const whole = msgpackSerializer.decode(encoded) as { blob: Uint8Array };
+    page.fill(0);
+    encoded.fill(0);
+    expect([...decoded.blob]).toEqual([1, 2, 3]);
+    expect([...decoded.nested[0]!]).toEqual([4, 5]);
+    expect([...whole.blob]).toEqual([1, 2, 3]);
+    expect(decoded.blob.buffer).not.toBe(page.buffer);
+  });
+
   it('decodeRange throws, as decode does, when the range cuts the value short or runs past its end', () => {
     const encoded = msgpackSerializer.encode({ type: 'Deposited', amount: 7, note: 'x'.repeat(40) });
     const page = Buffer.concat([Buffer.from([1, 2, 3]), encoded, Buffer.from([0xc0, 0xc0])]);
