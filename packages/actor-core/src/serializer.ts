@@ -159,8 +159,8 @@ export class MsgpackSerializer implements Serializer {
   readonly id = 1;
   readonly name = 'msgpack';
   // copyBuffers: binary values come back as copies, not views into the bytes decoded. Journals decode from
-  // their read buffers (a 256 KiB chunk, lmdb-js's reused read buffer): a view would keep the whole chunk
-  // alive for as long as the application keeps the message, or change under it.
+  // their read buffers (the file journal's 256 KiB chunks, the LMDB journal's payload arenas): a view would
+  // keep the whole buffer alive for as long as the application keeps the message.
   private readonly packr = new Packr({
     useRecords: false,
     moreTypes: true,
