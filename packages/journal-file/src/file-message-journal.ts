@@ -1,22 +1,20 @@
-import { close as closeFd, read } from 'node:fs';
+import { close as closeFd } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   AbstractMessageJournal,
   type CorruptionLocation,
   checkPersistenceId,
-  crc32,
   isPersistenceError,
   type JournalCapabilities,
   JournalCorruptedError,
-  type JournalOptions,
   type JournalWrite,
   ReadOnlyError,
   SequenceConflictError,
   StorageError,
   type StoredEvent,
-  StoredEventInBuffer,
 } from '@cairn/actor-core';
+import { COMPACTION_INTERVAL_MS, compactedFrames, runsById, sparseSegments } from './compaction';
 import {
   CHECKPOINT_FILE,
   type Checkpoint,
@@ -25,223 +23,41 @@ import {
   encodeCheckpoint,
   type RepairEntry,
 } from './index-file';
+import { type CorruptSegment, rebuildIndex } from './index-rebuild';
 import { RepairRefusedError } from './journal-errors';
 import { JournalIo } from './journal-io';
 import { JournalLock } from './journal-lock';
-import { type CorruptPoint, IdIndex } from './log-index';
 import {
-  decodeRecord,
+  checkOptions,
+  DEFAULT_LOCK_STALE_MS,
+  DEFAULT_SEGMENT_SIZE,
+  type FileMessageJournalOptions,
+} from './journal-options';
+import { entryOf, type IdIndex } from './log-index';
+import { LogReader } from './log-reader';
+import {
   type EncodedFrame,
   encodeFrame,
-  encodeRawFrame,
   encodeSegmentHeader,
   indexFileName,
-  intactEventLength,
-  isBadRecord,
   parseSegmentFileName,
-  RECORD_HEADER_SIZE,
   SEGMENT_HEADER_SIZE,
   segmentFileName,
-  whyNotIntact,
 } from './record-codec';
+import {
+  applyRepair,
+  type CorruptionRepair,
+  firstUnreadable,
+  QUARANTINE_DIR,
+  quarantineDeadRecords,
+} from './repair';
+import { closeWhenUnread, emptyContents, newSegment, type Segment } from './segment';
 import type { SegmentContents, SegmentScan } from './segment-scan';
 
-/** Options of FileMessageJournal.open. */
-export interface FileMessageJournalOptions extends JournalOptions {
-  /**
-   * The journal directory; created when missing (not with `readOnly`). One process writes it at a time
-   * (it is locked).
-   */
-  readonly path: string;
-  /**
-   * fdatasync every commit before acknowledging it, and fsync the directory when a segment is created
-   * or deleted. Default true: an acknowledged append survives a crash and a power loss.
-   * false: an append is acknowledged once the OS has it; a process crash loses nothing, but a power
-   * loss may lose the unsynced tail (never older data). Roughly 10x the throughput on slow disks.
-   * The rare operations that rewrite or account for older data (creating a segment, the checkpoint, a
-   * compacted segment) are synced in both modes: skipping those could lose old data, not just the tail.
-   */
-  readonly fsync?: boolean;
-  /**
-   * Bytes after which the log rolls to a new segment file. Default 64 MiB. Truncated space comes back
-   * a whole segment at a time, so smaller segments return space sooner; larger ones mean fewer files.
-   */
-  readonly segmentSize?: number;
-  /**
-   * Threads of the journal's IO pool (writes, syncs, scans). Default max(1, floor(cores / 2)). One
-   * thread already keeps the disk busy for a single log; more help scans on open and sealing.
-   */
-  readonly ioThreads?: number;
-  /**
-   * How long a lock left by a dead process (not refreshed) blocks others before it is taken over.
-   * Default 10,000 ms (minimum 2,000). Shorter recovers faster after a crash; too short risks taking
-   * the lock from a live process whose event loop was blocked that long.
-   */
-  readonly lockStaleMs?: number;
-  /**
-   * Default false. `true` opens an existing journal for reading only, for tools and inspection beside a
-   * running application: no lock is taken, and nothing is created, cut, compacted, deleted or synced
-   * (a missing directory rejects with StorageError). Every write (append, appendBatch, importEntries,
-   * truncateBefore, compact, repairAfterCorruption) rejects with ReadOnlyError (`ERR_READ_ONLY`).
-   * It reads what was committed when it opened (another process may go on appending: its events after
-   * that are not seen, and a partly written last commit is "not written yet", reported as
-   * `torn-tail-ignored`, never cut). Trade-off: a snapshot as of open; reopen to see newer events.
-   */
-  readonly readOnly?: boolean;
-}
-
-/** What `repairAfterCorruption` cut, and where the cut bytes went. */
-export interface CorruptionRepair {
-  /** The last good sequenceNr kept: highestSequenceNr afterwards, and the next append is this + 1. */
-  readonly keptThrough: number;
-  /** The sequenceNrs cut (the first unreadable one through the old highest), first..last. */
-  readonly removed: { readonly first: number; readonly last: number } | undefined;
-  /** The quarantine file holding the cut records byte for byte (absolute path). */
-  readonly quarantine: string;
-  /** Bytes copied into the quarantine file (the records, without its header). */
-  readonly bytes: number;
-  /** Why the first cut record was unreadable, as the read reported it. */
-  readonly reason: string;
-}
-
-export const DEFAULT_SEGMENT_SIZE = 64 * 1024 * 1024;
-export const DEFAULT_LOCK_STALE_MS = 10_000;
-const MIN_SEGMENT_SIZE = 4096;
-/** A read fetches up to this much of a segment at once (neighbouring runs of an id in one go). */
-const READ_CHUNK = 256 * 1024;
-/** Runs this close together are read together; the bytes between them (other ids) are skipped. */
-const READ_GAP = 64 * 1024;
-const PAGE_EVENTS = 1024;
-/** A sealed segment whose live bytes fall below this share of its size is compacted. */
-const COMPACT_BELOW = 0.5;
-/** Truncations look for sparse segments at most this often (compact() looks at once). */
-const COMPACTION_INTERVAL_MS = 5000;
-/** Compacted segments are written in frames of about this size. */
-const COMPACT_FRAME_BYTES = 1024 * 1024;
-/** Damaged bytes whose extent is unknown are quarantined up to this much. */
-const QUARANTINE_UNKNOWN_EXTENT = 64 * 1024;
 /** A read-only open retries this often when a live writer deletes or replaces a file under it. */
 const READ_ONLY_OPEN_ATTEMPTS = 3;
-/** The directory, inside the journal's, of the files holding records cut by repairs. */
-export const QUARANTINE_DIR = 'quarantine';
-
-/** A planned read: runs [firstRun, lastRun] of one id, at [start, stop) of one segment. */
-interface ReadChunk {
-  /** Undefined when the segment the index names is gone (reads reject, naming `file`). */
-  readonly segment: Segment | undefined;
-  readonly file: string;
-  readonly start: number;
-  readonly stop: number;
-  readonly firstRun: number;
-  readonly lastRun: number;
-  readonly offsets: readonly number[];
-  readonly lengths: readonly number[];
-  readonly firsts: readonly number[];
-  /** The last sequenceNr of the last run. */
-  readonly lastSeq: number;
-  /** Events the runs hold. */
-  readonly events: number;
-}
-
-/** Where the records of a page being served are: offsets[i] is sequenceNr first + i. */
-interface ServedPage {
-  readonly file: string;
-  readonly first: number;
-  readonly offsets: readonly number[];
-}
-
-/** A chunk's bytes, and how far (from its start) an IO thread already verified its records. */
-interface ChunkBytes {
-  readonly bytes: Buffer;
-  readonly verifiedTo: number;
-}
-
-/** The runs of a chunk for the IO thread to verify (offsets relative to the chunk). */
-interface RunsToVerify {
-  readonly offsets: readonly number[];
-  readonly lengths: readonly number[];
-  readonly firsts: readonly number[];
-  readonly id: Buffer;
-}
-
-/**
- * Chunks at least this big are read and checked by an IO thread (see readChunk): the hop costs about as
- * much as checking a few hundred records here, so small reads stay on the main thread.
- */
-const VERIFY_OFF_THREAD_BYTES = 64 * 1024;
-
-function sameChunk(a: ReadChunk, b: ReadChunk): boolean {
-  return a.segment === b.segment && a.start === b.start && a.stop === b.stop;
-}
-
-interface Segment {
-  readonly number: number;
-  readonly file: string;
-  /** Open descriptor, or undefined for a sealed segment not read yet. */
-  fd: number | undefined;
-  opening: Promise<number> | undefined;
-  /** Bytes in use; for the active segment, where the next frame goes. */
-  end: number;
-  /** No longer written to; it has or is getting its sidecar index. */
-  sealed: boolean;
-  /** Ids with events at or above their low-water mark in this segment. Dead (deletable) at 0. */
-  liveIds: number;
-  /** Holds corruption: never deleted automatically. */
-  problems: boolean;
-  readers: number;
-  deleted: boolean;
-  /** Deleted because a compacted copy (a new Segment with the same number) took its place. */
-  replaced: boolean;
-}
-
-/** A stretch of one segment that a repair copies into the quarantine file. */
-interface DeadRange {
-  readonly segment: Segment;
-  readonly offset: number;
-  readonly length: number;
-  readonly first: number;
-  readonly last: number;
-  readonly note?: string;
-}
 
 function settledQuietly(): void {}
-
-/**
- * An id as part of a file name: percent-encoded (so "/" and ".." cannot escape the directory), cut to
- * 80 characters, with a CRC32 of the whole id so two long ids sharing a prefix stay apart.
- */
-function quarantineName(persistenceId: string): string {
-  const escaped = encodeURIComponent(persistenceId).replace(
-    /[!'()*~.]/g,
-    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-  );
-  const crc = crc32(Buffer.from(persistenceId, 'utf8')).toString(16).padStart(8, '0');
-  return `${escaped.slice(0, 80)}-${crc}`;
-}
-
-function checkOptions(options: unknown): asserts options is FileMessageJournalOptions {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new TypeError('FileMessageJournal.open needs an options object with a path');
-  }
-  const o = options as Record<string, unknown>;
-  if (typeof o.path !== 'string' || o.path.length === 0) {
-    throw new TypeError('options.path must be a non-empty string (the journal directory)');
-  }
-  if (o.fsync !== undefined && typeof o.fsync !== 'boolean')
-    throw new TypeError('options.fsync must be a boolean');
-  if (o.readOnly !== undefined && typeof o.readOnly !== 'boolean')
-    throw new TypeError('options.readOnly must be a boolean');
-  const integer = (name: string, min: number) => {
-    const v = o[name];
-    if (v === undefined) return;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v))
-      throw new TypeError(`options.${name} must be an integer`);
-    if (v < min) throw new RangeError(`options.${name} must be >= ${min}, got ${v}`);
-  };
-  integer('segmentSize', MIN_SEGMENT_SIZE);
-  integer('ioThreads', 1);
-  integer('lockStaleMs', 2000);
-}
 
 /**
  * A durable journal in one directory: every persistence id's events go to one shared, segmented,
@@ -282,10 +98,8 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   private maintenance: Promise<void> = Promise.resolve();
   private compactionQueued = false;
   private lastCompaction = Number.NEGATIVE_INFINITY;
-  /** Per id, the page last handed to the base class, for exact offsets in decode failures (_locate). */
-  private readonly served = new Map<string, ServedPage>();
-  /** Segment reads in flight (prefetches included): close() waits for them before closing descriptors. */
-  private readonly reads = new Set<Promise<unknown>>();
+  /** Serves reads from `index` and `segments`, which it shares. */
+  private readonly logReader: LogReader;
   /** Set when the log can no longer be written safely (lock lost, a failed write not undone). */
   private failure: StorageError | undefined;
   /** Every repair whose dead records may still be on disk (kept in the checkpoint). */
@@ -302,6 +116,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     this.lockStaleMs = options.lockStaleMs ?? DEFAULT_LOCK_STALE_MS;
     this.readOnly = options.readOnly ?? false;
     this.io = new JournalIo(options.ioThreads ?? Math.max(1, Math.floor(os.availableParallelism() / 2)));
+    this.logReader = new LogReader(this.io, this.dir, this.index, this.segments);
   }
 
   /**
@@ -355,9 +170,8 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     const checkpoint = await this.loadCheckpoint();
     this.checkSegmentsPresent(numbers, checkpoint);
     this.repairs = [...(checkpoint?.repairs ?? [])];
-    const marks = new Map(checkpoint?.marks ?? []);
     const contents: SegmentContents[] = [];
-    const problemsFound: Array<{ file: string; scan: SegmentScan }> = [];
+    const problemsFound: CorruptSegment[] = [];
     for (const [i, number] of numbers.entries()) {
       const file = path.join(this.dir, segmentFileName(number));
       const last = i === numbers.length - 1;
@@ -398,85 +212,13 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     if (!this.readOnly && (this.segments.size === 0 || this.active === undefined))
       await this.createActive(1 + (numbers.at(-1) ?? 0));
 
-    // Marks first (the newest of each id wins), so that runs wholly below them are skipped as they load.
-    for (const c of contents) {
-      for (let m = 0; m < c.marks.length; m += 2) {
-        const id = c.ids[c.marks[m]!]!;
-        marks.set(id, Math.max(marks.get(id) ?? 1, c.marks[m + 1]!));
-      }
-    }
-    for (const [id, mark] of marks) this.entry(id).lowWater = mark;
-    // Repairs take effect in log order: each when the runs reach the segment it began.
-    const pendingRepairs = [...this.repairs].sort((a, b) => a.since - b.since);
-    const applyRepairsBefore = (segment: number) => {
-      while (pendingRepairs.length > 0 && pendingRepairs[0]!.since <= segment) {
-        this.applyRepair(pendingRepairs.shift()!);
-      }
-    };
-    for (const c of contents) {
-      applyRepairsBefore(c.segment);
-      const file = path.join(this.dir, segmentFileName(c.segment));
-      for (let r = 0; r < c.runs.length; r += 5) {
-        const id = c.ids[c.runs[r]!]!;
-        const entry = this.entry(id);
-        const [offset, byteLength, first, count] = [
-          c.runs[r + 1]!,
-          c.runs[r + 2]!,
-          c.runs[r + 3]!,
-          c.runs[r + 4]!,
-        ];
-        const wrong = entry.add(c.segment, offset, byteLength, first, count);
-        if (wrong !== undefined) {
-          this.markCorrupt(entry, {
-            sequenceNr: wrong,
-            file,
-            offset,
-            reason:
-              wrong < first
-                ? `sequenceNr ${wrong} is missing: the next record of the id on file is sequenceNr ${first}`
-                : `sequenceNr ${first} is stored twice`,
-          });
-        }
-      }
-    }
-    applyRepairsBefore(Number.POSITIVE_INFINITY);
-    // Records that failed verification: a hole they leave is reported as them, not as a gap (they win
-    // ties). Marked after the runs so that those a repair cut off (quarantined) no longer count.
-    for (const { file, scan } of problemsFound) {
-      const segment = parseSegmentFileName(path.basename(file))!;
-      for (const problem of scan.problems) {
-        const { persistenceId, sequenceNr } = problem;
-        const repaired =
-          persistenceId !== undefined &&
-          sequenceNr !== undefined &&
-          this.repairs.some((r) => r.id === persistenceId && segment < r.since && sequenceNr >= r.first);
-        if (persistenceId !== undefined && sequenceNr !== undefined && !repaired) {
-          const entry = this.entry(persistenceId);
-          if (sequenceNr >= entry.lowWater) {
-            this.markCorrupt(
-              entry,
-              { sequenceNr, file, offset: problem.offset, reason: problem.reason },
-              true,
-            );
-          }
-        }
-        this.reporter({
-          kind: 'corruption-found',
-          message:
-            `${file}: corrupt data at offset ${problem.offset} (${problem.reason})` +
-            (persistenceId === undefined
-              ? ''
-              : `, probably "${persistenceId}" sequenceNr ${sequenceNr ?? '?'}`) +
-            (repaired
-              ? '; a repair already cut it off (its bytes are in the quarantine file); nothing was deleted'
-              : '; reads of the affected ids stop there; nothing was deleted'),
-          ...(persistenceId === undefined ? {} : { persistenceId }),
-        });
-      }
-    }
-    for (const entry of this.index.values()) {
-      for (const s of entry.segments()) this.segments.get(s)!.liveIds++;
-    }
+    rebuildIndex(
+      this.index,
+      this.segments,
+      { marks: checkpoint?.marks ?? [], repairs: this.repairs, contents, problemsFound },
+      this.dir,
+      this.reporter,
+    );
     if (this.readOnly) return;
     this.removeDeadSegments();
     this.scheduleCompaction();
@@ -510,37 +252,8 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     return this.io.run('prepareDirectory', { dir: this.dir });
   }
 
-  /**
-   * Applies one repair to the in-memory index: the id's events from `first` on are forgotten. On open
-   * it runs when the runs reach segment `since`, so events appended after the repair are added after it.
-   */
-  private applyRepair(repair: RepairEntry): void {
-    const entry = this.entry(repair.id);
-    if (entry.cutBack(repair.first, repair.cut)) return;
-    // A run holds records on both sides of the cut, but not where the repair recorded: serve nothing
-    // past the last good record rather than dead records.
-    this.markCorrupt(entry, {
-      sequenceNr: repair.first,
-      file: path.join(this.dir, segmentFileName(repair.cut?.segment ?? repair.since)),
-      offset: repair.cut?.offset ?? 0,
-      reason: `a repair cut the id back before sequenceNr ${repair.first}, but the record that starts the cut is not where the repair found it`,
-    });
-  }
-
   private addSegment(number: number, file: string): Segment {
-    const segment: Segment = {
-      number,
-      file,
-      fd: undefined,
-      opening: undefined,
-      end: 0,
-      sealed: false,
-      liveIds: 0,
-      problems: false,
-      readers: 0,
-      deleted: false,
-      replaced: false,
-    };
+    const segment = newSegment(number, file);
     this.segments.set(number, segment);
     return segment;
   }
@@ -594,10 +307,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   }
 
   /** Opens the last segment for appending: scans it and cuts a torn tail back to the last whole frame. */
-  private async openActive(
-    segment: Segment,
-    problemsFound: Array<{ file: string; scan: SegmentScan }>,
-  ): Promise<SegmentContents> {
+  private async openActive(segment: Segment, problemsFound: CorruptSegment[]): Promise<SegmentContents> {
     if (this.readOnly) return this.openActiveReadOnly(segment, problemsFound);
     const scan = await this.io.run('scanSegment', { file: segment.file, segment: segment.number });
     if (scan.badHeader) {
@@ -628,7 +338,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
    */
   private async openActiveReadOnly(
     segment: Segment,
-    problemsFound: Array<{ file: string; scan: SegmentScan }>,
+    problemsFound: CorruptSegment[],
   ): Promise<SegmentContents> {
     segment.fd = await this.io.run('openFile', { file: segment.file, flags: 'r' });
     const scan = await this.io.run('scanSegmentFd', { fd: segment.fd, segment: segment.number });
@@ -650,11 +360,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   }
 
   /** Makes the scanned last segment the one appends go to, noting any corruption the scan found in it. */
-  private adoptActive(
-    segment: Segment,
-    scan: SegmentScan,
-    problemsFound: Array<{ file: string; scan: SegmentScan }>,
-  ): SegmentContents {
+  private adoptActive(segment: Segment, scan: SegmentScan, problemsFound: CorruptSegment[]): SegmentContents {
     if (scan.problems.length > 0) {
       segment.problems = true;
       problemsFound.push({ file: segment.file, scan });
@@ -680,20 +386,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   }
 
   private entry(persistenceId: string): IdIndex {
-    let entry = this.index.get(persistenceId);
-    if (!entry) {
-      entry = new IdIndex();
-      this.index.set(persistenceId, entry);
-    }
-    return entry;
-  }
-
-  /** Keeps the lowest corrupt point of the id; `winsTies`: replaces one at the same sequenceNr. */
-  private markCorrupt(entry: IdIndex, point: CorruptPoint, winsTies = false): void {
-    if (point.sequenceNr < entry.lowWater) return; // truncated: never read
-    const current = entry.corrupt?.sequenceNr;
-    if (current === undefined || point.sequenceNr < current || (winsTies && point.sequenceNr === current))
-      entry.corrupt = point;
+    return entryOf(this.index, persistenceId);
   }
 
   private corruptFile(file: string, offset: number, reason: string): JournalCorruptedError {
@@ -867,7 +560,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     try {
       // Appends issued before this call settle first; later ones wait (see writeGate).
       const highest = await this.highestSequenceNr(persistenceId);
-      const failure = await this.firstUnreadable(persistenceId);
+      const failure = await firstUnreadable(this, persistenceId);
       if (!failure) {
         throw new RepairRefusedError(
           persistenceId,
@@ -883,71 +576,17 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     }
   }
 
-  /** The read failure that stops the id, or undefined when every event reads back (and decodes). */
-  private async firstUnreadable(
-    persistenceId: string,
-  ): Promise<(JournalCorruptedError & { sequenceNr: number }) | undefined> {
-    try {
-      for await (const _ of this.readFrom(persistenceId, 1)) {
-        // Read to the end: every record verified and decoded.
-      }
-      return undefined;
-    } catch (e) {
-      if (
-        isPersistenceError(e, 'ERR_JOURNAL_CORRUPTED') &&
-        (e as JournalCorruptedError).persistenceId === persistenceId &&
-        (e as JournalCorruptedError).sequenceNr !== undefined
-      ) {
-        return e as JournalCorruptedError & { sequenceNr: number };
-      }
-      throw e;
-    }
-  }
-
   private async cutAfterCorruption(
     persistenceId: string,
     failure: JournalCorruptedError & { sequenceNr: number },
   ): Promise<CorruptionRepair> {
     const entry = this.index.get(persistenceId)!;
-    const first = failure.sequenceNr;
-    const { ranges, cut } = await this.deadRanges(persistenceId, entry, first, failure);
-    const last = Math.max(entry.top, first);
-    const at = Date.now();
-    const name = `${new Date(at).toISOString().replace(/[:.]/g, '-')}-${quarantineName(persistenceId)}.records`;
-    const quarantine = path.join(this.dir, QUARANTINE_DIR, name);
-    const parts: Buffer[] = [];
-    for (const range of ranges) {
-      parts.push(
-        await this.readSegment(range.segment, range.offset, range.length, persistenceId, range.first),
-      );
-    }
-    const bytes = parts.reduce((n, p) => n + p.length, 0);
-    const header = {
-      format: 'cairn-quarantine/1',
-      what:
-        `records of "${persistenceId}" that repairAfterCorruption cut off (sequenceNr ${first}..${last}), ` +
-        'copied byte for byte from the journal segments, in the record layout of src/record-codec.ts; ' +
-        'the ranges follow this line back to back, in the order listed',
+    const { first, last, cut, at, file, quarantine, bytes } = await quarantineDeadRecords(
+      { dir: this.dir, io: this.io, segments: this.segments, reader: this.logReader },
       persistenceId,
-      journal: this.dir,
-      keptThrough: first - 1,
-      removed: { first, last },
-      reason: failure.message,
-      repairedAt: new Date(at).toISOString(),
-      ranges: ranges.map((r) => ({
-        file: r.segment.file,
-        offset: r.offset,
-        length: r.length,
-        sequenceNrs: r.first === r.last ? `${r.first}` : `${r.first}..${r.last}`,
-        ...(r.note ? { note: r.note } : {}),
-      })),
-      bytes,
-    };
-    await this.io.run('writeQuarantine', {
-      dir: this.dir,
-      file: quarantine,
-      bytes: Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`, 'utf8'), ...parts]),
-    });
+      entry,
+      failure,
+    );
 
     // The cut itself: one commit in the log's order, while no maintenance rewrites the checkpoint.
     const maintenanceBefore = this.maintenance;
@@ -962,7 +601,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
         last,
         since,
         ...(cut ? { cut } : {}),
-        quarantine: path.join(QUARANTINE_DIR, name),
+        quarantine: file,
         at,
       };
       this.repairs.push(repair);
@@ -973,13 +612,13 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
         throw e;
       }
       const before = entry.segments();
-      this.applyRepair(repair);
+      applyRepair(entry, repair, this.dir);
       const after = new Set(entry.segments());
       for (const s of before) {
         const segment = this.segments.get(s);
         if (segment && !after.has(s)) segment.liveIds--;
       }
-      this.served.delete(persistenceId);
+      this.logReader.forget(persistenceId);
       this.forgetSequenceState(persistenceId);
     };
     const done = this.writing.then(commit);
@@ -995,92 +634,6 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       bytes,
       reason: failure.message,
     };
-  }
-
-  /**
-   * The bytes of the id from record `first` on: the rest of the run holding it (found by stepping over
-   * the good records before it), every later run, and the damaged record itself when the index does not
-   * hold it (a scan left it out).
-   */
-  private async deadRanges(
-    persistenceId: string,
-    entry: IdIndex,
-    first: number,
-    failure: JournalCorruptedError,
-  ): Promise<{ ranges: DeadRange[]; cut: { segment: number; offset: number } | undefined }> {
-    const ranges: DeadRange[] = [];
-    let cut: { segment: number; offset: number } | undefined;
-    const idBytes = Buffer.from(persistenceId, 'utf8');
-    let r = entry.findRun(first);
-    if (r < entry.runCount && entry.firstOf(r) < first) {
-      const segment = this.segments.get(entry.segmentOf(r))!;
-      const offset = entry.offsetOf(r);
-      const length = entry.byteLengthOf(r);
-      const bytes = await this.readSegment(segment, offset, length, persistenceId, entry.firstOf(r));
-      let at = 0;
-      for (let seq = entry.firstOf(r); seq < first; seq++) {
-        const record = decodeRecord(bytes, at, length, idBytes);
-        if (isBadRecord(record)) {
-          throw new StorageError(
-            `${segment.file}: record ${seq} of "${persistenceId}" at offset ${offset + at} read back good a moment ago and is now bad (${record.reason}); nothing was changed`,
-          );
-        }
-        at += record.length;
-      }
-      cut = { segment: segment.number, offset: offset + at };
-      // at === length: record `first` is not in this run (a hole follows it); nothing of it is cut.
-      if (at < length) {
-        ranges.push({ segment, offset: offset + at, length: length - at, first, last: entry.lastOf(r) });
-      }
-      r++;
-    }
-    for (; r < entry.runCount; r++) {
-      const segment = this.segments.get(entry.segmentOf(r));
-      if (!segment) continue; // a segment that is gone: nothing of it to keep (reads named it)
-      const runFirst = entry.firstOf(r);
-      ranges.push({
-        segment,
-        offset: entry.offsetOf(r),
-        length: entry.byteLengthOf(r),
-        first: runFirst,
-        last: entry.lastOf(r),
-      });
-    }
-    // A record the scan could not verify is not in any run: keep its bytes too, as far as they go.
-    const number = failure.file ? parseSegmentFileName(path.basename(failure.file)) : undefined;
-    const damaged = number === undefined ? undefined : this.segments.get(number);
-    const offset = failure.offset;
-    if (
-      damaged &&
-      offset !== undefined &&
-      offset >= SEGMENT_HEADER_SIZE &&
-      offset < damaged.end &&
-      !ranges.some((g) => g.segment === damaged && offset >= g.offset && offset < g.offset + g.length)
-    ) {
-      const header = await this.readSegment(
-        damaged,
-        offset,
-        Math.min(RECORD_HEADER_SIZE, damaged.end - offset),
-        persistenceId,
-        first,
-      );
-      const next = ranges.find((g) => g.segment === damaged && g.offset > offset)?.offset ?? damaged.end;
-      const stated = header.length >= 4 ? header.readUInt32LE(0) : 0;
-      const known = stated >= RECORD_HEADER_SIZE && offset + stated <= next;
-      const length = known ? stated : Math.min(next - offset, QUARANTINE_UNKNOWN_EXTENT);
-      ranges.push({
-        segment: damaged,
-        offset,
-        length,
-        first,
-        last: first,
-        note: known
-          ? 'the damaged record, by the length its header states'
-          : 'damaged bytes whose extent is unknown: up to the next record of the id, at most 64 KiB; may hold bytes of other ids',
-      });
-      ranges.sort((a, b) => a.segment.number - b.segment.number || a.offset - b.offset);
-    }
-    return { ranges, cut };
   }
 
   // ---- background maintenance ----
@@ -1112,7 +665,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
         files: dead.flatMap((s) => [s.file, path.join(this.dir, indexFileName(s.number))]),
         sync: this.fsync,
       });
-      for (const s of dead) this.closeWhenUnread(s);
+      for (const s of dead) closeWhenUnread(s);
     });
   }
 
@@ -1165,18 +718,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     this.inBackground(async () => {
       this.compactionQueued = false;
       this.lastCompaction = performance.now();
-      const live = new Map<number, number>();
-      for (const entry of this.index.values()) entry.liveBytes(live);
-      const sparse = [...this.segments.values()].filter(
-        (s) =>
-          s.sealed &&
-          s !== this.active &&
-          !s.problems &&
-          !s.deleted &&
-          s.liveIds > 0 &&
-          (live.get(s.number) ?? 0) < COMPACT_BELOW * (s.end - SEGMENT_HEADER_SIZE),
-      );
-      for (const segment of sparse) {
+      for (const segment of sparseSegments(this.index, this.segments, this.active)) {
         if (this.closed) return;
         await this.compactSegment(segment);
       }
@@ -1189,42 +731,10 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
    * were. Appends never wait for it; reads in flight finish on the old file's open descriptor.
    */
   private async compactSegment(segment: Segment): Promise<void> {
-    const old = await this.readSegment(segment, 0, segment.end, '', 0).catch(() => undefined);
+    const old = await this.logReader.readSegment(segment, 0, segment.end, '', 0).catch(() => undefined);
     if (!old || old.length === 0 || segment.deleted) return;
-    const frames: Buffer[] = [encodeSegmentHeader(segment.number)];
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
-    for (const [id, entry] of this.index) {
-      const idBytes = Buffer.from(id, 'utf8');
-      for (let r = 0; r < entry.runCount; r++) {
-        if (entry.segmentOf(r) !== segment.number || entry.lastOf(r) < entry.lowWater) continue;
-        let at = entry.offsetOf(r);
-        const end = at + entry.byteLengthOf(r);
-        while (at < end) {
-          const record = decodeRecord(old, at, end, idBytes);
-          if (isBadRecord(record)) {
-            segment.problems = true;
-            this.reporter({
-              kind: 'corruption-found',
-              message: `${segment.file}: compaction found a bad record at offset ${at} (${record.reason}); the segment is kept as it is`,
-              persistenceId: id,
-            });
-            return;
-          }
-          if (record.sequenceNr >= entry.lowWater) {
-            pending.push(old.subarray(at, at + record.length));
-            pendingBytes += record.length;
-            if (pendingBytes >= COMPACT_FRAME_BYTES) {
-              frames.push(encodeRawFrame(pending));
-              pending = [];
-              pendingBytes = 0;
-            }
-          }
-          at += record.length;
-        }
-      }
-    }
-    if (pending.length > 0) frames.push(encodeRawFrame(pending));
+    const frames = compactedFrames(segment, old, this.index, this.reporter);
+    if (!frames) return;
     await this.writeCheckpoint();
     const bytes = Buffer.concat(frames);
     const { installed, scan } = await this.io.run(
@@ -1253,26 +763,12 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     fresh.liveIds = segment.liveIds;
     segment.deleted = true;
     segment.replaced = true;
-    this.closeWhenUnread(segment);
-    const runsById = new Map<string, Array<[number, number, number]>>();
-    for (let r = 0; r < scan.runs.length; r += 5) {
-      const id = scan.ids[scan.runs[r]!]!;
-      const runs = runsById.get(id) ?? [];
-      runs.push([scan.runs[r + 1]!, scan.runs[r + 2]!, scan.runs[r + 3]!]);
-      runsById.set(id, runs);
-    }
-    for (const [id, runs] of runsById) {
+    closeWhenUnread(segment);
+    for (const [id, runs] of runsById(scan)) {
       // 0: everything copied was truncated meanwhile; -1: the truncation already counted it.
       if (this.index.get(id)?.replaceSegmentRuns(segment.number, runs) === 0) fresh.liveIds--;
     }
     if (fresh.liveIds <= 0) this.removeDeadSegments();
-  }
-
-  private closeWhenUnread(segment: Segment): void {
-    if (segment.readers > 0 || segment.fd === undefined) return;
-    const fd = segment.fd;
-    segment.fd = undefined;
-    closeFd(fd, () => undefined);
   }
 
   // ---- reading ----
@@ -1285,284 +781,13 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     for (const [id, entry] of this.index) if (entry.highest > 0) yield id;
   }
 
-  protected async *_read(
+  protected _read(
     persistenceId: string,
     fromSequenceNr: number,
     toSequenceNr: number,
     max: number,
   ): AsyncGenerator<StoredEvent[]> {
-    const entry = this.index.get(persistenceId);
-    if (!entry) return;
-    const idBytes = Buffer.from(persistenceId, 'utf8');
-    let next = fromSequenceNr;
-    let left = max;
-    // The chunk after the one being served is read while the consumer works through the current one.
-    let prefetched: { chunk: ReadChunk; bytes: Promise<ChunkBytes> } | undefined;
-    let located: ServedPage | undefined;
-    try {
-      while (left > 0 && next <= toSequenceNr) {
-        next = Math.max(next, entry.lowWater);
-        if (entry.corrupt && next >= entry.corrupt.sequenceNr)
-          throw this.corruptAt(persistenceId, entry.corrupt);
-        const chunk = this.planRead(entry, next, toSequenceNr);
-        if (!chunk) return;
-        let read: ChunkBytes;
-        if (prefetched && sameChunk(prefetched.chunk, chunk)) {
-          read = await prefetched.bytes;
-        } else {
-          prefetched?.bytes.catch(() => undefined);
-          read = await this.readChunk(chunk, persistenceId, next);
-        }
-        prefetched = undefined;
-        const { bytes, verifiedTo } = read;
-        if (bytes.length === 0 && chunk.stop > chunk.start) {
-          // The segment went before it was ever opened. Deleted as dead: every record in it is below
-          // its id's mark now. Replaced by its compacted copy: plan again, the index points there now.
-          if (!chunk.segment?.replaced) next = Math.max(next, chunk.lastSeq + 1);
-          continue;
-        }
-        const following = this.planRead(entry, chunk.lastSeq + 1, toSequenceNr);
-        if (following && left > chunk.events) {
-          const read = this.readChunk(following, persistenceId, following.firsts[0]!);
-          read.catch(() => undefined); // awaited (and its error seen) only if used
-          prefetched = { chunk: following, bytes: read };
-        }
-
-        let page: StoredEvent[] = [];
-        let offsets: number[] = [];
-        let failure: JournalCorruptedError | undefined;
-        let served = false;
-        runs: for (let r = chunk.firstRun; r <= chunk.lastRun; r++) {
-          let at = chunk.offsets[r - chunk.firstRun]! - chunk.start;
-          const end = at + chunk.lengths[r - chunk.firstRun]!;
-          let expected = chunk.firsts[r - chunk.firstRun]!;
-          while (at < end) {
-            const sequenceNr = expected;
-            // Past what was asked for, or at a record already known bad: not even looked at (a damaged
-            // record after `toSequenceNr` in the same batch does not fail this read).
-            if (sequenceNr > toSequenceNr || left === 0) break runs;
-            if (entry.corrupt && sequenceNr >= entry.corrupt.sequenceNr) break runs;
-            // Records below verifiedTo were checked by the IO thread that read them: step over them by
-            // their length (bounds still checked, so a bug cannot run the loop off the run).
-            const stated = at < verifiedTo ? bytes.readUInt32LE(at) : 0;
-            const length =
-              at < verifiedTo && stated >= RECORD_HEADER_SIZE + idBytes.length && at + stated <= end
-                ? stated
-                : intactEventLength(bytes, at, end, idBytes, sequenceNr);
-            if (length < 0) {
-              const point = {
-                sequenceNr,
-                file: chunk.file,
-                offset: chunk.start + at,
-                reason: whyNotIntact(bytes, at, end, idBytes, sequenceNr),
-              };
-              // Remembered, as if the open had found it: later reads from beyond it are refused too.
-              this.markCorrupt(entry, point);
-              failure = this.corruptAt(persistenceId, point);
-              break runs;
-            }
-            const start = at;
-            at += length;
-            expected++;
-            // Re-checked per record: a truncation may land while the consumer holds a page.
-            if (sequenceNr < next || sequenceNr < entry.lowWater) continue;
-            page.push(
-              new StoredEventInBuffer(
-                sequenceNr,
-                bytes.readDoubleLE(start + 24),
-                bytes[start + 10]! | (bytes[start + 11]! << 8),
-                bytes,
-                start + RECORD_HEADER_SIZE + idBytes.length,
-                at,
-              ),
-            );
-            offsets.push(chunk.start + start);
-            left--;
-            next = sequenceNr + 1;
-            if (page.length === PAGE_EVENTS) {
-              served = true;
-              located = this.locatePage(persistenceId, chunk.file, page, offsets);
-              yield page;
-              page = [];
-              offsets = [];
-            }
-          }
-        }
-        if (page.length > 0) {
-          served = true;
-          located = this.locatePage(persistenceId, chunk.file, page, offsets);
-          yield page;
-        }
-        if (failure) throw failure;
-        // Nothing servable in these runs (all below `next`): move past them.
-        if (!served) next = Math.max(next, chunk.lastSeq + 1);
-      }
-    } finally {
-      prefetched?.bytes.catch(() => undefined);
-      if (located && this.served.get(persistenceId) === located) this.served.delete(persistenceId);
-    }
-  }
-
-  /** Remembers where a page's records are, so a payload that fails to decode is named exactly. */
-  private locatePage(
-    persistenceId: string,
-    file: string,
-    page: StoredEvent[],
-    offsets: number[],
-  ): ServedPage {
-    const served = { file, first: page[0]!.sequenceNr, offsets };
-    this.served.set(persistenceId, served);
-    return served;
-  }
-
-  /**
-   * The runs to read next for an id, from the one holding `from`: neighbouring runs of one segment
-   * (gaps under READ_GAP, at most READ_CHUNK bytes), copied out of the index so a truncation meanwhile
-   * cannot shift them.
-   */
-  private planRead(entry: IdIndex, from: number, to: number): ReadChunk | undefined {
-    if (from > to || from > entry.top) return undefined;
-    const firstRun = entry.findRun(Math.max(from, entry.lowWater));
-    if (firstRun >= entry.runCount) return undefined;
-    const number = entry.segmentOf(firstRun);
-    const segment = this.segments.get(number);
-    const start = entry.offsetOf(firstRun);
-    const offsets = [start];
-    const lengths = [entry.byteLengthOf(firstRun)];
-    const firsts = [entry.firstOf(firstRun)];
-    let stop = start + lengths[0]!;
-    let lastRun = firstRun;
-    while (lastRun + 1 < entry.runCount && entry.segmentOf(lastRun + 1) === number) {
-      const offset = entry.offsetOf(lastRun + 1);
-      const end = offset + entry.byteLengthOf(lastRun + 1);
-      if (offset < stop || offset - stop > READ_GAP || end - start > READ_CHUNK) break;
-      if (entry.firstOf(lastRun + 1) > to) break;
-      lastRun++;
-      stop = end;
-      offsets.push(offset);
-      lengths.push(end - offset);
-      firsts.push(entry.firstOf(lastRun));
-    }
-    const lastSeq = entry.lastOf(lastRun);
-    return {
-      segment,
-      file: segment?.file ?? path.join(this.dir, segmentFileName(number)),
-      start,
-      stop,
-      firstRun,
-      lastRun,
-      offsets,
-      lengths,
-      firsts,
-      lastSeq,
-      events: lastSeq - firsts[0]! + 1,
-    };
-  }
-
-  /**
-   * Reads a chunk's bytes. A large one (a replay's) is read by an IO thread that also checks its records
-   * (`readRuns`), so the checksums run beside the main thread's decoding of the chunk before; a small one
-   * (a recovery's few events) is read here and checked record by record as it is served.
-   */
-  private readChunk(chunk: ReadChunk, persistenceId: string, sequenceNr: number): Promise<ChunkBytes> {
-    if (!chunk.segment) {
-      return Promise.reject(
-        this.corruptAt(persistenceId, {
-          sequenceNr,
-          file: chunk.file,
-          offset: chunk.start,
-          reason: 'the segment holding it is gone',
-        }),
-      );
-    }
-    const length = chunk.stop - chunk.start;
-    const verify =
-      length >= VERIFY_OFF_THREAD_BYTES
-        ? {
-            offsets: chunk.offsets.map((o) => o - chunk.start),
-            lengths: chunk.lengths,
-            firsts: chunk.firsts,
-            id: Buffer.from(persistenceId, 'utf8'),
-          }
-        : undefined;
-    const read = this.readBytes(chunk.segment, chunk.start, length, persistenceId, sequenceNr, verify);
-    this.reads.add(read);
-    const forget = () => this.reads.delete(read);
-    read.then(forget, forget);
-    return read;
-  }
-
-  private corruptAt(persistenceId: string, point: CorruptPoint): JournalCorruptedError {
-    return new JournalCorruptedError({
-      persistenceId,
-      sequenceNr: point.sequenceNr,
-      file: point.file,
-      offset: point.offset,
-      reason: point.reason,
-    });
-  }
-
-  private async readSegment(
-    segment: Segment,
-    position: number,
-    length: number,
-    persistenceId: string,
-    sequenceNr: number,
-  ): Promise<Buffer> {
-    return (await this.readBytes(segment, position, length, persistenceId, sequenceNr, undefined)).bytes;
-  }
-
-  /** Reads bytes of a segment; with `verify`, on an IO thread that checks those runs' records too. */
-  private async readBytes(
-    segment: Segment,
-    position: number,
-    length: number,
-    persistenceId: string,
-    sequenceNr: number,
-    verify: RunsToVerify | undefined,
-  ): Promise<ChunkBytes> {
-    // A segment deleted before its first read was never opened: the caller skips it (see _read).
-    if (segment.deleted && segment.fd === undefined) return { bytes: Buffer.alloc(0), verifiedTo: 0 };
-    segment.readers++;
-    try {
-      if (segment.fd === undefined) {
-        segment.opening ??= this.io.run('openFile', { file: segment.file, flags: 'r' });
-        const fd = await segment.opening;
-        segment.opening = undefined;
-        segment.fd ??= fd;
-        if (segment.fd !== fd) closeFd(fd, () => undefined);
-      }
-      const fd = segment.fd;
-      let buffer: Buffer;
-      let bytesRead: number;
-      let verifiedTo = 0;
-      if (verify) {
-        // Allocated here and handed over both ways: buffers made on an IO thread and freed here were
-        // measured to linger (RSS +78 MiB over a 500,000-event replay, against +8 MiB).
-        const into = Buffer.allocUnsafeSlow(length);
-        const read = await this.io.run('readRuns', { fd, position, length, ...verify, into }, true);
-        buffer = Buffer.from(read.bytes.buffer, read.bytes.byteOffset, read.bytes.byteLength);
-        bytesRead = read.bytesRead;
-        verifiedTo = read.verifiedTo;
-      } else {
-        buffer = Buffer.allocUnsafe(length);
-        bytesRead = await new Promise<number>((resolve, reject) =>
-          read(fd, buffer, 0, length, position, (e, n) => (e ? reject(e) : resolve(n))),
-        );
-      }
-      if (bytesRead < length) {
-        throw this.corruptAt(persistenceId, {
-          sequenceNr,
-          file: segment.file,
-          offset: position + bytesRead,
-          reason: `the segment ends ${length - bytesRead} bytes short of what the index holds`,
-        });
-      }
-      return { bytes: buffer, verifiedTo };
-    } finally {
-      segment.readers--;
-      if (segment.deleted) this.closeWhenUnread(segment);
-    }
+    return this.logReader.read(persistenceId, fromSequenceNr, toSequenceNr, max);
   }
 
   protected override async _lowWaterMark(persistenceId: string): Promise<number> {
@@ -1573,17 +798,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     persistenceId: string,
     sequenceNr: number,
   ): Pick<CorruptionLocation, 'file' | 'offset' | 'key'> {
-    const page = this.served.get(persistenceId);
-    const offset = page?.offsets[sequenceNr - page.first];
-    if (page && offset !== undefined) return { file: page.file, offset };
-    const entry = this.index.get(persistenceId);
-    if (!entry || entry.runCount === 0) return { key: `${persistenceId}#${sequenceNr}` };
-    const run = Math.min(entry.findRun(sequenceNr), entry.runCount - 1);
-    // Not in a page being served: the offset of the run (the atomic write) holding the record.
-    return {
-      file: path.join(this.dir, segmentFileName(entry.segmentOf(run))),
-      offset: entry.offsetOf(run),
-    };
+    return this.logReader.locate(persistenceId, sequenceNr);
   }
 
   // ---- closing ----
@@ -1595,7 +810,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   private async releaseResources(): Promise<void> {
     await this.writing;
     await this.maintenance;
-    await Promise.allSettled([...this.reads]);
+    await this.logReader.settled();
     const errors: unknown[] = [];
     for (const segment of this.segments.values()) {
       const fd = segment.opening ? await segment.opening.catch(() => undefined) : undefined;
@@ -1623,9 +838,4 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       });
     }
   }
-}
-
-/** What an empty segment holds. */
-function emptyContents(segment: number): SegmentContents {
-  return { segment, ids: [], runs: new Float64Array(0), marks: new Float64Array(0), end: 0 };
 }

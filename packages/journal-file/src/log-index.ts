@@ -90,6 +90,14 @@ export class IdIndex {
     return lo;
   }
 
+  /** Keeps the lowest corrupt point of the id; `winsTies`: replaces one at the same sequenceNr. */
+  markCorrupt(point: CorruptPoint, winsTies = false): void {
+    if (point.sequenceNr < this.lowWater) return; // truncated: never read
+    const current = this.corrupt?.sequenceNr;
+    if (current === undefined || point.sequenceNr < current || (winsTies && point.sequenceNr === current))
+      this.corrupt = point;
+  }
+
   /**
    * Raises the low-water mark and drops the runs wholly below it. Returns the segments this id no
    * longer has live events in.
@@ -196,4 +204,14 @@ export class IdIndex {
     }
     return out;
   }
+}
+
+/** The id's entry in `index`, added empty when the id has none yet. */
+export function entryOf(index: Map<string, IdIndex>, persistenceId: string): IdIndex {
+  let entry = index.get(persistenceId);
+  if (!entry) {
+    entry = new IdIndex();
+    index.set(persistenceId, entry);
+  }
+  return entry;
 }

@@ -9,7 +9,8 @@ import {
   FileSnapshotStore,
   type FileSnapshotStoreOptions,
 } from '@cairn/snapshot';
-import { FileMessageJournal, type FileMessageJournalOptions } from './file-message-journal';
+import { FileMessageJournal } from './file-message-journal';
+import type { FileMessageJournalOptions } from './journal-options';
 
 const atLeast = (min: number): OptionType => ({
   check: (v) => Number.isSafeInteger(v) && (v as number) >= min,
