@@ -3,7 +3,6 @@ import {
   type CorruptionLocation,
   ReadOnlyError,
   SnapshotCorruptedError,
-  type SnapshotCriteria,
   type SnapshotMetadata,
   type SnapshotStoreOptions,
   StorageError,
