@@ -293,6 +293,30 @@ describe('importEntries (for copy and restore tools)', () => {
     await journal.close();
   });
 
+  it('importTruncated claims its numbers at once: an append issued while it is written comes after', async () => {
+    const journal = await MemoryMessageJournal.open();
+    journal.faults.writeDelayMs = 20;
+    const imported = journal.importTruncated('x', 5);
+    await new Promise((r) => setTimeout(r, 5)); // the record of the highest is being written
+    const appended = journal.append('x', 'after');
+    await imported;
+    expect(await appended).toBe(6);
+    expect(await journal.highestSequenceNr('x')).toBe(6);
+    expect((await collect(journal.readFrom('x', 1))).map((e) => e.sequenceNr)).toEqual([6]);
+    await journal.close();
+  });
+
+  it('importTruncated refuses an id that has events, and a failed record leaves the id as it was', async () => {
+    const journal = await MemoryMessageJournal.open();
+    await journal.append('x', 'first');
+    await expect(journal.importTruncated('x', 9)).rejects.toThrow(/already has highestSequenceNr 1/);
+    journal.faults.failNextWrite();
+    await expect(journal.importTruncated('y', 9)).rejects.toThrow();
+    expect(await journal.highestSequenceNr('y')).toBe(0);
+    expect(await journal.append('y', 'first')).toBe(1);
+    await journal.close();
+  });
+
   it('refuses entries that do not continue the highest exactly, or are not consecutive, writing nothing', async () => {
     const journal = await MemoryMessageJournal.open();
     await journal.append('x', 'first');
