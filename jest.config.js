@@ -22,4 +22,6 @@ module.exports = {
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
   modulePathIgnorePatterns: ['<rootDir>/.*/dist/'],
   testTimeout: 30000,
+  // Fails fast, naming the files, when the build the worker threads and child processes run is missing.
+  globalSetup: '<rootDir>/test/built-packages.js',
 };

@@ -1,5 +1,4 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 
 /**
@@ -42,13 +41,6 @@ const expected: Record<string, string[]> = {
     'expectNoLeakedResources',
   ],
 };
-
-beforeAll(() => {
-  for (const pkg of Object.keys(expected)) {
-    const dist = path.join(root, 'packages', pkg.replace('@cairn/', ''), 'dist', 'index.js');
-    if (!existsSync(dist)) throw new Error(`${dist} is missing: run \`npm run build\` first (npm test does)`);
-  }
-});
 
 it.each(Object.entries(expected))('%s exports its contract names to plain Node', (pkg, names) => {
   const script = `

@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -8,9 +7,6 @@ const MAIN = path.resolve(__dirname, '../dist/main.js');
 
 describe('backend-swap example', () => {
   it('runs the same bank on memory, file and lmdb (or says why one is skipped) and they agree', async () => {
-    if (!existsSync(MAIN)) {
-      throw new Error(`${MAIN} is missing: build first (npx tsc -b tsconfig.build.json, or npm test)`);
-    }
     const { stdout } = await run(process.execPath, [MAIN], { timeout: 60_000 });
     for (const backend of ['memory', 'file', 'lmdb']) {
       expect(stdout).toMatch(

@@ -1,5 +1,4 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -64,9 +63,6 @@ async function recoverAccount(dir: string): Promise<{ balance: number; recovery:
 describe('bank-account under SIGKILL (file backend)', () => {
   let dir: string;
   beforeEach(async () => {
-    if (!existsSync(WRITER)) {
-      throw new Error(`${WRITER} is missing: build first (npx tsc -b tsconfig.build.json, or npm test)`);
-    }
     dir = await mkdtemp(path.join(tmpdir(), 'cairn-bank-crash-'));
   });
   afterEach(() => rm(dir, { recursive: true, force: true }));

@@ -34,9 +34,6 @@ describe('bank-account example', () => {
   describe('npm start (built main.js)', () => {
     let dir: string;
     beforeEach(async () => {
-      if (!existsSync(MAIN)) {
-        throw new Error(`${MAIN} is missing: build first (npx tsc -b tsconfig.build.json, or npm test)`);
-      }
       dir = await mkdtemp(path.join(tmpdir(), 'cairn-bank-'));
     });
     afterEach(() => rm(dir, { recursive: true, force: true }));

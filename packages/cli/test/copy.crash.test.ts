@@ -1,5 +1,4 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { CLI_DIST, cli, type DataLayout, eventOf, layout, openData, tempDir } from './cli-fixtures';
@@ -30,7 +29,6 @@ async function makeBigData(l: DataLayout): Promise<void> {
 
 /** Starts the built CLI and SIGKILLs it once `ready` says so (or it exits by itself first). */
 async function killWhen(argv: string[], ready: () => Promise<boolean>): Promise<{ killed: boolean }> {
-  if (!existsSync(CLI_DIST)) throw new Error(`${CLI_DIST} is missing: run \`npm run build\` first`);
   const child: ChildProcess = spawn(process.execPath, [CLI_DIST, ...argv], { stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let killed = false;

@@ -8,7 +8,6 @@ import {
   JournalLockedError,
 } from '@cairn/actor-core';
 import { FileMessageJournal, FileSnapshotStore, provider } from '@cairn/journal-file';
-import { JOURNAL_IO_WORKER_FILE } from '../src/journal-io';
 import { LOCK_FILE, OWNER_FILE } from '../src/journal-lock';
 import { encodeFrame, indexFileName } from '../src/record-codec';
 import {
@@ -21,10 +20,6 @@ import {
   segmentFiles,
   tempDir,
 } from './journal-files';
-
-if (!fs.existsSync(JOURNAL_IO_WORKER_FILE)) {
-  throw new Error(`${JOURNAL_IO_WORKER_FILE} is missing: run \`npm run build\` first (npm test does)`);
-}
 
 // Type-level: the journal is a BatchedMessageJournal; if it stops being one, this stops compiling.
 const _isBatched = (j: FileMessageJournal<string>): BatchedMessageJournal<string> => j;

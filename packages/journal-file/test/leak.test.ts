@@ -2,13 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FileMessageJournal } from '@cairn/journal-file';
 import { captureResources, expectNoLeakedResources } from '@cairn/testkit';
-import { JOURNAL_IO_WORKER_FILE } from '../src/journal-io';
 import { LOCK_FILE, OWNER_FILE } from '../src/journal-lock';
 import { collect, tempDir } from './journal-files';
-
-if (!fs.existsSync(JOURNAL_IO_WORKER_FILE)) {
-  throw new Error(`${JOURNAL_IO_WORKER_FILE} is missing: run \`npm run build\` first (npm test does)`);
-}
 
 // Each open starts an IO thread (~100 ms here), so `npm test` runs 150 cycles; CAIRN_LEAK_CYCLES=1000
 // runs the full thousand (about two minutes on a 2-core machine).

@@ -3,14 +3,9 @@ import * as path from 'node:path';
 import { createPersistence, type PersistenceReport } from '@cairn/actor-core';
 import { FileMessageJournal, provider, ReadOnlyError } from '@cairn/journal-file';
 import { captureResources, expectNoLeakedResources } from '@cairn/testkit';
-import { JOURNAL_IO_WORKER_FILE } from '../src/journal-io';
 import { LOCK_FILE } from '../src/journal-lock';
 import { killed, spawnFixture, waitForLine } from './child-process';
 import { collect, collectingReporter, recordsOf, segmentFiles, tempDir } from './journal-files';
-
-if (!fs.existsSync(JOURNAL_IO_WORKER_FILE)) {
-  throw new Error(`${JOURNAL_IO_WORKER_FILE} is missing: run \`npm run build\` first (npm test does)`);
-}
 
 /** Every file under `dir` with its bytes and mtime. */
 function snapshotFiles(dir: string): Map<string, { bytes: Buffer; mtimeMs: number }> {

@@ -3,7 +3,6 @@ import * as path from 'node:path';
 import { isPersistenceError, JournalCorruptedError } from '@cairn/actor-core';
 import { FileMessageJournal, QUARANTINE_DIR } from '@cairn/journal-file';
 import { captureResources, expectNoLeakedResources } from '@cairn/testkit';
-import { JOURNAL_IO_WORKER_FILE } from '../src/journal-io';
 import {
   collect,
   collectingReporter,
@@ -13,10 +12,6 @@ import {
   segmentFiles,
   tempDir,
 } from './journal-files';
-
-if (!fs.existsSync(JOURNAL_IO_WORKER_FILE)) {
-  throw new Error(`${JOURNAL_IO_WORKER_FILE} is missing: run \`npm run build\` first (npm test does)`);
-}
 
 const open = (dir: string, extra: Partial<Parameters<typeof FileMessageJournal.open>[0]> = {}) =>
   FileMessageJournal.open<unknown>({ path: dir, ioThreads: 1, fsync: false, ...extra });

@@ -1,16 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 
 const CHILD = path.join(__dirname, 'fixtures', 'journal-child.js');
-const DIST = path.join(__dirname, '..', 'dist', 'index.js');
-
-/** Fails clearly when the built package the children run is missing. */
-export function requireDist(): void {
-  if (!existsSync(DIST)) {
-    throw new Error(`${DIST} is missing: build first (npm run build, or npx tsc -b packages/journal-lmdb)`);
-  }
-}
 
 export interface Child {
   readonly process: ChildProcess;

@@ -1,12 +1,10 @@
 import { LmdbMessageJournal } from '@cairn/journal-lmdb';
-import { requireDist, spawnChild } from './child-process';
+import { spawnChild } from './child-process';
 import { useTempDirs } from './temp-dir';
 
 const tempDir = useTempDirs();
 
 describe('a second process writing the same id', () => {
-  beforeAll(requireDist);
-
   it('is refused with SequenceConflictError when this process counter is stale; nothing interleaves', async () => {
     const path = tempDir();
     const journal = await LmdbMessageJournal.open<{ tag: string; i: number }>({ path });

@@ -1,5 +1,5 @@
 import { LmdbMessageJournal } from '@cairn/journal-lmdb';
-import { requireDist, spawnChild } from './child-process';
+import { spawnChild } from './child-process';
 import { useTempDirs } from './temp-dir';
 
 const tempDir = useTempDirs();
@@ -14,8 +14,6 @@ interface Logged {
  * child saw acknowledged must be there after reopening, numbered 1..highest without gaps or duplicates.
  */
 describe('crash safety (SIGKILL)', () => {
-  beforeAll(requireDist);
-
   it('keeps every acknowledged append across two kills', async () => {
     const path = tempDir();
     const ids = 20;
@@ -48,8 +46,6 @@ describe('crash safety (SIGKILL)', () => {
 });
 
 describe('crash during a large truncation', () => {
-  beforeAll(requireDist);
-
   // Killed before, during (low-water mark committed, keys partly deleted: about 30 ms in here) and after
   // the truncation's transactions; which one each kill hits depends on the machine's speed.
   it.each([

@@ -4,7 +4,7 @@ import { isPersistenceError } from '@cairn/actor-core';
 import { LmdbMessageJournal, LmdbSnapshotStore, provider, ReadOnlyError } from '@cairn/journal-lmdb';
 import { open } from 'lmdb';
 import { encodeEvent, entryKey, idPrefix } from '../src/record-codec';
-import { requireDist, spawnChild } from './child-process';
+import { spawnChild } from './child-process';
 import { useTempDirs } from './temp-dir';
 
 const tempDir = useTempDirs();
@@ -161,7 +161,6 @@ describe('readOnly: true', () => {
   });
 
   it('sees what another process commits while it is open', async () => {
-    requireDist();
     const path = tempDir();
     await (await LmdbMessageJournal.open({ path })).close();
     const journal = await LmdbMessageJournal.open<{ tag: string; i: number }>({ path, readOnly: true });

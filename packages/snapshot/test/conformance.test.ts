@@ -1,12 +1,5 @@
-import * as fs from 'node:fs';
-import { DEFAULT_IO_WORKER_FILE, FileSnapshotStore } from '@cairn/snapshot';
+import { FileSnapshotStore } from '@cairn/snapshot';
 import { snapshotConformance } from '@cairn/testkit';
-
-if (!fs.existsSync(DEFAULT_IO_WORKER_FILE)) {
-  throw new Error(
-    `${DEFAULT_IO_WORKER_FILE} is missing: the store's IO threads run built JavaScript; run \`npm run build\``,
-  );
-}
 
 snapshotConformance({
   name: 'file (fsync)',

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { PersistenceReport } from '@cairn/actor-core';
-import { DEFAULT_IO_WORKER_FILE, FileSnapshotStore, TEMP_DIRECTORY } from '@cairn/snapshot';
+import { FileSnapshotStore, TEMP_DIRECTORY } from '@cairn/snapshot';
 
 /*
  * The durability claim, proven: a child process saves snapshots (fsync on, the default) and prints each
@@ -13,10 +13,6 @@ import { DEFAULT_IO_WORKER_FILE, FileSnapshotStore, TEMP_DIRECTORY } from '@cair
  */
 
 const writer = path.join(__dirname, 'fixtures', 'snapshot-crash-writer.js');
-const builtIndex = path.join(__dirname, '..', 'dist', 'index.js');
-if (!fs.existsSync(builtIndex) || !fs.existsSync(DEFAULT_IO_WORKER_FILE)) {
-  throw new Error(`${builtIndex} is missing: the crash child runs the built package; run \`npm run build\``);
-}
 
 const IDS = 4;
 const STATE_BYTES = 16 * 1024;

@@ -8,7 +8,6 @@ import {
   type SnapshotStore,
 } from '@cairn/actor-core';
 import {
-  DEFAULT_IO_WORKER_FILE,
   FileSnapshotStore,
   type FileSnapshotStoreOptions,
   isHashedDirectoryName,
@@ -20,12 +19,6 @@ import {
 } from '@cairn/snapshot';
 import { captureResources, expectNoLeakedResources } from '@cairn/testkit';
 import fc from 'fast-check';
-
-if (!fs.existsSync(DEFAULT_IO_WORKER_FILE)) {
-  throw new Error(
-    `${DEFAULT_IO_WORKER_FILE} is missing: the store's IO threads run built JavaScript; run \`npm run build\``,
-  );
-}
 
 type State = { balance: number; history?: number[] };
 

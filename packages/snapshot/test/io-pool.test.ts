@@ -6,11 +6,6 @@ import { atomicWriteTempName, DEFAULT_IO_WORKER_FILE, IoPool } from '@cairn/snap
 import { captureResources, expectNoLeakedResources, findLeakedResources } from '@cairn/testkit';
 
 const distDir = path.dirname(DEFAULT_IO_WORKER_FILE);
-if (!fs.existsSync(DEFAULT_IO_WORKER_FILE)) {
-  throw new Error(
-    `${DEFAULT_IO_WORKER_FILE} is missing: IoPool threads run built JavaScript; run \`npm run build\``,
-  );
-}
 
 describe('IoPool', () => {
   let dir: string;
