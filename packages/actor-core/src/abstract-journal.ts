@@ -8,6 +8,7 @@ import {
   WriteRejectedError,
 } from './errors';
 import { GroupCommit, type QueuedWrite } from './group-commit';
+import { type JournalMetrics, LatencyRecorder } from './metrics';
 import { defaultReporter, type Reporter } from './report';
 import { defaultSerializers, resolveSerializer, type Serializer } from './serializer';
 import type { AppendOptions, BatchedMessageJournal, JournalEntry, ReadOptions } from './spi';
@@ -119,6 +120,16 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
   private groupCommit: GroupCommit<IdState, JournalWrite> | undefined;
   private activePulls = 0;
   private pullsIdle: (() => void) | undefined;
+  private readonly counts = {
+    eventsAppended: 0,
+    commits: 0,
+    commitFailures: 0,
+    serializationRejections: 0,
+    sequenceConflicts: 0,
+    eventsRead: 0,
+    corruptionsDetected: 0,
+  };
+  private readonly commitLatency = new LatencyRecorder();
 
   protected constructor(options: JournalOptions = {}) {
     checkOptionalObject(options, 'options');
@@ -361,6 +372,7 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
     expected: number | undefined,
   ): Promise<number> {
     if (expected !== undefined && expected !== state.assigned) {
+      this.counts.sequenceConflicts++;
       throw new SequenceConflictError(persistenceId, expected, state.assigned);
     }
     const timestamp = Date.now();
@@ -425,6 +437,15 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
     } finally {
       await ids.return?.();
     }
+  }
+
+  /** What this journal has done since it was opened (see JournalMetrics); a snapshot, cheap to take. */
+  metrics(): JournalMetrics {
+    return {
+      ...this.counts,
+      pendingEvents: this.groupCommit?.pendingSize ?? 0,
+      commitSeconds: this.commitLatency.snapshot(),
+    };
   }
 
   async flush(): Promise<void> {
@@ -523,6 +544,7 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
       }
       previous = stored.sequenceNr;
       served++;
+      this.counts.eventsRead++;
       return {
         persistenceId,
         sequenceNr: stored.sequenceNr,
@@ -531,6 +553,7 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
       };
     };
     const fail = async (e: unknown): Promise<never> => {
+      if (isPersistenceError(e, 'ERR_JOURNAL_CORRUPTED')) this.counts.corruptionsDetected++;
       await finish();
       throw e;
     };
@@ -596,7 +619,7 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
       maxBatchSize: this.maxBatchSize,
       maxBatchDelayMs: this.maxBatchDelayMs,
       maxConcurrentCommits: this.capabilities.concurrentCommits ? 4 : 1,
-      commit: (writes) => this.storage(() => this._write(writes), 'append'),
+      commit: (writes) => this.timedCommit(writes),
       settled: (items, error) => this.committed(items, error),
       // A sequence conflict (another process wrote to one id) fails that id's appends only.
       isolate: (error, items) =>
@@ -609,6 +632,24 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
           : undefined,
     });
     return this.groupCommit;
+  }
+
+  /** One group commit through the backend, counted and timed for metrics(). */
+  private timedCommit(writes: readonly JournalWrite[]): Promise<void> {
+    const started = performance.now();
+    return this.storage(() => this._write(writes), 'append').then(
+      () => {
+        this.commitLatency.since(started);
+        this.counts.commits++;
+        for (const w of writes) this.counts.eventsAppended += w.events.length;
+      },
+      (e: unknown) => {
+        this.commitLatency.since(started);
+        if (isPersistenceError(e, 'ERR_SEQUENCE_CONFLICT')) this.counts.sequenceConflicts++;
+        else this.counts.commitFailures++;
+        throw e;
+      },
+    );
   }
 
   private committed(items: readonly QueuedWrite<IdState, JournalWrite>[], error: unknown): void {
@@ -679,6 +720,7 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
     try {
       return this.serializer.encode(message);
     } catch (e) {
+      this.counts.serializationRejections++;
       throw new WriteRejectedError(
         persistenceId,
         `${what} cannot be serialized by "${this.serializer.name}": ${(e as Error)?.message ?? e}`,

@@ -6,6 +6,7 @@ import {
   StorageError,
 } from './errors';
 import { KeyedQueue } from './keyed-queue';
+import { LatencyRecorder, type SnapshotStoreMetrics } from './metrics';
 import { defaultReporter, type Reporter } from './report';
 import { defaultSerializers, resolveSerializer, type Serializer } from './serializer';
 import type { SnapshotCriteria, SnapshotEntry, SnapshotStore } from './spi';
@@ -59,6 +60,16 @@ export abstract class AbstractSnapshotStore<S = unknown> implements SnapshotStor
   protected readonly reporter: Reporter;
   private closing: Promise<void> | undefined;
   private readonly queue = new KeyedQueue();
+  private readonly counts = {
+    saves: 0,
+    saveFailures: 0,
+    loads: 0,
+    loadsEmpty: 0,
+    corruptSkipped: 0,
+    deleted: 0,
+  };
+  private readonly saveLatency = new LatencyRecorder();
+  private readonly loadLatency = new LatencyRecorder();
 
   protected constructor(options: SnapshotStoreOptions = {}) {
     checkOptionalObject(options, 'options');
@@ -111,7 +122,27 @@ export abstract class AbstractSnapshotStore<S = unknown> implements SnapshotStor
       serializerId: this.serializer.id,
       payload,
     };
-    return this.run(persistenceId, 'save', () => this._save(snapshot));
+    const started = performance.now();
+    return this.run(persistenceId, 'save', () => this._save(snapshot)).then(
+      () => {
+        this.saveLatency.since(started);
+        this.counts.saves++;
+      },
+      (e: unknown) => {
+        this.saveLatency.since(started);
+        this.counts.saveFailures++;
+        throw e;
+      },
+    );
+  }
+
+  /** What this store has done since it was opened (see SnapshotStoreMetrics); a snapshot, cheap to take. */
+  metrics(): SnapshotStoreMetrics {
+    return {
+      ...this.counts,
+      saveSeconds: this.saveLatency.snapshot(),
+      loadSeconds: this.loadLatency.snapshot(),
+    };
   }
 
   async loadLatest(
@@ -121,7 +152,8 @@ export abstract class AbstractSnapshotStore<S = unknown> implements SnapshotStor
     this.checkOpen();
     checkPersistenceId(persistenceId);
     checkCriteria(criteria);
-    return this.run(persistenceId, 'load', async () => {
+    const started = performance.now();
+    const found = await this.run(persistenceId, 'load', async () => {
       const candidates = (await this._list(persistenceId))
         .filter((m) => matches(m, criteria))
         .sort((a, b) => b.sequenceNr - a.sequenceNr);
@@ -130,6 +162,7 @@ export abstract class AbstractSnapshotStore<S = unknown> implements SnapshotStor
           return this.decode(persistenceId, meta, await this._load(persistenceId, meta));
         } catch (e) {
           if (!isPersistenceError(e, 'ERR_SNAPSHOT_CORRUPTED')) throw e;
+          this.counts.corruptSkipped++;
           this.reporter({
             kind: 'snapshot-skipped',
             persistenceId,
@@ -140,6 +173,10 @@ export abstract class AbstractSnapshotStore<S = unknown> implements SnapshotStor
       }
       return undefined;
     });
+    this.loadLatency.since(started);
+    if (found) this.counts.loads++;
+    else this.counts.loadsEmpty++;
+    return found;
   }
 
   async delete(persistenceId: string, criteria?: SnapshotCriteria): Promise<void> {
@@ -150,6 +187,7 @@ export abstract class AbstractSnapshotStore<S = unknown> implements SnapshotStor
     return this.run(persistenceId, 'delete', async () => {
       const doomed = (await this._list(persistenceId)).filter((m) => matches(m, criteria));
       if (doomed.length > 0) await this._delete(persistenceId, doomed);
+      this.counts.deleted += doomed.length;
     });
   }
 
@@ -162,6 +200,7 @@ export abstract class AbstractSnapshotStore<S = unknown> implements SnapshotStor
       const all = (await this._list(persistenceId)).sort((a, b) => b.sequenceNr - a.sequenceNr);
       const doomed = all.slice(keep);
       if (doomed.length > 0) await this._delete(persistenceId, doomed);
+      this.counts.deleted += doomed.length;
       return doomed.length;
     });
   }

@@ -44,6 +44,7 @@ export interface QueuedWrite<K, W> {
 export class GroupCommit<K, W> {
   private queue: QueuedWrite<K, W>[] = [];
   private queuedSize = 0;
+  private inFlightSize = 0;
   private readonly inFlightKeys = new Map<K, number>();
   private readonly inFlight = new Set<Promise<void>>();
   private scheduled = false;
@@ -64,6 +65,11 @@ export class GroupCommit<K, W> {
     if (this.inFlight.size === 0 || this.queuedSize >= this.options.maxBatchSize) this.schedule();
     else this.armTimer();
     return promise;
+  }
+
+  /** Entries (summed `size`) queued or in a commit in flight. */
+  get pendingSize(): number {
+    return this.queuedSize + this.inFlightSize;
   }
 
   /** Removes the queued (not yet committing) writes of `key` and returns them. */
@@ -144,7 +150,12 @@ export class GroupCommit<K, W> {
   }
 
   private run(batch: QueuedWrite<K, W>[]): void {
-    for (const q of batch) this.inFlightKeys.set(q.key, (this.inFlightKeys.get(q.key) ?? 0) + 1);
+    let size = 0;
+    for (const q of batch) {
+      this.inFlightKeys.set(q.key, (this.inFlightKeys.get(q.key) ?? 0) + 1);
+      size += q.size;
+    }
+    this.inFlightSize += size;
     const done = this.options
       .commit(batch.map((q) => q.write))
       .then(
@@ -154,6 +165,7 @@ export class GroupCommit<K, W> {
       .then((error) => {
         this.release(batch);
         this.inFlight.delete(done);
+        this.inFlightSize -= size;
         const failing = error === undefined ? undefined : this.options.isolate?.(error, batch);
         const rest = failing ? batch.filter((q) => !failing.has(q.key)) : [];
         if (failing && rest.length > 0 && rest.length < batch.length) {

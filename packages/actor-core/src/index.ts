@@ -53,6 +53,13 @@ export {
   type MemorySnapshotStoreOptions,
 } from './memory-snapshot-store';
 export {
+  type JournalMetrics,
+  LATENCY_BUCKETS_SECONDS,
+  type LatencyHistogram,
+  LatencyRecorder,
+  type SnapshotStoreMetrics,
+} from './metrics';
+export {
   checkOptionTypes,
   JOURNAL_OPTION_TYPES,
   type OptionType,

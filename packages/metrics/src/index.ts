@@ -1,0 +1,249 @@
+import type { JournalMetrics, LatencyHistogram, SnapshotStoreMetrics } from '@cairn/actor-core';
+import { register as defaultRegistry, type Registry } from 'prom-client';
+
+/** Anything that keeps journal metrics: every journal built on AbstractMessageJournal. */
+export interface MeteredJournal {
+  metrics(): JournalMetrics;
+}
+
+/** Anything that keeps snapshot store metrics: every store built on AbstractSnapshotStore. */
+export interface MeteredSnapshotStore {
+  metrics(): SnapshotStoreMetrics;
+}
+
+export interface PersistenceMetricsOptions {
+  /** The journal to expose (e.g. `system.journal`, or `createPersistence(...).journal`). */
+  readonly journal?: unknown;
+  /** The snapshot store to expose. */
+  readonly snapshots?: unknown;
+  /** Where the metrics go. Default: prom-client's global registry. */
+  readonly registry?: Registry;
+  /** Prepended to every metric name. Default `cairn_`. */
+  readonly prefix?: string;
+  /**
+   * Labels on every value of these stores, to tell several apart in one registry (say
+   * `{ store: 'orders' }`). Stores registered without labels and with them cannot share a registry.
+   */
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+type Labels = Readonly<Record<string, string>>;
+type Sample = { readonly value: number; readonly labels: Labels; readonly metricName?: string };
+type Kind = 'counter' | 'gauge' | 'histogram';
+
+/**
+ * One metric whose values are read from the stores when the registry is scraped (prom-client calls
+ * `get()`): the stores keep the numbers, so nothing is counted twice and nothing runs between scrapes.
+ */
+class ScrapedMetric {
+  readonly aggregator = 'sum';
+  private readonly sources = new Set<{
+    readonly labels: Labels;
+    readonly read: () => number | LatencyHistogram;
+  }>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: Kind,
+  ) {}
+
+  add(labels: Labels, read: () => number | LatencyHistogram): () => boolean {
+    const source = { labels, read };
+    this.sources.add(source);
+    return () => {
+      this.sources.delete(source);
+      return this.sources.size === 0;
+    };
+  }
+
+  async get(): Promise<{ name: string; help: string; type: Kind; aggregator: string; values: Sample[] }> {
+    const values: Sample[] = [];
+    for (const { labels, read } of this.sources) {
+      const value = read();
+      if (typeof value === 'number') {
+        values.push({ value, labels });
+        continue;
+      }
+      for (const { le, count } of value.buckets) {
+        values.push({
+          value: count,
+          labels: { ...labels, le: String(le) },
+          metricName: `${this.name}_bucket`,
+        });
+      }
+      values.push({
+        value: value.count,
+        labels: { ...labels, le: '+Inf' },
+        metricName: `${this.name}_bucket`,
+      });
+      values.push({ value: value.sum, labels, metricName: `${this.name}_sum` });
+      values.push({ value: value.count, labels, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+}
+
+type Definition<M> = readonly [
+  name: string,
+  kind: Kind,
+  help: string,
+  read: (m: M) => number | LatencyHistogram,
+];
+
+const JOURNAL: ReadonlyArray<Definition<JournalMetrics>> = [
+  ['journal_events_appended_total', 'counter', 'Events stored and acknowledged', (m) => m.eventsAppended],
+  [
+    'journal_commits_total',
+    'counter',
+    'Group commits stored (one write and one sync each)',
+    (m) => m.commits,
+  ],
+  [
+    'journal_commit_failures_total',
+    'counter',
+    'Group commits that failed in storage (their appends were rejected)',
+    (m) => m.commitFailures,
+  ],
+  [
+    'journal_serialization_rejections_total',
+    'counter',
+    'Appends refused because a message cannot be serialized',
+    (m) => m.serializationRejections,
+  ],
+  [
+    'journal_sequence_conflicts_total',
+    'counter',
+    'Appends refused because another writer got there first',
+    (m) => m.sequenceConflicts,
+  ],
+  [
+    'journal_pending_events',
+    'gauge',
+    'Events numbered and waiting for their commit (the write-ahead lag)',
+    (m) => m.pendingEvents,
+  ],
+  ['journal_events_read_total', 'counter', 'Events served by readFrom', (m) => m.eventsRead],
+  [
+    'journal_corruptions_detected_total',
+    'counter',
+    'Reads that stopped at corruption (JournalCorruptedError)',
+    (m) => m.corruptionsDetected,
+  ],
+  [
+    'journal_commit_seconds',
+    'histogram',
+    'From a group commit starting to its outcome',
+    (m) => m.commitSeconds,
+  ],
+];
+
+const SNAPSHOTS: ReadonlyArray<Definition<SnapshotStoreMetrics>> = [
+  ['snapshot_saves_total', 'counter', 'Snapshots stored', (m) => m.saves],
+  ['snapshot_save_failures_total', 'counter', 'Snapshot saves that failed in storage', (m) => m.saveFailures],
+  ['snapshot_loads_total', 'counter', 'loadLatest calls that found a snapshot', (m) => m.loads],
+  [
+    'snapshot_loads_empty_total',
+    'counter',
+    'loadLatest calls that found none that verifies',
+    (m) => m.loadsEmpty,
+  ],
+  [
+    'snapshot_corrupt_skipped_total',
+    'counter',
+    'Corrupt snapshots skipped in favour of an older one',
+    (m) => m.corruptSkipped,
+  ],
+  ['snapshot_deleted_total', 'counter', 'Snapshots removed by delete and prune', (m) => m.deleted],
+  ['snapshot_save_seconds', 'histogram', 'From a save being queued to its outcome', (m) => m.saveSeconds],
+  [
+    'snapshot_load_seconds',
+    'histogram',
+    'From a loadLatest being queued to its outcome',
+    (m) => m.loadSeconds,
+  ],
+];
+
+/** The metrics this package put in each registry, shared by every store registered there. */
+const registered = new WeakMap<Registry, Map<string, ScrapedMetric>>();
+
+function metered<M>(store: unknown, what: string): { metrics(): M } {
+  if (typeof (store as { metrics?: unknown } | undefined)?.metrics !== 'function') {
+    throw new TypeError(
+      `${what} keeps no metrics: it must be built on Cairn's Abstract${what === 'journal' ? 'MessageJournal' : 'SnapshotStore'}`,
+    );
+  }
+  return store as { metrics(): M };
+}
+
+/**
+ * Exposes a journal's and a snapshot store's metrics in a prom-client registry, read from the stores at
+ * each scrape. Returns a function that removes them again (the metric families go once no store is left
+ * in them). Throws TypeError, registering nothing, for a store that keeps no metrics or a bad option.
+ *
+ *   registerPersistenceMetrics({ journal: system.journal, snapshots: system.snapshots });
+ *   // GET /metrics: res.end(await register.metrics())
+ */
+export function registerPersistenceMetrics(options: PersistenceMetricsOptions): () => void {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError('registerPersistenceMetrics needs an options object');
+  }
+  const { registry = defaultRegistry, prefix = 'cairn_', labels = {} } = options;
+  if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$|^$/.test(prefix)) {
+    throw new TypeError(
+      `prefix must be a valid start of a Prometheus metric name, got ${JSON.stringify(prefix)}`,
+    );
+  }
+  for (const [name, value] of Object.entries(labels)) {
+    if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(name) || name === 'le' || typeof value !== 'string') {
+      throw new TypeError(
+        `labels: ${JSON.stringify(name)} must be a Prometheus label name (not "le") with a string value`,
+      );
+    }
+  }
+  const sources: Array<readonly [Definition<never>, () => unknown]> = [];
+  if (options.journal !== undefined) {
+    const journal = metered<JournalMetrics>(options.journal, 'journal');
+    for (const d of JOURNAL) sources.push([d as Definition<never>, () => journal.metrics()]);
+  }
+  if (options.snapshots !== undefined) {
+    const snapshots = metered<SnapshotStoreMetrics>(options.snapshots, 'snapshot store');
+    for (const d of SNAPSHOTS) sources.push([d as Definition<never>, () => snapshots.metrics()]);
+  }
+  if (sources.length === 0)
+    throw new TypeError('registerPersistenceMetrics needs a journal or a snapshot store');
+
+  let mine = registered.get(registry);
+  if (!mine) {
+    mine = new Map();
+    registered.set(registry, mine);
+  }
+  for (const [[name]] of sources) {
+    const existing = registry.getSingleMetric(`${prefix}${name}`) as unknown;
+    if (existing !== undefined && existing !== mine.get(`${prefix}${name}`)) {
+      throw new TypeError(
+        `the registry already has a metric ${prefix}${name} of its own; use another prefix`,
+      );
+    }
+  }
+  const removers: Array<() => void> = [];
+  for (const [[name, kind, help, read], snapshot] of sources) {
+    const fullName = `${prefix}${name}`;
+    let metric = mine.get(fullName);
+    if (!metric) {
+      metric = new ScrapedMetric(fullName, help, kind);
+      registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
+      mine.set(fullName, metric);
+    }
+    const remove = metric.add(labels, () => read(snapshot() as never));
+    const owner = metric;
+    removers.push(() => {
+      if (!remove()) return;
+      if (registry.getSingleMetric(fullName) === (owner as unknown)) registry.removeSingleMetric(fullName);
+      mine.delete(fullName);
+    });
+  }
+  return () => {
+    for (const remove of removers.splice(0)) remove();
+  };
+}

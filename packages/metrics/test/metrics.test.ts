@@ -1,0 +1,87 @@
+import { MemoryMessageJournal, MemorySnapshotStore } from '@cairn/actor-core';
+import { registerPersistenceMetrics } from '@cairn/metrics';
+import { Counter, Registry } from 'prom-client';
+
+/** The exposition's value of one sample line, e.g. `cairn_journal_commits_total{store="a"}`. */
+function sampleValue(text: string, sample: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  return line === undefined ? undefined : Number(line.slice(sample.length + 1));
+}
+
+describe('registerPersistenceMetrics', () => {
+  it("exposes a journal's and a snapshot store's counters, gauge and histograms, read at each scrape", async () => {
+    const registry = new Registry();
+    const journal = await MemoryMessageJournal.open();
+    const snapshots = await MemorySnapshotStore.open();
+    const unregister = registerPersistenceMetrics({ journal, snapshots, registry });
+    await journal.appendBatch('a', [1, 2, 3]);
+    await snapshots.save('a', 3, { n: 3 });
+    await snapshots.loadLatest('a');
+
+    let text = await registry.metrics();
+    expect(text).toContain('# TYPE cairn_journal_events_appended_total counter');
+    expect(text).toContain('# TYPE cairn_journal_pending_events gauge');
+    expect(text).toContain('# TYPE cairn_journal_commit_seconds histogram');
+    expect(sampleValue(text, 'cairn_journal_events_appended_total')).toBe(3);
+    expect(sampleValue(text, 'cairn_journal_commits_total')).toBe(1);
+    expect(sampleValue(text, 'cairn_journal_pending_events')).toBe(0);
+    expect(sampleValue(text, 'cairn_journal_commit_seconds_count')).toBe(1);
+    expect(sampleValue(text, 'cairn_journal_commit_seconds_bucket{le="+Inf"}')).toBe(1);
+    expect(sampleValue(text, 'cairn_journal_commit_seconds_bucket{le="5"}')).toBe(1);
+    expect(sampleValue(text, 'cairn_snapshot_saves_total')).toBe(1);
+    expect(sampleValue(text, 'cairn_snapshot_loads_total')).toBe(1);
+    expect(sampleValue(text, 'cairn_snapshot_load_seconds_count')).toBe(1);
+
+    await journal.append('a', 4);
+    text = await registry.metrics();
+    expect(sampleValue(text, 'cairn_journal_events_appended_total')).toBe(4);
+
+    unregister();
+    expect(await registry.metrics()).not.toContain('cairn_');
+    await journal.close();
+    await snapshots.close();
+  });
+
+  it('tells several stores apart by their labels, and removes one without the others', async () => {
+    const registry = new Registry();
+    const orders = await MemoryMessageJournal.open();
+    const billing = await MemoryMessageJournal.open();
+    const removeOrders = registerPersistenceMetrics({
+      journal: orders,
+      registry,
+      labels: { store: 'orders' },
+    });
+    registerPersistenceMetrics({
+      journal: billing,
+      registry,
+      labels: { store: 'billing' },
+      prefix: 'cairn_',
+    });
+    await orders.append('x', 1);
+    await billing.appendBatch('y', [1, 2]);
+    let text = await registry.metrics();
+    expect(sampleValue(text, 'cairn_journal_events_appended_total{store="orders"}')).toBe(1);
+    expect(sampleValue(text, 'cairn_journal_events_appended_total{store="billing"}')).toBe(2);
+    removeOrders();
+    text = await registry.metrics();
+    expect(sampleValue(text, 'cairn_journal_events_appended_total{store="orders"}')).toBeUndefined();
+    expect(sampleValue(text, 'cairn_journal_events_appended_total{store="billing"}')).toBe(2);
+    await orders.close();
+    await billing.close();
+  });
+
+  it('refuses, registering nothing, what keeps no metrics, bad options and a name the registry already has', async () => {
+    const registry = new Registry();
+    const journal = await MemoryMessageJournal.open();
+    expect(() => registerPersistenceMetrics({ journal: { append() {} }, registry })).toThrow(
+      /keeps no metrics/,
+    );
+    expect(() => registerPersistenceMetrics({ registry })).toThrow(/needs a journal or a snapshot store/);
+    expect(() => registerPersistenceMetrics({ journal, registry, prefix: '9bad' })).toThrow(/prefix/);
+    expect(() => registerPersistenceMetrics({ journal, registry, labels: { le: 'x' } })).toThrow(/label/);
+    new Counter({ name: 'cairn_journal_commits_total', help: 'someone else', registers: [registry] });
+    expect(() => registerPersistenceMetrics({ journal, registry })).toThrow(/already has a metric/);
+    expect(registry.getMetricsAsArray().map((m) => m.name)).toEqual(['cairn_journal_commits_total']);
+    await journal.close();
+  });
+});
