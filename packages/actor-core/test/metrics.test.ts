@@ -75,7 +75,8 @@ describe('journal metrics', () => {
 
 describe('snapshot store metrics', () => {
   it('count saves, loads found and empty, corrupt snapshots skipped, deletions and failed saves', async () => {
-    const snapshots = await MemorySnapshotStore.open();
+    const reported: string[] = [];
+    const snapshots = await MemorySnapshotStore.open({ reporter: (r) => reported.push(r.kind) });
     await snapshots.save('a', 1, { n: 1 });
     await snapshots.save('a', 2, { n: 2 });
     await snapshots.save('a', 3, { n: 3 });
@@ -85,6 +86,7 @@ describe('snapshot store metrics', () => {
       new SnapshotCorruptedError({ persistenceId: 'a', sequenceNr: 3, key: 'a#3', reason: 'injected' }),
     );
     expect((await snapshots.loadLatest('a'))?.sequenceNr).toBe(2);
+    expect(reported).toEqual(['snapshot-skipped']);
     snapshots.faults.failNextSnapshotSave();
     await expect(snapshots.save('a', 4, { n: 4 })).rejects.toThrow();
     expect(await snapshots.prune('a', 1)).toBe(2);
