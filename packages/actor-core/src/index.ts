@@ -53,6 +53,7 @@ export {
   type MemorySnapshotStoreOptions,
 } from './memory-snapshot-store';
 export {
+  type ActorSystemMetrics,
   type JournalMetrics,
   LATENCY_BUCKETS_SECONDS,
   type LatencyHistogram,

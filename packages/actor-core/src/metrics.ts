@@ -1,5 +1,5 @@
 /**
- * What a journal and a snapshot store count while they run, for dashboards and health checks: kept by the
+ * What a journal, a snapshot store and an actor system count while they run, for dashboards and health checks: kept by the
  * core's base classes (so every backend reports the same things), read with `metrics()` as a plain
  * snapshot. `@cairn/metrics` exposes them to Prometheus.
  */
@@ -57,6 +57,27 @@ export interface SnapshotStoreMetrics {
   readonly saveSeconds: LatencyHistogram;
   /** From a loadLatest being queued to its outcome. */
   readonly loadSeconds: LatencyHistogram;
+}
+
+export interface ActorSystemMetrics {
+  /** Live actors (recovering, running or waiting for a restart). */
+  readonly actors: number;
+  /** Recoveries that completed, first starts and restarts alike. */
+  readonly recoveries: number;
+  /** Recoveries that failed (RecoveryFailedError). */
+  readonly recoveryFailures: number;
+  /** Recoveries that started from a snapshot. */
+  readonly recoveriesFromSnapshot: number;
+  /** Events replayed by recoveries. */
+  readonly eventsReplayed: number;
+  /** Restarts scheduled by supervision after a failure. */
+  readonly restarts: number;
+  /** Actors stopped by a failure (no supervision, or its restarts used up). */
+  readonly failureStops: number;
+  /** Commands refused because an actor's stash was full (StashOverflowError). */
+  readonly stashOverflows: number;
+  /** From a recovery starting (snapshot load, replay) to its outcome. */
+  readonly recoverySeconds: LatencyHistogram;
 }
 
 /** Counts observations into LATENCY_BUCKETS_SECONDS; cheap enough for every commit. */

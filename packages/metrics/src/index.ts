@@ -1,4 +1,9 @@
-import type { JournalMetrics, LatencyHistogram, SnapshotStoreMetrics } from '@cairn/actor-core';
+import type {
+  ActorSystemMetrics,
+  JournalMetrics,
+  LatencyHistogram,
+  SnapshotStoreMetrics,
+} from '@cairn/actor-core';
 import { register as defaultRegistry, type Registry } from 'prom-client';
 
 /** Anything that keeps journal metrics: every journal built on AbstractMessageJournal. */
@@ -12,7 +17,12 @@ export interface MeteredSnapshotStore {
 }
 
 export interface PersistenceMetricsOptions {
-  /** The journal to expose (e.g. `system.journal`, or `createPersistence(...).journal`). */
+  /**
+   * An ActorSystem: its actors' metrics (live actors, recoveries, restarts, ...) and, unless `journal` or
+   * `snapshots` name others, those of its journal and snapshot store.
+   */
+  readonly system?: unknown;
+  /** The journal to expose (e.g. `createPersistence(...).journal`). */
   readonly journal?: unknown;
   /** The snapshot store to expose. */
   readonly snapshots?: unknown;
@@ -164,24 +174,60 @@ const SNAPSHOTS: ReadonlyArray<Definition<SnapshotStoreMetrics>> = [
   ],
 ];
 
+const SYSTEM: ReadonlyArray<Definition<ActorSystemMetrics>> = [
+  ['actors', 'gauge', 'Live actors (recovering, running or waiting for a restart)', (m) => m.actors],
+  [
+    'actor_recoveries_total',
+    'counter',
+    'Recoveries that completed (first starts and restarts)',
+    (m) => m.recoveries,
+  ],
+  ['actor_recovery_failures_total', 'counter', 'Recoveries that failed', (m) => m.recoveryFailures],
+  [
+    'actor_recoveries_from_snapshot_total',
+    'counter',
+    'Recoveries that started from a snapshot',
+    (m) => m.recoveriesFromSnapshot,
+  ],
+  ['actor_events_replayed_total', 'counter', 'Events replayed by recoveries', (m) => m.eventsReplayed],
+  ['actor_restarts_total', 'counter', 'Restarts scheduled by supervision after a failure', (m) => m.restarts],
+  ['actor_failure_stops_total', 'counter', 'Actors stopped by a failure', (m) => m.failureStops],
+  [
+    'actor_stash_overflows_total',
+    'counter',
+    "Commands refused because an actor's stash was full",
+    (m) => m.stashOverflows,
+  ],
+  [
+    'actor_recovery_seconds',
+    'histogram',
+    'From a recovery starting to its outcome',
+    (m) => m.recoverySeconds,
+  ],
+];
+
 /** The metrics this package put in each registry, shared by every store registered there. */
 const registered = new WeakMap<Registry, Map<string, ScrapedMetric>>();
 
+const BUILT_ON: Readonly<Record<string, string>> = {
+  journal: "Cairn's AbstractMessageJournal",
+  'snapshot store': "Cairn's AbstractSnapshotStore",
+  'actor system': "Cairn's ActorSystem",
+};
+
 function metered<M>(store: unknown, what: string): { metrics(): M } {
   if (typeof (store as { metrics?: unknown } | undefined)?.metrics !== 'function') {
-    throw new TypeError(
-      `${what} keeps no metrics: it must be built on Cairn's Abstract${what === 'journal' ? 'MessageJournal' : 'SnapshotStore'}`,
-    );
+    throw new TypeError(`the ${what} keeps no metrics: it must be built on ${BUILT_ON[what]}`);
   }
   return store as { metrics(): M };
 }
 
 /**
- * Exposes a journal's and a snapshot store's metrics in a prom-client registry, read from the stores at
+ * Exposes an actor system's, a journal's and a snapshot store's metrics in a prom-client registry, read from the stores at
  * each scrape. Returns a function that removes them again (the metric families go once no store is left
  * in them). Throws TypeError, registering nothing, for a store that keeps no metrics or a bad option.
  *
- *   registerPersistenceMetrics({ journal: system.journal, snapshots: system.snapshots });
+ *   registerPersistenceMetrics({ system }); // its actors, journal and snapshot store
  *   // GET /metrics: res.end(await register.metrics())
  */
 export function registerPersistenceMetrics(options: PersistenceMetricsOptions): () => void {
@@ -202,16 +248,27 @@ export function registerPersistenceMetrics(options: PersistenceMetricsOptions): 
     }
   }
   const sources: Array<readonly [Definition<never>, () => unknown]> = [];
-  if (options.journal !== undefined) {
-    const journal = metered<JournalMetrics>(options.journal, 'journal');
+  const system = options.system as { journal?: unknown; snapshots?: unknown } | undefined;
+  if (system !== undefined) {
+    const actors = metered<ActorSystemMetrics>(system, 'actor system');
+    for (const d of SYSTEM) sources.push([d as Definition<never>, () => actors.metrics()]);
+  }
+  // A system's own stores count too unless others are named; stores that keep no metrics are left out.
+  const keeps = (store: unknown) =>
+    typeof (store as { metrics?: unknown } | undefined)?.metrics === 'function';
+  const journalStore = options.journal ?? (keeps(system?.journal) ? system?.journal : undefined);
+  const snapshotStore = options.snapshots ?? (keeps(system?.snapshots) ? system?.snapshots : undefined);
+  if (journalStore !== undefined) {
+    const journal = metered<JournalMetrics>(journalStore, 'journal');
     for (const d of JOURNAL) sources.push([d as Definition<never>, () => journal.metrics()]);
   }
-  if (options.snapshots !== undefined) {
-    const snapshots = metered<SnapshotStoreMetrics>(options.snapshots, 'snapshot store');
+  if (snapshotStore !== undefined) {
+    const snapshots = metered<SnapshotStoreMetrics>(snapshotStore, 'snapshot store');
     for (const d of SNAPSHOTS) sources.push([d as Definition<never>, () => snapshots.metrics()]);
   }
-  if (sources.length === 0)
-    throw new TypeError('registerPersistenceMetrics needs a journal or a snapshot store');
+  if (sources.length === 0) {
+    throw new TypeError('registerPersistenceMetrics needs an actor system, a journal or a snapshot store');
+  }
 
   let mine = registered.get(registry);
   if (!mine) {

@@ -1,4 +1,10 @@
-import { MemoryMessageJournal, MemorySnapshotStore } from '@cairn/actor-core';
+import {
+  ActorSystem,
+  Effect,
+  EventSourcedBehavior,
+  MemoryMessageJournal,
+  MemorySnapshotStore,
+} from '@cairn/actor-core';
 import { registerPersistenceMetrics } from '@cairn/metrics';
 import { Counter, Registry } from 'prom-client';
 
@@ -42,6 +48,32 @@ describe('registerPersistenceMetrics', () => {
     await snapshots.close();
   });
 
+  it("exposes an actor system's actors and, through it, its journal and snapshot store", async () => {
+    const registry = new Registry();
+    const system = await ActorSystem.create({
+      persistence: { journal: { provider: 'memory' }, snapshots: { provider: 'memory' } },
+    });
+    const unregister = registerPersistenceMetrics({ system, registry });
+    const counter = (id: string) =>
+      EventSourcedBehavior.create<'inc', 'incremented', number>({
+        persistenceId: id,
+        emptyState: 0,
+        commandHandler: () => Effect.persist<'incremented', number>('incremented').thenReply((n) => n),
+        eventHandler: (n) => n + 1,
+      });
+    const ref = await system.spawn(counter('one'));
+    await ref.ask('inc');
+    await system.spawn(counter('two'));
+    const text = await registry.metrics();
+    expect(sampleValue(text, 'cairn_actors')).toBe(2);
+    expect(sampleValue(text, 'cairn_actor_recoveries_total')).toBe(2);
+    expect(sampleValue(text, 'cairn_actor_recovery_seconds_count')).toBe(2);
+    expect(sampleValue(text, 'cairn_journal_events_appended_total')).toBe(1);
+    expect(sampleValue(text, 'cairn_snapshot_loads_empty_total')).toBe(2);
+    unregister();
+    await system.terminate();
+  });
+
   it('tells several stores apart by their labels, and removes one without the others', async () => {
     const registry = new Registry();
     const orders = await MemoryMessageJournal.open();
@@ -76,7 +108,9 @@ describe('registerPersistenceMetrics', () => {
     expect(() => registerPersistenceMetrics({ journal: { append() {} }, registry })).toThrow(
       /keeps no metrics/,
     );
-    expect(() => registerPersistenceMetrics({ registry })).toThrow(/needs a journal or a snapshot store/);
+    expect(() => registerPersistenceMetrics({ registry })).toThrow(
+      /needs an actor system, a journal or a snapshot store/,
+    );
     expect(() => registerPersistenceMetrics({ journal, registry, prefix: '9bad' })).toThrow(/prefix/);
     expect(() => registerPersistenceMetrics({ journal, registry, labels: { le: 'x' } })).toThrow(/label/);
     new Counter({ name: 'cairn_journal_commits_total', help: 'someone else', registers: [registry] });

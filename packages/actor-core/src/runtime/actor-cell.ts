@@ -1,4 +1,5 @@
 import { ActorStoppedError, AskTimeoutError, isPersistenceError, WriteRejectedError } from '../errors';
+import type { LatencyRecorder } from '../metrics';
 import type { Reporter } from '../report';
 import type { MessageJournal, SnapshotStore } from '../spi';
 import { StashOverflowError } from './actor-errors';
@@ -16,10 +17,23 @@ interface Envelope<C> {
 }
 
 /** What a cell needs from its system. */
+/** What the cells of one system count for ActorSystem.metrics(). */
+export interface RuntimeCounts {
+  recoveries: number;
+  recoveryFailures: number;
+  recoveriesFromSnapshot: number;
+  eventsReplayed: number;
+  restarts: number;
+  failureStops: number;
+  stashOverflows: number;
+  readonly recoveryLatency: LatencyRecorder;
+}
+
 export interface CellContext {
   readonly journal: MessageJournal<unknown>;
   readonly snapshots: SnapshotStore<unknown>;
   readonly reporter: Reporter;
+  readonly counts: RuntimeCounts;
   /** Called once the cell is stopped and its snapshot work settled: the id may be spawned again. */
   released(cell: { readonly persistenceId: string }): void;
 }
@@ -136,6 +150,7 @@ export class ActorCell<C, E, S> {
       throw new ActorStoppedError(`actor "${this.persistenceId}"`, 'it no longer takes commands');
     }
     if (this.mailbox.size >= this.behavior.stashCapacity) {
+      this.context.counts.stashOverflows++;
       throw new StashOverflowError(this.persistenceId, this.behavior.stashCapacity);
     }
     this.mailbox.push(envelope);
@@ -277,6 +292,7 @@ export class ActorCell<C, E, S> {
       return;
     }
     this.restarts++;
+    this.context.counts.restarts++;
     const delayMs = backoffDelay(supervision, this.restarts);
     this.phase = 'awaitingRestart';
     this.signal({ type: 'restarting', attempt: this.restarts, delayMs, error });
@@ -301,6 +317,8 @@ export class ActorCell<C, E, S> {
   }
 
   private async recoverState(): Promise<void> {
+    const { counts } = this.context;
+    const started = performance.now();
     try {
       const recovered = await recover(
         this.behavior,
@@ -312,6 +330,10 @@ export class ActorCell<C, E, S> {
       this.sequenceNr = recovered.sequenceNr;
       this.knownSnapshots = [...recovered.snapshotSequenceNrs];
       this.truncatedBefore = 1;
+      counts.recoveryLatency.since(started);
+      counts.recoveries++;
+      counts.eventsReplayed += recovered.replayed;
+      if (recovered.fromSnapshot !== undefined) counts.recoveriesFromSnapshot++;
       this.signal({
         type: 'recoveryCompleted',
         state: recovered.state,
@@ -320,6 +342,8 @@ export class ActorCell<C, E, S> {
         sequenceNr: recovered.sequenceNr,
       });
     } catch (e) {
+      counts.recoveryLatency.since(started);
+      counts.recoveryFailures++;
       if (isPersistenceError(e, 'ERR_RECOVERY_FAILED')) {
         this.signal({ type: 'recoveryFailed', error: e as never });
       }
@@ -331,6 +355,7 @@ export class ActorCell<C, E, S> {
   private stopNow(reason: StopReason, error: unknown): void {
     if (this.phase === 'stopped') return;
     this.phase = 'stopped';
+    if (reason === 'failed') this.context.counts.failureStops++;
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
     const why =

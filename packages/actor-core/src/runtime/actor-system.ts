@@ -1,5 +1,6 @@
 import { createPersistence, type PersistenceConfig } from '../config';
 import { ActorStoppedError } from '../errors';
+import { type ActorSystemMetrics, LatencyRecorder } from '../metrics';
 import { defaultReporter, type Reporter } from '../report';
 import type { MessageJournal, SnapshotStore } from '../spi';
 import { checkOptionalObject, describe } from '../validation';
@@ -93,6 +94,16 @@ export class ActorSystem {
       journal: this.journal,
       snapshots: this.snapshots,
       reporter,
+      counts: {
+        recoveries: 0,
+        recoveryFailures: 0,
+        recoveriesFromSnapshot: 0,
+        eventsReplayed: 0,
+        restarts: 0,
+        failureStops: 0,
+        stashOverflows: 0,
+        recoveryLatency: new LatencyRecorder(),
+      },
       released: (cell) => {
         if (this.cells.get(cell.persistenceId)?.cell === cell) this.cells.delete(cell.persistenceId);
       },
@@ -151,6 +162,12 @@ export class ActorSystem {
   lookup<C = unknown>(persistenceId: string): ActorRef<C> | undefined {
     // The caller names the command type; the system cannot check it (like a message to an address).
     return this.cells.get(persistenceId)?.ref as ActorRef<C> | undefined;
+  }
+
+  /** What this system's actors have done since it was created (see ActorSystemMetrics); a snapshot. */
+  metrics(): ActorSystemMetrics {
+    const { recoveryLatency, ...counts } = this.context.counts;
+    return { actors: this.cells.size, ...counts, recoverySeconds: recoveryLatency.snapshot() };
   }
 
   /** The persistenceIds of the live actors. */
