@@ -9,6 +9,7 @@ import { runCli } from '@cairn/cli';
 import { FileMessageJournal } from '@cairn/journal-file';
 import { LmdbMessageJournal, LmdbSnapshotStore } from '@cairn/journal-lmdb';
 import { FileSnapshotStore } from '@cairn/snapshot';
+import { flipByte } from '@cairn/testkit';
 
 export type Backend = 'file' | 'lmdb';
 export const BACKENDS: readonly Backend[] = ['file', 'lmdb'];
@@ -123,6 +124,18 @@ export async function offsetsOf(file: string, marker: string | Buffer): Promise<
   const found: number[] = [];
   for (let at = bytes.indexOf(marker); at !== -1; at = bytes.indexOf(marker, at + 1)) found.push(at);
   return found;
+}
+
+/**
+ * Damages every stored copy of `marker` in `file` (LMDB may keep an older copy of a value in a freed page)
+ * by flipping the byte 5 bytes into it, and returns where. Throws when the marker is not there at all, so
+ * a test cannot pass by damaging nothing.
+ */
+export async function damageMarker(file: string, marker: string): Promise<number[]> {
+  const offsets = await offsetsOf(file, marker);
+  if (offsets.length === 0) throw new Error(`${marker} is not stored in ${file}`);
+  for (const at of offsets) await flipByte(file, { offset: at + 5 });
+  return offsets;
 }
 
 export interface CliRun {

@@ -1,7 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import * as path from 'node:path';
-import { flipByte } from '@cairn/testkit';
-import { BACKENDS, cli, type DataLayout, layout, makeData, offsetsOf, tempDir } from './cli-fixtures';
+import { BACKENDS, cli, type DataLayout, damageMarker, layout, makeData, tempDir } from './cli-fixtures';
 
 describe.each(BACKENDS)('cairn commands on the %s backend', (backend) => {
   let root: { dir: string; remove: () => Promise<void> };
@@ -124,9 +123,7 @@ describe.each(BACKENDS)('cairn commands on the %s backend', (backend) => {
         backend === 'file'
           ? await snapshotFile(c.snapshots, 'acct-a', 20)
           : path.join(c.snapshots, 'data.mdb');
-      const offsets = await offsetsOf(file, 'SNAP-acct-a-20-END');
-      expect(offsets.length).toBeGreaterThan(0);
-      for (const at of offsets) await flipByte(file, { offset: at + 5 });
+      await damageMarker(file, 'SNAP-acct-a-20-END');
       const run = await cli('verify', '--config', c.config, '--json');
       expect(run.code).toBe(1);
       const result = JSON.parse(run.stdout);
@@ -159,7 +156,7 @@ describe.each(BACKENDS)('cairn commands on the %s backend', (backend) => {
         backend === 'file'
           ? await snapshotFile(c.snapshots, 'acct-c', 5)
           : path.join(c.snapshots, 'data.mdb');
-      for (const at of await offsetsOf(file, 'SNAP-acct-c-5-END')) await flipByte(file, { offset: at + 5 });
+      await damageMarker(file, 'SNAP-acct-c-5-END');
       const result = JSON.parse((await cli('verify', '--config', c.config, '--json')).stdout);
       expect(result.problems).toContainEqual(
         expect.objectContaining({ kind: 'unrecoverable', persistenceId: 'acct-c', sequenceNr: 1 }),

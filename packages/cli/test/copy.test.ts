@@ -4,7 +4,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { AbstractMessageJournal, JournalEntry } from '@cairn/actor-core';
 import { DumpReader } from '@cairn/cli';
 import { flipByte } from '@cairn/testkit';
-import { cli, eventOf, layout, makeData, offsetsOf, openData, stateOf, tempDir } from './cli-fixtures';
+import { cli, damageMarker, eventOf, layout, makeData, openData, stateOf, tempDir } from './cli-fixtures';
 
 interface CopyJson {
   ids: Array<{
@@ -216,7 +216,7 @@ describe('cairn copy', () => {
     );
     await target.close();
     const data = path.join(lmdb.journal, 'data.mdb');
-    for (const at of await offsetsOf(data, 'MARK-acct-a-12-END')) await flipByte(data, { offset: at + 5 });
+    await damageMarker(data, 'MARK-acct-a-12-END');
     const run = await cli('copy', '--from', file.config, '--to', lmdb.config, '--json');
     expect(run.code).toBe(1);
     const result: CopyJson = JSON.parse(run.stdout);
@@ -329,8 +329,7 @@ describe('cairn copy', () => {
     const file = await layout(root.dir, 'file');
     await makeData(file);
     const segment = path.join(file.journal, '0000000000000001.log');
-    const [at] = await offsetsOf(segment, 'MARK-acct-b-7-END');
-    await flipByte(segment, { offset: at! + 5 });
+    await damageMarker(segment, 'MARK-acct-b-7-END');
     const dump = path.join(root.dir, 'all.jsonl');
     const written = await cli('copy', '--from', file.config, '--to-dump', dump, '--json');
     expect(written.code).toBe(1);
@@ -346,7 +345,7 @@ describe('cairn copy', () => {
     const lmdb = await layout(root.dir, 'lmdb');
     await makeData(lmdb);
     const data = path.join(lmdb.snapshots, 'data.mdb');
-    for (const at of await offsetsOf(data, 'SNAP-acct-a-20-END')) await flipByte(data, { offset: at + 5 });
+    await damageMarker(data, 'SNAP-acct-a-20-END');
     const dump = path.join(root.dir, 'out.jsonl');
     const run = await cli('copy', '--from', lmdb.config, '--to-dump', dump, '--json');
     expect(run.code).toBe(1);

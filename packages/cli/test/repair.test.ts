@@ -1,8 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { FileMessageJournal } from '@cairn/journal-file';
-import { flipByte } from '@cairn/testkit';
-import { cli, layout, makeData, offsetsOf, tempDir } from './cli-fixtures';
+import { cli, damageMarker, layout, makeData, tempDir } from './cli-fixtures';
 
 describe('cairn repair --truncate-after-corruption (file journal)', () => {
   test('cuts a corrupted id back to its last good record, prints what was lost, and the id goes on', async () => {
@@ -11,8 +10,7 @@ describe('cairn repair --truncate-after-corruption (file journal)', () => {
       const l = await layout(work.dir, 'file');
       await makeData(l);
       const segment = path.join(l.journal, '0000000000000001.log');
-      const [at] = await offsetsOf(segment, 'MARK-acct-b-7-END');
-      await flipByte(segment, { offset: at! + 5 });
+      await damageMarker(segment, 'MARK-acct-b-7-END');
 
       // Without the flag: refused, nothing changed.
       const refused = await cli('repair', '--config', l.config);
@@ -83,8 +81,7 @@ describe('cairn repair --truncate-after-corruption (file journal)', () => {
       const l = await layout(work.dir, 'file');
       await makeData(l);
       const segment = path.join(l.journal, '0000000000000001.log');
-      const [at] = await offsetsOf(segment, 'MARK-acct-a-17-END');
-      await flipByte(segment, { offset: at! + 5 });
+      await damageMarker(segment, 'MARK-acct-a-17-END');
       const run = await cli(
         'repair',
         '--truncate-after-corruption',
