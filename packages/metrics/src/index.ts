@@ -6,16 +6,6 @@ import type {
 } from '@cairn/actor-core';
 import { register as defaultRegistry, type Registry } from 'prom-client';
 
-/** Anything that keeps journal metrics: every journal built on AbstractMessageJournal. */
-export interface MeteredJournal {
-  metrics(): JournalMetrics;
-}
-
-/** Anything that keeps snapshot store metrics: every store built on AbstractSnapshotStore. */
-export interface MeteredSnapshotStore {
-  metrics(): SnapshotStoreMetrics;
-}
-
 export interface PersistenceMetricsOptions {
   /**
    * An ActorSystem: its actors' metrics (live actors, recoveries, restarts, ...) and, unless `journal` or
@@ -215,8 +205,12 @@ const BUILT_ON: Readonly<Record<string, string>> = {
   'actor system': "Cairn's ActorSystem",
 };
 
+function keepsMetrics(store: unknown): boolean {
+  return typeof (store as { metrics?: unknown } | undefined)?.metrics === 'function';
+}
+
 function metered<M>(store: unknown, what: string): { metrics(): M } {
-  if (typeof (store as { metrics?: unknown } | undefined)?.metrics !== 'function') {
+  if (!keepsMetrics(store)) {
     throw new TypeError(`the ${what} keeps no metrics: it must be built on ${BUILT_ON[what]}`);
   }
   return store as { metrics(): M };
@@ -254,10 +248,9 @@ export function registerPersistenceMetrics(options: PersistenceMetricsOptions): 
     for (const d of SYSTEM) sources.push([d as Definition<never>, () => actors.metrics()]);
   }
   // A system's own stores count too unless others are named; stores that keep no metrics are left out.
-  const keeps = (store: unknown) =>
-    typeof (store as { metrics?: unknown } | undefined)?.metrics === 'function';
-  const journalStore = options.journal ?? (keeps(system?.journal) ? system?.journal : undefined);
-  const snapshotStore = options.snapshots ?? (keeps(system?.snapshots) ? system?.snapshots : undefined);
+  const journalStore = options.journal ?? (keepsMetrics(system?.journal) ? system?.journal : undefined);
+  const snapshotStore =
+    options.snapshots ?? (keepsMetrics(system?.snapshots) ? system?.snapshots : undefined);
   if (journalStore !== undefined) {
     const journal = metered<JournalMetrics>(journalStore, 'journal');
     for (const d of JOURNAL) sources.push([d as Definition<never>, () => journal.metrics()]);
