@@ -331,10 +331,10 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
   }
 
   /**
-   * Called for every append, appendBatch, importEntries and importTruncated after its arguments were
-   * validated and its messages serialized (so they are captured as they were at the call), before it is
-   * numbered. Throw to refuse the write (a read-only journal); return a promise to make it wait (a repair
-   * of the id in progress). The default lets every write through at once.
+   * Called for every append, appendBatch, importEntries, importTruncated and truncateBefore after its
+   * arguments were validated and its messages serialized (so they are captured as they were at the call),
+   * before it is numbered. Throw to refuse the write (a read-only journal); return a promise to make it
+   * wait (a repair of the id in progress). The default lets every write through at once.
    */
   protected writeGate(_persistenceId: string, _operation: string): Promise<void> | undefined {
     return undefined;
@@ -416,6 +416,7 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
     this.checkOpen();
     checkPersistenceId(persistenceId);
     checkSequenceNr(sequenceNr);
+    await this.writeGate(persistenceId, 'truncateBefore');
     const highest = await this.highestSequenceNr(persistenceId);
     this.checkOpen();
     // Clamped so an append issued later (numbered above `highest`) is never hidden by this call.

@@ -405,13 +405,6 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     return this.repairing.get(persistenceId);
   }
 
-  /** Rejects with ReadOnlyError when opened read-only; waits for a repair of the id; otherwise as AbstractMessageJournal. */
-  override async truncateBefore(persistenceId: string, sequenceNr: number): Promise<void> {
-    this.refuseWhenReadOnly('truncateBefore');
-    await this.repairing.get(persistenceId);
-    return super.truncateBefore(persistenceId, sequenceNr);
-  }
-
   private refuseWhenReadOnly(operation: string): void {
     if (this.readOnly && !this.closed)
       throw new ReadOnlyError(this.path, `${operation} refused, nothing written`);

@@ -110,20 +110,8 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
 
   /** Writes are refused with ReadOnlyError when opened read-only. */
   protected override writeGate(_persistenceId: string, operation: string): undefined {
-    this.refuseWhenReadOnly(operation);
+    if (this.readOnly) throw new ReadOnlyError(this.path, `${operation} refused, nothing written`);
     return undefined;
-  }
-
-  /** Rejects with ReadOnlyError when opened read-only; otherwise as AbstractMessageJournal. */
-  override async truncateBefore(persistenceId: string, sequenceNr: number): Promise<void> {
-    this.refuseWhenReadOnly('truncateBefore');
-    return super.truncateBefore(persistenceId, sequenceNr);
-  }
-
-  /** A closed journal still answers JournalClosedError (from the base class), as for any other call. */
-  private refuseWhenReadOnly(operation: string): void {
-    if (this.readOnly && !this.closed)
-      throw new ReadOnlyError(this.path, `${operation} refused, nothing written`);
   }
 
   protected async _highestSequenceNr(persistenceId: string): Promise<number> {
