@@ -1,3 +1,4 @@
+import { CommitSignal } from './commit-signal';
 import {
   type CorruptionLocation,
   isPersistenceError,
@@ -9,9 +10,27 @@ import {
 } from './errors';
 import { GroupCommit, type QueuedWrite } from './group-commit';
 import { type JournalMetrics, LatencyRecorder } from './metrics';
+import { OffsetCodec } from './offset-codec';
+import {
+  type OrderedFilter,
+  type OrderedSource,
+  type PositionedEvent,
+  type QueryParameters,
+  queryIterator,
+} from './query-reader';
 import { defaultReporter, type Reporter } from './report';
 import { defaultSerializers, resolveSerializer, type Serializer } from './serializer';
-import type { AppendOptions, BatchedMessageJournal, JournalEntry, ReadOptions } from './spi';
+import type {
+  AppendOptions,
+  BatchedMessageJournal,
+  EventEnvelope,
+  EventQuery,
+  EventsByIdOptions,
+  JournalEntry,
+  QueryOptions,
+  ReadOptions,
+} from './spi';
+import { checkTag, checkTags, NO_TAGS, tagsForMessages } from './tags';
 import { checkCount, checkOptionalObject, checkPersistenceId, checkSequenceNr } from './validation';
 
 /** One event as a backend stores it: the message already serialized. */
@@ -21,6 +40,12 @@ export interface StoredEvent {
   /** The id of the Serializer that encoded `payload`. */
   readonly serializerId: number;
   readonly payload: Uint8Array;
+  /**
+   * The event's tags, already validated by the core (non-empty strings of at most 256 UTF-8 bytes, at
+   * most 64, no duplicates). Undefined or empty: none; the core passes undefined for untagged events, so
+   * a backend should store "no tags" in no bytes and return undefined (or []) for them.
+   */
+  readonly tags?: readonly string[];
 }
 
 /**
@@ -36,10 +61,28 @@ export class StoredEventInBuffer implements StoredEvent {
     readonly bytes: Uint8Array,
     readonly start: number,
     readonly end: number,
+    readonly tags?: readonly string[],
   ) {}
 
   get payload(): Uint8Array {
     return this.bytes.subarray(this.start, this.end);
+  }
+}
+
+/** A StoredEventInBuffer with its id and global position, for `_readOrdered`. */
+export class PositionedEventInBuffer extends StoredEventInBuffer implements PositionedEvent {
+  constructor(
+    readonly persistenceId: string,
+    readonly position: number,
+    sequenceNr: number,
+    timestamp: number,
+    serializerId: number,
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+    tags?: readonly string[],
+  ) {
+    super(sequenceNr, timestamp, serializerId, bytes, start, end, tags);
   }
 }
 
@@ -56,6 +99,12 @@ export interface JournalCapabilities {
   readonly persistent: boolean;
   /** Several commits may be in flight at once (writes of distinct ids). Default false. */
   readonly concurrentCommits?: boolean;
+  /**
+   * The journal implements EventQuery (allEvents, eventsByTag, eventsByPersistenceId, headOffset): the
+   * backend implements the ordered-read hooks (`_journalId`, `_headPosition`, `_readOrdered`). Ask with
+   * `canQuery(journal)`. Default false: the query methods reject with a TypeError saying so.
+   */
+  readonly query?: boolean;
 }
 
 /** Settings shared by every journal built on AbstractMessageJournal. */
@@ -105,8 +154,38 @@ const settle = (): void => undefined;
  * - `_read` yields pages of events in ascending order, in bounded memory, skipping truncated ones; it
  *   throws JournalCorruptedError (with file/offset or key) for a record that fails its checksum.
  * - `_highestSequenceNr` is the highest ever committed, unaffected by truncation.
+ * - Tags: `_write` stores each event's `tags` (undefined for none) with it, atomically with the event;
+ *   `_read` and `_readOrdered` return them. Data written before the backend stored tags reads as none.
+ *
+ * Queries (a backend declaring `capabilities.query`): the core implements EventQuery once (offsets,
+ * validation, current and live queries, waking, abort and close) over three hooks, `_journalId`,
+ * `_headPosition` and `_readOrdered`, plus `_watchForeignCommits` for storage other processes write.
+ * Their contract:
+ * - Every event gets a **position** when it is committed, inside the commit (the same write transaction,
+ *   frame or lock that makes it durable): an integer >= 1, unique in the journal, never reused, also after
+ *   truncation, compaction or a crash. Positions grow in commit order: a commit that becomes visible
+ *   after another has higher positions, a write's (an appendBatch's) events get consecutive positions in
+ *   sequenceNr order. Gaps are allowed (a failed commit may burn numbers); going back is not.
+ * - `_headPosition()` is the position of the last committed event (0 when nothing was ever committed),
+ *   such that **every** event at or below it is committed, durable (per the sync setting) and readable by
+ *   `_readOrdered`. With several commits in flight, it must not pass one that is not done yet: that is
+ *   what makes "never skips" hold. Truncation does not lower it.
+ * - `_readOrdered(after, upTo, filter)` yields, in ascending position, every surviving (not truncated)
+ *   event with `after < position <= upTo` matching `filter`, as pages of PositionedEvent (id, position,
+ *   sequenceNr, timestamp, serializerId, payload, tags), in bounded memory: it reads a page when pulled,
+ *   never ahead; a consumer that stops pulling costs at most the page it holds. A truncation that happens
+ *   meanwhile may or may not hide events of the page being read, but never events of earlier pages.
+ *   The core only asks for `upTo <= _headPosition()` it read before. Corruption throws
+ *   JournalCorruptedError naming file/offset or key, as `_read`.
+ * - `_journalId()` is a random id (`newJournalId()`) created with the storage and kept with it, the same
+ *   after reopen; offsets carry it, so an offset of another journal is refused.
+ * - Waking: the core wakes its live queries after every commit of this process by itself. A backend that
+ *   other processes may write implements `_watchForeignCommits(onCommit)`: it starts noticing commits made
+ *   by others (one poll timer or change notification for the whole journal, not one per query) and calls
+ *   `onCommit()` once its `_headPosition` and `_readOrdered` see them; it returns the function that stops
+ *   watching. The core runs one watcher while at least one live query is open, and stops it at close.
  */
-export abstract class AbstractMessageJournal<M = unknown> implements BatchedMessageJournal<M> {
+export abstract class AbstractMessageJournal<M = unknown> implements BatchedMessageJournal<M>, EventQuery<M> {
   readonly maxBatchSize: number;
   readonly maxBatchDelayMs: number;
   abstract readonly capabilities: JournalCapabilities;
@@ -130,6 +209,11 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
     corruptionsDetected: 0,
   };
   private readonly commitLatency = new LatencyRecorder();
+  /** Wakes live queries at every commit. */
+  private readonly commits = new CommitSignal(
+    this._watchForeignCommits ? (onCommit) => this._watchForeignCommits!(onCommit) : undefined,
+  );
+  private offsetCodec: OffsetCodec | undefined;
 
   protected constructor(options: JournalOptions = {}) {
     checkOptionalObject(options, 'options');
@@ -180,6 +264,29 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
    * were truncated; without it they refuse such ids with a RangeError.
    */
   protected _startAfter?(persistenceId: string, highest: number): Promise<void>;
+  /**
+   * Queries (capabilities.query): the journal's id, created with its storage and kept with it (see the
+   * class comment). Called when a query or headOffset() first needs it, after open.
+   */
+  protected _journalId?(): string;
+  /** Queries: the position of the last committed event, every position below it committed too; 0 when none. */
+  protected _headPosition?(): Promise<number>;
+  /**
+   * Queries: pages of the surviving events with `after < position <= upTo` that match `filter`, ascending
+   * position, a page read per pull (see the class comment).
+   */
+  protected _readOrdered?(
+    after: number,
+    upTo: number,
+    filter: OrderedFilter,
+  ): AsyncIterable<readonly PositionedEvent[]>;
+  /**
+   * Queries, for storage that other processes write: start noticing their commits, call `onCommit` after
+   * each one is visible to `_headPosition`/`_readOrdered` (at most ~100 ms late), and return a function
+   * that stops. One watcher per journal; the core starts it with the first live query and stops it with
+   * the last one or at close.
+   */
+  protected _watchForeignCommits?(onCommit: () => void): () => void;
   /** Where a record lives, for corruption reports. Backends with files override this. */
   protected _locate(
     persistenceId: string,
@@ -190,7 +297,7 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
 
   // ---- the public contract ----
 
-  append(persistenceId: string, message: M, options?: AppendOptions): Promise<number> {
+  append(persistenceId: string, message: M, options?: AppendOptions<M>): Promise<number> {
     // The hot path of an event-sourced application (one event per command): no intermediate arrays or
     // async layers beyond the commit's own promise. Every error still comes as a rejection.
     try {
@@ -199,14 +306,15 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
       checkOptionalObject(options, 'options');
       const expected = options?.expectedSequenceNr;
       if (expected !== undefined) checkCount(expected, 'expectedSequenceNr');
+      const tags = options?.tags === undefined ? undefined : tagsForMessages(options.tags, [message]);
       const payload = this.encodeOne(persistenceId, message, 'the message');
-      return this.appendPayloads(persistenceId, [payload], expected, 'append');
+      return this.appendPayloads(persistenceId, [payload], tags, expected, 'append');
     } catch (e) {
       return Promise.reject(e);
     }
   }
 
-  appendBatch(persistenceId: string, messages: readonly M[], options?: AppendOptions): Promise<number[]> {
+  appendBatch(persistenceId: string, messages: readonly M[], options?: AppendOptions<M>): Promise<number[]> {
     try {
       this.checkOpen();
       checkPersistenceId(persistenceId);
@@ -215,8 +323,9 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
       checkOptionalObject(options, 'options');
       const expected = options?.expectedSequenceNr;
       if (expected !== undefined) checkCount(expected, 'expectedSequenceNr');
+      const tags = options?.tags === undefined ? undefined : tagsForMessages(options.tags, messages);
       const payloads = this.encodeAll(persistenceId, messages);
-      return this.appendPayloads(persistenceId, payloads, expected, 'appendBatch').then((first) =>
+      return this.appendPayloads(persistenceId, payloads, tags, expected, 'appendBatch').then((first) =>
         payloads.map((_, i) => first + i),
       );
     } catch (e) {
@@ -231,9 +340,13 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
    * with one exception: an id that has never had events may start above 1 (a copy of an id whose first
    * events were truncated), and the numbers below are then recorded as truncated. Anything else is a
    * RangeError and writes nothing. Atomic and durable like appendBatch, and ordered with the id's other
-   * appends; nothing else should write the id meanwhile.
+   * appends; nothing else should write the id meanwhile. Entries keep their tags (checked like an
+   * append's); they get new positions in this journal's global order, after everything committed before.
    */
-  async importEntries(persistenceId: string, entries: readonly JournalEntry<M>[]): Promise<void> {
+  async importEntries(
+    persistenceId: string,
+    entries: readonly (Omit<JournalEntry<M>, 'tags'> & { readonly tags?: readonly string[] })[],
+  ): Promise<void> {
     this.checkOpen();
     checkPersistenceId(persistenceId);
     if (!Array.isArray(entries)) throw new TypeError('entries must be an array');
@@ -249,6 +362,7 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
         );
       }
     });
+    const tags = entries.map((e, i) => (e.tags === undefined ? NO_TAGS : checkTags(e.tags, `entries[${i}]`)));
     const payloads = this.encodeAll(
       persistenceId,
       entries.map((e) => e.message),
@@ -269,6 +383,7 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
       timestamp: e.timestamp,
       serializerId: this.serializer.id,
       payload: payloads[i]!,
+      tags: tags[i]!.length > 0 ? tags[i] : undefined,
     }));
     await this.enqueue(state, persistenceId, events);
   }
@@ -344,17 +459,18 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
   private appendPayloads(
     persistenceId: string,
     payloads: readonly Uint8Array[],
+    tags: readonly (readonly string[])[] | undefined,
     expected: number | undefined,
     operation: string,
   ): Promise<number> {
     const gate = this.writeGate(persistenceId, operation);
     const numbered = (state: IdState): Promise<number> => {
       if (this.lifecycle === 'closed') throw new JournalClosedError('journal');
-      return this.appendNumbered(state, persistenceId, payloads, expected);
+      return this.appendNumbered(state, persistenceId, payloads, tags, expected);
     };
     if (gate === undefined) {
       const state = this.ids.get(persistenceId);
-      if (state !== undefined) return this.appendNumbered(state, persistenceId, payloads, expected);
+      if (state !== undefined) return this.appendNumbered(state, persistenceId, payloads, tags, expected);
       // Started now: close() waits for state loads before it drains, so an append issued before close()
       // still lands.
       return this.loadState(persistenceId).then(numbered);
@@ -369,6 +485,7 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
     state: IdState,
     persistenceId: string,
     payloads: readonly Uint8Array[],
+    tags: readonly (readonly string[])[] | undefined,
     expected: number | undefined,
   ): Promise<number> {
     if (expected !== undefined && expected !== state.assigned) {
@@ -378,12 +495,11 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
     const timestamp = Date.now();
     const first = state.assigned + 1;
     const serializerId = this.serializer.id;
-    const events: StoredEvent[] = payloads.map((payload, i) => ({
-      sequenceNr: first + i,
-      timestamp,
-      serializerId,
-      payload,
-    }));
+    const events: StoredEvent[] = payloads.map((payload, i) =>
+      tags === undefined || tags[i]!.length === 0
+        ? { sequenceNr: first + i, timestamp, serializerId, payload }
+        : { sequenceNr: first + i, timestamp, serializerId, payload, tags: tags[i] },
+    );
     return this.enqueue(state, persistenceId, events).then(() => first);
   }
 
@@ -440,6 +556,127 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
     }
   }
 
+  // ---- queries (EventQuery; see the class comment for the backend's part) ----
+
+  allEvents(options?: QueryOptions): AsyncIterable<EventEnvelope<M>> {
+    return this.query(() => {
+      checkOptionalObject(options, 'options');
+      return [{ kind: 'all' }, this.queryParameters(options), undefined];
+    });
+  }
+
+  eventsByTag(tag: string, options?: QueryOptions): AsyncIterable<EventEnvelope<M>> {
+    return this.query(() => {
+      checkTag(tag);
+      checkOptionalObject(options, 'options');
+      return [{ kind: 'tag', tag }, this.queryParameters(options), undefined];
+    });
+  }
+
+  eventsByPersistenceId(persistenceId: string, options?: EventsByIdOptions): AsyncIterable<EventEnvelope<M>> {
+    return this.query(() => {
+      checkPersistenceId(persistenceId);
+      checkOptionalObject(options, 'options');
+      const fromSequenceNr = options?.fromSequenceNr ?? 1;
+      const toSequenceNr = options?.toSequenceNr ?? Number.MAX_SAFE_INTEGER;
+      checkSequenceNr(fromSequenceNr, 'fromSequenceNr');
+      checkSequenceNr(toSequenceNr, 'toSequenceNr');
+      const parameters = this.queryParameters(options);
+      if (toSequenceNr < fromSequenceNr) return [undefined, { ...parameters, live: false }, undefined];
+      const bounded = toSequenceNr !== Number.MAX_SAFE_INTEGER;
+      return [
+        { kind: 'persistenceId', persistenceId, fromSequenceNr, toSequenceNr },
+        bounded ? { ...parameters, last: (e) => e.sequenceNr >= toSequenceNr } : parameters,
+        // A bounded live query ends once every event up to its bound was committed and read (the
+        // bound's own event may have been truncated, so delivering it is not the only way to the end).
+        bounded && parameters.live
+          ? async () => (await this.highestSequenceNr(persistenceId)) >= toSequenceNr
+          : undefined,
+      ];
+    });
+  }
+
+  async headOffset(): Promise<string | undefined> {
+    this.checkOpen();
+    this.checkQueries();
+    const head = await this.storage(() => this._headPosition!(), 'headOffset');
+    return head === 0 ? undefined : this.offsets().encode(head);
+  }
+
+  /**
+   * An iterable whose iterators run one query. `prepare` validates the arguments (its error rejects the
+   * first next(), as readFrom's do) and says the filter (undefined: an empty range), the parameters and,
+   * for bounded live queries, how to tell the end.
+   */
+  private query(
+    prepare: () => [OrderedFilter | undefined, QueryParameters, (() => Promise<boolean>) | undefined],
+  ): AsyncIterable<EventEnvelope<M>> {
+    return {
+      [Symbol.asyncIterator]: () => {
+        let prepared: ReturnType<typeof prepare> | undefined;
+        let invalid: unknown;
+        try {
+          this.checkOpen();
+          this.checkQueries();
+          prepared = prepare();
+        } catch (e) {
+          invalid = e;
+        }
+        const [filter, parameters, reachedEnd] = prepared ?? [undefined, undefined, undefined];
+        const source: OrderedSource<M> = {
+          commits: this.commits,
+          checkOpen: () => this.checkOpen(),
+          head: () => this.storage(() => this._headPosition!(), 'query'),
+          read: (after, upTo) =>
+            filter ? this._readOrdered!(after, upTo, filter)[Symbol.asyncIterator]() : emptyPages(),
+          pull: (it) => this.pull(it),
+          envelope: (event) => this.envelope(event),
+          failed: (e) => {
+            if (isPersistenceError(e, 'ERR_JOURNAL_CORRUPTED')) this.counts.corruptionsDetected++;
+          },
+          reachedEnd,
+        };
+        return queryIterator(source, parameters, invalid);
+      },
+    };
+  }
+
+  private queryParameters(options: QueryOptions | EventsByIdOptions | undefined): QueryParameters {
+    const live = options?.live ?? false;
+    if (typeof live !== 'boolean') throw new TypeError(`options.live must be a boolean, got ${typeof live}`);
+    const signal = options?.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new TypeError('options.signal must be an AbortSignal');
+    }
+    const after = options?.after === undefined ? 0 : this.offsets().decode(options.after, 'options.after');
+    return { after, live, signal };
+  }
+
+  private checkQueries(): void {
+    if (!this.capabilities.query || !this._readOrdered || !this._headPosition || !this._journalId) {
+      throw new TypeError(
+        `${this.constructor.name} does not implement queries (capabilities.query is not set); ask canQuery(journal) first`,
+      );
+    }
+  }
+
+  private offsets(): OffsetCodec {
+    this.offsetCodec ??= new OffsetCodec(this._journalId!());
+    return this.offsetCodec;
+  }
+
+  private envelope(event: PositionedEvent): EventEnvelope<M> {
+    this.counts.eventsRead++;
+    return {
+      persistenceId: event.persistenceId,
+      sequenceNr: event.sequenceNr,
+      timestamp: event.timestamp,
+      message: this.decode(event.persistenceId, event),
+      tags: event.tags ?? NO_TAGS,
+      offset: this.offsets().encode(event.position),
+    };
+  }
+
   /** What this journal has done since it was opened (see JournalMetrics); a snapshot, cheap to take. */
   metrics(): JournalMetrics {
     return {
@@ -457,6 +694,7 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
   close(): Promise<void> {
     if (!this.closing) {
       this.lifecycle = 'closing';
+      this.commits.close();
       this.closing = (async () => {
         try {
           await Promise.allSettled([...this.loading.values()]);
@@ -551,6 +789,7 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
         sequenceNr: stored.sequenceNr,
         timestamp: stored.timestamp,
         message: this.decode(persistenceId, stored),
+        tags: stored.tags ?? NO_TAGS,
       };
     };
     const fail = async (e: unknown): Promise<never> => {
@@ -643,6 +882,7 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
         this.commitLatency.since(started);
         this.counts.commits++;
         for (const w of writes) this.counts.eventsAppended += w.events.length;
+        this.commits.notify();
       },
       (e: unknown) => {
         this.commitLatency.since(started);
@@ -788,4 +1028,9 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
       });
     }
   }
+}
+
+/** The pages of an empty range. */
+function emptyPages(): AsyncIterator<readonly PositionedEvent[]> {
+  return { next: async () => ({ done: true, value: undefined }) };
 }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ConfigError } from './errors';
 import { memoryProvider } from './memory-provider';
-import type { MessageJournal, PersistenceProvider, SnapshotStore } from './spi';
+import type { MessageJournal, OffsetStore, PersistenceProvider, SnapshotStore } from './spi';
 
 /** One half of the configuration: which provider, where, and its provider-specific options. */
 export interface StoreConfig {
@@ -23,6 +23,13 @@ export interface PersistenceConfig {
 export interface Persistence<M = unknown, S = unknown> {
   readonly journal: MessageJournal<M>;
   readonly snapshots: SnapshotStore<S>;
+  /**
+   * Where projections keep their offsets, kept by the journal's provider next to the journal's data
+   * (memory: in its store; file: files in the journal's directory; lmdb: a database in its environment).
+   * Undefined when the journal's provider offers none (a third-party provider may not): then a
+   * projection needs an OffsetStore passed in. It lives as long as `journal`.
+   */
+  readonly offsets: OffsetStore | undefined;
   close(): Promise<void>;
 }
 
@@ -131,7 +138,10 @@ export async function createPersistence<M = unknown, S = unknown>(
   const { provider: _s, ...snapshotOptions } = config.snapshots;
   const journal = await providers.get('journal')!.createJournal<M>(journalOptions);
   let snapshots: SnapshotStore<S>;
+  let offsets: OffsetStore | undefined;
   try {
+    const journalProvider = providers.get('journal')!;
+    offsets = await journalProvider.createOffsetStore?.(journal as MessageJournal<unknown>, journalOptions);
     snapshots = await providers.get('snapshots')!.createSnapshotStore<S>(snapshotOptions);
   } catch (e) {
     await journal.close();
@@ -141,6 +151,7 @@ export async function createPersistence<M = unknown, S = unknown>(
   return {
     journal,
     snapshots,
+    offsets,
     close() {
       closing ??= Promise.allSettled([journal.close(), snapshots.close()]).then((results) => {
         const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');

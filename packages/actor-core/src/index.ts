@@ -5,6 +5,7 @@ export {
   type JournalCapabilities,
   type JournalOptions,
   type JournalWrite,
+  PositionedEventInBuffer,
   type StoredEvent,
   StoredEventInBuffer,
 } from './abstract-journal';
@@ -14,6 +15,7 @@ export {
   type SnapshotStoreOptions,
   type StoredSnapshot,
 } from './abstract-snapshot-store';
+export { CommitSignal, QueryAbortedError } from './commit-signal';
 export {
   BUILTIN_PROVIDERS,
   createPersistence,
@@ -60,12 +62,14 @@ export {
   LatencyRecorder,
   type SnapshotStoreMetrics,
 } from './metrics';
+export { isJournalId, newJournalId, OffsetCodec } from './offset-codec';
 export {
   checkOptionTypes,
   JOURNAL_OPTION_TYPES,
   type OptionType,
   SNAPSHOT_OPTION_TYPES,
 } from './provider-options';
+export type { OrderedFilter, PositionedEvent } from './query-reader';
 export { defaultReporter, type PersistenceReport, type Reporter } from './report';
 export * from './runtime';
 export {
@@ -78,20 +82,32 @@ export {
   type Serializer,
   SerializerRegistry,
 } from './serializer';
-export type {
-  AppendOptions,
-  BatchedMessageJournal,
-  JournalEntry,
-  MessageJournal,
-  PersistenceProvider,
-  ReadOptions,
-  SnapshotCriteria,
-  SnapshotEntry,
-  SnapshotStore,
+export {
+  type AppendOptions,
+  type BatchedMessageJournal,
+  canQuery,
+  type EventEnvelope,
+  type EventQuery,
+  type EventsByIdOptions,
+  type JournalEntry,
+  MAX_TAG_BYTES,
+  MAX_TAGS_PER_EVENT,
+  type MessageJournal,
+  type OffsetStore,
+  type PersistenceProvider,
+  type QueryOptions,
+  type ReadOptions,
+  type SnapshotCriteria,
+  type SnapshotEntry,
+  type SnapshotStore,
 } from './spi';
+export { checkTag, checkTags, NO_TAGS } from './tags';
 export {
   checkCount,
+  checkOffsetToSave,
   checkPersistenceId,
+  checkProjectionName,
   checkSequenceNr,
   MAX_PERSISTENCE_ID_BYTES,
+  MAX_PROJECTION_NAME_BYTES,
 } from './validation';

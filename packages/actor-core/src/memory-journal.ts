@@ -4,12 +4,16 @@ import {
   type JournalWrite,
   type StoredEvent,
 } from './abstract-journal';
-import { SequenceConflictError } from './errors';
+import { JournalClosedError, SequenceConflictError } from './errors';
 import { MemoryFaults } from './memory-faults';
+import { newJournalId } from './offset-codec';
+import type { OrderedFilter, PositionedEvent } from './query-reader';
+import type { OffsetStore } from './spi';
+import { checkOffsetToSave, checkProjectionName } from './validation';
 
-/** One id's events in memory. */
+/** One id's events in memory, ascending sequenceNr (and so ascending position). */
 interface MemoryLog {
-  events: StoredEvent[];
+  events: PositionedEvent[];
   highest: number;
   /** Everything below this was truncated. */
   lowWater: number;
@@ -22,6 +26,16 @@ interface MemoryLog {
 export class MemoryJournalStore {
   /** @internal */
   readonly logs = new Map<string, MemoryLog>();
+  /** @internal Every surviving event, ascending position: the global order. */
+  all: PositionedEvent[] = [];
+  /** @internal The surviving events of each tag, ascending position. */
+  readonly byTag = new Map<string, PositionedEvent[]>();
+  /** @internal The position of the last committed event. */
+  head = 0;
+  /** @internal Offsets saved by projections (the memory OffsetStore). */
+  readonly offsets = new Map<string, string>();
+  /** @internal */
+  readonly journalId = newJournalId();
 }
 
 export interface MemoryMessageJournalOptions extends JournalOptions {
@@ -33,9 +47,12 @@ export interface MemoryMessageJournalOptions extends JournalOptions {
 
 const PAGE = 256;
 
-/** A journal held in memory: the whole contract, no durability. For tests and development. */
+/**
+ * A journal held in memory: the whole contract, queries included (the global order is the order of
+ * commits, positions 1, 2, 3, ...), no durability. For tests and development.
+ */
 export class MemoryMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
-  readonly capabilities = { persistent: false } as const;
+  readonly capabilities = { persistent: false, query: true } as const;
   readonly store: MemoryJournalStore;
   readonly faults: MemoryFaults;
 
@@ -51,19 +68,36 @@ export class MemoryMessageJournal<M = unknown> extends AbstractMessageJournal<M>
     return new MemoryMessageJournal<M>(options);
   }
 
+  /** The OffsetStore kept in this journal's store (so it survives a "reopen" on the same store). */
+  offsetStore(): OffsetStore {
+    return new MemoryOffsetStore(this);
+  }
+
   protected async _highestSequenceNr(persistenceId: string): Promise<number> {
     return this.store.logs.get(persistenceId)?.highest ?? 0;
   }
 
   protected async _write(writes: readonly JournalWrite[]): Promise<void> {
     await this.faults.beforeWrite(writes.map((w) => w.persistenceId));
+    const store = this.store;
+    // Positions are taken here, inside the commit, in commit order; nothing below awaits, so the
+    // commit (and the head moving past it) is atomic.
     for (const { persistenceId, events } of writes) {
-      let log = this.store.logs.get(persistenceId);
+      let log = store.logs.get(persistenceId);
       if (!log) {
         log = { events: [], highest: 0, lowWater: 1 };
-        this.store.logs.set(persistenceId, log);
+        store.logs.set(persistenceId, log);
       }
-      for (const e of events) log.events.push(e);
+      for (const e of events) {
+        const positioned: PositionedEvent = { ...e, persistenceId, position: ++store.head };
+        log.events.push(positioned);
+        store.all.push(positioned);
+        for (const tag of e.tags ?? []) {
+          const tagged = store.byTag.get(tag);
+          if (tagged) tagged.push(positioned);
+          else store.byTag.set(tag, [positioned]);
+        }
+      }
       log.highest = events[events.length - 1]!.sequenceNr;
     }
   }
@@ -79,7 +113,7 @@ export class MemoryMessageJournal<M = unknown> extends AbstractMessageJournal<M>
       await this.faults.beforeRead();
       // Look the position up again for every page: a truncation may have shifted the array meanwhile.
       const events = this.store.logs.get(persistenceId)?.events ?? [];
-      let index = lowerBound(events, from);
+      let index = lowerBound(events, from, bySequenceNr);
       const page: StoredEvent[] = [];
       while (index < events.length && page.length < Math.min(PAGE, left) && events[index]!.sequenceNr <= to) {
         page.push(events[index++]!);
@@ -91,10 +125,55 @@ export class MemoryMessageJournal<M = unknown> extends AbstractMessageJournal<M>
     }
   }
 
+  protected override _journalId(): string {
+    return this.store.journalId;
+  }
+
+  protected override async _headPosition(): Promise<number> {
+    return this.store.head;
+  }
+
+  protected override async *_readOrdered(
+    after: number,
+    upTo: number,
+    filter: OrderedFilter,
+  ): AsyncGenerator<PositionedEvent[]> {
+    for (;;) {
+      await this.faults.beforeRead();
+      // Looked up again for every page: truncation replaces the arrays.
+      const events = this.ordered(filter);
+      let index = lowerBound(events, after + 1, byPosition);
+      if (filter.kind === 'persistenceId') {
+        index = Math.max(index, lowerBound(events, filter.fromSequenceNr, bySequenceNr));
+      }
+      const page: PositionedEvent[] = [];
+      while (index < events.length && page.length < PAGE) {
+        const event = events[index++]!;
+        if (event.position > upTo) break;
+        if (filter.kind === 'persistenceId' && event.sequenceNr > filter.toSequenceNr) break;
+        page.push(event);
+      }
+      if (page.length === 0) return;
+      after = page[page.length - 1]!.position;
+      yield page;
+    }
+  }
+
   protected async _truncateBefore(persistenceId: string, sequenceNr: number): Promise<void> {
     const log = this.store.logs.get(persistenceId);
     if (!log) return;
-    log.events = log.events.slice(lowerBound(log.events, sequenceNr));
+    const cut = lowerBound(log.events, sequenceNr, bySequenceNr);
+    if (cut > 0) {
+      const gone = new Set(log.events.slice(0, cut));
+      log.events = log.events.slice(cut);
+      const keep = (e: PositionedEvent) => !gone.has(e);
+      this.store.all = this.store.all.filter(keep);
+      for (const [tag, events] of this.store.byTag) {
+        const left = events.filter(keep);
+        if (left.length === 0) this.store.byTag.delete(tag);
+        else if (left.length !== events.length) this.store.byTag.set(tag, left);
+      }
+    }
     log.lowWater = Math.max(log.lowWater, sequenceNr);
   }
 
@@ -114,15 +193,51 @@ export class MemoryMessageJournal<M = unknown> extends AbstractMessageJournal<M>
   }
 
   protected async _close(): Promise<void> {}
+
+  private ordered(filter: OrderedFilter): readonly PositionedEvent[] {
+    switch (filter.kind) {
+      case 'all':
+        return this.store.all;
+      case 'tag':
+        return this.store.byTag.get(filter.tag) ?? [];
+      case 'persistenceId':
+        return this.store.logs.get(filter.persistenceId)?.events ?? [];
+    }
+  }
 }
 
-/** Index of the first event with sequenceNr >= target. */
-function lowerBound(events: readonly StoredEvent[], target: number): number {
+/** The memory provider's OffsetStore: offsets in the journal's MemoryJournalStore. */
+class MemoryOffsetStore implements OffsetStore {
+  constructor(private readonly journal: MemoryMessageJournal<unknown>) {}
+
+  async load(projectionName: string): Promise<string | undefined> {
+    checkProjectionName(projectionName);
+    if (this.journal.closed) throw new JournalClosedError('journal');
+    return this.journal.store.offsets.get(projectionName);
+  }
+
+  async save(projectionName: string, offset: string): Promise<void> {
+    checkProjectionName(projectionName);
+    checkOffsetToSave(offset);
+    if (this.journal.closed) throw new JournalClosedError('journal');
+    this.journal.store.offsets.set(projectionName, offset);
+  }
+}
+
+const bySequenceNr = (e: PositionedEvent) => e.sequenceNr;
+const byPosition = (e: PositionedEvent) => e.position;
+
+/** Index of the first event whose key is >= target (the events ascend by both keys). */
+function lowerBound(
+  events: readonly PositionedEvent[],
+  target: number,
+  key: (e: PositionedEvent) => number,
+): number {
   let lo = 0;
   let hi = events.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (events[mid]!.sequenceNr < target) lo = mid + 1;
+    if (key(events[mid]!) < target) lo = mid + 1;
     else hi = mid;
   }
   return lo;

@@ -10,6 +10,13 @@ export const memoryProvider: PersistenceProvider = {
   name: 'memory',
   createJournal: (options) => MemoryMessageJournal.open(options as MemoryMessageJournalOptions),
   createSnapshotStore: (options) => MemorySnapshotStore.open(options as MemorySnapshotStoreOptions),
+  createOffsetStore: async (journal) => {
+    // Offsets live in the journal's MemoryJournalStore; the journal is always this provider's own.
+    if (!(journal instanceof MemoryMessageJournal)) {
+      throw new TypeError('the memory provider keeps offsets only for a journal it opened');
+    }
+    return journal.offsetStore();
+  },
   validateOptions: (kind, options) =>
     checkOptionTypes(options, {
       ...(kind === 'journal' ? JOURNAL_OPTION_TYPES : SNAPSHOT_OPTION_TYPES),

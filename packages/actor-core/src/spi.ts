@@ -12,9 +12,19 @@ export interface JournalEntry<M = unknown> {
   /** Milliseconds since the epoch, taken when the entry was appended. */
   readonly timestamp: number;
   readonly message: M;
+  /**
+   * The tags the event was appended with (see `AppendOptions.tags`), in the order given, duplicates
+   * removed; `[]` when it was stored without tags, and for data written before journals stored tags.
+   */
+  readonly tags: readonly string[];
 }
 
-export interface AppendOptions {
+/** A tag is a non-empty string of at most this many UTF-8 bytes. */
+export const MAX_TAG_BYTES = 256;
+/** An event carries at most this many tags. */
+export const MAX_TAGS_PER_EVENT = 64;
+
+export interface AppendOptions<M = unknown> {
   /**
    * Optimistic concurrency: reject with `SequenceConflictError` unless `highestSequenceNr(persistenceId)`
    * equals this, counting every append issued before this one. `0` means "this id has no entries yet".
@@ -22,6 +32,19 @@ export interface AppendOptions {
    * A conflicting append writes nothing.
    */
   readonly expectedSequenceNr?: number;
+  /**
+   * Tags stored with the event(s), for `EventQuery.eventsByTag`. Default: none (which costs nothing).
+   *
+   * - A list applies to every event of the append or batch.
+   * - A function gives each event of a batch its own tags: `(message, index) => tags`, called once per
+   *   message, in order, before anything is written; so one atomic `appendBatch` can carry events with
+   *   different tags (the runtime's `tagger` uses this form).
+   *
+   * Each tag must be a non-empty, well-formed string (`TypeError` otherwise) of at most 256 UTF-8 bytes,
+   * and an event gets at most 64 tags (`RangeError` otherwise); a tag given twice is stored once. A bad
+   * tag, or a function that throws, rejects the whole call and stores nothing.
+   */
+  readonly tags?: readonly string[] | ((message: M, index: number) => readonly string[]);
 }
 
 export interface ReadOptions {
@@ -47,9 +70,9 @@ export interface ReadOptions {
  */
 export interface MessageJournal<M = unknown> {
   /** Durable (per the journal's sync setting) before it resolves; resolves to the assigned sequenceNr. */
-  append(persistenceId: string, message: M, options?: AppendOptions): Promise<number>;
+  append(persistenceId: string, message: M, options?: AppendOptions<M>): Promise<number>;
   /** Atomic: all messages or none become visible; consecutive sequenceNrs. */
-  appendBatch(persistenceId: string, messages: readonly M[], options?: AppendOptions): Promise<number[]>;
+  appendBatch(persistenceId: string, messages: readonly M[], options?: AppendOptions<M>): Promise<number[]>;
   /**
    * Ascending, from fromSequenceNr (inclusive); streamed in bounded memory. Entries deleted by
    * `truncateBefore` are not returned. A record that fails its checksum rejects the iteration with
@@ -123,6 +146,109 @@ export interface SnapshotStore<S = unknown> {
   close(): Promise<void>;
 }
 
+// ---- read side ----
+
+/** An entry with its position in the journal's global order. */
+export interface EventEnvelope<M = unknown> extends JournalEntry<M> {
+  /**
+   * Opaque: pass it back as `after` (to any query of this journal) to resume just after this event. It
+   * stays valid across close and reopen, compaction and truncation, and names the journal it came from:
+   * another journal refuses it with a `TypeError`. Do not parse it; compare offsets only for equality.
+   */
+  readonly offset: string;
+}
+
+export interface QueryOptions {
+  /** Exclusive: resume just after this offset (of this journal). Default: from the first surviving event. */
+  readonly after?: string;
+  /**
+   * Default false: the query ends at the last event committed when it started (its first `next()`).
+   * True: after that it waits for new events and delivers them as they commit, until the loop breaks,
+   * the signal aborts or the journal closes.
+   */
+  readonly live?: boolean;
+  /** Aborting ends the query: the pending or next `next()` rejects with an error named `AbortError`. */
+  readonly signal?: AbortSignal;
+}
+
+export interface EventsByIdOptions {
+  /** Inclusive lower bound. Default 1. */
+  readonly fromSequenceNr?: number;
+  /** Inclusive upper bound; a live query ends once it delivered this sequenceNr. Default: none. */
+  readonly toSequenceNr?: number;
+  /** An offset of this journal (from any of its queries); resumes just after it. */
+  readonly after?: string;
+  /** As `QueryOptions.live`. */
+  readonly live?: boolean;
+  /** As `QueryOptions.signal`. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Reads a journal's events in its one global order: what read models and projections are built from.
+ * Implemented by every built-in journal (memory, file, lmdb, postgres); ask `canQuery(journal)` before
+ * using it on a journal you did not open yourself.
+ *
+ * Guarantees:
+ * - One total order per journal, the same for every reader and every run, consistent with real time:
+ *   if append A resolved before append B was called, A comes first; a batch's events are adjacent and in
+ *   order; per persistence id, ascending sequenceNr.
+ * - A query never returns an event that is not committed, and never skips one that is, also while
+ *   appends run concurrently.
+ * - One offset space per journal: an offset from any of its queries is valid as `after` for any other.
+ *   It stays valid across close/reopen, compaction and truncation; resuming after a truncated event
+ *   continues at the next surviving one. Truncated events are never returned.
+ * - A malformed offset, or one of another journal, rejects the first `next()` with a `TypeError` that
+ *   names it. Other bad arguments (an empty tag, fromSequenceNr < 1) are `TypeError`/`RangeError` too.
+ * - Iterating is lazy and bounded: a consumer that stops pulling makes the query hold at most one page of
+ *   events; the journal never buffers for it, however far the writers get ahead.
+ * - A live query waits for commits without a timer or poll of its own (waiting costs a promise);
+ *   `break` (or `return()`) releases everything it held; an aborted `signal` ends it with an error named
+ *   `AbortError`; closing the journal ends it with `JournalClosedError`.
+ */
+export interface EventQuery<M = unknown> {
+  /** Every event of the journal, in the global order. */
+  allEvents(options?: QueryOptions): AsyncIterable<EventEnvelope<M>>;
+  /** The events stored with `tag`, in the global order. */
+  eventsByTag(tag: string, options?: QueryOptions): AsyncIterable<EventEnvelope<M>>;
+  /** One id's events, ascending sequenceNr (which is also the global order), optionally bounded. */
+  eventsByPersistenceId(persistenceId: string, options?: EventsByIdOptions): AsyncIterable<EventEnvelope<M>>;
+  /**
+   * The offset of the last committed event (undefined when nothing was ever committed), so
+   * `after: await headOffset()` delivers only events committed afterwards. After truncation it may be the
+   * offset of a truncated event: still valid as `after`.
+   */
+  headOffset(): Promise<string | undefined>;
+}
+
+/**
+ * Where projections keep how far they got: the offset of the last event each one handled, by name.
+ * Kept by the journal's provider next to the journal's data (`createPersistence(...).offsets`).
+ */
+export interface OffsetStore {
+  /** The offset saved last under `projectionName`, or undefined when none was saved. */
+  load(projectionName: string): Promise<string | undefined>;
+  /**
+   * Saves `offset` under `projectionName`, replacing the previous one; atomic (a crash leaves the old
+   * offset or the new one) and durable when it resolves (per the store's sync setting). A name that is
+   * not a non-empty string, or an offset that is not a string, is a `TypeError` and saves nothing.
+   */
+  save(projectionName: string, offset: string): Promise<void>;
+}
+
+/** What a journal can do beyond MessageJournal, read from its `capabilities` (see JournalCapabilities). */
+interface DeclaresCapabilities {
+  readonly capabilities?: { readonly query?: boolean };
+}
+
+/**
+ * True when the journal declares (in its `capabilities`) that it implements EventQuery. The way to ask:
+ * never test for the methods or a provider's name.
+ */
+export function canQuery<M>(journal: MessageJournal<M>): journal is MessageJournal<M> & EventQuery<M> {
+  return (journal as MessageJournal<M> & DeclaresCapabilities).capabilities?.query === true;
+}
+
 /** A named factory of journals and snapshot stores, chosen by configuration. */
 export interface PersistenceProvider {
   /** "memory", "file", "lmdb", ... */
@@ -134,4 +260,14 @@ export interface PersistenceProvider {
    * problem (unknown keys, wrong types). The config loader gathers these into one ConfigError.
    */
   validateOptions?(kind: 'journal' | 'snapshots', options: Record<string, unknown>): string[];
+  /**
+   * Optional: the OffsetStore kept with `journal` (which this provider's `createJournal` opened with
+   * `options`), e.g. files beside the journal's data or a table in its database. It lives as long as the
+   * journal: after the journal closes, its calls reject with JournalClosedError. A provider without it
+   * leaves `createPersistence(...).offsets` undefined.
+   */
+  createOffsetStore?(
+    journal: MessageJournal<unknown>,
+    options: Record<string, unknown>,
+  ): Promise<OffsetStore>;
 }

@@ -33,6 +33,28 @@ export function checkCount(value: unknown, name: string): asserts value is numbe
   if (value < 0) throw new RangeError(`${name} must be >= 0, got ${value}`);
 }
 
+/** Longest projection name accepted by OffsetStores, in UTF-8 bytes. */
+export const MAX_PROJECTION_NAME_BYTES = 200;
+
+/** A projection name for an OffsetStore: a non-empty, well-formed string of at most 200 UTF-8 bytes. */
+export function checkProjectionName(name: unknown): asserts name is string {
+  if (typeof name !== 'string') throw new TypeError(`projectionName must be a string, got ${describe(name)}`);
+  if (name.length === 0) throw new TypeError('projectionName must not be empty');
+  if (Buffer.byteLength(name, 'utf8') > MAX_PROJECTION_NAME_BYTES) {
+    throw new RangeError(`projectionName must be at most ${MAX_PROJECTION_NAME_BYTES} bytes of UTF-8`);
+  }
+  if (!name.isWellFormed())
+    throw new TypeError('projectionName must be well-formed unicode (no lone surrogates)');
+}
+
+/** An offset to save: a non-empty string of at most 1024 characters (OffsetStores keep it as given). */
+export function checkOffsetToSave(offset: unknown): asserts offset is string {
+  if (typeof offset !== 'string') throw new TypeError(`offset must be a string, got ${describe(offset)}`);
+  if (offset.length === 0 || offset.length > 1024) {
+    throw new TypeError(`offset must be a non-empty string of at most 1024 characters, got ${offset.length}`);
+  }
+}
+
 export function checkOptionalObject(value: unknown, name: string): void {
   if (value !== undefined && (typeof value !== 'object' || value === null || Array.isArray(value))) {
     throw new TypeError(`${name} must be an object when given, got ${describe(value)}`);

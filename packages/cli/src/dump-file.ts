@@ -5,6 +5,7 @@ import {
   JournalCorruptedError,
   type JournalEntry,
   msgpackSerializer,
+  NO_TAGS,
   type ReadOptions,
   type SnapshotCriteria,
   type SnapshotEntry,
@@ -306,6 +307,7 @@ export class DumpReader {
         sequenceNr: item.sequenceNr,
         timestamp: item.timestamp,
         message: msgpackSerializer.decode(item.payload),
+        tags: NO_TAGS,
       };
     }
   }
@@ -429,6 +431,7 @@ export class DumpWriter {
         sequenceNr: item.sequenceNr,
         timestamp: item.timestamp,
         message: msgpackSerializer.decode(item.payload),
+        tags: NO_TAGS,
       }
     );
   }

@@ -15,6 +15,11 @@ export const LIFECYCLES: readonly Lifecycle[] = ['fresh', 'reopened'];
 export interface ConformanceCapabilities {
   /** Data survives close() and create() on the same directory. Gates the reopen-durability groups. */
   readonly persistent: boolean;
+  /**
+   * The journal implements EventQuery (`capabilities.query`). Gates the query group. Default false; a
+   * case checks that the instance declares the same.
+   */
+  readonly query: boolean;
 }
 
 export interface Closable {
@@ -84,7 +89,7 @@ export class CaseContext<T extends Closable> {
 export function declaredCapabilities(
   declared: Partial<ConformanceCapabilities> | undefined,
 ): ConformanceCapabilities {
-  return { persistent: declared?.persistent ?? true };
+  return { persistent: declared?.persistent ?? true, query: declared?.query ?? false };
 }
 
 /**

@@ -53,6 +53,7 @@ export {
   journalValidationGroup,
 } from './journal-conformance';
 export { journalModelGroup } from './journal-model';
+export { journalQueryGroup } from './journal-query';
 export {
   captureResources,
   expectNoLeakedResources,

@@ -16,6 +16,7 @@ import {
   registerCase,
 } from './conformance-context';
 import { journalModelGroup } from './journal-model';
+import { journalQueryGroup } from './journal-query';
 
 export interface JournalConformanceOptions {
   /** Shown in the suite's title, e.g. "file (fsync on)". */
@@ -817,6 +818,7 @@ export function journalImportGroup(options: JournalConformanceOptions): void {
       sequenceNr,
       timestamp: 1_000_000 + sequenceNr,
       message: { n: sequenceNr },
+      tags: [] as string[],
     });
     const importing = (journal: MessageJournal<unknown>) => journal as unknown as ImportingJournal;
 
@@ -878,8 +880,9 @@ export function journalImportGroup(options: JournalConformanceOptions): void {
 export function journalCapabilitiesGroup(options: JournalConformanceOptions): void {
   describe('capabilities', () => {
     journalCase(options, 'the declared capabilities match the journal', async ({ journal, capabilities }) => {
-      const own = (journal as { capabilities?: { persistent?: boolean } }).capabilities;
+      const own = (journal as { capabilities?: { persistent?: boolean; query?: boolean } }).capabilities;
       if (own?.persistent !== undefined) expect(own.persistent).toBe(capabilities.persistent);
+      expect(own?.query ?? false).toBe(capabilities.query);
     });
   });
 }
@@ -905,5 +908,6 @@ export function journalConformance(options: JournalConformanceOptions): void {
     journalReopenGroup(options);
     journalImportGroup(options);
     journalModelGroup(options);
+    journalQueryGroup(options);
   });
 }

@@ -12,7 +12,7 @@ const snapshotStores = new Map<string, MemorySnapshotData>();
 
 journalConformance({
   name: 'memory',
-  capabilities: { persistent: false },
+  capabilities: { persistent: false, query: true },
   create: async ({ dir }) => {
     const store = journalStores.get(dir) ?? new MemoryJournalStore();
     journalStores.set(dir, store);
