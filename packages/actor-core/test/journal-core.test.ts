@@ -281,6 +281,7 @@ describe('importEntries (for copy and restore tools)', () => {
     persistenceId: 'x',
     sequenceNr,
     timestamp,
+    tags: [] as string[],
     message: { n: sequenceNr },
   });
 
