@@ -13,6 +13,7 @@ import {
   LMDB_FORMAT_VERSION,
   metadataKey,
 } from './record-codec';
+import { asJournalDamage } from './structure-damage';
 
 /** How the environment is opened; fixed for as long as anyone in the process has it open. */
 export interface LmdbEnvironmentSettings {
@@ -153,18 +154,12 @@ export class LmdbEnvironment {
     settings: LmdbEnvironmentSettings,
     reporter: Reporter,
   ): Promise<LmdbEnvironment> {
-    const root = open({
-      path: directory,
-      // A path with a dot would otherwise be taken for a file name; Cairn's path is always a directory.
-      noSubdir: false,
-      maxDbs: 4,
-      // Sync inside the commit, so a write's promise resolves only once it is on disk. Measured against
-      // overlappingSync + awaiting db.flushed: the same throughput or better here, and no second promise.
-      overlappingSync: false,
-      noSync: settings.noSync,
-      readOnly: settings.readOnly,
-      ...(settings.mapSize === undefined ? {} : { mapSize: settings.mapSize }),
-    });
+    let root: RootDatabase;
+    try {
+      root = openRoot(directory, settings);
+    } catch (e) {
+      throw asJournalDamage(e, directory, { key: 'data.mdb (opening the environment)' });
+    }
     try {
       if (settings.readOnly) {
         // Read-only, lmdb-js cannot create a named database and opening a missing one yields a handle
@@ -184,7 +179,7 @@ export class LmdbEnvironment {
       return env;
     } catch (e) {
       await root.close();
-      throw e;
+      throw asJournalDamage(e, directory, { key: 'metadata:format (opening the environment)' });
     }
   }
 
@@ -302,6 +297,21 @@ function yieldingViews(db: BinaryDatabase): BinaryDatabase {
   internals.decoder = { decode: (bytes, size) => bytes.subarray(0, size) };
   internals.decoderCopies = true;
   return db;
+}
+
+function openRoot(directory: string, settings: LmdbEnvironmentSettings): RootDatabase {
+  return open({
+    path: directory,
+    // A path with a dot would otherwise be taken for a file name; Cairn's path is always a directory.
+    noSubdir: false,
+    maxDbs: 4,
+    // Sync inside the commit, so a write's promise resolves only once it is on disk. Measured against
+    // overlappingSync + awaiting db.flushed: the same throughput or better here, and no second promise.
+    overlappingSync: false,
+    noSync: settings.noSync,
+    readOnly: settings.readOnly,
+    ...(settings.mapSize === undefined ? {} : { mapSize: settings.mapSize }),
+  });
 }
 
 /** The first item of a (lazy, synchronous) lmdb-js range, or undefined. */

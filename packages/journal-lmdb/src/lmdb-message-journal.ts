@@ -28,6 +28,7 @@ import {
   PayloadArena,
   sequenceNrOf,
 } from './record-codec';
+import { asJournalDamage, type DamageSite } from './structure-damage';
 
 /** Options of `LmdbMessageJournal.open`. */
 export interface LmdbMessageJournalOptions extends JournalOptions {
@@ -115,6 +116,12 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   }
 
   protected async _highestSequenceNr(persistenceId: string): Promise<number> {
+    return this.guard({ key: `journal:${persistenceId}#highest`, persistenceId }, () =>
+      this.highestStored(persistenceId),
+    );
+  }
+
+  private highestStored(persistenceId: string): number {
     const prefix = idPrefix(persistenceId);
     const last = firstOf(
       this.env.journal.getKeys({ start: entryKeyEnd(prefix), end: prefix, reverse: true, limit: 1 }),
@@ -143,7 +150,6 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
 
   protected async _write(writes: readonly JournalWrite[]): Promise<void> {
     if (this.readOnly) throw new ReadOnlyError(this.path, 'write refused, nothing written');
-    const { journal, metadata } = this.env;
     // Keys and records are built before the transaction: the callback below runs on the main thread
     // while LMDB's writer lock is held, so it should do no more than check and put.
     const records: Buffer[] = [];
@@ -164,7 +170,18 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
           highest,
         });
     }
-    await this.env.write(() => {
+    const site: DamageSite = {
+      key: `journal:${writes.map((w) => `${w.persistenceId}#${w.events[0]!.sequenceNr}..`).join(',')}`,
+    };
+    await this.guardAsync(site, () => this.commit(first, records));
+  }
+
+  private commit(
+    first: ReadonlyMap<string, { key: Buffer; expected: number; highest: number }>,
+    records: readonly Buffer[],
+  ): Promise<void> {
+    const { journal, metadata } = this.env;
+    return this.env.write(() => {
       // Check every id before the first put: a conflict writes nothing (the child transaction would roll
       // back anyway; this keeps the abort path trivial). Writes of one id within a group are consecutive
       // (the base numbers them), so checking the first against the stored highest covers them all.
@@ -198,11 +215,13 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   protected override async _startAfter(persistenceId: string, highest: number): Promise<void> {
     if (this.readOnly) throw new ReadOnlyError(this.path, 'write refused, nothing written');
     const key = metadataKey(persistenceId);
-    await this.env.write(() => {
-      const stored = this.readMetadata(persistenceId, key);
-      if (stored && stored.highest !== 0) throw new SequenceConflictError(persistenceId, 0, stored.highest);
-      this.env.metadata.putSync(key, encodeIdMetadata(key, { highest, lowWater: highest + 1 }));
-    });
+    const write = () =>
+      this.env.write(() => {
+        const stored = this.readMetadata(persistenceId, key);
+        if (stored && stored.highest !== 0) throw new SequenceConflictError(persistenceId, 0, stored.highest);
+        this.env.metadata.putSync(key, encodeIdMetadata(key, { highest, lowWater: highest + 1 }));
+      });
+    await this.guardAsync({ key: `metadata:${persistenceId}`, persistenceId }, write);
   }
 
   protected async *_read(
@@ -211,6 +230,29 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     toSequenceNr: number,
     max: number,
   ): AsyncGenerator<StoredEvent[]> {
+    let next = fromSequenceNr;
+    try {
+      for (const page of this.pages(persistenceId, fromSequenceNr, toSequenceNr, max)) {
+        yield page;
+        next = page[page.length - 1]!.sequenceNr + 1;
+      }
+    } catch (e) {
+      const range = toSequenceNr === Number.MAX_SAFE_INTEGER ? `${next}..` : `${next}..${toSequenceNr}`;
+      throw asJournalDamage(e, this.path, {
+        key: `journal:${persistenceId}#${range}`,
+        persistenceId,
+        sequenceNr: next,
+      });
+    }
+  }
+
+  /** The pages of a read (LMDB reads are synchronous; _read names the range when one fails). */
+  private *pages(
+    persistenceId: string,
+    fromSequenceNr: number,
+    toSequenceNr: number,
+    max: number,
+  ): Generator<StoredEvent[]> {
     const prefix = idPrefix(persistenceId);
     let next = fromSequenceNr;
     let left = max;
@@ -253,11 +295,16 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
 
   protected async _truncateBefore(persistenceId: string, sequenceNr: number): Promise<void> {
     if (this.readOnly) throw new ReadOnlyError(this.path, 'truncateBefore refused, nothing written');
+    // The low-water mark goes in first (durably): from then on reads skip everything below it, and the
+    // deletes below may take several transactions without anyone seeing a half-truncated id.
+    const site = { key: `journal:${persistenceId}#..${sequenceNr - 1}`, persistenceId };
+    await this.guardAsync(site, () => this.truncate(persistenceId, sequenceNr));
+  }
+
+  private async truncate(persistenceId: string, sequenceNr: number): Promise<void> {
     const { journal, metadata } = this.env;
     const key = metadataKey(persistenceId);
     const prefix = idPrefix(persistenceId);
-    // The low-water mark goes in first (durably): from then on reads skip everything below it, and the
-    // deletes below may take several transactions without anyone seeing a half-truncated id.
     const bound = await this.env.write(() => {
       const meta = this.readMetadata(persistenceId);
       if (!meta) return 0;
@@ -282,9 +329,16 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     let start = ID_KEYS_START;
     let exclusiveStart = false;
     for (;;) {
-      const keys = [
-        ...this.env.metadata.getKeys({ start, end: ID_KEYS_END, exclusiveStart, limit: IDS_PAGE }),
-      ];
+      const from = start;
+      const after = exclusiveStart;
+      const keys = this.guard({ key: 'metadata:<persistence ids>' }, () => [
+        ...this.env.metadata.getKeys({
+          start: from,
+          end: ID_KEYS_END,
+          exclusiveStart: after,
+          limit: IDS_PAGE,
+        }),
+      ]);
       for (const key of keys) yield idOfMetadataKey(key);
       if (keys.length < IDS_PAGE) return;
       start = keys[keys.length - 1]!;
@@ -297,7 +351,27 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   }
 
   protected override async _lowWaterMark(persistenceId: string): Promise<number> {
-    return Math.max(1, this.readMetadata(persistenceId)?.lowWater ?? 1);
+    return this.guard({ key: `metadata:${persistenceId}`, persistenceId }, () =>
+      Math.max(1, this.readMetadata(persistenceId)?.lowWater ?? 1),
+    );
+  }
+
+  /** Runs a synchronous LMDB call; damaged pages become JournalCorruptedError naming `site`. */
+  private guard<T>(site: DamageSite, call: () => T): T {
+    try {
+      return call();
+    } catch (e) {
+      throw asJournalDamage(e, this.path, site);
+    }
+  }
+
+  /** As guard, for a call that returns a promise (a write transaction). */
+  private async guardAsync<T>(site: DamageSite, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (e) {
+      throw asJournalDamage(e, this.path, site);
+    }
   }
 
   protected override _locate(

@@ -20,6 +20,7 @@ import {
   sequenceNrOf,
   snapshotTimestamp,
 } from './record-codec';
+import { asSnapshotDamage, type DamageSite, unreadableSnapshot } from './structure-damage';
 
 /** Options of `LmdbSnapshotStore.open`. */
 export interface LmdbSnapshotStoreOptions extends SnapshotStoreOptions {
@@ -89,10 +90,21 @@ export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
     const value = encodeSnapshotValue(key, snapshot.timestamp, encodeSnapshotEnvelope(snapshot));
     // One put is one atomic operation: no transaction callback (whose round trip through the main
     // thread would add latency to every save); the promise resolves once the commit is synced.
-    await this.env.snapshots.put(key, value);
+    const site = this.site(snapshot.persistenceId, snapshot.sequenceNr);
+    await this.guardAsync(site, () => this.env.snapshots.put(key, value));
   }
 
   protected async _list(persistenceId: string): Promise<SnapshotMetadata[]> {
+    return this.guard({ key: `snapshots:${persistenceId}#*`, persistenceId }, () =>
+      this.listStored(persistenceId),
+    );
+  }
+
+  protected async _load(persistenceId: string, meta: SnapshotMetadata): Promise<StoredSnapshot> {
+    return this.guard(this.site(persistenceId, meta.sequenceNr), () => this.loadStored(persistenceId, meta));
+  }
+
+  private listStored(persistenceId: string): SnapshotMetadata[] {
     const prefix = idPrefix(persistenceId);
     const listed: SnapshotMetadata[] = [];
     // One cursor over the id's keys and values, as views (see journalViews in environment.ts): only the
@@ -112,14 +124,21 @@ export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
     return listed;
   }
 
-  protected async _load(persistenceId: string, meta: SnapshotMetadata): Promise<StoredSnapshot> {
+  private loadStored(persistenceId: string, meta: SnapshotMetadata): StoredSnapshot {
     const key = entryKey(idPrefix(persistenceId), meta.sequenceNr);
     // getBinaryFast: the value in lmdb-js's reused buffer, not a copy. It is verified there and only the
     // payload is copied out (below), before anything else can read from this environment.
     const value = this.env.snapshots.getBinaryFast(key);
     const where = this._locate(persistenceId, meta).key!;
     if (value === undefined) {
-      throw new StorageError(`snapshot ${where} disappeared between listing and loading it`);
+      // Listed a moment ago, not found now. Still listed: the B-tree lists a key it cannot look up, which
+      // only damaged pages do. Gone from the listing too: another process deleted it meanwhile.
+      if (this.listStored(persistenceId).some((m) => m.sequenceNr === meta.sequenceNr)) {
+        throw unreadableSnapshot(this.path, this.site(persistenceId, meta.sequenceNr));
+      }
+      throw new StorageError(
+        `snapshot ${where} was deleted (by another process) between listing and loading it; load again`,
+      );
     }
     const timestamp = snapshotTimestamp(key, value);
     if (typeof timestamp === 'string') {
@@ -147,9 +166,33 @@ export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
     const prefix = idPrefix(persistenceId);
     const db = this.env.snapshots;
     // One batch: all the removes in one transaction, executed by lmdb-js's write thread.
-    await db.batch(() => {
-      for (const { sequenceNr } of snapshots) db.remove(entryKey(prefix, sequenceNr));
-    });
+    await this.guardAsync({ key: `snapshots:${persistenceId}#*`, persistenceId }, () =>
+      db.batch(() => {
+        for (const { sequenceNr } of snapshots) db.remove(entryKey(prefix, sequenceNr));
+      }),
+    );
+  }
+
+  private site(persistenceId: string, sequenceNr: number): DamageSite {
+    return { key: `snapshots:${persistenceId}#${sequenceNr}`, persistenceId, sequenceNr };
+  }
+
+  /** Runs a synchronous LMDB call; damaged pages become SnapshotCorruptedError naming `site`. */
+  private guard<T>(site: DamageSite, call: () => T): T {
+    try {
+      return call();
+    } catch (e) {
+      throw asSnapshotDamage(e, this.path, site);
+    }
+  }
+
+  /** As guard, for a call that returns a promise (a write). */
+  private async guardAsync<T>(site: DamageSite, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (e) {
+      throw asSnapshotDamage(e, this.path, site);
+    }
   }
 
   protected async _close(): Promise<void> {
