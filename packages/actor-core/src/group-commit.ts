@@ -49,6 +49,12 @@ export class GroupCommit<K, W> {
   private readonly inFlight = new Set<Promise<void>>();
   private scheduled = false;
   private timer: NodeJS.Timeout | undefined;
+  /**
+   * The delay timer fired and nothing could start (every commit slot busy, or every queued key in a
+   * commit): no timer until that changes, since a commit finishing dispatches anyway, and a timer
+   * re-armed for an already overdue write would fire at 0 ms in a loop for as long as the commit lasts.
+   */
+  private stalled = false;
 
   constructor(private readonly options: GroupCommitOptions<K, W>) {}
 
@@ -62,6 +68,9 @@ export class GroupCommit<K, W> {
     });
     this.queue.push({ key, write, size, enqueuedAt: Date.now(), resolve, reject, promise });
     this.queuedSize += size;
+    if (this.inFlight.size < this.options.maxConcurrentCommits && !this.inFlightKeys.has(key)) {
+      this.stalled = false;
+    }
     if (this.inFlight.size === 0 || this.queuedSize >= this.options.maxBatchSize) this.schedule();
     else this.armTimer();
     return promise;
@@ -107,23 +116,27 @@ export class GroupCommit<K, W> {
   }
 
   private armTimer(): void {
-    if (this.timer || this.queue.length === 0) return;
+    if (this.timer || this.queue.length === 0 || this.stalled) return;
     const oldest = this.queue[0]!.enqueuedAt;
     const wait = Math.max(0, oldest + this.options.maxBatchDelayMs - Date.now());
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.dispatch();
+      this.dispatch(true);
     }, wait);
   }
 
-  private dispatch(): void {
+  private dispatch(fromTimer = false): void {
+    let started = false;
     while (this.queue.length > 0 && this.inFlight.size < this.options.maxConcurrentCommits) {
       const batch = this.takeBatch();
       if (batch.length === 0) break;
       this.run(batch);
+      started = true;
       // Pipeline another commit only when the rest of the queue is itself a full batch.
       if (this.queuedSize < this.options.maxBatchSize) break;
     }
+    if (started) this.stalled = false;
+    else if (fromTimer) this.stalled = true;
     if (this.queue.length > 0 && this.inFlight.size > 0) this.armTimer();
     else this.stop();
   }
@@ -166,6 +179,7 @@ export class GroupCommit<K, W> {
         this.release(batch);
         this.inFlight.delete(done);
         this.inFlightSize -= size;
+        this.stalled = false;
         const failing = error === undefined ? undefined : this.options.isolate?.(error, batch);
         const rest = failing ? batch.filter((q) => !failing.has(q.key)) : [];
         if (failing && rest.length > 0 && rest.length < batch.length) {
