@@ -14,6 +14,7 @@ import {
   StorageError,
   type StoredEvent,
 } from '@cairn/actor-core';
+import { DirectoryLock } from '@cairn/snapshot';
 import { COMPACTION_INTERVAL_MS, compactedFrames, runsById, sparseSegments } from './compaction';
 import {
   CHECKPOINT_FILE,
@@ -26,7 +27,6 @@ import {
 import { type CorruptSegment, rebuildIndex } from './index-rebuild';
 import { RepairRefusedError } from './journal-errors';
 import { JournalIo } from './journal-io';
-import { JournalLock } from './journal-lock';
 import {
   checkOptions,
   DEFAULT_LOCK_STALE_MS,
@@ -88,7 +88,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   private readonly dir: string;
   private readonly io: JournalIo;
   private readonly lockStaleMs: number;
-  private lock: JournalLock | undefined;
+  private lock: DirectoryLock | undefined;
   private readonly index = new Map<string, IdIndex>();
   private readonly segments = new Map<number, Segment>();
   private active!: Segment;
@@ -242,7 +242,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   /** Creates the directory when missing and takes its lock; returns its entries. */
   private async lockDirectory(): Promise<string[]> {
     await this.io.run('prepareDirectory', { dir: this.dir });
-    this.lock = await JournalLock.acquire(this.dir, this.lockStaleMs, this.reporter, (error) => {
+    this.lock = await DirectoryLock.acquire(this.dir, 'journal', this.lockStaleMs, this.reporter, (error) => {
       this.failure = new StorageError(
         `lost the lock of ${this.dir} (another process may have taken it): ${error.message}; reopen the journal`,
         { cause: error },
@@ -820,10 +820,8 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     }
     this.segments.clear();
     await this.io.close().catch((e: unknown) => errors.push(e));
-    await this.lock?.release().catch((e: unknown) => {
-      // A lock already lost (reported then, and writes refused since) has nothing left to release.
-      if ((e as NodeJS.ErrnoException).code !== 'ENOTACQUIRED') errors.push(e);
-    });
+    // A lock already lost (reported then, and writes refused since) has nothing left to release.
+    await this.lock?.release().catch((e: unknown) => errors.push(e));
     this.lock = undefined;
     if (errors.length > 0) {
       throw new StorageError(`closing the journal in ${this.dir} failed: ${String(errors[0])}`, {

@@ -8,7 +8,7 @@ import {
   JournalLockedError,
 } from '@cairn/actor-core';
 import { FileMessageJournal, FileSnapshotStore, provider } from '@cairn/journal-file';
-import { LOCK_FILE, OWNER_FILE } from '../src/journal-lock';
+import { lockFileName, ownerFileName } from '@cairn/snapshot';
 import { encodeFrame, indexFileName } from '../src/record-codec';
 import {
   collect,
@@ -589,15 +589,18 @@ describe('FileMessageJournal', () => {
       await again.close();
     });
     it('a lock held from another host is waited out until stale, then taken over with a report', async () => {
-      fs.mkdirSync(path.join(dir, LOCK_FILE));
+      fs.mkdirSync(path.join(dir, lockFileName('journal')));
       const since = new Date(Date.now() - 60_000).toISOString();
-      fs.writeFileSync(path.join(dir, OWNER_FILE), JSON.stringify({ pid: 4242, host: 'elsewhere', since }));
+      fs.writeFileSync(
+        path.join(dir, ownerFileName('journal')),
+        JSON.stringify({ pid: 4242, host: 'elsewhere', since }),
+      );
       const refused = await open(dir, { lockStaleMs: 2000 }).catch((e: unknown) => e);
       expect(refused).toBeInstanceOf(JournalLockedError);
       expect((refused as JournalLockedError).holder).toMatchObject({ pid: 4242, since: new Date(since) });
       // The holder stopped refreshing the lock 3 s ago: stale.
       const past = new Date(Date.now() - 3000);
-      fs.utimesSync(path.join(dir, LOCK_FILE), past, past);
+      fs.utimesSync(path.join(dir, lockFileName('journal')), past, past);
       const { reports, reporter } = collectingReporter();
       const journal = await open(dir, { lockStaleMs: 2000, reporter });
       expect(reports.map((r) => r.kind)).toEqual(['stale-lock-taken']);
@@ -607,13 +610,13 @@ describe('FileMessageJournal', () => {
 
     it('a lock left by a process of this machine that no longer runs is taken over at once', async () => {
       const journal = await open(dir);
-      const owner = JSON.parse(fs.readFileSync(path.join(dir, OWNER_FILE), 'utf8'));
+      const owner = JSON.parse(fs.readFileSync(path.join(dir, ownerFileName('journal')), 'utf8'));
       await journal.close();
       if (!owner.process) return; // not Linux: only staleness applies
       // As if a process (same machine, same pid namespace, other start time) had died holding it.
-      fs.mkdirSync(path.join(dir, LOCK_FILE));
+      fs.mkdirSync(path.join(dir, lockFileName('journal')));
       const dead = { ...owner, process: { ...owner.process, startTime: '1' } };
-      fs.writeFileSync(path.join(dir, OWNER_FILE), JSON.stringify(dead));
+      fs.writeFileSync(path.join(dir, ownerFileName('journal')), JSON.stringify(dead));
       const { reports, reporter } = collectingReporter();
       const again = await open(dir, { reporter });
       expect(reports.map((r) => r.kind)).toEqual(['stale-lock-taken']);

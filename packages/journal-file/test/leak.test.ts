@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FileMessageJournal } from '@cairn/journal-file';
+import { lockFileName, ownerFileName } from '@cairn/snapshot';
 import { captureResources, expectNoLeakedResources } from '@cairn/testkit';
-import { LOCK_FILE, OWNER_FILE } from '../src/journal-lock';
 import { collect, tempDir } from './journal-files';
 
 // Each open starts an IO thread (~100 ms here), so `npm test` runs 150 cycles; CAIRN_LEAK_CYCLES=1000
@@ -30,8 +30,8 @@ describe('FileMessageJournal resources', () => {
         await journal.close();
       }
       await expectNoLeakedResources(before);
-      expect(fs.existsSync(path.join(dir, LOCK_FILE))).toBe(false);
-      expect(fs.existsSync(path.join(dir, OWNER_FILE))).toBe(false);
+      expect(fs.existsSync(path.join(dir, lockFileName('journal')))).toBe(false);
+      expect(fs.existsSync(path.join(dir, ownerFileName('journal')))).toBe(false);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -46,7 +46,7 @@ describe('FileMessageJournal resources', () => {
         name: 'JournalCorruptedError',
       });
       await expectNoLeakedResources(before);
-      expect(fs.existsSync(path.join(dir, LOCK_FILE))).toBe(false);
+      expect(fs.existsSync(path.join(dir, lockFileName('journal')))).toBe(false);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

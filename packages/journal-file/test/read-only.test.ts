@@ -2,8 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createPersistence, type PersistenceReport } from '@cairn/actor-core';
 import { FileMessageJournal, provider, ReadOnlyError } from '@cairn/journal-file';
+import { lockFileName } from '@cairn/snapshot';
 import { captureResources, expectNoLeakedResources } from '@cairn/testkit';
-import { LOCK_FILE } from '../src/journal-lock';
 import { killed, spawnFixture, waitForLine } from './child-process';
 import { collect, collectingReporter, recordsOf, segmentFiles, tempDir } from './journal-files';
 
@@ -51,7 +51,7 @@ describe('FileMessageJournal readOnly', () => {
     const resources = captureResources();
     const journal = await readOnly(dir);
     expect(journal.readOnly).toBe(true);
-    expect(fs.existsSync(path.join(dir, LOCK_FILE))).toBe(false);
+    expect(fs.existsSync(path.join(dir, lockFileName('journal')))).toBe(false);
     // A writer can open beside it: no lock is held.
     const writer = await FileMessageJournal.open({ path: dir, ioThreads: 1 });
     await writer.close();

@@ -13,6 +13,7 @@ import {
   StorageError,
   type StoredSnapshot,
 } from '@cairn/actor-core';
+import { DirectoryLock } from './directory-lock';
 import { decodeSnapshotEnvelope, encodeSnapshotEnvelope } from './envelope';
 import { IoPool } from './io-pool';
 import {
@@ -43,6 +44,14 @@ export interface FileSnapshotStoreOptions extends SnapshotStoreOptions {
    * (code `ERR_READ_ONLY`). Saves the writer completes meanwhile are seen: each is renamed into place whole.
    */
   readonly readOnly?: boolean;
+  /**
+   * A writable store locks its directory (`snapshots.lock`, refreshed in the background) so a second
+   * process cannot write it: its open rejects with JournalLockedError naming the holder. A holder that
+   * died stops refreshing, and after this many ms the next open takes the lock over (at once when the
+   * holder provably no longer runs on this machine). Default 2000. Stores of one process on one directory
+   * share the lock. Read-only opens take none.
+   */
+  readonly lockStaleMs?: number;
 }
 
 /** The options FileSnapshotStore.open accepts, for a provider's validateOptions (with checkOptionTypes). */
@@ -51,7 +60,19 @@ export const FILE_SNAPSHOT_OPTION_TYPES: Readonly<Record<string, OptionType>> = 
   fsync: 'boolean',
   ioThreads: { check: (v) => Number.isSafeInteger(v) && (v as number) >= 1, expected: 'an integer >= 1' },
   readOnly: 'boolean',
+  lockStaleMs: { check: (v) => Number.isSafeInteger(v) && (v as number) >= 1, expected: 'an integer >= 1' },
 };
+
+const DEFAULT_LOCK_STALE_MS = 2000;
+
+/** A directory's lock, shared by the stores of this process open on it; the last close releases it. */
+interface SharedLock {
+  readonly lock: Promise<DirectoryLock>;
+  refs: number;
+  /** Set when the lock was lost: every store on the directory refuses writes from then on. */
+  lost?: Error;
+}
+const sharedLocks = new Map<string, SharedLock>();
 
 /** How many stores of this process are open on each directory (their temp files must survive a second open). */
 const openRoots = new Map<string, number>();
@@ -113,6 +134,9 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   private readonly prefetched = new Map<string, { file: string; data: Uint8Array }>();
   /** Counted in `openRoots` (from the temp cleanup in open until close). */
   private registered = false;
+  /** The directory's lock (writable stores only), from open until close. */
+  private sharedLock: SharedLock | undefined;
+  private readonly lockStaleMs: number;
 
   /** Opened with `readOnly: true`: save, delete and prune reject with ReadOnlyError. */
   readonly readOnly: boolean;
@@ -124,6 +148,7 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
     this.readOnly = options.readOnly ?? false;
     this.io = io;
     this.tempDir = path.join(root, TEMP_DIRECTORY);
+    this.lockStaleMs = options.lockStaleMs ?? DEFAULT_LOCK_STALE_MS;
   }
 
   /**
@@ -153,6 +178,7 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
       return store;
     } catch (e) {
       store?.unregister();
+      await store?.releaseLock().catch(() => undefined);
       await io.close();
       if (e instanceof TypeError || e instanceof RangeError || isPersistenceError(e)) throw e;
       throw new StorageError(`cannot open the snapshot store in ${root}: ${(e as Error).message}`, {
@@ -175,6 +201,7 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
       return;
     }
     await this.makeDirectory(this.path);
+    await this.takeLock();
     await this.makeDirectory(this.tempDir);
     // Another store of this process open on the same directory may have saves in flight: keep ours then.
     const keepOwn = (openRoots.get(this.path) ?? 0) > 0;
@@ -187,6 +214,48 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
         message: `removed ${removed.length} temp file(s) of interrupted snapshot saves from ${this.tempDir}`,
       });
     }
+  }
+
+  /** Takes the directory's lock, or a share of it when another store of this process holds it. */
+  private async takeLock(): Promise<void> {
+    let shared = sharedLocks.get(this.path);
+    if (!shared) {
+      const entry: SharedLock = {
+        refs: 0,
+        lock: DirectoryLock.acquire(this.path, 'snapshots', this.lockStaleMs, this.reporter, (error) => {
+          const lost = new StorageError(
+            `lost the lock of the snapshot store ${this.path} (another process may have taken it): ` +
+              `${error.message}; saves, deletes and prunes are refused: reopen the store`,
+            { cause: error },
+          );
+          entry.lost = lost;
+          this.reporter({ kind: 'lock-lost', message: lost.message, error: lost });
+        }),
+      };
+      shared = entry;
+      sharedLocks.set(this.path, entry);
+      entry.lock.catch(() => {
+        if (sharedLocks.get(this.path) === entry) sharedLocks.delete(this.path);
+      });
+    }
+    shared.refs++;
+    this.sharedLock = shared;
+    await shared.lock;
+  }
+
+  /** Gives up this store's share of the lock; the last share releases it. */
+  private async releaseLock(): Promise<void> {
+    const shared = this.sharedLock;
+    this.sharedLock = undefined;
+    if (!shared || --shared.refs > 0) return;
+    if (sharedLocks.get(this.path) === shared) sharedLocks.delete(this.path);
+    const lock = await shared.lock.catch(() => undefined);
+    await lock?.release();
+  }
+
+  /** Refuses a write once the directory's lock was lost. */
+  private checkLock(): void {
+    if (this.sharedLock?.lost) throw this.sharedLock.lost;
   }
 
   /** Creates a directory and makes its entry durable: fsync the parent of every directory created. */
@@ -244,6 +313,7 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
 
   protected async _save(snapshot: StoredSnapshot): Promise<void> {
     if (this.readOnly) throw new ReadOnlyError(this.path, 'save refused, nothing written');
+    this.checkLock();
     this.prefetched.delete(snapshot.persistenceId);
     const dir = this.directoryOf(snapshot.persistenceId);
     const firstSave = !this.readyDirectories.has(dir.path);
@@ -335,6 +405,7 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
 
   protected async _delete(persistenceId: string, snapshots: readonly SnapshotMetadata[]): Promise<void> {
     if (this.readOnly) throw new ReadOnlyError(this.path, 'delete refused, nothing written');
+    this.checkLock();
     this.prefetched.delete(persistenceId);
     const { dir, bySequenceNr } = await this.files(persistenceId);
     let removed = false;
@@ -364,7 +435,11 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   protected async _close(): Promise<void> {
     this.prefetched.clear();
     this.unregister();
-    await this.io.close();
+    try {
+      await this.io.close();
+    } finally {
+      await this.releaseLock();
+    }
   }
 
   private unregister(): void {

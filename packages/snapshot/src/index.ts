@@ -1,3 +1,4 @@
+export { DirectoryLock, lockFileName, ownerFileName } from './directory-lock';
 export {
   decodeSnapshotEnvelope,
   type EnvelopeSource,

@@ -4,10 +4,21 @@ import * as path from 'node:path';
 import { JournalLockedError, type LockHolder, type Reporter } from '@cairn/actor-core';
 import * as lockfile from 'proper-lockfile';
 
-/** The lock directory proper-lockfile creates (mkdir is atomic) and keeps fresh by touching its mtime. */
-export const LOCK_FILE = 'journal.lock';
-/** Who holds the lock: written by the holder right after it got the lock, read by whoever is refused. */
-export const OWNER_FILE = 'journal.owner';
+/**
+ * The lock directory proper-lockfile creates (mkdir is atomic) and keeps fresh by touching its mtime:
+ * `<name>.lock`, e.g. `journal.lock`, `snapshots.lock`.
+ */
+export function lockFileName(name: string): string {
+  return `${name}.lock`;
+}
+
+/** Who holds the lock (`<name>.owner`): written by the holder right after it got the lock, read by whoever is refused. */
+export function ownerFileName(name: string): string {
+  return `${name}.owner`;
+}
+
+/** proper-lockfile's codes for a release of a lock it no longer holds (it was compromised and let go). */
+const ALREADY_RELEASED = new Set(['ERELEASED', 'ENOTACQUIRED']);
 
 interface Owner {
   readonly pid: number;
@@ -61,62 +72,82 @@ async function holderIsGone(owner: Owner | undefined): Promise<boolean> {
   return holder.startTime !== owner.process.startTime;
 }
 
-async function readOwner(dir: string): Promise<Owner | undefined> {
+async function readOwner(dir: string, name: string): Promise<Owner | undefined> {
   try {
-    return JSON.parse(await readFile(path.join(dir, OWNER_FILE), 'utf8')) as Owner;
+    return JSON.parse(await readFile(path.join(dir, ownerFileName(name)), 'utf8')) as Owner;
   } catch {
     return undefined;
   }
 }
 
 /**
- * One writer per journal directory, across processes and within one: a second open gets
- * JournalLockedError naming the holder. A holder that died (SIGKILL, power loss) stops refreshing the
+ * One writer per directory (a journal's, a snapshot store's), across processes and within one: a second
+ * acquire gets JournalLockedError naming the holder. A holder that died (SIGKILL, power loss) stops refreshing the
  * lock; after `staleMs` the next open takes it over and reports 'stale-lock-taken'. On Linux, a holder
  * on the same machine that provably no longer runs (its pid and start time are gone, in the same pid
  * namespace, or the machine rebooted) is taken over at once, also reported.
  */
-export class JournalLock {
+export class DirectoryLock {
+  /** Set once proper-lockfile reported the lock compromised: it let go of it then. */
+  private lostWith: Error | undefined;
+  private releasing: Promise<void> | undefined;
+
   private constructor(
     private readonly dir: string,
+    private readonly name: string,
     private readonly releaseLock: () => Promise<void>,
   ) {}
 
+  /** True once the lock was lost (its refresh failed, or another process took it over). */
+  get lost(): boolean {
+    return this.lostWith !== undefined;
+  }
+
+  /**
+   * Takes the lock `name` ("journal", "snapshots") of `dir`. `onCompromised` is called once if the lock is
+   * lost later (it can no longer be refreshed, or was taken over): the holder must stop writing then.
+   */
   static async acquire(
     dir: string,
+    name: string,
     staleMs: number,
     reporter: Reporter,
     onCompromised: (error: Error) => void,
-  ): Promise<JournalLock> {
-    const previous = await readOwner(dir);
-    const lockPath = path.join(dir, LOCK_FILE);
+  ): Promise<DirectoryLock> {
+    let lock: DirectoryLock | undefined;
+    const compromised = (error: Error) => {
+      if (lock) lock.lostWith = error;
+      onCompromised(error);
+    };
+    const previous = await readOwner(dir, name);
+    const lockPath = path.join(dir, lockFileName(name));
     const take = () =>
       lockfile.lock(dir, {
         lockfilePath: lockPath,
         realpath: false,
         stale: staleMs,
         retries: 0,
-        onCompromised,
+        onCompromised: compromised,
       });
     let release: () => Promise<void>;
     try {
       release = await take();
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') throw e;
-      const owner = await readOwner(dir);
+      const owner = await readOwner(dir, name);
       // A holder that provably died (SIGKILL, crash, reboot) on this machine need not be waited out.
       // The owner is read twice, apart: a lock taken a moment ago may not have its owner file yet.
       let taken: (() => Promise<void>) | undefined;
       if (await holderIsGone(owner)) {
         await new Promise((resolve) => setTimeout(resolve, 50));
-        const again = await readOwner(dir);
+        const again = await readOwner(dir, name);
         if (again?.since === owner?.since && again?.pid === owner?.pid) {
           await rmdir(lockPath).catch(() => undefined);
           taken = await take().catch(() => undefined);
         }
       }
       if (!taken) {
-        const current = (await readOwner(dir)) ?? owner;
+        const current = (await readOwner(dir, name)) ?? owner;
         const holder: LockHolder = {
           ...(current ? { pid: current.pid, since: new Date(current.since) } : {}),
           staleMs,
@@ -133,7 +164,7 @@ export class JournalLock {
       ...(identity ? { process: identity } : {}),
     };
     try {
-      await writeFile(path.join(dir, OWNER_FILE), JSON.stringify(owner));
+      await writeFile(path.join(dir, ownerFileName(name)), JSON.stringify(owner));
     } catch (e) {
       await release().catch(() => undefined);
       throw e;
@@ -143,16 +174,27 @@ export class JournalLock {
       reporter({
         kind: 'stale-lock-taken',
         message:
-          `${dir}: took over the journal lock left by pid ${previous.pid} on ${previous.host} ` +
+          `${dir}: took over the ${name} lock left by pid ${previous.pid} on ${previous.host} ` +
           `(held since ${previous.since}; that process is no longer running or its lock went stale)`,
       });
     }
-    return new JournalLock(dir, release);
+    lock = new DirectoryLock(dir, name, release);
+    return lock;
   }
 
-  /** Releases the lock (and stops its refresh timer). The owner file goes first: a holder is never misnamed. */
-  async release(): Promise<void> {
-    await rm(path.join(this.dir, OWNER_FILE), { force: true });
-    await this.releaseLock();
+  /**
+   * Releases the lock (and stops its refresh timer); idempotent. The owner file goes first: a holder is
+   * never misnamed. A lock already lost has nothing left to release, and its owner file may by now be
+   * another holder's: both are left alone, and release completes.
+   */
+  release(): Promise<void> {
+    this.releasing ??= (async () => {
+      if (this.lostWith) return;
+      await rm(path.join(this.dir, ownerFileName(this.name)), { force: true });
+      await this.releaseLock().catch((e: unknown) => {
+        if (!ALREADY_RELEASED.has((e as NodeJS.ErrnoException).code ?? '')) throw e;
+      });
+    })();
+    return this.releasing;
   }
 }
