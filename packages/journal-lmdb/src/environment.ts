@@ -1,16 +1,27 @@
 import { mkdir, realpath, stat } from 'node:fs/promises';
 import * as nodePath from 'node:path';
-import { JournalCorruptedError, ReadOnlyError, type Reporter, StorageError } from '@cairn/actor-core';
-import { type Database, open, type RootDatabase } from 'lmdb';
+import {
+  JournalCorruptedError,
+  newJournalId,
+  ReadOnlyError,
+  type Reporter,
+  StorageError,
+} from '@cairn/actor-core';
+import { type Database, type Key, open, type RootDatabase } from 'lmdb';
+import { orderUnorderedEvents } from './legacy-order';
 import {
   decodeEntryKey,
   decodeFormat,
+  decodeJournalId,
   encodeFormat,
   encodeIdMetadata,
+  encodeJournalId,
   entryKeyEnd,
   FORMAT_KEY,
   idPrefix,
+  JOURNAL_ID_KEY,
   LMDB_FORMAT_VERSION,
+  LMDB_FORMAT_VERSION_UNORDERED,
   metadataKey,
 } from './record-codec';
 import { asJournalDamage } from './structure-damage';
@@ -32,7 +43,19 @@ interface Entry {
   refs: number;
 }
 
-const DATABASE_NAMES = ['journal', 'metadata', 'snapshots'] as const;
+const DATABASE_NAMES = [
+  'journal',
+  'metadata',
+  'snapshots',
+  'positions',
+  'tags',
+  'legacyPositions',
+  'offsets',
+] as const;
+/** The named databases an application may open beside Cairn's own (LmdbOffsetStore.readModel). */
+export const MAX_READ_MODEL_DATABASES = 48;
+/** Prefix of a read-model database's name, so it can never be one of Cairn's. */
+const READ_MODEL_PREFIX = 'read-model:';
 
 /** Open environments by real directory path; a journal and a snapshot store on one path share one. */
 const environments = new Map<string, Entry>();
@@ -51,6 +74,21 @@ export class LmdbEnvironment {
   readonly metadata: BinaryDatabase;
   /** Snapshot envelopes, keys [id, sequenceNr]. */
   readonly snapshots: BinaryDatabase;
+  /** The global order: position -> journal key (see record-codec.ts). */
+  readonly positions: BinaryDatabase;
+  /** The positions of each tag: [tag, position] -> journal key. */
+  readonly tags: BinaryDatabase;
+  /** Positions of events written before the global order existed: journal key -> position. */
+  readonly legacyPositions: BinaryDatabase;
+  /** Projection offsets (LmdbOffsetStore): projection name -> offset. */
+  readonly offsets: BinaryDatabase;
+  /** The positions database again, for ranges of views (as journalViews). */
+  readonly positionViews: BinaryDatabase;
+  /** The tags database again, for ranges of views (as journalViews). */
+  readonly tagViews: BinaryDatabase;
+  private readonly readModels = new Map<string, Database<unknown, Key>>();
+  /** The journal's random id (offsets carry it), read at open. */
+  journalId = '';
   /**
    * The journal database again, for streaming reads only: its getRange yields each key and value as a
    * view into lmdb-js's reused read buffers instead of a fresh copy of each (two ArrayBuffers per record;
@@ -71,6 +109,14 @@ export class LmdbEnvironment {
     this.journal = root.openDB({ name: 'journal', ...binary }) as unknown as BinaryDatabase;
     this.metadata = root.openDB({ name: 'metadata', ...binary }) as unknown as BinaryDatabase;
     this.snapshots = root.openDB({ name: 'snapshots', ...binary }) as unknown as BinaryDatabase;
+    this.positions = root.openDB({ name: 'positions', ...binary }) as unknown as BinaryDatabase;
+    this.tags = root.openDB({ name: 'tags', ...binary }) as unknown as BinaryDatabase;
+    this.legacyPositions = root.openDB({ name: 'legacyPositions', ...binary }) as unknown as BinaryDatabase;
+    this.offsets = root.openDB({ name: 'offsets', ...binary }) as unknown as BinaryDatabase;
+    this.positionViews = yieldingViews(
+      root.openDB({ name: 'positions', ...binary }) as unknown as BinaryDatabase,
+    );
+    this.tagViews = yieldingViews(root.openDB({ name: 'tags', ...binary }) as unknown as BinaryDatabase);
     this.journalViews = yieldingViews(
       root.openDB({ name: 'journal', ...binary }) as unknown as BinaryDatabase,
     );
@@ -199,6 +245,43 @@ export class LmdbEnvironment {
     return this.journal.childTransaction(body) as Promise<T>;
   }
 
+  /**
+   * Runs `body` synchronously in one write transaction (lmdb-js transactionSync): it waits for LMDB's
+   * writer lock (held across processes) on the calling thread, runs `body` holding it, and commits (and,
+   * unless noSync, syncs) before returning. `body` throwing rolls everything back. No other write, of this
+   * process or another, interleaves with it.
+   */
+  writeSync<T>(body: () => T): T {
+    return this.root.transactionSync(body) as T;
+  }
+
+  /**
+   * The application's named database `name` in this environment (lmdb-js defaults: msgpack values,
+   * ordered-binary keys, unless `options` say otherwise); opened once per name and environment.
+   */
+  readModel<K extends Key = Key, V = unknown>(
+    name: string,
+    options: {
+      encoding?: 'msgpack' | 'json' | 'string' | 'binary' | 'ordered-binary';
+      keyEncoding?: 'ordered-binary' | 'uint32' | 'binary';
+    } = {},
+  ): Database<V, K> {
+    let db = this.readModels.get(name);
+    if (!db) {
+      if (this.readModels.size >= MAX_READ_MODEL_DATABASES) {
+        throw new RangeError(
+          `at most ${MAX_READ_MODEL_DATABASES} read-model databases per environment; "${name}" would be one more`,
+        );
+      }
+      db = this.root.openDB({ name: `${READ_MODEL_PREFIX}${name}`, ...options }) as unknown as Database<
+        unknown,
+        Key
+      >;
+      this.readModels.set(name, db);
+    }
+    return db as unknown as Database<V, K>;
+  }
+
   private prepareFormat(reporter: Reporter): void {
     if (this.settings.readOnly) {
       // No write transaction exists read-only: check the format record in a read and refuse what only a
@@ -211,41 +294,76 @@ export class LmdbEnvironment {
             'Cairn); open it once writable to migrate it, then read-only',
         );
       }
-      this.checkFormat(stored);
+      if (this.checkFormat(stored) !== LMDB_FORMAT_VERSION) {
+        throw new ReadOnlyError(
+          this.directory,
+          `the environment has format ${LMDB_FORMAT_VERSION_UNORDERED} (written before Cairn kept a global ` +
+            'order of events); open it once writable to give its events their positions, then read-only',
+        );
+      }
+      this.journalId = this.readJournalId();
       return;
     }
-    const migrated = this.root.transactionSync(() => {
+    // One transaction: a crash midway leaves the environment as it was, and the next open does it all again.
+    const { initialised, ordered } = this.root.transactionSync(() => {
       const stored = this.metadata.get(FORMAT_KEY);
-      if (stored !== undefined) {
-        this.checkFormat(stored);
-        return 0;
+      let version = LMDB_FORMAT_VERSION_UNORDERED;
+      let initialised = 0;
+      if (stored !== undefined) version = this.checkFormat(stored);
+      else initialised = this.initialiseMetadataFromJournal();
+      let ordered = 0;
+      if (version === LMDB_FORMAT_VERSION_UNORDERED) {
+        ordered = orderUnorderedEvents(this);
+        this.metadata.putSync(FORMAT_KEY, encodeFormat(LMDB_FORMAT_VERSION));
       }
-      const initialised = this.initialiseMetadataFromJournal();
-      this.metadata.putSync(FORMAT_KEY, encodeFormat(LMDB_FORMAT_VERSION));
-      return initialised;
+      if (this.metadata.get(JOURNAL_ID_KEY) === undefined) {
+        this.metadata.putSync(JOURNAL_ID_KEY, encodeJournalId(newJournalId()));
+      }
+      return { initialised, ordered };
     });
-    if (migrated > 0) {
+    this.journalId = this.readJournalId();
+    if (initialised > 0) {
       reporter({
         kind: 'lmdb-metadata-initialised',
         message:
-          `${this.directory}: the journal had no metadata; initialised the highest sequenceNr of ${migrated} ` +
+          `${this.directory}: the journal had no metadata; initialised the highest sequenceNr of ${initialised} ` +
           'persistence id(s) from their last stored key. Entries truncated before the upgrade cannot be ' +
           'counted: recover from snapshots where you had deleted events',
       });
     }
+    if (ordered > 0) {
+      reporter({
+        kind: 'lmdb-global-order-assigned',
+        message:
+          `${this.directory}: upgraded to format ${LMDB_FORMAT_VERSION}; the ${ordered} event(s) written before ` +
+          'the global order existed got positions 1..' +
+          `${ordered} (by timestamp, then persistence id, then sequenceNr), fixed from now on`,
+      });
+    }
   }
 
-  private checkFormat(stored: Buffer): void {
+  private readJournalId(): string {
+    const raw = this.metadata.get(JOURNAL_ID_KEY);
+    const id = raw === undefined ? { reason: 'missing' } : decodeJournalId(raw);
+    if (typeof id !== 'string') {
+      throw new JournalCorruptedError({ key: `metadata/journal-id in ${this.directory}`, reason: id.reason });
+    }
+    return id;
+  }
+
+  /** The stored format version (one this build reads), or a JournalCorruptedError. */
+  private checkFormat(stored: Buffer): number {
     const version = decodeFormat(stored);
     if (typeof version === 'string') {
       throw new JournalCorruptedError({ key: `metadata/format in ${this.directory}`, reason: version });
     }
-    if (version !== LMDB_FORMAT_VERSION) {
+    if (version !== LMDB_FORMAT_VERSION && version !== LMDB_FORMAT_VERSION_UNORDERED) {
       throw new JournalCorruptedError({
         key: `metadata/format in ${this.directory}`,
-        reason: `format version ${version}, this build reads ${LMDB_FORMAT_VERSION}: written by a newer Cairn, or corrupted`,
+        reason: `format version ${version}, this build reads ${LMDB_FORMAT_VERSION_UNORDERED} and ${LMDB_FORMAT_VERSION}: written by a newer Cairn, or corrupted`,
       });
     }
+    return version;
   }
 
   /**
@@ -304,7 +422,8 @@ function openRoot(directory: string, settings: LmdbEnvironmentSettings): RootDat
     path: directory,
     // A path with a dot would otherwise be taken for a file name; Cairn's path is always a directory.
     noSubdir: false,
-    maxDbs: 4,
+    // Cairn's own databases plus the read models an application keeps beside them.
+    maxDbs: DATABASE_NAMES.length + MAX_READ_MODEL_DATABASES,
     // Sync inside the commit, so a write's promise resolves only once it is on disk. Measured against
     // overlappingSync + awaiting db.flushed: the same throughput or better here, and no second promise.
     overlappingSync: false,

@@ -4,29 +4,45 @@ import {
   JournalCorruptedError,
   type JournalOptions,
   type JournalWrite,
+  type OrderedFilter,
+  type PositionedEvent,
+  PositionedEventInBuffer,
   ReadOnlyError,
   SequenceConflictError,
-  type StoredEvent,
 } from '@cairn/actor-core';
 import { firstOf, LmdbEnvironment } from './environment';
+import { LmdbOffsetStore } from './lmdb-offset-store';
 import { checkLmdbOptions } from './lmdb-options';
 import {
   decodeEntryKey,
   decodeEvent,
   decodeIdMetadata,
+  decodeNumber,
   describeEntryKey,
   encodeEvent,
   encodeIdMetadata,
+  encodeNumber,
   entryKey,
   entryKeyEnd,
+  eventIndexEntries,
+  HEAD_KEY,
   ID_KEYS_END,
   ID_KEYS_START,
   type IdMetadata,
   idOfMetadataKey,
   idPrefix,
+  type LmdbStoredEvent,
   metadataKey,
   PayloadArena,
+  positionKey,
+  readPosition,
   sequenceNrOf,
+  stampPosition,
+  TRUNCATING_KEYS_END,
+  TRUNCATING_KEYS_START,
+  tagKey,
+  tagPrefix,
+  truncatingKey,
 } from './record-codec';
 import { asJournalDamage, type DamageSite } from './structure-damage';
 
@@ -60,6 +76,40 @@ export interface LmdbMessageJournalOptions extends JournalOptions {
   readonly readOnly?: boolean;
 }
 
+/** One event found through an index database. */
+export interface IndexedEvent {
+  readonly persistenceId: string;
+  readonly position: number;
+  readonly event: LmdbStoredEvent;
+}
+
+/** A page of the global order (see readIndexPage). */
+export interface IndexPage {
+  readonly events: readonly IndexedEvent[];
+  readonly last: number;
+}
+
+const NO_PREFIXES: readonly Buffer[] = [];
+const NO_TAGS: readonly string[] = [];
+
+/** The core's form of an event found through an index. */
+function positioned({ persistenceId, position, event }: IndexedEvent): PositionedEvent {
+  return new PositionedEventInBuffer(
+    persistenceId,
+    position,
+    event.sequenceNr,
+    event.timestamp,
+    event.serializerId,
+    event.bytes,
+    event.start,
+    event.end,
+    event.tags,
+  );
+}
+
+/** How often a journal with live queries reads the head counter to notice other processes' commits. */
+const FOREIGN_POLL_MS = 25;
+
 /** Entries per page on reads: bounds a reader's memory to about PAGE records. */
 const READ_PAGE = 1000;
 /** Keys deleted per transaction on truncation, so a huge truncation never holds the writer lock for long. */
@@ -81,12 +131,13 @@ const IDS_PAGE = 1000;
  */
 export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   /** lmdb-js runs write transactions one after another, so several commits may be queued at once. */
-  readonly capabilities = { persistent: true, concurrentCommits: true } as const;
+  readonly capabilities = { persistent: true, concurrentCommits: true, query: true } as const;
   /** The directory given to open(). */
   readonly path: string;
   /** Opened with `readOnly: true`: every write rejects with ReadOnlyError. */
   readonly readOnly: boolean;
   private env!: LmdbEnvironment;
+  private offsetStoreOfJournal: LmdbOffsetStore | undefined;
 
   private constructor(options: LmdbMessageJournalOptions) {
     super(options);
@@ -106,7 +157,24 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     const settings = checkLmdbOptions(options);
     const journal = new LmdbMessageJournal<M>(options);
     journal.env = await LmdbEnvironment.acquire(options.path, settings, journal.reporter);
+    if (!journal.readOnly) {
+      try {
+        await journal.finishTruncations();
+      } catch (e) {
+        await journal.env.release();
+        throw e;
+      }
+    }
     return journal;
+  }
+
+  /**
+   * The OffsetStore kept in this journal's environment (the `offsets` database), with `transactSync` for
+   * exactly-once projections; see LmdbOffsetStore. One per journal; it lives as long as the journal.
+   */
+  offsetStore(): LmdbOffsetStore {
+    this.offsetStoreOfJournal ??= new LmdbOffsetStore(this, this.env);
+    return this.offsetStoreOfJournal;
   }
 
   /** Writes are refused with ReadOnlyError when opened read-only. */
@@ -151,14 +219,18 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   protected async _write(writes: readonly JournalWrite[]): Promise<void> {
     if (this.readOnly) throw new ReadOnlyError(this.path, 'write refused, nothing written');
     // Keys and records are built before the transaction: the callback below runs on the main thread
-    // while LMDB's writer lock is held, so it should do no more than check and put.
+    // while LMDB's writer lock is held, so it should do no more than check, number and put. Records are
+    // encoded at position 0 and stamped with their position inside the transaction.
     const records: Buffer[] = [];
+    const tagPrefixes: Array<readonly Buffer[]> = [];
     const first = new Map<string, { key: Buffer; expected: number; highest: number }>();
     for (const { persistenceId, events } of writes) {
       const prefix = idPrefix(persistenceId);
       for (const event of events) {
         const key = entryKey(prefix, event.sequenceNr);
-        records.push(key, encodeEvent(key, event));
+        const tags = event.tags ?? NO_TAGS;
+        records.push(key, encodeEvent(key, event, tags));
+        tagPrefixes.push(tags.length === 0 ? NO_PREFIXES : tags.map(tagPrefix));
       }
       const highest = events[events.length - 1]!.sequenceNr;
       const known = first.get(persistenceId);
@@ -173,14 +245,15 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     const site: DamageSite = {
       key: `journal:${writes.map((w) => `${w.persistenceId}#${w.events[0]!.sequenceNr}..`).join(',')}`,
     };
-    await this.guardAsync(site, () => this.commit(first, records));
+    await this.guardAsync(site, () => this.commit(first, records, tagPrefixes));
   }
 
   private commit(
     first: ReadonlyMap<string, { key: Buffer; expected: number; highest: number }>,
     records: readonly Buffer[],
+    tagPrefixes: ReadonlyArray<readonly Buffer[]>,
   ): Promise<void> {
-    const { journal, metadata } = this.env;
+    const { journal, metadata, positions, tags: tagIndex } = this.env;
     return this.env.write(() => {
       // Check every id before the first put: a conflict writes nothing (the child transaction would roll
       // back anyway; this keeps the abort path trivial). Writes of one id within a group are consecutive
@@ -192,21 +265,40 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
           throw new SequenceConflictError(persistenceId, expected, stored.highest);
         updates.push([key, { highest, lowWater: stored.lowWater }]);
       }
+      // The global order's counter is read and advanced inside the transaction, which holds LMDB's writer
+      // lock across processes: every process writing this environment draws from one counter, and the
+      // positions become visible exactly when the events do. A transaction that aborts assigns nothing.
+      let position = this.readHead();
       for (let i = 0; i < records.length; i += 2) {
+        const key = records[i]!;
+        const record = records[i + 1]!;
+        position++;
+        stampPosition(key, record, position);
         // noOverwrite: an entry already at the key means the metadata lags the journal (something wrote
         // events without it). Overwriting would silently replace an acknowledged event; refuse instead.
         // lmdb-js returns whether the put happened (its README); its .d.ts declares void.
-        const written = journal.putSync(records[i]!, records[i + 1]!, { noOverwrite: true }) as unknown;
+        const written = journal.putSync(key, record, { noOverwrite: true }) as unknown;
         if (written !== true) {
-          const where = decodeEntryKey(records[i]!);
+          const where = decodeEntryKey(key);
           throw new JournalCorruptedError({
             persistenceId: where?.persistenceId,
             sequenceNr: where?.sequenceNr,
-            key: `journal:${describeEntryKey(records[i]!)}`,
+            key: `journal:${describeEntryKey(key)}`,
             reason: 'an entry already exists at the key the metadata says is free; refusing to overwrite it',
           });
         }
+        // MDB_APPEND: a new position is above every stored one (the counter only grows), so LMDB skips the
+        // search for its place. Should a position at or above it exist (a damaged head counter), the put
+        // does not happen (lmdb-js returns false): refuse the commit rather than lose the index entry.
+        if ((positions.putSync(positionKey(position), key, { append: true }) as unknown) !== true) {
+          throw new JournalCorruptedError({
+            key: 'metadata:head',
+            reason: `the head counter gives position ${position}, but the positions index already reaches it or beyond`,
+          });
+        }
+        for (const prefix of tagPrefixes[i / 2]!) tagIndex.putSync(tagKey(prefix, position), key);
       }
+      metadata.putSync(HEAD_KEY, encodeNumber(HEAD_KEY, position));
       for (const [key, meta] of updates) metadata.putSync(key, encodeIdMetadata(key, meta));
     });
   }
@@ -229,7 +321,7 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     fromSequenceNr: number,
     toSequenceNr: number,
     max: number,
-  ): AsyncGenerator<StoredEvent[]> {
+  ): AsyncGenerator<LmdbStoredEvent[]> {
     let next = fromSequenceNr;
     try {
       for (const page of this.pages(persistenceId, fromSequenceNr, toSequenceNr, max)) {
@@ -252,7 +344,7 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     fromSequenceNr: number,
     toSequenceNr: number,
     max: number,
-  ): Generator<StoredEvent[]> {
+  ): Generator<LmdbStoredEvent[]> {
     const prefix = idPrefix(persistenceId);
     let next = fromSequenceNr;
     let left = max;
@@ -262,7 +354,7 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       const lowWater = this.readMetadata(persistenceId)?.lowWater ?? 0;
       if (next < lowWater) next = lowWater;
       if (next > toSequenceNr) return;
-      const page: StoredEvent[] = [];
+      const page: LmdbStoredEvent[] = [];
       // Views, not copies (see journalViews): each record is checked and its payload copied out by
       // decodeEvent before the loop steps on.
       const limit = Math.min(READ_PAGE, left);
@@ -295,34 +387,102 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
 
   protected async _truncateBefore(persistenceId: string, sequenceNr: number): Promise<void> {
     if (this.readOnly) throw new ReadOnlyError(this.path, 'truncateBefore refused, nothing written');
-    // The low-water mark goes in first (durably): from then on reads skip everything below it, and the
-    // deletes below may take several transactions without anyone seeing a half-truncated id.
     const site = { key: `journal:${persistenceId}#..${sequenceNr - 1}`, persistenceId };
     await this.guardAsync(site, () => this.truncate(persistenceId, sequenceNr));
   }
 
   private async truncate(persistenceId: string, sequenceNr: number): Promise<void> {
-    const { journal, metadata } = this.env;
+    const { metadata } = this.env;
     const key = metadataKey(persistenceId);
-    const prefix = idPrefix(persistenceId);
+    // The low-water mark goes in first (durably), with a marker saying the id's index entries below it
+    // are being removed: from then on reads by id skip everything below the mark and reads by position or
+    // tag skip the id's entries below it, so the deletes below may take several transactions without
+    // anyone seeing a half-truncated id.
     const bound = await this.env.write(() => {
       const meta = this.readMetadata(persistenceId);
       if (!meta) return 0;
       // Never above highest + 1: events appended later must stay visible.
       const lowWater = Math.max(meta.lowWater, Math.min(sequenceNr, meta.highest + 1));
-      if (lowWater !== meta.lowWater) metadata.putSync(key, encodeIdMetadata(key, { ...meta, lowWater }));
+      if (lowWater !== meta.lowWater) {
+        metadata.putSync(key, encodeIdMetadata(key, { ...meta, lowWater }));
+        const marker = truncatingKey(persistenceId);
+        metadata.putSync(marker, encodeNumber(marker, lowWater));
+      }
       return lowWater;
     });
     if (bound <= 1) return;
-    const end = entryKey(prefix, bound);
+    await this.finishTruncation(persistenceId);
+  }
+
+  /**
+   * Deletes the events below an id's unfinished truncation mark, with their index entries, in
+   * transactions of TRUNCATE_CHUNK events, and removes the mark in the transaction that deletes the last
+   * of them. Each transaction re-reads the mark, so concurrent truncations of one id (or one resumed at
+   * open) share the work.
+   */
+  private async finishTruncation(persistenceId: string): Promise<void> {
+    const { journal, metadata, positions, tags: tagIndex, legacyPositions } = this.env;
+    const prefix = idPrefix(persistenceId);
+    const marker = truncatingKey(persistenceId);
+    const arena = new PayloadArena();
     for (;;) {
-      const deleted = await this.env.write(() => {
-        const doomed = [...journal.getKeys({ start: prefix, end, limit: TRUNCATE_CHUNK })];
-        for (const k of doomed) journal.removeSync(k);
-        return doomed.length;
+      const finished = await this.env.write(() => {
+        const raw = metadata.get(marker);
+        if (raw === undefined) return true;
+        const bound = decodeNumber(marker, raw);
+        if (typeof bound === 'string') {
+          throw new JournalCorruptedError({
+            persistenceId,
+            key: `metadata:truncating:${persistenceId}`,
+            reason: bound,
+          });
+        }
+        const doomed = [
+          ...journal.getRange({ start: prefix, end: entryKey(prefix, bound), limit: TRUNCATE_CHUNK }),
+        ];
+        for (const { key, value } of doomed) {
+          const entries = eventIndexEntries(key, value, arena);
+          if (typeof entries === 'string') {
+            // Its index entries cannot be found without a readable record: keep the mark (index reads keep
+            // skipping the id below it) and name the record.
+            const where = decodeEntryKey(key);
+            throw new JournalCorruptedError({
+              persistenceId,
+              sequenceNr: where?.sequenceNr,
+              key: `journal:${describeEntryKey(key)}`,
+              reason: `${entries}; truncation cannot remove its index entries`,
+            });
+          }
+          let position = entries.position;
+          if (position === 0) {
+            const legacy = legacyPositions.get(key);
+            if (legacy !== undefined) {
+              position = readPosition(legacy);
+              legacyPositions.removeSync(key);
+            }
+          }
+          if (position > 0) {
+            positions.removeSync(positionKey(position));
+            for (const tag of entries.tags) tagIndex.removeSync(tagKey(tagPrefix(tag), position));
+          }
+          journal.removeSync(key);
+        }
+        if (doomed.length < TRUNCATE_CHUNK) {
+          metadata.removeSync(marker);
+          return true;
+        }
+        return false;
       });
-      if (deleted < TRUNCATE_CHUNK) return;
+      if (finished) return;
     }
+  }
+
+  /** Finishes the truncations a crash (or a failed transaction) left unfinished. */
+  private async finishTruncations(): Promise<void> {
+    const ids = [
+      ...this.env.metadata.getKeys({ start: TRUNCATING_KEYS_START, end: TRUNCATING_KEYS_END }),
+    ].map(idOfMetadataKey);
+    for (const id of ids) await this.finishTruncation(id);
   }
 
   protected async *_persistenceIds(): AsyncGenerator<string> {
@@ -347,6 +507,7 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   }
 
   protected async _close(): Promise<void> {
+    await this.offsetStoreOfJournal?.releaseAll();
     await this.env?.release();
   }
 
@@ -379,6 +540,307 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     sequenceNr: number,
   ): Pick<CorruptionLocation, 'file' | 'offset' | 'key'> {
     return { key: `journal:${persistenceId}#${sequenceNr}` };
+  }
+
+  /** The last position assigned in the global order (0 before the first event), as committed. */
+  protected readHead(): number {
+    const raw = this.env.metadata.getBinaryFast(HEAD_KEY);
+    if (raw === undefined) return 0;
+    const head = decodeNumber(HEAD_KEY, raw);
+    if (typeof head === 'string') throw new JournalCorruptedError({ key: 'metadata:head', reason: head });
+    return head;
+  }
+
+  /** The journal's random id, created with its storage (offsets carry it). */
+  protected override _journalId(): string {
+    return this.env.journalId;
+  }
+
+  /**
+   * The head counter: advanced in the same write transaction that commits the events, so every position
+   * at or below it is committed and readable, whichever process wrote it.
+   */
+  protected override async _headPosition(): Promise<number> {
+    return this.guard({ key: 'metadata:head' }, () => this.readHead());
+  }
+
+  /**
+   * Pages of the surviving events with `after < position <= upTo` matching `filter`, one LMDB read
+   * snapshot per page, read when pulled. All events and tags walk an index database (positions, or
+   * [tag, position]) and fetch each record by its key; one id's events are read by key from the first one
+   * whose position is above `after` (a binary search), as readFrom reads them.
+   */
+  protected override async *_readOrdered(
+    after: number,
+    upTo: number,
+    filter: OrderedFilter,
+  ): AsyncGenerator<readonly PositionedEvent[]> {
+    if (filter.kind === 'persistenceId') {
+      yield* this.readOrderedById(
+        after,
+        upTo,
+        filter.persistenceId,
+        filter.fromSequenceNr,
+        filter.toSequenceNr,
+      );
+      return;
+    }
+    const tag = filter.kind === 'tag' ? filter.tag : undefined;
+    let position = after;
+    while (position < upTo) {
+      const from = position;
+      const page = this.guard(
+        { key: tag === undefined ? `positions:${from + 1}..${upTo}` : `tags:${tag}#${from + 1}..${upTo}` },
+        () => this.readIndexPage(from, upTo, READ_PAGE, tag),
+      );
+      if (page.last === position) return;
+      position = page.last;
+      if (page.events.length > 0) yield page.events.map(positioned);
+    }
+  }
+
+  private async *readOrderedById(
+    after: number,
+    upTo: number,
+    persistenceId: string,
+    fromSequenceNr: number,
+    toSequenceNr: number,
+  ): AsyncGenerator<readonly PositionedEvent[]> {
+    const site = { key: `journal:${persistenceId}#positions`, persistenceId };
+    const start = after > 0 ? this.guard(site, () => this.firstSequenceNrAfter(persistenceId, after)) : 1;
+    const from = Math.max(fromSequenceNr, start);
+    if (from > toSequenceNr) return;
+    for await (const events of this._read(persistenceId, from, toSequenceNr, Number.MAX_SAFE_INTEGER)) {
+      this.guard(site, () => this.withPositions(persistenceId, events));
+      let end = events.length;
+      while (end > 0 && events[end - 1]!.position > upTo) end--;
+      const out: PositionedEvent[] = [];
+      for (let i = 0; i < end; i++) {
+        const event = events[i]!;
+        if (event.position > after) out.push(positioned({ persistenceId, position: event.position, event }));
+      }
+      if (out.length > 0) yield out;
+      if (end < events.length) return;
+    }
+  }
+
+  /**
+   * Notices commits of other processes: one timer per journal (started by the core with its first live
+   * query, stopped with the last one or at close) reads the head counter every FOREIGN_POLL_MS (a single
+   * LMDB get; lmdb-js renews its read snapshot on each timer turn) and calls `onCommit` when it moved.
+   * lmdb-js offers no change notification across processes (its 'committed' and 'aftercommit' events fire
+   * only for commits made in the process that listens; checked with lmdb-js 3.5), so the counter is polled.
+   */
+  protected override _watchForeignCommits(onCommit: () => void): () => void {
+    let seen = this.readHead();
+    const timer = setInterval(() => {
+      if (this.closed) return;
+      let head: number;
+      try {
+        head = this.readHead();
+      } catch {
+        // Let the readers meet the error themselves (a damaged head record is named when they read it).
+        onCommit();
+        return;
+      }
+      if (head !== seen) {
+        seen = head;
+        onCommit();
+      }
+    }, FOREIGN_POLL_MS);
+    return () => clearInterval(timer);
+  }
+
+  /**
+   * One page of the global order (or of one tag's part of it): the events at positions above `after` and
+   * up to `upTo`, at most `limit` index entries scanned, read in one LMDB read snapshot. `last` is the last position
+   * scanned (`after` when nothing was), so the next page starts after it even when every entry of this one
+   * was skipped (an id whose truncation is still deleting its index entries).
+   */
+  protected readIndexPage(after: number, upTo: number, limit: number, tag?: string): IndexPage {
+    const truncating = this.unfinishedTruncations();
+    // Index entries first, copied out of the view buffers: the record lookups below reuse them.
+    const found: Array<{ position: number; key: Buffer }> = [];
+    if (tag === undefined) {
+      const range = this.env.positionViews.getRange({
+        start: positionKey(after + 1),
+        end: positionKey(upTo),
+        inclusiveEnd: true,
+        limit,
+      });
+      for (const { key, value } of range) {
+        found.push({ position: readPosition(key), key: Buffer.from(value as Uint8Array) });
+      }
+    } else {
+      const prefix = tagPrefix(tag);
+      const range = this.env.tagViews.getRange({
+        start: tagKey(prefix, after + 1),
+        end: tagKey(prefix, upTo),
+        inclusiveEnd: true,
+        limit,
+      });
+      for (const { key, value } of range) {
+        found.push({ position: readPosition(key, prefix.length), key: Buffer.from(value as Uint8Array) });
+      }
+    }
+    const events: IndexedEvent[] = [];
+    const arena = new PayloadArena();
+    let last = after;
+    for (const { position, key } of found) {
+      let event: IndexedEvent | undefined;
+      try {
+        event = this.indexedEvent(position, key, tag, truncating, arena);
+      } catch (e) {
+        // Serve the intact events before it first: the next page starts at the bad entry and throws.
+        if (events.length > 0) return { events, last };
+        throw e;
+      }
+      if (event) events.push(event);
+      last = position;
+    }
+    return { events, last };
+  }
+
+  /** The event an index entry names; undefined when its id is being truncated below it. */
+  private indexedEvent(
+    position: number,
+    key: Buffer,
+    tag: string | undefined,
+    truncating: Map<string, number> | undefined,
+    arena: PayloadArena,
+  ): IndexedEvent | undefined {
+    const where = decodeEntryKey(key);
+    const indexKey = tag === undefined ? `positions:${position}` : `tags:${tag}#${position}`;
+    if (!where) {
+      throw new JournalCorruptedError({
+        key: indexKey,
+        reason: `index entry holds 0x${key.toString('hex')}, not a journal key`,
+      });
+    }
+    const { persistenceId, sequenceNr } = where;
+    const bound = truncating?.get(persistenceId);
+    if (bound !== undefined && sequenceNr < bound) return undefined;
+    const value = this.env.journal.getBinaryFast(key);
+    if (value === undefined) {
+      throw new JournalCorruptedError({
+        persistenceId,
+        sequenceNr,
+        key: indexKey,
+        reason: `the index names ${persistenceId}#${sequenceNr}, which the journal does not hold`,
+      });
+    }
+    const event = decodeEvent(key, value, sequenceNr, arena);
+    if (typeof event === 'string') {
+      throw new JournalCorruptedError({
+        persistenceId,
+        sequenceNr,
+        key: `journal:${describeEntryKey(key)}`,
+        reason: event,
+      });
+    }
+    if (event.position === 0) {
+      const legacy = this.env.legacyPositions.getBinaryFast(key);
+      if (legacy !== undefined) event.position = readPosition(legacy);
+    }
+    if (event.position !== position) {
+      throw new JournalCorruptedError({
+        persistenceId,
+        sequenceNr,
+        key: indexKey,
+        reason: `the index puts ${persistenceId}#${sequenceNr} at position ${position}, the event says ${event.position}`,
+      });
+    }
+    return { persistenceId, position, event };
+  }
+
+  /**
+   * Fills in the positions of version-1 events (stored before the global order existed; their positions
+   * live in `legacyPositions`) in a page read by `_read`.
+   */
+  protected withPositions(persistenceId: string, page: readonly LmdbStoredEvent[]): void {
+    let prefix: Buffer | undefined;
+    for (const event of page) {
+      if (event.position !== 0) continue;
+      prefix ??= idPrefix(persistenceId);
+      const key = entryKey(prefix, event.sequenceNr);
+      const legacy = this.env.legacyPositions.getBinaryFast(key);
+      if (legacy === undefined) {
+        throw new JournalCorruptedError({
+          persistenceId,
+          sequenceNr: event.sequenceNr,
+          key: `legacyPositions:${persistenceId}#${event.sequenceNr}`,
+          reason: 'an event stored before the global order existed has no position',
+        });
+      }
+      event.position = readPosition(legacy);
+    }
+  }
+
+  /**
+   * The lowest sequenceNr of the id whose position is above `position` (highest + 1 when there is none):
+   * where an eventsByPersistenceId resumes after an offset. A binary search over the id's surviving
+   * events, whose positions ascend with their sequenceNrs.
+   */
+  protected firstSequenceNrAfter(persistenceId: string, position: number): number {
+    const meta = this.readMetadata(persistenceId);
+    if (!meta) return 1;
+    const prefix = idPrefix(persistenceId);
+    const arena = new PayloadArena();
+    let low = Math.max(1, meta.lowWater);
+    let high = meta.highest + 1;
+    while (low < high) {
+      const mid = Math.floor((low + high) / 2);
+      const key = entryKey(prefix, mid);
+      const value = this.env.journal.getBinaryFast(key);
+      if (value === undefined) {
+        // Truncated meanwhile (below a raised low-water mark): everything from here on is above it.
+        if (mid < (this.readMetadata(persistenceId)?.lowWater ?? 0)) {
+          low = mid + 1;
+          continue;
+        }
+        throw new JournalCorruptedError({
+          persistenceId,
+          sequenceNr: mid,
+          key: `journal:${describeEntryKey(key)}`,
+          reason: `sequenceNr ${mid} is missing below the highest, ${meta.highest}`,
+        });
+      }
+      const event = decodeEvent(key, value, mid, arena);
+      if (typeof event === 'string') {
+        throw new JournalCorruptedError({
+          persistenceId,
+          sequenceNr: mid,
+          key: `journal:${describeEntryKey(key)}`,
+          reason: event,
+        });
+      }
+      this.withPositions(persistenceId, [event]);
+      if (event.position > position) high = mid;
+      else low = mid + 1;
+    }
+    return low;
+  }
+
+  /** Ids whose truncation has not finished removing index entries, with their low-water marks. */
+  private unfinishedTruncations(): Map<string, number> | undefined {
+    let bounds: Map<string, number> | undefined;
+    for (const { key, value } of this.env.metadata.getRange({
+      start: TRUNCATING_KEYS_START,
+      end: TRUNCATING_KEYS_END,
+    })) {
+      const bound = decodeNumber(key as Buffer, value as Buffer);
+      const id = idOfMetadataKey(key as Buffer);
+      if (typeof bound === 'string') {
+        throw new JournalCorruptedError({
+          persistenceId: id,
+          key: `metadata:truncating:${id}`,
+          reason: bound,
+        });
+      }
+      bounds ??= new Map();
+      bounds.set(id, bound);
+    }
+    return bounds;
   }
 
   /** The id's metadata (in the current transaction when called inside one); undefined for an unknown id. */

@@ -5,12 +5,21 @@ import { LmdbSnapshotStore, type LmdbSnapshotStoreOptions } from './lmdb-snapsho
 
 /**
  * The "lmdb" provider: `{ provider: 'lmdb', path }` in a Cairn config opens an LmdbMessageJournal or an
- * LmdbSnapshotStore on `path` (a journal and a snapshot store on one path share one environment).
+ * LmdbSnapshotStore on `path` (a journal and a snapshot store on one path share one environment), and
+ * keeps projection offsets in the journal's environment (`createPersistence(...).offsets`, an
+ * LmdbOffsetStore).
  */
 export const provider: PersistenceProvider = {
   name: 'lmdb',
   createJournal: (options) => LmdbMessageJournal.open(options as unknown as LmdbMessageJournalOptions),
   createSnapshotStore: (options) => LmdbSnapshotStore.open(options as unknown as LmdbSnapshotStoreOptions),
+  // Offsets live in the journal's own environment; the journal is always this provider's own.
+  createOffsetStore: async (journal) => {
+    if (!(journal instanceof LmdbMessageJournal)) {
+      throw new TypeError('the lmdb provider keeps offsets only for a journal it opened');
+    }
+    return journal.offsetStore();
+  },
   validateOptions: (kind, options) =>
     checkOptionTypes(options, kind === 'journal' ? LMDB_JOURNAL_OPTION_TYPES : LMDB_SNAPSHOT_OPTION_TYPES),
 };

@@ -7,7 +7,7 @@ import {
 } from '@cairn/actor-core';
 import { LmdbMessageJournal, LmdbSnapshotStore } from '@cairn/journal-lmdb';
 import { open } from 'lmdb';
-import { encodeEvent, entryKey, idPrefix, metadataKey } from '../src/record-codec';
+import { encodeEvent, encodeNumber, entryKey, HEAD_KEY, idPrefix, metadataKey } from '../src/record-codec';
 import { useTempDirs } from './temp-dir';
 
 const tempDir = useTempDirs();
@@ -18,7 +18,7 @@ async function withRawDb(
   name: string,
   body: (db: ReturnType<typeof rawDb>) => void,
 ): Promise<void> {
-  const root = open({ path, maxDbs: 4 });
+  const root = open({ path, maxDbs: 64 });
   try {
     body(rawDb(root, name));
     await root.flushed;
@@ -226,5 +226,67 @@ describe('an entry written behind the metadata', () => {
     for await (const e of journal.readFrom('o', 1)) read.push(e.message);
     expect(read).toEqual(['mine', 'other']);
     await journal.close();
+  });
+});
+
+describe('the global order', () => {
+  it('a head counter behind the positions index refuses the commit instead of losing index entries', async () => {
+    const path = tempDir();
+    const journal = await LmdbMessageJournal.open<string>({ path });
+    await journal.appendBatch('h', ['one', 'two', 'three']);
+    await journal.close();
+    await withRawDb(path, 'metadata', (db) => db.putSync(HEAD_KEY, encodeNumber(HEAD_KEY, 1)));
+    const reopened = await LmdbMessageJournal.open<string>({ path });
+    await expect(reopened.append('h', 'four')).rejects.toMatchObject({
+      code: 'ERR_JOURNAL_CORRUPTED',
+      key: 'metadata:head',
+    });
+    expect(await reopened.highestSequenceNr('h')).toBe(3);
+    const all: string[] = [];
+    for await (const e of reopened.allEvents()) all.push(e.message);
+    expect(all).toEqual(['one']);
+    await reopened.close();
+  });
+
+  it('a damaged head record is named by queries', async () => {
+    const path = tempDir();
+    const journal = await LmdbMessageJournal.open<string>({ path });
+    await journal.append('h', 'one');
+    await journal.close();
+    await withRawDb(path, 'metadata', (db) => {
+      const value = Buffer.from(db.get(HEAD_KEY)!);
+      value[6]! ^= 0x10;
+      db.putSync(HEAD_KEY, value);
+    });
+    const reopened = await LmdbMessageJournal.open<string>({ path });
+    await expect(reopened.headOffset()).rejects.toMatchObject({
+      code: 'ERR_JOURNAL_CORRUPTED',
+      key: 'metadata:head',
+    });
+    const it = reopened.allEvents()[Symbol.asyncIterator]();
+    await expect(it.next()).rejects.toMatchObject({ code: 'ERR_JOURNAL_CORRUPTED', key: 'metadata:head' });
+    await reopened.close();
+  });
+
+  it('an index entry naming an event the journal lacks is named, not skipped', async () => {
+    const path = tempDir();
+    const journal = await LmdbMessageJournal.open<string>({ path });
+    await journal.appendBatch('g', ['one', 'two']);
+    await journal.close();
+    await withRawDb(path, 'journal', (db) => db.removeSync(entryKey(idPrefix('g'), 2)));
+    const reopened = await LmdbMessageJournal.open<string>({ path });
+    const seen: string[] = [];
+    await expect(
+      (async () => {
+        for await (const e of reopened.allEvents()) seen.push(e.message);
+      })(),
+    ).rejects.toMatchObject({
+      code: 'ERR_JOURNAL_CORRUPTED',
+      persistenceId: 'g',
+      sequenceNr: 2,
+      key: 'positions:2',
+    });
+    expect(seen).toEqual(['one']);
+    await reopened.close();
   });
 });

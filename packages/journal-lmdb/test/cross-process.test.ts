@@ -62,3 +62,48 @@ describe('a second process writing the same id', () => {
     await journal.close();
   });
 });
+
+describe('the global order across processes', () => {
+  it('two writer processes, a live reader in a third: every event once, in one order keeping each writer order', async () => {
+    const path = tempDir();
+    // The environment exists before the read-only reader opens it.
+    await (await LmdbMessageJournal.open({ path })).close();
+    const perWriter = 200;
+    const reader = spawnChild(['follow', path, String(2 * perWriter)]);
+    const writers = [
+      spawnChild(['writer', path, 'w1', String(perWriter)]),
+      spawnChild(['writer', path, 'w2', String(perWriter)]),
+    ];
+    for (const w of writers) expect(await w.exited).toBe(0);
+    expect(await reader.exited).toBe(0);
+
+    const seen = reader.lines
+      .filter((l) => l.startsWith('ev '))
+      .map((l) => {
+        const [, id, seq, writer, i, offset] = l.split(' ');
+        return { id: id!, seq: Number(seq), writer: writer!, i: Number(i), offset: offset! };
+      });
+    expect(seen).toHaveLength(2 * perWriter);
+    // Every event once.
+    expect(new Set(seen.map((e) => `${e.id}#${e.seq}`)).size).toBe(2 * perWriter);
+    expect(new Set(seen.map((e) => e.offset)).size).toBe(2 * perWriter);
+    // Each writer appended one event at a time, awaiting each: its events come in its order.
+    for (const name of ['w1', 'w2']) {
+      expect(seen.filter((e) => e.writer === name).map((e) => e.i)).toEqual(
+        Array.from({ length: perWriter }, (_, i) => i),
+      );
+    }
+    // Both writers were interleaved by the commits (not one after the other), so the order was shared.
+    const switches = seen.filter((e, k) => k > 0 && e.writer !== seen[k - 1]!.writer).length;
+    expect(switches).toBeGreaterThan(1);
+    // One order: a fresh reader after the fact sees exactly the live reader's sequence and offsets.
+    const journal = await LmdbMessageJournal.open<{ writer: string; i: number }>({ path });
+    const again: string[] = [];
+    for await (const e of journal.allEvents()) again.push(`${e.persistenceId}#${e.sequenceNr}@${e.offset}`);
+    expect(again).toEqual(seen.map((e) => `${e.id}#${e.seq}@${e.offset}`));
+    const tagged: string[] = [];
+    for await (const e of journal.eventsByTag('w1')) tagged.push(`${e.persistenceId}#${e.sequenceNr}`);
+    expect(tagged).toEqual(seen.filter((e) => e.writer === 'w1').map((e) => `${e.id}#${e.seq}`));
+    await journal.close();
+  });
+});

@@ -66,4 +66,25 @@ describe('resources after close()', () => {
     }
     await expectNoLeakedResources(before);
   });
+
+  it('live queries (and the one timer that polls for other processes) end with break or close', async () => {
+    const path = tempDir();
+    const writer = await LmdbMessageJournal.open<number>({ path });
+    await writer.append('live', 1);
+    const before = captureResources();
+    for (let i = 0; i < 20; i++) {
+      const journal = await LmdbMessageJournal.open<number>({ path, readOnly: true });
+      const broken = (async () => {
+        for await (const e of journal.allEvents({ live: true })) if (e.sequenceNr === 2 + i) break;
+      })();
+      const waiting = journal.eventsByTag('t', { live: true })[Symbol.asyncIterator]().next();
+      // Written by another journal (as by another process): only the poll tells the reader.
+      await writer.append('live', 2 + i);
+      await broken;
+      await journal.close();
+      await expect(waiting).rejects.toMatchObject({ code: 'ERR_JOURNAL_CLOSED' });
+    }
+    await expectNoLeakedResources(before);
+    await writer.close();
+  });
 });

@@ -130,7 +130,7 @@ describe('readOnly: true', () => {
 
     await expect(LmdbMessageJournal.open({ path, readOnly: true })).rejects.toThrow(ReadOnlyError);
     await expect(LmdbMessageJournal.open({ path, readOnly: true })).rejects.toThrow(
-      /no metadata, snapshots database.*open it once writable/,
+      /no metadata, snapshots, positions.* database.*open it once writable/,
     );
     expect(fingerprint(path)).toEqual(before);
 
