@@ -2,6 +2,7 @@ import { ActorStoppedError, AskTimeoutError, isPersistenceError, WriteRejectedEr
 import type { LatencyRecorder } from '../metrics';
 import type { Reporter } from '../report';
 import type { MessageJournal, SnapshotStore } from '../spi';
+import { checkTags, NO_TAGS } from '../tags';
 import { StashOverflowError } from './actor-errors';
 import { backoffDelay, type EventSourcedBehavior, type Signal } from './behavior';
 import { Effect } from './effect';
@@ -213,11 +214,23 @@ export class ActorCell<C, E, S> {
       );
       return;
     }
+    let tags: (readonly string[])[] | undefined;
+    try {
+      tags = this.tagsOf(effect.events);
+    } catch (e) {
+      this.persistFailed(
+        effect,
+        envelope,
+        new WriteRejectedError(this.persistenceId, `tagger: ${message(e)}`, { cause: e }),
+      );
+      return;
+    }
     this.persistInFlight = true;
     let appended: Promise<number[]>;
     try {
       appended = this.context.journal.appendBatch(this.persistenceId, stored, {
         expectedSequenceNr: this.sequenceNr,
+        ...(tags ? { tags: (_message: unknown, i: number) => tags[i] ?? NO_TAGS } : {}),
       });
     } catch (e) {
       appended = Promise.reject(e);
@@ -231,6 +244,19 @@ export class ActorCell<C, E, S> {
         this.persistInFlight = false;
         this.persistFailed(effect, envelope, error);
       },
+    );
+  }
+
+  /**
+   * Each event's tags from the behavior's tagger, checked here as the journal would check them, so a bad
+   * tag is a rejection of this persist (nothing stored, the actor carries on), not a storage failure.
+   */
+  private tagsOf(events: readonly E[]): (readonly string[])[] | undefined {
+    const tagger = this.behavior.tagger;
+    if (!tagger) return undefined;
+    const single = events.length === 1;
+    return events.map((event, i) =>
+      checkTags(tagger(event), single ? 'the event' : `event ${i} of the persist`),
     );
   }
 

@@ -141,6 +141,14 @@ export interface EventSourcedBehaviorOptions<C, E, S> {
   readonly eventAdapter?: EventAdapter<E>;
   /** Converts states to and from their snapshot shape. Default: stored as is. */
   readonly snapshotAdapter?: SnapshotAdapter<S>;
+  /**
+   * The tags stored with each persisted event, so read models can follow one kind of event across all
+   * actors (`EventQuery.eventsByTag`). Called once per event, before anything is written; each event of
+   * one persist gets its own tags and the persist stays atomic. A tagger that throws, or returns a bad
+   * tag (not a non-empty string, over 256 UTF-8 bytes, more than 64 tags), rejects the persist
+   * (WriteRejectedError, nothing stored, the actor carries on). Default: no tags.
+   */
+  readonly tagger?: (event: E) => readonly string[];
 }
 
 /** The resolved supervision settings. */
@@ -168,6 +176,7 @@ const KNOWN_OPTIONS = new Set([
   'signalHandler',
   'eventAdapter',
   'snapshotAdapter',
+  'tagger',
 ]);
 
 /** A validated, immutable actor definition; spawn it with `ActorSystem.spawn`. */
@@ -186,6 +195,7 @@ export class EventSourcedBehavior<C, E, S> {
   readonly signalHandler: ((state: S, signal: Signal<E, S>) => void) | undefined;
   readonly eventAdapter: EventAdapter<E> | undefined;
   readonly snapshotAdapter: SnapshotAdapter<S> | undefined;
+  readonly tagger: ((event: E) => readonly string[]) | undefined;
 
   private constructor(options: EventSourcedBehaviorOptions<C, E, S>) {
     this.persistenceId = options.persistenceId;
@@ -202,6 +212,7 @@ export class EventSourcedBehavior<C, E, S> {
     this.signalHandler = options.signalHandler;
     this.eventAdapter = options.eventAdapter;
     this.snapshotAdapter = options.snapshotAdapter;
+    this.tagger = options.tagger;
   }
 
   /**
@@ -236,7 +247,7 @@ function checkBehaviorOptions<C, E, S>(options: EventSourcedBehaviorOptions<C, E
   for (const name of ['commandHandler', 'eventHandler'] as const) {
     if (typeof options[name] !== 'function') throw new TypeError(`${name} must be a function`);
   }
-  for (const name of ['shouldSnapshot', 'signalHandler'] as const) {
+  for (const name of ['shouldSnapshot', 'signalHandler', 'tagger'] as const) {
     if (options[name] !== undefined && typeof options[name] !== 'function') {
       throw new TypeError(`${name} must be a function when given`);
     }
