@@ -105,6 +105,12 @@ export interface JournalCapabilities {
    * `canQuery(journal)`. Default false: the query methods reject with a TypeError saying so.
    */
   readonly query?: boolean;
+  /**
+   * Live queries notice events other processes commit to the same storage (the backend implements
+   * `_watchForeignCommits`), so a reader beside a running application, such as `cairn events --follow`,
+   * sees its new events. Default false: a live query sees only this process's commits.
+   */
+  readonly foreignCommits?: boolean;
 }
 
 /** Settings shared by every journal built on AbstractMessageJournal. */

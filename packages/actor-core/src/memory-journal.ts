@@ -4,11 +4,11 @@ import {
   type JournalWrite,
   type StoredEvent,
 } from './abstract-journal';
-import { JournalClosedError, SequenceConflictError } from './errors';
+import { JournalClosedError, JournalLockedError, SequenceConflictError } from './errors';
 import { MemoryFaults } from './memory-faults';
 import { newJournalId } from './offset-codec';
 import type { OrderedFilter, PositionedEvent } from './query-reader';
-import type { OffsetStore } from './spi';
+import type { ProjectionLock, ProjectionRecordStore } from './spi';
 import { checkOffsetToSave, checkProjectionName } from './validation';
 
 /** One id's events in memory, ascending sequenceNr (and so ascending position). */
@@ -34,6 +34,10 @@ export class MemoryJournalStore {
   head = 0;
   /** @internal Offsets saved by projections (the memory OffsetStore). */
   readonly offsets = new Map<string, string>();
+  /** @internal Projections' status records. */
+  readonly projectionStatuses = new Map<string, string>();
+  /** @internal Projection names whose lock is held (by a journal on this store). */
+  readonly projectionLocks = new Set<string>();
   /** @internal */
   readonly journalId = newJournalId();
 }
@@ -68,8 +72,11 @@ export class MemoryMessageJournal<M = unknown> extends AbstractMessageJournal<M>
     return new MemoryMessageJournal<M>(options);
   }
 
-  /** The OffsetStore kept in this journal's store (so it survives a "reopen" on the same store). */
-  offsetStore(): OffsetStore {
+  /**
+   * The OffsetStore kept in this journal's store (so it survives a "reopen" on the same store), with the
+   * projection records and locks of every journal opened on that store.
+   */
+  offsetStore(): ProjectionRecordStore {
     return new MemoryOffsetStore(this);
   }
 
@@ -206,21 +213,68 @@ export class MemoryMessageJournal<M = unknown> extends AbstractMessageJournal<M>
   }
 }
 
-/** The memory provider's OffsetStore: offsets in the journal's MemoryJournalStore. */
-class MemoryOffsetStore implements OffsetStore {
+/** The memory provider's OffsetStore: offsets, statuses and locks in the journal's MemoryJournalStore. */
+class MemoryOffsetStore implements ProjectionRecordStore {
+  readonly capabilities = { projectionRecords: true } as const;
+
   constructor(private readonly journal: MemoryMessageJournal<unknown>) {}
+
+  private get store(): MemoryJournalStore {
+    if (this.journal.closed) throw new JournalClosedError('journal');
+    return this.journal.store;
+  }
 
   async load(projectionName: string): Promise<string | undefined> {
     checkProjectionName(projectionName);
-    if (this.journal.closed) throw new JournalClosedError('journal');
-    return this.journal.store.offsets.get(projectionName);
+    return this.store.offsets.get(projectionName);
   }
 
   async save(projectionName: string, offset: string): Promise<void> {
     checkProjectionName(projectionName);
     checkOffsetToSave(offset);
-    if (this.journal.closed) throw new JournalClosedError('journal');
-    this.journal.store.offsets.set(projectionName, offset);
+    this.store.offsets.set(projectionName, offset);
+  }
+
+  async names(): Promise<string[]> {
+    const store = this.store;
+    return [...new Set([...store.offsets.keys(), ...store.projectionStatuses.keys()])].sort();
+  }
+
+  async deleteOffset(projectionName: string): Promise<void> {
+    checkProjectionName(projectionName);
+    this.store.offsets.delete(projectionName);
+  }
+
+  async saveStatus(projectionName: string, status: string): Promise<void> {
+    checkProjectionName(projectionName);
+    if (typeof status !== 'string') throw new TypeError('status must be a string');
+    this.store.projectionStatuses.set(projectionName, status);
+  }
+
+  async loadStatus(projectionName: string): Promise<string | undefined> {
+    checkProjectionName(projectionName);
+    return this.store.projectionStatuses.get(projectionName);
+  }
+
+  async projectionLocked(projectionName: string): Promise<boolean> {
+    checkProjectionName(projectionName);
+    return this.store.projectionLocks.has(projectionName);
+  }
+
+  async lockProjection(projectionName: string): Promise<ProjectionLock> {
+    checkProjectionName(projectionName);
+    const locks = this.store.projectionLocks;
+    if (locks.has(projectionName)) {
+      throw new JournalLockedError(`projection "${projectionName}" (memory store)`, { pid: process.pid });
+    }
+    locks.add(projectionName);
+    let held = true;
+    return {
+      release: async () => {
+        if (held) locks.delete(projectionName);
+        held = false;
+      },
+    };
   }
 }
 

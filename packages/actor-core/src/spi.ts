@@ -249,6 +249,41 @@ export function canQuery<M>(journal: MessageJournal<M>): journal is MessageJourn
   return (journal as MessageJournal<M> & DeclaresCapabilities).capabilities?.query === true;
 }
 
+/** The exclusive right to run one projection name, from `ProjectionRecordStore.lockProjection`. */
+export interface ProjectionLock {
+  /** Gives the name up; idempotent. */
+  release(): Promise<void>;
+}
+
+/**
+ * An OffsetStore that also keeps what operators need about projections, declared in
+ * `capabilities.projectionRecords` (ask with `keepsProjectionRecords`): a status record beside each
+ * offset (an opaque string to the store; @cairn/projection writes JSON), the list of names, deletion of
+ * an offset, and a lock per name that every process opening the same storage respects, so one projection
+ * runs in one place at a time. A lock held by a process that died is released (by the OS or by going
+ * stale); `projectionLocked` tells whether one is held now. Names are checked as `load`/`save` check them.
+ */
+export interface ProjectionRecordStore extends OffsetStore {
+  readonly capabilities: { readonly projectionRecords: true };
+  /** Every projection name with a saved offset or status, sorted. */
+  names(): Promise<string[]>;
+  /** Removes the saved offset (the projection then starts from the first event); the status stays. */
+  deleteOffset(projectionName: string): Promise<void>;
+  /** Replaces the status record; atomic and durable like `save`. */
+  saveStatus(projectionName: string, status: string): Promise<void>;
+  loadStatus(projectionName: string): Promise<string | undefined>;
+  /** True while some process (this one included) holds the name's lock. */
+  projectionLocked(projectionName: string): Promise<boolean>;
+  /** Takes the name's lock, or rejects with JournalLockedError naming the holder when another has it. */
+  lockProjection(projectionName: string): Promise<ProjectionLock>;
+}
+
+/** True when the offset store declares (in its `capabilities`) that it keeps projection records and locks. */
+export function keepsProjectionRecords(offsets: OffsetStore): offsets is ProjectionRecordStore {
+  const capabilities = (offsets as { capabilities?: { projectionRecords?: unknown } }).capabilities;
+  return capabilities?.projectionRecords === true;
+}
+
 /** A named factory of journals and snapshot stores, chosen by configuration. */
 export interface PersistenceProvider {
   /** "memory", "file", "lmdb", ... */
