@@ -4,6 +4,7 @@ import type {
   LatencyHistogram,
   SnapshotStoreMetrics,
 } from '@cairn/actor-core';
+import type { ProjectionMetrics } from '@cairn/projection';
 import { register as defaultRegistry, type Registry } from 'prom-client';
 
 export interface PersistenceMetricsOptions {
@@ -16,6 +17,11 @@ export interface PersistenceMetricsOptions {
   readonly journal?: unknown;
   /** The snapshot store to expose. */
   readonly snapshots?: unknown;
+  /**
+   * Projection handles (what `runProjection` of @cairn/projection resolves to); each one's values carry
+   * the label `projection` with its name.
+   */
+  readonly projections?: readonly unknown[];
   /** Where the metrics go. Default: prom-client's global registry. */
   readonly registry?: Registry;
   /** Prepended to every metric name. Default `cairn_`. */
@@ -196,6 +202,40 @@ const SYSTEM: ReadonlyArray<Definition<ActorSystemMetrics>> = [
   ],
 ];
 
+const PROJECTION_STATES: Readonly<Record<ProjectionMetrics['state'], number>> = {
+  running: 0,
+  stopped: 1,
+  failed: 2,
+};
+
+const PROJECTIONS: ReadonlyArray<Definition<ProjectionMetrics>> = [
+  [
+    'projection_events_handled_total',
+    'counter',
+    'Events whose projection handler resolved',
+    (m) => m.eventsHandled,
+  ],
+  [
+    'projection_lag_seconds',
+    'gauge',
+    'From the timestamp of the last event a projection handled to now (0 before the first)',
+    (m) => (m.lagMs ?? 0) / 1000,
+  ],
+  [
+    'projection_retries_total',
+    'counter',
+    'Handler, query and checkpoint errors a projection retried after a backoff',
+    (m) => m.retries,
+  ],
+  ['projection_checkpoints_total', 'counter', 'Offsets a projection saved', (m) => m.checkpoints],
+  [
+    'projection_state',
+    'gauge',
+    "A projection's state: 0 running, 1 stopped, 2 failed (alert on 2)",
+    (m) => PROJECTION_STATES[m.state],
+  ],
+];
+
 /** The metrics this package put in each registry, shared by every store registered there. */
 const registered = new WeakMap<Registry, Map<string, ScrapedMetric>>();
 
@@ -203,6 +243,7 @@ const BUILT_ON: Readonly<Record<string, string>> = {
   journal: "Cairn's AbstractMessageJournal",
   'snapshot store': "Cairn's AbstractSnapshotStore",
   'actor system': "Cairn's ActorSystem",
+  projection: "@cairn/projection's runProjection",
 };
 
 function keepsMetrics(store: unknown): boolean {
@@ -217,7 +258,7 @@ function metered<M>(store: unknown, what: string): { metrics(): M } {
 }
 
 /**
- * Exposes an actor system's, a journal's and a snapshot store's metrics in a prom-client registry, read from the stores at
+ * Exposes an actor system's, a journal's, a snapshot store's and projections' metrics in a prom-client registry, read from the stores at
  * each scrape. Returns a function that removes them again (the metric families go once no store is left
  * in them). Throws TypeError, registering nothing, for a store that keeps no metrics or a bad option.
  *
@@ -241,11 +282,11 @@ export function registerPersistenceMetrics(options: PersistenceMetricsOptions): 
       );
     }
   }
-  const sources: Array<readonly [Definition<never>, () => unknown]> = [];
+  const sources: Array<readonly [Definition<never>, () => unknown, Labels]> = [];
   const system = options.system as { journal?: unknown; snapshots?: unknown } | undefined;
   if (system !== undefined) {
     const actors = metered<ActorSystemMetrics>(system, 'actor system');
-    for (const d of SYSTEM) sources.push([d as Definition<never>, () => actors.metrics()]);
+    for (const d of SYSTEM) sources.push([d as Definition<never>, () => actors.metrics(), labels]);
   }
   // A system's own stores count too unless others are named; stores that keep no metrics are left out.
   const journalStore = options.journal ?? (keepsMetrics(system?.journal) ? system?.journal : undefined);
@@ -253,14 +294,24 @@ export function registerPersistenceMetrics(options: PersistenceMetricsOptions): 
     options.snapshots ?? (keepsMetrics(system?.snapshots) ? system?.snapshots : undefined);
   if (journalStore !== undefined) {
     const journal = metered<JournalMetrics>(journalStore, 'journal');
-    for (const d of JOURNAL) sources.push([d as Definition<never>, () => journal.metrics()]);
+    for (const d of JOURNAL) sources.push([d as Definition<never>, () => journal.metrics(), labels]);
   }
   if (snapshotStore !== undefined) {
     const snapshots = metered<SnapshotStoreMetrics>(snapshotStore, 'snapshot store');
-    for (const d of SNAPSHOTS) sources.push([d as Definition<never>, () => snapshots.metrics()]);
+    for (const d of SNAPSHOTS) sources.push([d as Definition<never>, () => snapshots.metrics(), labels]);
+  }
+  if (options.projections !== undefined && !Array.isArray(options.projections)) {
+    throw new TypeError('projections must be an array of projection handles');
+  }
+  for (const handle of options.projections ?? []) {
+    const projection = metered<ProjectionMetrics>(handle, 'projection');
+    const withName = { ...labels, projection: projection.metrics().name };
+    for (const d of PROJECTIONS) sources.push([d as Definition<never>, () => projection.metrics(), withName]);
   }
   if (sources.length === 0) {
-    throw new TypeError('registerPersistenceMetrics needs an actor system, a journal or a snapshot store');
+    throw new TypeError(
+      'registerPersistenceMetrics needs an actor system, a journal, a snapshot store or projections',
+    );
   }
 
   let mine = registered.get(registry);
@@ -277,7 +328,7 @@ export function registerPersistenceMetrics(options: PersistenceMetricsOptions): 
     }
   }
   const removers: Array<() => void> = [];
-  for (const [[name, kind, help, read], snapshot] of sources) {
+  for (const [[name, kind, help, read], snapshot, sourceLabels] of sources) {
     const fullName = `${prefix}${name}`;
     let metric = mine.get(fullName);
     if (!metric) {
@@ -285,7 +336,7 @@ export function registerPersistenceMetrics(options: PersistenceMetricsOptions): 
       registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
       mine.set(fullName, metric);
     }
-    const remove = metric.add(labels, () => read(snapshot() as never));
+    const remove = metric.add(sourceLabels, () => read(snapshot() as never));
     const owner = metric;
     removers.push(() => {
       if (!remove()) return;

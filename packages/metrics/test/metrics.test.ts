@@ -6,6 +6,7 @@ import {
   MemorySnapshotStore,
 } from '@cairn/actor-core';
 import { registerPersistenceMetrics } from '@cairn/metrics';
+import { runProjection } from '@cairn/projection';
 import { Counter, Registry } from 'prom-client';
 
 /** The exposition's value of one sample line, e.g. `cairn_journal_commits_total{store="a"}`. */
@@ -109,13 +110,51 @@ describe('registerPersistenceMetrics', () => {
       /keeps no metrics/,
     );
     expect(() => registerPersistenceMetrics({ registry })).toThrow(
-      /needs an actor system, a journal or a snapshot store/,
+      /needs an actor system, a journal, a snapshot store or projections/,
     );
     expect(() => registerPersistenceMetrics({ journal, registry, prefix: '9bad' })).toThrow(/prefix/);
     expect(() => registerPersistenceMetrics({ journal, registry, labels: { le: 'x' } })).toThrow(/label/);
     new Counter({ name: 'cairn_journal_commits_total', help: 'someone else', registers: [registry] });
     expect(() => registerPersistenceMetrics({ journal, registry })).toThrow(/already has a metric/);
     expect(registry.getMetricsAsArray().map((m) => m.name)).toEqual(['cairn_journal_commits_total']);
+    await journal.close();
+  });
+
+  it("exposes each projection's handled events, lag, retries, checkpoints and state, labelled by name", async () => {
+    const registry = new Registry();
+    const journal = await MemoryMessageJournal.open();
+    const offsets = journal.offsetStore();
+    await journal.appendBatch('a', [1, 2, 3], { tags: ['t'] });
+    let failOnce = true;
+    const handle = await runProjection({
+      name: 'totals',
+      query: journal,
+      source: { tag: 't' },
+      offsets,
+      backoff: { minBackoffMs: 1, maxBackoffMs: 1, jitter: 0 },
+      handler: () => {
+        if (failOnce) {
+          failOnce = false;
+          throw new Error('once');
+        }
+      },
+    });
+    const unregister = registerPersistenceMetrics({ projections: [handle], registry, labels: { app: 'x' } });
+    while (handle.metrics().eventsHandled < 3) await new Promise((r) => setTimeout(r, 2));
+    let text = await registry.metrics();
+    const labels = '{app="x",projection="totals"}';
+    expect(text).toContain('# TYPE cairn_projection_events_handled_total counter');
+    expect(sampleValue(text, `cairn_projection_events_handled_total${labels}`)).toBe(3);
+    expect(sampleValue(text, `cairn_projection_retries_total${labels}`)).toBe(1);
+    expect(sampleValue(text, `cairn_projection_state${labels}`)).toBe(0);
+    expect(sampleValue(text, `cairn_projection_lag_seconds${labels}`)).toBeGreaterThanOrEqual(0);
+    await handle.stop();
+    text = await registry.metrics();
+    expect(sampleValue(text, `cairn_projection_state${labels}`)).toBe(1);
+    expect(sampleValue(text, `cairn_projection_checkpoints_total${labels}`)).toBe(1);
+    unregister();
+    expect(await registry.metrics()).not.toContain('cairn_projection');
+    expect(() => registerPersistenceMetrics({ projections: [{}], registry })).toThrow(/keeps no metrics/);
     await journal.close();
   });
 });
