@@ -9,7 +9,15 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr }).then(
+// Ctrl-C (or a SIGTERM) ends a command that runs until stopped, such as `events --follow`, cleanly: it
+// closes its stores and exits 0. Only such a command catches the signal, and only the first one.
+function untilStopped(): AbortSignal {
+  const controller = new AbortController();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => controller.abort());
+  return controller.signal;
+}
+
+runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr }, { untilStopped }).then(
   (code) => {
     process.exitCode = code;
   },

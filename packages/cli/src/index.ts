@@ -22,7 +22,7 @@ export {
 } from './exit-codes';
 export { type DirectoryStats, type IdSummary, listIds, type StoreStats, storeStats } from './inventory';
 export { describeStore, type OpenedStores, openStores } from './open-stores';
-export { runCli } from './program';
+export { type RunCliOptions, runCli } from './program';
 export { type CorruptionRepairable, planRepair, type RepairPlan, repairAfterCorruption } from './repair';
 export {
   type DetectedBackend,

@@ -1,6 +1,7 @@
 import {
   createPersistence,
   type MessageJournal,
+  type OffsetStore,
   type PersistenceReport,
   type SnapshotStore,
   type StoreConfig,
@@ -11,6 +12,8 @@ import type { ResolvedStores } from './store-location';
 export interface OpenedStores {
   readonly journal: MessageJournal | undefined;
   readonly snapshots: SnapshotStore | undefined;
+  /** The journal provider's offset store (projections' offsets), when it keeps one. */
+  readonly offsets: OffsetStore | undefined;
   readonly journalConfig: StoreConfig | undefined;
   readonly snapshotsConfig: StoreConfig | undefined;
   /**
@@ -61,6 +64,7 @@ export async function openStores(
   return {
     journal: stores.journal ? persistence.journal : undefined,
     snapshots: stores.snapshots ? persistence.snapshots : undefined,
+    offsets: stores.journal ? persistence.offsets : undefined,
     journalConfig: stores.journal,
     snapshotsConfig: stores.snapshots,
     reports,

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { isPersistenceError } from '@cairn/actor-core';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { type CopyCommandOptions, copyCommand } from './copy-command';
+import { type EventsCommandOptions, eventsSelection, printEvents } from './events-command';
 import {
   EXIT_OK,
   EXIT_PROBLEMS,
@@ -14,6 +15,7 @@ import {
 import { type DirectoryStats, listIds, storeStats } from './inventory';
 import { type OpenedStores, openStores } from './open-stores';
 import { ProgressBar } from './progress-bar';
+import { printProjections, resetCommand, skipCommand } from './projections-command';
 import { planRepair, repairAfterCorruption } from './repair';
 import { resolveStores, type StoreSelection } from './store-location';
 import { type CliOutput, line, printProblems } from './terminal-output';
@@ -61,12 +63,26 @@ function directoryLine(label: string, d: DirectoryStats | undefined): string {
   return `${label}: ${d.backend} ${d.path}: ${humanBytes(d.bytes)} in ${d.files} file(s)${extra.length > 0 ? ` (${extra.join(', ')})` : ''}`;
 }
 
+/** How a caller controls a running `cairn` command. */
+export interface RunCliOptions {
+  /**
+   * Called by a command that runs until stopped (`events --follow`) when it starts: the signal it returns
+   * ends that command, which then closes what it opened and exits 0. Without it such a command runs until
+   * the process ends. The `cairn` binary aborts it on SIGINT or SIGTERM.
+   */
+  readonly untilStopped?: () => AbortSignal;
+}
+
 /**
  * Runs `cairn` with `argv` (without the node and script paths) and resolves to the exit code; never
  * calls process.exit, so it can run inside another process (the tests do) and always closes what it
  * opened first.
  */
-export async function runCli(argv: readonly string[], out: CliOutput): Promise<number> {
+export async function runCli(
+  argv: readonly string[],
+  out: CliOutput,
+  options: RunCliOptions = {},
+): Promise<number> {
   let exitCode = EXIT_OK;
   const program = new Command('cairn')
     .description(
@@ -148,52 +164,54 @@ export async function runCli(argv: readonly string[], out: CliOutput): Promise<n
     });
 
   program
-    .command('events <id>')
-    .description('print the decoded events of one id')
-    .option('--from <sequenceNr>', 'first sequenceNr (default 1)', positive('--from'))
-    .option('--to <sequenceNr>', 'last sequenceNr, inclusive', positive('--to'))
+    .command('events [id]')
+    .description(
+      "print decoded events with their tags: one id's, or every event (--all) or one tag's (--tag) in the journal's global order",
+    )
+    .option('--from <sequenceNr>', 'with an id: first sequenceNr (default 1)', positive('--from'))
+    .option('--to <sequenceNr>', 'with an id: last sequenceNr, inclusive', positive('--to'))
     .option('--max <count>', 'at most this many events', sequenceNrArg('--max'))
-    .action(async (id: string, opts: { from?: number; to?: number; max?: number }, cmd: Command) => {
+    .option('--all', "every event, in the journal's global order, each with its offset")
+    .option('--tag <tag>', 'the events stored with this tag, in the global order, each with its offset')
+    .option('--after <offset>', 'start just after this offset (one printed by an earlier listing)')
+    .option(
+      '--follow',
+      'keep printing events as they are committed, beside the running application (Ctrl-C ends)',
+    )
+    .action(async (id: string | undefined, opts: EventsCommandOptions, cmd: Command) => {
+      const selection = eventsSelection(id, opts);
       const json = globals(cmd).json === true;
-      if (id.length === 0) throw new UsageError('the id must not be empty');
-      await withOpened(await openSelected(cmd), async (stores) => {
-        if (!stores.journal) throw new UsageError('events needs a journal (--journal or --config)');
-        let count = 0;
-        try {
-          for await (const e of stores.journal.readFrom(id, opts.from ?? 1, {
-            ...(opts.to === undefined ? {} : { toSequenceNr: opts.to }),
-            ...(opts.max === undefined ? {} : { max: opts.max }),
-          })) {
-            count++;
-            line(
-              out.stdout,
-              json
-                ? toJson({
-                    persistenceId: id,
-                    sequenceNr: e.sequenceNr,
-                    timestamp: e.timestamp,
-                    message: e.message,
-                  })
-                : `${e.sequenceNr}\t${isoTime(e.timestamp)}\t${toText(e.message)}`,
-            );
-          }
-        } catch (e) {
-          const problem = problemOf(e, id);
-          if (json) line(out.stdout, toJson({ problem }));
-          line(out.stderr, `error after ${count} event(s): ${formatProblem(problem)}`);
-          exitCode = EXIT_PROBLEMS;
-          return;
-        }
-        if (count === 0 && !json) {
-          const highest = await stores.journal.highestSequenceNr(id);
-          line(
-            out.stderr,
-            highest === 0
-              ? `no id "${id}" in the journal`
-              : `no events in that range (highestSequenceNr ${highest})`,
-          );
-        }
-      });
+      exitCode = await withOpened(await openSelected(cmd), (stores) =>
+        printEvents(selection, opts, stores, out, json, opts.follow ? options.untilStopped?.() : undefined),
+      );
+    });
+
+  const projections = program
+    .command('projections')
+    .description(
+      'list projections: name, state, saved offset, events behind, lag, source (reset and skip change stopped ones)',
+    )
+    .action(async (_opts, cmd: Command) => {
+      await withOpened(await openSelected(cmd), (stores) =>
+        printProjections(stores, out, globals(cmd).json === true),
+      );
+    });
+  projections
+    .command('reset <name>')
+    .description("move a stopped projection's offset to the start, or to --to OFFSET")
+    .option('--to <offset>', 'resume just after this offset (one printed by cairn events --all)')
+    .action(async (name: string, opts: { to?: string }, cmd: Command) => {
+      await withOpened(await openSelected(cmd, { readOnly: false }), (stores) =>
+        resetCommand(stores, name, opts.to, out, globals(cmd).json === true),
+      );
+    });
+  projections
+    .command('skip <name>')
+    .description('move a stopped projection past the one event after its offset (a poison event); logged')
+    .action(async (name: string, _opts, cmd: Command) => {
+      await withOpened(await openSelected(cmd, { readOnly: false }), (stores) =>
+        skipCommand(stores, name, out, globals(cmd).json === true),
+      );
     });
 
   program

@@ -67,7 +67,10 @@ describe.each(BACKENDS)('cairn commands on the %s backend', (backend) => {
     });
     const text = await cli('events', 'acct-a', '--to', '2', '--journal', l.journal);
     expect(text.stdout.trim().split('\n')).toHaveLength(2);
-    expect(text.stdout).toMatch(/^1\t\d{4}-\d\d-\d\dT.*Z\t\{ type: 'deposited', .*Map\(1\) \{ 'seq' => 1 \}/);
+    // sequenceNr, time, tags ("-": none), message
+    expect(text.stdout).toMatch(
+      /^1\t\d{4}-\d\d-\d\dT.*Z\t-\t\{ type: 'deposited', .*Map\(1\) \{ 'seq' => 1 \}/,
+    );
     const unknown = await cli('events', 'nobody', '--journal', l.journal);
     expect(unknown).toMatchObject({ code: 0, stdout: '' });
     expect(unknown.stderr).toContain('no id "nobody"');
