@@ -48,6 +48,12 @@ function ratio(mine: readonly Figure[], theirs: readonly Figure[] | undefined): 
 }
 
 /**
+ * Workloads measured against the same system's figure of another workload in the run: the runtime's
+ * overhead (W6 / W1), catch-up against replay (W8 / W3), the cost of tags (W1T / W1).
+ */
+const OWN_BASELINE: Partial<Record<WorkloadId, WorkloadId>> = { W6: 'W1', W8: 'W3', W1T: 'W1' };
+
+/**
  * The markdown table: one row per workload and system that applies. Ratios divide this row's figures by
  * the raw peer of the same engine (Cairn providers only) and by better-sqlite3 FULL. W6 has no peer rows,
  * so its ratios are taken against the peers' W1 (the same work without the runtime), marked "(W1)".
@@ -80,9 +86,10 @@ export function renderTable(records: readonly CellRecord[]): string {
         `heap +${record.heapGrowthMiB.toFixed(1)} MiB, RSS +${(record.rssGrowthMiB ?? 0).toFixed(1)} MiB`,
       );
     }
-    if (record.workload === 'W6') {
-      const ownW1 = find(records, 'W1', record.system);
-      if (ownW1) notes.unshift(`${ratio(record.figures, ownW1.figures)} own W1`);
+    const own = OWN_BASELINE[record.workload];
+    if (own) {
+      const baseline = find(records, own, record.system);
+      if (baseline) notes.unshift(`${ratio(record.figures.slice(0, 1), baseline.figures)} own ${own}`);
     }
     if (!system.durable) notes.push('not durable');
     cells.push(

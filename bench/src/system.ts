@@ -38,7 +38,24 @@ export interface BenchStore {
   replay(id: string, fromSequenceNr: number, onEvent: (event: DepositEvent) => void): Promise<number>;
   /** Snapshot save/load, where the system has a natural place for them. */
   readonly snapshots?: BenchSnapshots;
+  /** The journal's global-order queries (Cairn's EventQuery), where the system has them (W7, W8, W1T). */
+  readonly query?: BenchQuery;
   close(): Promise<void>;
+}
+
+/** What W7, W8 and W1T need beyond appending: tags and the global order. */
+export interface BenchQuery {
+  /** Appends one event with these tags; resolves once it is durable, like `append`. */
+  appendTagged(id: string, event: DepositEvent, tags: readonly string[]): Promise<void>;
+  /** Reads every event from the first in the global order (not live); resolves to how many were read. */
+  catchUp(onEvent: (event: DepositEvent) => void): Promise<number>;
+  /**
+   * Starts a live reader of every event committed from now on, calling `onEvent` as each is delivered;
+   * `stop()` ends it and resolves once it let go.
+   */
+  follow(onEvent: (event: DepositEvent, persistenceId: string, sequenceNr: number) => void): Promise<{
+    stop(): Promise<void>;
+  }>;
 }
 
 export interface BenchSnapshots {

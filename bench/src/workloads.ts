@@ -11,6 +11,7 @@ import {
   depositEvents,
   EMPTY_BALANCE,
 } from './payload';
+import { w1t, w7, w8 } from './read-side-workloads';
 import {
   type BenchStore,
   type BenchSystem,
@@ -21,7 +22,7 @@ import {
 } from './system';
 import { fdatasyncRate } from './systems/raw-fs';
 
-export const WORKLOAD_IDS = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6'] as const;
+export const WORKLOAD_IDS = ['W1', 'W1T', 'W2', 'W3', 'W4', 'W5', 'W6', 'W7', 'W8'] as const;
 export type WorkloadId = (typeof WORKLOAD_IDS)[number];
 
 /** One measured quantity; the first of a result is the one ratios are taken of. */
@@ -427,9 +428,12 @@ const w6: Workload = {
 
 export const WORKLOADS: Readonly<Record<WorkloadId, Workload>> = {
   W1: w1,
+  W1T: w1t,
   W2: w2,
   W3: w3,
   W4: w4,
   W5: w5,
   W6: w6,
+  W7: w7,
+  W8: w8,
 };

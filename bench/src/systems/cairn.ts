@@ -1,7 +1,8 @@
 import * as path from 'node:path';
-import type { MessageJournal, SnapshotStore } from '@cairn/actor-core';
+import type { EventQuery, MessageJournal, SnapshotStore } from '@cairn/actor-core';
 import type { DepositEvent } from '../payload';
 import type {
+  BenchQuery,
   BenchSnapshots,
   BenchStore,
   BenchSystem,
@@ -79,13 +80,61 @@ function firstLine(error: unknown): string {
   return String((error as Error)?.message ?? error).split('\n')[0] ?? '';
 }
 
+/** True when the journal declares (in its capabilities) that it implements EventQuery. */
+function queryable(
+  journal: MessageJournal<DepositEvent>,
+): journal is MessageJournal<DepositEvent> & EventQuery<DepositEvent> {
+  return (journal as { capabilities?: { query?: boolean } }).capabilities?.query === true;
+}
+
+function queryOf(journal: MessageJournal<DepositEvent> & EventQuery<DepositEvent>): BenchQuery {
+  return {
+    appendTagged: async (id, event, tags) => {
+      await journal.append(id, event, { tags });
+    },
+    catchUp: async (onEvent) => {
+      let read = 0;
+      for await (const e of journal.allEvents()) {
+        onEvent(e.message);
+        read++;
+      }
+      return read;
+    },
+    follow: async (onEvent) => {
+      const controller = new AbortController();
+      const head = await journal.headOffset();
+      const reading = (async () => {
+        try {
+          for await (const e of journal.allEvents({
+            ...(head === undefined ? {} : { after: head }),
+            live: true,
+            signal: controller.signal,
+          })) {
+            onEvent(e.message, e.persistenceId, e.sequenceNr);
+          }
+        } catch (error) {
+          if (!controller.signal.aborted) throw error;
+        }
+      })();
+      return {
+        stop: async () => {
+          controller.abort();
+          await reading;
+        },
+      };
+    },
+  };
+}
+
 class CairnStore implements BenchStore {
   readonly snapshots: BenchSnapshots;
+  readonly query: BenchQuery | undefined;
 
   constructor(
     private readonly journal: MessageJournal<DepositEvent>,
     private readonly snapshotStore: SnapshotStore<unknown>,
   ) {
+    this.query = queryable(journal) ? queryOf(journal) : undefined;
     this.snapshots = {
       save: (id, sequenceNr, state) => snapshotStore.save(id, sequenceNr, state),
       load: async (id) => {
