@@ -42,7 +42,22 @@ export async function printProjections(stores: OpenedStores, out: CliOutput, jso
   const { offsets, query } = projectionStores(stores);
   const infos = await listProjections(offsets, query);
   if (json) {
-    line(out.stdout, toJson(infos));
+    // Unknown values are null in machine output (not the {"$undefined": true} of decoded messages).
+    line(
+      out.stdout,
+      toJson(
+        infos.map((p) => ({
+          name: p.name,
+          state: p.state,
+          offset: p.offset ?? null,
+          behind: p.behind ?? null,
+          lagMs: p.lagMs ?? null,
+          source: p.source ?? null,
+          note: p.note ?? null,
+          status: p.status ?? null,
+        })),
+      ),
+    );
     return;
   }
   if (infos.length === 0) {

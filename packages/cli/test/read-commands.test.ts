@@ -234,7 +234,8 @@ describe.each(BACKENDS)('cairn read commands on the %s backend', (backend) => {
     expect(reset.code).toBe(0);
     expect(JSON.parse((await cli('projections', '--journal', l.journal, '--json')).stdout)[0]).toMatchObject({
       behind: 4,
-      offset: undefined,
+      offset: null,
+      note: null,
     });
     const bad = await cli('projections', 'reset', 'deposits', '--to', 'garbage', '--journal', l.journal);
     expect(bad.code).toBe(2);
