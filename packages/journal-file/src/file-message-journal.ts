@@ -5,10 +5,16 @@ import {
   AbstractMessageJournal,
   type CorruptionLocation,
   checkPersistenceId,
+  isJournalId,
   isPersistenceError,
   type JournalCapabilities,
   JournalCorruptedError,
   type JournalWrite,
+  newJournalId,
+  type OffsetStore,
+  type OrderedFilter,
+  type PositionedEvent,
+  PositionedEventInBuffer,
   ReadOnlyError,
   SequenceConflictError,
   StorageError,
@@ -16,6 +22,7 @@ import {
 } from '@cairn/actor-core';
 import { DirectoryLock } from '@cairn/snapshot';
 import { COMPACTION_INTERVAL_MS, compactedFrames, runsById, sparseSegments } from './compaction';
+import { FileOffsetStore } from './file-offset-store';
 import {
   CHECKPOINT_FILE,
   type Checkpoint,
@@ -33,14 +40,21 @@ import {
   DEFAULT_SEGMENT_SIZE,
   type FileMessageJournalOptions,
 } from './journal-options';
+import { LegacyPositions } from './legacy-positions';
 import { entryOf, type IdIndex } from './log-index';
 import { LogReader } from './log-reader';
+import { OrderedIndex, type OrderedSlot } from './ordered-index';
 import {
+  decodeRecord,
   type EncodedFrame,
   encodeFrame,
   encodeSegmentHeader,
   indexFileName,
+  isBadRecord,
+  isEventKind,
   parseSegmentFileName,
+  payloadStart,
+  recordTags,
   SEGMENT_HEADER_SIZE,
   segmentFileName,
 } from './record-codec';
@@ -56,6 +70,14 @@ import type { SegmentContents, SegmentScan } from './segment-scan';
 
 /** A read-only open retries this often when a live writer deletes or replaces a file under it. */
 const READ_ONLY_OPEN_ATTEMPTS = 3;
+/** The file holding the journal's id (which offsets carry), created with the journal. */
+const JOURNAL_ID_FILE = 'journal-id';
+/** Events per page of an ordered read (allEvents, eventsByTag). */
+const ORDERED_PAGE = 512;
+/** An ordered read reads neighbouring records together, through gaps below this many bytes. */
+const ORDERED_GAP = 64 * 1024;
+/** ... in chunks of at most this many bytes. */
+const ORDERED_CHUNK = 1024 * 1024;
 
 function settledQuietly(): void {}
 
@@ -77,7 +99,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
    * forms the next batch while a sync is in flight); frames still go to the log one after another, in
    * call order, each with its own fdatasync, so a commit never lands behind an unfinished one.
    */
-  readonly capabilities: JournalCapabilities = { persistent: true, concurrentCommits: true };
+  readonly capabilities: JournalCapabilities = { persistent: true, concurrentCommits: true, query: true };
   /** The journal directory, as given. */
   readonly path: string;
   readonly fsync: boolean;
@@ -106,6 +128,17 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   private repairs: RepairEntry[] = [];
   /** Ids being repaired: their appends and truncations wait for it. */
   private readonly repairing = new Map<string, Promise<void>>();
+  /** The global order: every event by position (see ordered-index.ts). */
+  private readonly order = new OrderedIndex();
+  /** Positions of events written before events had them. */
+  private legacy = new LegacyPositions([], 0);
+  /** The next position to give out (positions of a failed commit are not given again). */
+  private nextPosition = 1;
+  /** The position of the last committed event: everything at or below it is committed. */
+  private head = 0;
+  private journalIdValue = '';
+  /** The last segment's format version when it was opened (1: written by a build before positions). */
+  private activeVersion = 2;
 
   private constructor(options: FileMessageJournalOptions) {
     super(options);
@@ -116,7 +149,9 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     this.lockStaleMs = options.lockStaleMs ?? DEFAULT_LOCK_STALE_MS;
     this.readOnly = options.readOnly ?? false;
     this.io = new JournalIo(options.ioThreads ?? Math.max(1, Math.floor(os.availableParallelism() / 2)));
-    this.logReader = new LogReader(this.io, this.dir, this.index, this.segments);
+    this.logReader = new LogReader(this.io, this.dir, this.index, this.segments, (id, seq) =>
+      this.legacy.positionOf(id, seq),
+    );
   }
 
   /**
@@ -219,9 +254,94 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       this.dir,
       this.reporter,
     );
+    await this.loadOrder(checkpoint, contents);
     if (this.readOnly) return;
     this.removeDeadSegments();
     this.scheduleCompaction();
+  }
+
+  /**
+   * Builds the global order from what the open found, and, opened for writing, upgrades the journal
+   * to format 2 once: the positions of events written before (format 1) are fixed by physical order and
+   * saved in the checkpoint, and appends move to a new format-2 segment, which an older build refuses
+   * to open (so it cannot add events without positions behind this build's back).
+   */
+  private async loadOrder(
+    checkpoint: Checkpoint | undefined,
+    contents: readonly SegmentContents[],
+  ): Promise<void> {
+    this.journalIdValue = await this.loadJournalId();
+    let numbered = false;
+    if (checkpoint?.legacy) {
+      this.legacy = new LegacyPositions(checkpoint.legacy, checkpoint.legacyCount ?? 0);
+    } else if (contents.some((c) => hasUnpositioned(c))) {
+      this.legacy = LegacyPositions.number(contents);
+      numbered = true;
+    }
+    const repairs = this.repairs;
+    const events: Array<Parameters<OrderedIndex['add']>[0]> = [];
+    for (const c of contents) {
+      const tagsOf = new Map<number, string[]>();
+      for (let t = 0; t < c.tagged.length; t += 2) {
+        const event = c.tagged[t]!;
+        const list = tagsOf.get(event) ?? [];
+        list.push(c.tags[c.tagged[t + 1]!]!);
+        tagsOf.set(event, list);
+      }
+      for (let e = 0; e < c.events.length; e += 5) {
+        const persistenceId = c.ids[c.events[e]!]!;
+        const sequenceNr = c.events[e + 3]!;
+        const entry = this.index.get(persistenceId);
+        if (!entry || sequenceNr < entry.lowWater) continue;
+        const dead = repairs.some(
+          (r) =>
+            r.id === persistenceId && c.segment < r.since && sequenceNr >= r.first && sequenceNr <= r.last,
+        );
+        if (dead) continue;
+        const position = c.events[e + 4]! || this.legacy.positionOf(persistenceId, sequenceNr);
+        if (position === 0) {
+          this.reporter({
+            kind: 'corruption-found',
+            message: `${segmentFileName(c.segment)}: "${persistenceId}" sequenceNr ${sequenceNr} is a format-1 record the position numbering does not know (written by an older build after this one upgraded the journal?); queries leave it out, readFrom serves it`,
+            persistenceId,
+          });
+          continue;
+        }
+        const tags = tagsOf.get(e / 5);
+        events.push({
+          position,
+          segment: c.segment,
+          offset: c.events[e + 1]!,
+          length: c.events[e + 2]!,
+          persistenceId,
+          sequenceNr,
+          ...(tags ? { tags } : {}),
+        });
+      }
+    }
+    events.sort((a, b) => a.position - b.position);
+    for (const event of events) this.order.add(event);
+    this.head = Math.max(this.order.last, checkpoint?.lastPosition ?? 0, this.legacy.count);
+    this.nextPosition = this.head + 1;
+    if (this.readOnly) return;
+    if (this.activeVersion < 2) await this.roll();
+    if (numbered) await this.writeCheckpoint();
+  }
+
+  /** The journal's id, created (and made durable) with the journal; a read-only open of a journal without one gets one for this open only. */
+  private async loadJournalId(): Promise<string> {
+    const file = path.join(this.dir, JOURNAL_ID_FILE);
+    const bytes = await this.io.run('readFileIfExists', { file });
+    if (bytes !== undefined) {
+      const id = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8').trim();
+      if (!isJournalId(id)) throw this.corruptFile(file, 0, `${JOURNAL_ID_FILE} does not hold a journal id`);
+      return id;
+    }
+    const id = newJournalId();
+    if (!this.readOnly) {
+      await this.io.run('replaceFile', { dir: this.dir, file, bytes: Buffer.from(`${id}\n`), sync: true });
+    }
+    return id;
   }
 
   /** The directory's entries for a read-only open, which never creates it. */
@@ -329,6 +449,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
           'with fsync on; every whole commit before it is kept',
       });
     }
+    this.activeVersion = scan.version ?? 2;
     return this.adoptActive(segment, scan, problemsFound);
   }
 
@@ -412,15 +533,36 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
 
   protected async _write(writes: readonly JournalWrite[]): Promise<void> {
     if (this.readOnly) throw new ReadOnlyError(this.path, 'write refused, nothing written');
-    const frame = encodeFrame(writes);
+    // Positions are given out here, in call order, which is the order frames go to the log; those of a
+    // commit that fails are not given again.
+    const firstPosition = this.nextPosition;
+    for (const w of writes) this.nextPosition += w.events.length;
+    const frame = encodeFrame(writes, firstPosition);
     await this.commitFrame(frame, (segment, position) => {
+      let n = 0;
       frame.parts.forEach((part, i) => {
         const { events } = writes[i]!;
         const entry = this.entry(part.persistenceId);
         const before = entry.runCount > 0 ? entry.segmentOf(entry.runCount - 1) : -1;
         entry.add(segment, position + part.offset, part.byteLength, events[0]!.sequenceNr, events.length);
         if (before !== segment) this.segments.get(segment)!.liveIds++;
+        let offset = position + part.offset;
+        for (const e of events) {
+          const length = frame.eventLengths[n]!;
+          this.order.add({
+            position: firstPosition + n,
+            segment,
+            offset,
+            length,
+            persistenceId: part.persistenceId,
+            sequenceNr: e.sequenceNr,
+            ...(e.tags ? { tags: e.tags } : {}),
+          });
+          offset += length;
+          n++;
+        }
       });
+      this.head = firstPosition + n - 1;
     });
   }
 
@@ -429,7 +571,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     const entry = this.entry(persistenceId);
     const mark = Math.min(sequenceNr, highest + 1);
     if (mark <= entry.lowWater) return;
-    await this.commitFrame(encodeFrame([{ persistenceId, lowWater: mark }]), () => {
+    await this.commitFrame(encodeFrame([{ persistenceId, lowWater: mark }], 0), () => {
       for (const s of entry.raiseLowWater(mark)) {
         const segment = this.segments.get(s);
         if (segment) segment.liveIds--;
@@ -444,7 +586,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     if (this.readOnly) throw new ReadOnlyError(this.path, 'write refused, nothing written');
     const entry = this.entry(persistenceId);
     if (entry.highest !== 0) throw new SequenceConflictError(persistenceId, 0, entry.highest);
-    await this.commitFrame(encodeFrame([{ persistenceId, lowWater: highest + 1 }]), () => {
+    await this.commitFrame(encodeFrame([{ persistenceId, lowWater: highest + 1 }], 0), () => {
       entry.raiseLowWater(highest + 1);
     });
   }
@@ -606,6 +748,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       }
       const before = entry.segments();
       applyRepair(entry, repair, this.dir);
+      this.order.kill(persistenceId, first, since);
       const after = new Set(entry.segments());
       for (const s of before) {
         const segment = this.segments.get(s);
@@ -681,6 +824,8 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
         segments: segments.sort((a, b) => a - b),
         through: this.active.number,
         ...(this.repairs.length > 0 ? { repairs: this.repairs } : {}),
+        lastPosition: this.nextPosition - 1,
+        ...(this.legacy.count > 0 ? { legacy: this.legacy.runs, legacyCount: this.legacy.count } : {}),
       }),
       sync: true, // always: see FileMessageJournalOptions.fsync
     });
@@ -761,6 +906,12 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       // 0: everything copied was truncated meanwhile; -1: the truncation already counted it.
       if (this.index.get(id)?.replaceSegmentRuns(segment.number, runs) === 0) fresh.liveIds--;
     }
+    // The records moved inside the segment: so do their places in the global order.
+    for (let e = 0; e < scan.events.length; e += 5) {
+      const id = scan.ids[scan.events[e]!]!;
+      const position = scan.events[e + 4]! || this.legacy.positionOf(id, scan.events[e + 3]!);
+      this.order.move(position, scan.events[e + 1]!, scan.events[e + 2]!);
+    }
     if (fresh.liveIds <= 0) this.removeDeadSegments();
   }
 
@@ -781,6 +932,165 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     max: number,
   ): AsyncGenerator<StoredEvent[]> {
     return this.logReader.read(persistenceId, fromSequenceNr, toSequenceNr, max);
+  }
+
+  // ---- queries (the core implements EventQuery over these) ----
+
+  protected override _journalId(): string {
+    return this.journalIdValue;
+  }
+
+  protected override async _headPosition(): Promise<number> {
+    return this.head;
+  }
+
+  /**
+   * A live query needs to learn about commits. This process's commits wake it by themselves; a journal
+   * opened read-only sees what was committed when it opened, so a live query on it is refused (open a
+   * new read-only journal to see more, or run live queries in the writing process).
+   */
+  protected override _watchForeignCommits(): () => void {
+    if (this.readOnly) {
+      throw new ReadOnlyError(
+        this.path,
+        'a live query is refused: opened read-only, this journal sees what was committed when it opened; reopen it to see newer events',
+      );
+    }
+    return () => undefined;
+  }
+
+  protected override _readOrdered(
+    after: number,
+    upTo: number,
+    filter: OrderedFilter,
+  ): AsyncGenerator<PositionedEvent[]> {
+    if (filter.kind === 'persistenceId') return this.orderedOfId(after, upTo, filter);
+    return this.orderedPages(after, upTo, filter.kind === 'tag' ? filter.tag : undefined);
+  }
+
+  /** The OffsetStore kept in this journal's directory (`offsets/`): see FileOffsetStore. */
+  offsetStore(): OffsetStore {
+    return new FileOffsetStore(path.join(this.dir, 'offsets'), this.fsync, () => this.closed);
+  }
+
+  /** One id's events in the global order: its own log (ascending sequenceNr is ascending position). */
+  private async *orderedOfId(
+    after: number,
+    upTo: number,
+    filter: Extract<OrderedFilter, { kind: 'persistenceId' }>,
+  ): AsyncGenerator<PositionedEvent[]> {
+    const pages = this.logReader.read(
+      filter.persistenceId,
+      filter.fromSequenceNr,
+      filter.toSequenceNr,
+      Number.MAX_SAFE_INTEGER,
+    );
+    for await (const page of pages) {
+      const kept = (page as PositionedEventInBuffer[]).filter(
+        (e) => e.position > after && e.position <= upTo,
+      );
+      if (kept.length > 0) yield kept;
+      if (page.length > 0 && (page[page.length - 1] as PositionedEventInBuffer).position > upTo) return;
+    }
+  }
+
+  /**
+   * Every event (or a tag's) in the global order, a page at a time: the page's places come from the
+   * ordered index, their records are read (neighbours together) and verified like any read.
+   */
+  private async *orderedPages(
+    after: number,
+    upTo: number,
+    tag: string | undefined,
+  ): AsyncGenerator<PositionedEvent[]> {
+    const gone = (id: string, sequenceNr: number) => sequenceNr < (this.index.get(id)?.lowWater ?? 1);
+    for (;;) {
+      const slots = this.order.page(after, upTo, tag, ORDERED_PAGE, gone);
+      if (slots.length === 0) return;
+      // Resolved now, with the slots: a compaction replaces the Segment object and moves the offsets
+      // together, so a slot and its Segment always agree (a replaced one reads as empty: page again).
+      const page = await this.readSlots(
+        slots,
+        slots.map((slot) => this.segments.get(slot.segment)),
+      );
+      if (page === undefined) continue;
+      after = slots[slots.length - 1]!.position;
+      if (page.length > 0) yield page;
+    }
+  }
+
+  /** The slots' events, or undefined when a segment was replaced or deleted meanwhile (read the page again). */
+  private async readSlots(
+    slots: readonly OrderedSlot[],
+    segments: ReadonlyArray<Segment | undefined>,
+  ): Promise<PositionedEvent[] | undefined> {
+    const page: PositionedEvent[] = [];
+    let i = 0;
+    while (i < slots.length) {
+      const segment = segments[i];
+      const first = slots[i]!;
+      if (!segment) {
+        // Deleted: every event in it was truncated. Skipped.
+        i++;
+        continue;
+      }
+      let j = i + 1;
+      let stop = first.offset + first.length;
+      while (j < slots.length && segments[j] === segment) {
+        const next = slots[j]!;
+        if (next.offset < stop || next.offset - stop > ORDERED_GAP) break;
+        if (next.offset + next.length - first.offset > ORDERED_CHUNK) break;
+        stop = next.offset + next.length;
+        j++;
+      }
+      const bytes = await this.logReader.readSegment(
+        segment,
+        first.offset,
+        stop - first.offset,
+        first.persistenceId,
+        first.sequenceNr,
+      );
+      if (bytes.length === 0) return undefined;
+      for (let k = i; k < j; k++)
+        page.push(this.positionedEvent(slots[k]!, segment.file, bytes, slots[k]!.offset - first.offset));
+      i = j;
+    }
+    return page;
+  }
+
+  /** The event of `slot` from its record at `at` in `bytes`, verified; JournalCorruptedError names it otherwise. */
+  private positionedEvent(slot: OrderedSlot, file: string, bytes: Buffer, at: number): PositionedEvent {
+    const { persistenceId, sequenceNr, position } = slot;
+    const entry = this.index.get(persistenceId);
+    const corrupt = entry?.corrupt;
+    if (corrupt && sequenceNr >= corrupt.sequenceNr) {
+      throw new JournalCorruptedError({ persistenceId, ...corrupt });
+    }
+    const idBytes = Buffer.from(persistenceId, 'utf8');
+    const record = decodeRecord(bytes, at, at + slot.length, idBytes);
+    const fail = (reason: string) =>
+      new JournalCorruptedError({ persistenceId, sequenceNr, file, offset: slot.offset, reason });
+    if (isBadRecord(record)) throw fail(record.reason);
+    if (!isEventKind(record.kind) || record.sequenceNr !== sequenceNr) {
+      throw fail(
+        `the global index expects sequenceNr ${sequenceNr} here, the record is kind ${record.kind} sequenceNr ${record.sequenceNr}`,
+      );
+    }
+    if (record.position !== 0 && record.position !== position) {
+      throw fail(`the global index expects position ${position} here, the record holds ${record.position}`);
+    }
+    const start = payloadStart(bytes, at, idBytes.length);
+    return new PositionedEventInBuffer(
+      persistenceId,
+      position,
+      sequenceNr,
+      record.timestamp,
+      record.serializerId,
+      bytes,
+      start,
+      at + record.length,
+      recordTags(bytes, at, idBytes.length),
+    );
   }
 
   protected override async _lowWaterMark(persistenceId: string): Promise<number> {
@@ -829,4 +1139,10 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       });
     }
   }
+}
+
+/** True when the segment holds events written before events had positions (format 1). */
+function hasUnpositioned(contents: SegmentContents): boolean {
+  for (let e = 4; e < contents.events.length; e += 5) if (contents.events[e] === 0) return true;
+  return false;
 }

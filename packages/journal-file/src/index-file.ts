@@ -7,30 +7,54 @@ import type { SegmentContents } from './segment-scan';
  *
  * `NNNNNNNNNNNNNNNN.idx`, written once when a segment is sealed, so that opening the journal reads it
  * instead of scanning the segment:
- *   "CAIRNIDX", u32 version, u32 CRC32 of everything after these 16 bytes, then
+ *   "CAIRNIDX", u32 version (2), u32 CRC32 of everything after these 16 bytes, then
  *   f64 segment, f64 end (the segment's length when sealed), u32 ids JSON length, ids JSON (an array of
- *   strings), u32 run count, runs (5 f64 each), u32 mark count, marks (2 f64 each).
+ *   strings), u32 run count, runs (5 f64 each), u32 mark count, marks (2 f64 each), u32 event count,
+ *   events (5 f64 each: id index, offset, length, sequenceNr, position), u32 tags JSON length, tags JSON,
+ *   u32 tagged count, tagged (2 f64 each: event number, tag index). A version-1 index (no events) is
+ *   stale: the segment is scanned again and, opened for writing, gets a new index.
  *
  * `checkpoint`, rewritten atomically (temp file, fsync, rename, directory fsync) before segments are
  * deleted or compacted, so the low-water marks those segments held outlive them, and so a segment that
  * disappears without this journal deleting it is noticed:
  *   "CAIRNCKP", u32 version, u32 CRC32 of the JSON that follows:
  *   { "marks": [[id, lowWater], ...], "segments": [live segment numbers], "through": newest number,
- *     "repairs": [RepairEntry, ...] (left out when there are none, so older builds read it as before) }.
+ *     "repairs": [RepairEntry, ...] (left out when there are none, so older builds read it as before),
+ *     "lastPosition": the highest position ever given to an event (so positions are never reused, even
+ *     once the segments holding the last ones are deleted),
+ *     "legacy": [[id, first sequenceNr, count, first position], ...] the positions given to format-1
+ *     events (written before events had positions) at the first open under format 2, by physical order,
+ *     fixed from then on (compaction moves records later), "legacyCount": how many positions they took }.
  */
 
 const INDEX_MAGIC = Buffer.from('CAIRNIDX', 'latin1');
 const CHECKPOINT_MAGIC = Buffer.from('CAIRNCKP', 'latin1');
 const VERSION = 1;
+const INDEX_VERSION = 2;
 
 export const CHECKPOINT_FILE = 'checkpoint';
 
 export function encodeIndex(contents: SegmentContents): Buffer {
   const ids = Buffer.from(JSON.stringify(contents.ids), 'utf8');
-  const size = 16 + 16 + 4 + ids.length + 4 + contents.runs.length * 8 + 4 + contents.marks.length * 8;
+  const tags = Buffer.from(JSON.stringify(contents.tags), 'utf8');
+  const size =
+    16 +
+    16 +
+    4 +
+    ids.length +
+    4 +
+    contents.runs.length * 8 +
+    4 +
+    contents.marks.length * 8 +
+    4 +
+    contents.events.length * 8 +
+    4 +
+    tags.length +
+    4 +
+    contents.tagged.length * 8;
   const bytes = Buffer.alloc(size);
   INDEX_MAGIC.copy(bytes, 0);
-  bytes.writeUInt32LE(VERSION, 8);
+  bytes.writeUInt32LE(INDEX_VERSION, 8);
   let at = 16;
   at = bytes.writeDoubleLE(contents.segment, at);
   at = bytes.writeDoubleLE(contents.end, at);
@@ -40,6 +64,12 @@ export function encodeIndex(contents: SegmentContents): Buffer {
   at += copyDoubles(contents.runs, bytes, at);
   at = bytes.writeUInt32LE(contents.marks.length / 2, at);
   at += copyDoubles(contents.marks, bytes, at);
+  at = bytes.writeUInt32LE(contents.events.length / 5, at);
+  at += copyDoubles(contents.events, bytes, at);
+  at = bytes.writeUInt32LE(tags.length, at);
+  at += tags.copy(bytes, at);
+  at = bytes.writeUInt32LE(contents.tagged.length / 2, at);
+  at += copyDoubles(contents.tagged, bytes, at);
   bytes.writeUInt32LE(crc32(bytes.subarray(16)), 12);
   return bytes;
 }
@@ -47,7 +77,7 @@ export function encodeIndex(contents: SegmentContents): Buffer {
 /** The index's contents, or why it cannot be used (then the segment is scanned instead). */
 export function decodeIndex(bytes: Buffer, segment: number): SegmentContents | { reason: string } {
   if (bytes.length < 36 || !bytes.subarray(0, 8).equals(INDEX_MAGIC)) return { reason: 'not an index file' };
-  if (bytes.readUInt32LE(8) !== VERSION) return { reason: `index version ${bytes.readUInt32LE(8)}` };
+  if (bytes.readUInt32LE(8) !== INDEX_VERSION) return { reason: `index version ${bytes.readUInt32LE(8)}` };
   if (bytes.readUInt32LE(12) !== crc32(bytes.subarray(16))) return { reason: 'index CRC mismatch' };
   try {
     let at = 16;
@@ -67,8 +97,20 @@ export function decodeIndex(bytes: Buffer, segment: number): SegmentContents | {
     at += 4;
     const marks = readDoubles(bytes, at, markCount);
     at += markCount * 8;
+    const eventCount = bytes.readUInt32LE(at) * 5;
+    at += 4;
+    const events = readDoubles(bytes, at, eventCount);
+    at += eventCount * 8;
+    const tagsLength = bytes.readUInt32LE(at);
+    at += 4;
+    const tags = JSON.parse(bytes.toString('utf8', at, at + tagsLength)) as string[];
+    at += tagsLength;
+    const taggedCount = bytes.readUInt32LE(at) * 2;
+    at += 4;
+    const tagged = readDoubles(bytes, at, taggedCount);
+    at += taggedCount * 8;
     if (at !== bytes.length) return { reason: 'index length mismatch' };
-    return { segment, ids, runs, marks, end };
+    return { segment, ids, runs, marks, end, events, tags, tagged };
   } catch (e) {
     return { reason: `index unreadable: ${(e as Error).message}` };
   }
@@ -131,6 +173,12 @@ export interface Checkpoint {
   readonly through: number;
   /** Repairs whose dead records may still be in a segment (absent: none). */
   readonly repairs?: readonly RepairEntry[];
+  /** The highest position ever given to an event (absent: written before positions existed). */
+  readonly lastPosition?: number;
+  /** Positions of format-1 events: [id, first sequenceNr, count, first position] runs (see above). */
+  readonly legacy?: ReadonlyArray<readonly [string, number, number, number]>;
+  /** How many positions the format-1 events took (1..legacyCount). */
+  readonly legacyCount?: number;
 }
 
 export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {

@@ -3,8 +3,8 @@ import * as path from 'node:path';
 import {
   type CorruptionLocation,
   JournalCorruptedError,
+  PositionedEventInBuffer,
   type StoredEvent,
-  StoredEventInBuffer,
 } from '@cairn/actor-core';
 import type { JournalIo } from './journal-io';
 import type { CorruptPoint, IdIndex } from './log-index';
@@ -16,7 +16,15 @@ import {
   runsToVerify,
   sameChunk,
 } from './read-plan';
-import { intactEventLength, RECORD_HEADER_SIZE, segmentFileName, whyNotIntact } from './record-codec';
+import {
+  intactEventLength,
+  payloadStart,
+  RECORD_HEADER_SIZE,
+  recordPosition,
+  recordTags,
+  segmentFileName,
+  whyNotIntact,
+} from './record-codec';
 import { closeWhenUnread, type Segment } from './segment';
 
 const PAGE_EVENTS = 1024;
@@ -44,6 +52,8 @@ export class LogReader {
     private readonly dir: string,
     private readonly index: ReadonlyMap<string, IdIndex>,
     private readonly segments: ReadonlyMap<number, Segment>,
+    /** The position of a format-1 event (which does not hold one): see LegacyPositions. */
+    private readonly legacyPosition: (persistenceId: string, sequenceNr: number) => number,
   ) {}
 
   /** Pages of the id's events from..to, at most `max` in all: AbstractMessageJournal._read. */
@@ -127,14 +137,18 @@ export class LogReader {
             expected++;
             // Re-checked per record: a truncation may land while the consumer holds a page.
             if (sequenceNr < next || sequenceNr < entry.lowWater) continue;
+            const position = recordPosition(bytes, start, idBytes.length);
             page.push(
-              new StoredEventInBuffer(
+              new PositionedEventInBuffer(
+                persistenceId,
+                position || this.legacyPosition(persistenceId, sequenceNr),
                 sequenceNr,
                 bytes.readDoubleLE(start + 24),
                 bytes[start + 10]! | (bytes[start + 11]! << 8),
                 bytes,
-                start + RECORD_HEADER_SIZE + idBytes.length,
+                payloadStart(bytes, start, idBytes.length),
                 at,
+                recordTags(bytes, start, idBytes.length),
               ),
             );
             offsets.push(chunk.start + start);

@@ -35,6 +35,13 @@ export const provider: PersistenceProvider = {
   name: 'file',
   createJournal: (options) => FileMessageJournal.open(options as unknown as FileMessageJournalOptions),
   createSnapshotStore: (options) => FileSnapshotStore.open(options as unknown as FileSnapshotStoreOptions),
+  createOffsetStore: async (journal) => {
+    // Offsets live in the journal's own directory; the journal is always one this provider opened.
+    if (!(journal instanceof FileMessageJournal)) {
+      throw new TypeError('the file provider keeps offsets only for a journal it opened');
+    }
+    return journal.offsetStore();
+  },
   validateOptions: (kind, options) =>
     checkOptionTypes(options, kind === 'journal' ? FILE_JOURNAL_OPTION_TYPES : FILE_SNAPSHOT_OPTION_TYPES),
 };

@@ -5,8 +5,10 @@ import {
   FRAME_HEADER_SIZE,
   FRAME_MAGIC,
   isBadRecord,
-  KIND_EVENT,
+  isEventKind,
+  recordTags,
   SEGMENT_HEADER_SIZE,
+  segmentVersion,
 } from './record-codec';
 
 /**
@@ -24,6 +26,15 @@ export interface SegmentContents {
   readonly runs: Float64Array;
   /** Low-water marks, 2 numbers each: id index, mark. In log order. */
   readonly marks: Float64Array;
+  /**
+   * Every event record, 5 numbers each: id index, byte offset, byte length, sequenceNr, position (0 for
+   * a format-1 record, which has none). In log order. What the journal's global-order index is built from.
+   */
+  readonly events: Float64Array;
+  /** Tags referenced by `tagged`. */
+  readonly tags: string[];
+  /** The tags of events, 2 numbers each: event number (in `events`), tag index. */
+  readonly tagged: Float64Array;
   /** End of the last whole frame: where the next frame goes. */
   readonly end: number;
 }
@@ -44,6 +55,8 @@ export interface SegmentScan extends SegmentContents {
   readonly torn?: { readonly offset: number; readonly reason: string };
   /** Set when the segment header itself is unusable. */
   readonly badHeader?: string;
+  /** The segment header's format version (when the header is good). */
+  readonly version?: number;
 }
 
 class RunCollector {
@@ -51,6 +64,10 @@ class RunCollector {
   private readonly idIndex = new Map<string, number>();
   private runs: number[] = [];
   private marks: number[] = [];
+  private events: number[] = [];
+  readonly tags: string[] = [];
+  private readonly tagIndex = new Map<string, number>();
+  private tagged: number[] = [];
   // The run being extended: a record continues it when it is the same id, the next sequenceNr, adjacent.
   private open = -1;
   private openEnd = 0;
@@ -66,8 +83,28 @@ class RunCollector {
     return i;
   }
 
-  event(id: string, offset: number, length: number, sequenceNr: number): void {
+  event(
+    id: string,
+    offset: number,
+    length: number,
+    sequenceNr: number,
+    position: number,
+    tags: readonly string[] | undefined,
+  ): void {
     const index = this.indexOf(id);
+    if (tags) {
+      const event = this.events.length / 5;
+      for (const tag of tags) {
+        let t = this.tagIndex.get(tag);
+        if (t === undefined) {
+          t = this.tags.length;
+          this.tags.push(tag);
+          this.tagIndex.set(tag, t);
+        }
+        this.tagged.push(event, t);
+      }
+    }
+    this.events.push(index, offset, length, sequenceNr, position);
     const r = this.open;
     if (r >= 0 && this.runs[r] === index && this.openEnd === offset && this.openNext === sequenceNr) {
       this.runs[r + 2]! += length;
@@ -91,18 +128,32 @@ class RunCollector {
   }
 
   /** Remembers where the collected data stood, to roll back a frame that turns out bad. */
-  checkpoint(): { runs: number; marks: number } {
-    return { runs: this.runs.length, marks: this.marks.length };
+  checkpoint(): { runs: number; marks: number; events: number; tagged: number } {
+    return {
+      runs: this.runs.length,
+      marks: this.marks.length,
+      events: this.events.length,
+      tagged: this.tagged.length,
+    };
   }
 
-  rollback(to: { runs: number; marks: number }): void {
+  rollback(to: { runs: number; marks: number; events: number; tagged: number }): void {
     this.runs.length = to.runs;
     this.marks.length = to.marks;
+    this.events.length = to.events;
+    this.tagged.length = to.tagged;
     this.open = -1;
   }
 
-  finish(): { ids: string[]; runs: Float64Array; marks: Float64Array } {
-    return { ids: this.ids, runs: Float64Array.from(this.runs), marks: Float64Array.from(this.marks) };
+  finish(): Omit<SegmentContents, 'segment' | 'end'> {
+    return {
+      ids: this.ids,
+      runs: Float64Array.from(this.runs),
+      marks: Float64Array.from(this.marks),
+      events: Float64Array.from(this.events),
+      tags: this.tags,
+      tagged: Float64Array.from(this.tagged),
+    };
   }
 }
 
@@ -138,8 +189,11 @@ function readFrame(
       continue;
     }
     const at0 = pos;
-    if (record.kind === KIND_EVENT) {
-      good.push(() => into.event(record.persistenceId, at0, record.length, record.sequenceNr));
+    if (isEventKind(record.kind)) {
+      const tags = recordTags(bytes, at0, idLengthAt(bytes, at0));
+      good.push(() =>
+        into.event(record.persistenceId, at0, record.length, record.sequenceNr, record.position, tags),
+      );
     } else {
       good.push(() => into.mark(record.persistenceId, record.sequenceNr));
     }
@@ -183,9 +237,9 @@ export function scanSegment(segment: number, bytes: Buffer): SegmentScan {
   const problems: ScanProblem[] = [];
   const headerProblem = checkSegmentHeader(bytes.subarray(0, SEGMENT_HEADER_SIZE), segment);
   if (headerProblem) {
-    const { ids, runs, marks } = collector.finish();
-    return { segment, ids, runs, marks, end: 0, size: bytes.length, problems, badHeader: headerProblem };
+    return { segment, ...collector.finish(), end: 0, size: bytes.length, problems, badHeader: headerProblem };
   }
+  const version = segmentVersion(bytes.subarray(0, SEGMENT_HEADER_SIZE));
   let pos = SEGMENT_HEADER_SIZE;
   let end = pos;
   let torn: SegmentScan['torn'];
@@ -205,6 +259,17 @@ export function scanSegment(segment: number, bytes: Buffer): SegmentScan {
     problems.push(frame.problem);
     pos = next;
   }
-  const { ids, runs, marks } = collector.finish();
-  return { segment, ids, runs, marks, end, size: bytes.length, problems, ...(torn ? { torn } : {}) };
+  return {
+    segment,
+    ...collector.finish(),
+    end,
+    size: bytes.length,
+    problems,
+    version,
+    ...(torn ? { torn } : {}),
+  };
+}
+
+function idLengthAt(bytes: Buffer, at: number): number {
+  return bytes.readUInt16LE(at + 12);
 }

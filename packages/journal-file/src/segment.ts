@@ -49,5 +49,14 @@ export function closeWhenUnread(segment: Segment): void {
 
 /** What an empty segment holds. */
 export function emptyContents(segment: number): SegmentContents {
-  return { segment, ids: [], runs: new Float64Array(0), marks: new Float64Array(0), end: 0 };
+  return {
+    segment,
+    ids: [],
+    runs: new Float64Array(0),
+    marks: new Float64Array(0),
+    events: new Float64Array(0),
+    tags: [],
+    tagged: new Float64Array(0),
+    end: 0,
+  };
 }

@@ -259,17 +259,20 @@ describe('FileMessageJournal', () => {
       const [file] = segmentFiles(dir);
       const goodSize = fs.statSync(file!).size;
       // The next commit, a batch of 3, written only partly: the crash hit mid-write.
-      const frame = encodeFrame([
-        {
-          persistenceId: 'a',
-          events: [4, 5, 6].map((sequenceNr) => ({
-            sequenceNr,
-            timestamp: Date.now(),
-            serializerId: 2,
-            payload: Buffer.from(JSON.stringify({ sequenceNr })),
-          })),
-        },
-      ]);
+      const frame = encodeFrame(
+        [
+          {
+            persistenceId: 'a',
+            events: [4, 5, 6].map((sequenceNr) => ({
+              sequenceNr,
+              timestamp: Date.now(),
+              serializerId: 2,
+              payload: Buffer.from(JSON.stringify({ sequenceNr })),
+            })),
+          },
+        ],
+        4,
+      ); // positions continue after the 3 events before
       for (const cut of [10, frame.bytes.length - 5, frame.bytes.length - 40]) {
         fs.appendFileSync(file!, frame.bytes.subarray(0, cut));
         const { reports, reporter } = collectingReporter();
@@ -410,9 +413,15 @@ describe('FileMessageJournal', () => {
       const offset = fs.statSync(file!).size;
       // A whole, checksummed commit whose payload is cut-short MessagePack (an array of 2 holding 1).
       const payload = Buffer.from([0x92, 0x01]);
-      const frame = encodeFrame([
-        { persistenceId: 'a', events: [{ sequenceNr: 3, timestamp: Date.now(), serializerId: 1, payload }] },
-      ]);
+      const frame = encodeFrame(
+        [
+          {
+            persistenceId: 'a',
+            events: [{ sequenceNr: 3, timestamp: Date.now(), serializerId: 1, payload }],
+          },
+        ],
+        3,
+      );
       fs.appendFileSync(file!, frame.bytes);
       journal = await open(dir);
       const { served, error } = await readUntilError(journal.readFrom('a', 1));

@@ -54,6 +54,7 @@ export {
 } from './journal-conformance';
 export { journalModelGroup } from './journal-model';
 export { journalQueryGroup } from './journal-query';
+export { journalQueryModelGroup } from './journal-query-model';
 export {
   captureResources,
   expectNoLeakedResources,

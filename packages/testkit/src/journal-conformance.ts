@@ -17,6 +17,7 @@ import {
 } from './conformance-context';
 import { journalModelGroup } from './journal-model';
 import { journalQueryGroup } from './journal-query';
+import { journalQueryModelGroup } from './journal-query-model';
 
 export interface JournalConformanceOptions {
   /** Shown in the suite's title, e.g. "file (fsync on)". */
@@ -27,6 +28,8 @@ export interface JournalConformanceOptions {
   readonly capabilities?: Partial<ConformanceCapabilities>;
   /** Number of random command sequences in the model-based group. Default 25. */
   readonly modelRuns?: number;
+  /** Number of random programs in the query model group (each with live readers). Default 10. */
+  readonly queryModelRuns?: number;
   /**
    * The journal has the tool methods of Cairn's AbstractMessageJournal (`importEntries`,
    * `importTruncated`), which `cairn copy` uses: runs the import group. Default false.
@@ -909,5 +912,6 @@ export function journalConformance(options: JournalConformanceOptions): void {
     journalImportGroup(options);
     journalModelGroup(options);
     journalQueryGroup(options);
+    journalQueryModelGroup(options);
   });
 }

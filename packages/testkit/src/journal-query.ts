@@ -49,6 +49,15 @@ async function rejection(promise: Promise<unknown>): Promise<Error> {
 
 const tick = () => new Promise((resolve) => setTimeout(resolve, 20));
 
+/** Waits until `condition` holds (checked every 10 ms), failing after `ms`. */
+async function until(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 type Case = (c: JournalCase & { q: QueryJournal }) => Promise<void>;
 
 /**
@@ -471,8 +480,7 @@ export function journalQueryGroup(options: JournalConformanceOptions): void {
         }) as typeof remove;
         // A live query parked at the head, then broken out of by the next commit.
         const parked = take(q.allEvents({ live: true, signal: controller.signal }), 1001);
-        await tick();
-        expect(listeners).toBe(1);
+        await until(() => listeners === 1, 'the live query parked at the head');
         await q.append(id, 1001);
         expect(await parked).toHaveLength(1001);
         expect(listeners).toBe(0);
