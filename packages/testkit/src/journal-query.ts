@@ -425,10 +425,7 @@ export function journalQueryGroup(options: JournalConformanceOptions): void {
         await q.append(id, 'warm up');
         await tick();
         const before = timers();
-        const controller = new AbortController();
-        const readers = range(1, 100).map(() =>
-          take(q.allEvents({ live: true, signal: controller.signal, after: undefined }), 3),
-        );
+        const readers = range(1, 100).map(() => take(q.allEvents({ live: true }), 3));
         await tick();
         expect(timers()).toBeLessThanOrEqual(before + 2);
         await q.appendBatch(id, ['a', 'b']);
