@@ -25,8 +25,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const data = argValue(argv, '--data');
   const config = data
     ? {
-        journal: { provider: 'file', path: path.join(data, 'journal'), lockStaleMs: 2000 },
-        snapshots: { provider: 'file', path: path.join(data, 'snapshots') },
+        journal: { provider: 'lmdb', path: path.join(data, 'journal') },
+        snapshots: { provider: 'lmdb', path: path.join(data, 'journal') },
       }
     : await loadPersistenceConfig({ cwd: path.resolve(__dirname, '..') });
   const persistence = await openWhenUnlocked(config);

@@ -86,6 +86,7 @@ export {
   type AppendOptions,
   type BatchedMessageJournal,
   canQuery,
+  canTransact,
   type EventEnvelope,
   type EventQuery,
   type EventsByIdOptions,
@@ -103,6 +104,7 @@ export {
   type SnapshotCriteria,
   type SnapshotEntry,
   type SnapshotStore,
+  type TransactionalOffsetStore,
 } from './spi';
 export { checkTag, checkTags, NO_TAGS } from './tags';
 export {

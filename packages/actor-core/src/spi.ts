@@ -284,6 +284,26 @@ export function keepsProjectionRecords(offsets: OffsetStore): offsets is Project
   return capabilities?.projectionRecords === true;
 }
 
+/**
+ * An offset store that saves an offset in the same transaction as a read model's writes, declared in
+ * `capabilities.exactlyOnce` (ask with `canTransact`): the LMDB provider's, whose read models live in the
+ * journal's environment. `transactSync(name, offset, body)` runs the synchronous `body` (which writes the
+ * read model through the store's own databases) and saves `offset` in one write transaction: after a crash
+ * both are there or neither is, so each event's effect is applied exactly once. If `body` throws, nothing
+ * of it is written and the error is rethrown; a `body` that returns a promise is a TypeError (its awaited
+ * part would run outside the transaction), nothing written.
+ */
+export interface TransactionalOffsetStore extends OffsetStore {
+  readonly capabilities: { readonly exactlyOnce: true };
+  transactSync<T>(projectionName: string, offset: string, body: () => T): T;
+}
+
+/** True when the offset store declares (in its `capabilities`) that it offers `transactSync`. */
+export function canTransact(offsets: OffsetStore): offsets is TransactionalOffsetStore {
+  const capabilities = (offsets as { capabilities?: { exactlyOnce?: unknown } }).capabilities;
+  return capabilities?.exactlyOnce === true;
+}
+
 /** A named factory of journals and snapshot stores, chosen by configuration. */
 export interface PersistenceProvider {
   /** "memory", "file", "lmdb", ... */

@@ -180,7 +180,7 @@ describe.each(BACKENDS)('cairn read commands on the %s backend', (backend) => {
       }
       // Give the child time to open, then write as the application does.
       await new Promise((r) => setTimeout(r, 1500));
-      await app.journal.append('acct-live', { n: 'live-1' }, { tags: ['bank'] });
+      await app.journal.append('acct-live', { n: 'live-1' }, { tags: ['live'] });
       await app.journal.append('acct-live', { n: 'live-2' });
       const deadline = Date.now() + 15_000;
       while (jsonLines(stdout).length < 2 && Date.now() < deadline)

@@ -131,7 +131,12 @@ const IDS_PAGE = 1000;
  */
 export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   /** lmdb-js runs write transactions one after another, so several commits may be queued at once. */
-  readonly capabilities = { persistent: true, concurrentCommits: true, query: true } as const;
+  readonly capabilities = {
+    persistent: true,
+    concurrentCommits: true,
+    query: true,
+    foreignCommits: true,
+  } as const;
   /** The directory given to open(). */
   readonly path: string;
   /** Opened with `readOnly: true`: every write rejects with ReadOnlyError. */

@@ -64,8 +64,11 @@ interface OwningJournal {
  * It lives as long as its journal: afterwards every call rejects with JournalClosedError.
  */
 export class LmdbOffsetStore implements OffsetStore {
-  /** Keeps projection statuses and a cross-process lock per projection name besides the offsets. */
-  readonly capabilities = { projectionRecords: true } as const;
+  /**
+   * Keeps projection statuses and a cross-process lock per projection name besides the offsets, and
+   * saves an offset in the read model's own transaction (`transactSync`: exactly-once projections).
+   */
+  readonly capabilities = { projectionRecords: true, exactlyOnce: true } as const;
   /** Locks taken through this store and not yet released: released when the journal closes. */
   private readonly held = new Set<LmdbProjectionLock>();
   private environmentReleased = false;

@@ -54,6 +54,13 @@ export class Checkpointer {
     }, this.afterMs);
   }
 
+  /** Records an offset the handler's own transaction saved (exactly-once): handled and saved at once. */
+  markSaved(offset: string): void {
+    this.handledOffset = offset;
+    this.savedOffset = offset;
+    this.saves++;
+  }
+
   /** Saves the newest handled offset (after any save in flight); resolves when it is stored. */
   save(): Promise<void> {
     this.clearTimer();

@@ -1,5 +1,5 @@
 import { checkCount, checkSequenceNr, type EventAdapter } from '@cairn/actor-core';
-import type { EventEnvelope, EventQuery, OffsetStore } from './read-side';
+import { canTransact, type EventEnvelope, type EventQuery, type OffsetStore } from './read-side';
 
 /** Which events a projection reads: every event, those carrying one tag, or one persistence id's. */
 export type ProjectionSource =
@@ -63,6 +63,15 @@ export interface ProjectionOptions<M = unknown, E = M> {
    * committed when the projection started are handled, saving the offset: a rebuild or a batch run.
    */
   readonly live?: boolean;
+  /**
+   * Default false (at-least-once). True: exactly-once effects where the offset store can save an offset in
+   * the read model's own transaction (`canTransact(offsets)`: the lmdb provider's). Each event's handler
+   * then runs inside `offsets.transactSync(name, event.offset, ...)`: it must be synchronous and write its
+   * read model through that store's databases (`offsets.readModel(name)` on LMDB); its writes and the
+   * offset commit together, per event (one synced transaction each: slower than checkpointing every
+   * `checkpointEvery` events, which this mode does not use). A store without it: TypeError at start.
+   */
+  readonly exactlyOnce?: boolean;
   /** Told of every error that will be retried (the projection goes on); for logs. */
   readonly onRetry?: (error: unknown, attempt: number, event: EventEnvelope<M> | undefined) => void;
 }
@@ -80,6 +89,7 @@ export interface ResolvedProjectionOptions<M, E> {
   readonly maxRetries: number;
   readonly backoff: { minBackoffMs: number; maxBackoffMs: number; jitter: number; maxRestarts: number };
   readonly live: boolean;
+  readonly exactlyOnce: boolean;
   readonly onRetry: ProjectionOptions<M, E>['onRetry'];
 }
 
@@ -95,6 +105,7 @@ const KNOWN = new Set([
   'maxRetries',
   'backoff',
   'live',
+  'exactlyOnce',
   'onRetry',
 ]);
 
@@ -142,6 +153,15 @@ export function resolveProjectionOptions<M, E>(
   if (options.live !== undefined && typeof options.live !== 'boolean') {
     throw new TypeError('live must be a boolean when given');
   }
+  if (options.exactlyOnce !== undefined && typeof options.exactlyOnce !== 'boolean') {
+    throw new TypeError('exactlyOnce must be a boolean when given');
+  }
+  if (options.exactlyOnce && !canTransact(options.offsets)) {
+    throw new TypeError(
+      "exactlyOnce needs an offset store that saves the offset in the read model's transaction " +
+        "(capabilities.exactlyOnce: the lmdb provider's); this one offers at-least-once only",
+    );
+  }
   const checkpointEvery = options.checkpointEvery ?? 100;
   checkSequenceNr(checkpointEvery, 'checkpointEvery');
   const checkpointAfterMs = options.checkpointAfterMs ?? 1000;
@@ -177,6 +197,7 @@ export function resolveProjectionOptions<M, E>(
     maxRetries,
     backoff,
     live: options.live ?? true,
+    exactlyOnce: options.exactlyOnce ?? false,
     onRetry: options.onRetry,
   };
 }

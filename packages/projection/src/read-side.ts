@@ -1,5 +1,6 @@
 // The read-side SPI this package codes against, all from the core.
 export {
+  canTransact,
   type EventEnvelope,
   type EventQuery,
   type EventsByIdOptions,
@@ -8,4 +9,5 @@ export {
   type ProjectionLock,
   type ProjectionRecordStore,
   type QueryOptions,
+  type TransactionalOffsetStore,
 } from '@cairn/actor-core';

@@ -14,6 +14,7 @@ import {
   type EventQuery,
   keepsProjectionRecords,
   type ProjectionLock,
+  type TransactionalOffsetStore,
 } from './read-side';
 import { claimName, releaseName } from './running-projections';
 
@@ -246,7 +247,8 @@ class Projection<M, E> {
           if (failure) return failure;
           this.eventsHandled++;
           this.lastEventTimestamp = envelope.timestamp;
-          if (this.checkpointer.markHandled(envelope.offset)) {
+          if (this.o.exactlyOnce) this.checkpointer.markSaved(envelope.offset);
+          else if (this.checkpointer.markHandled(envelope.offset)) {
             const saveFailure = await this.saveWithRetries();
             if (saveFailure === STOPPED) return undefined;
             if (saveFailure) return saveFailure;
@@ -315,7 +317,12 @@ class Projection<M, E> {
   ): Promise<ProjectionFailedError | typeof STOPPED | undefined> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.o.handler(this.adapt(envelope));
+        if (this.o.exactlyOnce) {
+          const offsets = this.o.offsets as TransactionalOffsetStore;
+          offsets.transactSync(this.o.name, envelope.offset, () => this.o.handler(this.adapt(envelope)));
+        } else {
+          await this.o.handler(this.adapt(envelope));
+        }
         return undefined;
       } catch (e) {
         if (attempt > this.o.maxRetries) {

@@ -468,3 +468,74 @@ describe('runProjection on a store that keeps projection records', () => {
     await second.close();
   });
 });
+
+describe('runProjection exactly-once', () => {
+  /** A store whose transactSync applies the body's writes and the offset together, or neither. */
+  class TransactionalOffsets extends RecordingOffsets {
+    readonly capabilities = { exactlyOnce: true as const };
+    readonly model = new Map<string, number>();
+
+    transactSync<T>(name: string, offset: string, body: () => T): T {
+      const before = new Map(this.model);
+      try {
+        const result = body();
+        if (result instanceof Promise) throw new TypeError('body returned a promise');
+        this.saved.set(name, offset);
+        this.history.push(offset);
+        return result;
+      } catch (e) {
+        this.model.clear();
+        for (const [k, v] of before) this.model.set(k, v);
+        throw e;
+      }
+    }
+  }
+
+  it("saves each event's offset in the handler's transaction; a throwing handler leaves neither its writes nor the offset", async () => {
+    const log = new FakeLog();
+    const offsets = new TransactionalOffsets();
+    fill(log, 3);
+    let failOnce = true;
+    const handle = await runProjection({
+      name: 'p',
+      query: log,
+      source: { all: true },
+      offsets,
+      exactlyOnce: true,
+      backoff: fast,
+      handler: (e) => {
+        offsets.model.set(e.offset, e.sequenceNr);
+        if (e.sequenceNr === 2 && failOnce) {
+          failOnce = false;
+          throw new Error('rolled back');
+        }
+      },
+    });
+    await until(() => handle.metrics().eventsHandled === 3, 'all three');
+    expect(offsets.history).toEqual(['o0', 'o1', 'o2']);
+    expect([...offsets.model.keys()]).toEqual(['o0', 'o1', 'o2']);
+    expect(handle.metrics()).toMatchObject({ savedOffset: 'o2', retries: 1 });
+    await handle.stop();
+    expect(offsets.history).toEqual(['o0', 'o1', 'o2']);
+  });
+
+  it('refuses exactlyOnce on a store without transactions, and fails on an async handler', async () => {
+    const log = new FakeLog();
+    fill(log, 1);
+    const base = { name: 'p', query: log, source: { all: true } as const, handler: () => undefined };
+    await expect(
+      runProjection({ ...base, offsets: new RecordingOffsets(), exactlyOnce: true }),
+    ).rejects.toThrow(/exactlyOnce needs an offset store/);
+    const offsets = new TransactionalOffsets();
+    const handle = await runProjection({
+      ...base,
+      offsets,
+      exactlyOnce: true,
+      maxRetries: 0,
+      handler: async () => undefined,
+    });
+    const end = await handle.done;
+    expect(end.state).toBe('failed');
+    expect(offsets.saved.has('p')).toBe(false);
+  });
+});
