@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { canQuery, createPersistence, type MessageJournal } from '@cairn/actor-core';
+import { canQuery, createPersistence, keepsProjectionRecords, type MessageJournal } from '@cairn/actor-core';
 import { runProjection } from '@cairn/projection';
 import { BACKENDS, CLI_DIST, cli, type DataLayout, layout, tempDir } from './cli-fixtures';
 
@@ -199,6 +199,7 @@ describe.each(BACKENDS)('cairn read commands on the %s backend', (backend) => {
     if (noQueries()) return;
     const app = await openApp(l);
     if (!app.offsets) throw new Error(`${backend} keeps no offsets`);
+    const records = keepsProjectionRecords(app.offsets);
     try {
       const handle = await runProjection({
         name: 'deposits',
@@ -215,6 +216,13 @@ describe.each(BACKENDS)('cairn read commands on the %s backend', (backend) => {
       await app.close();
     }
     const listed = await cli('projections', '--journal', l.journal, '--json');
+    if (!records) {
+      // A provider whose offset store keeps no records (names, states) is refused, saying why.
+      expect(listed.code).toBe(3);
+      expect(listed.stderr).toContain('keeps no projection records');
+      console.log(`skipped the listing itself on ${backend}: its offset store keeps no projection records`);
+      return;
+    }
     expect(listed.code).toBe(0);
     const [info] = JSON.parse(listed.stdout);
     expect(info).toMatchObject({ name: 'deposits', state: 'failed', behind: 2, source: { tag: 'bank' } });
