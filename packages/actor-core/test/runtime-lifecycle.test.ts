@@ -24,6 +24,39 @@ describe('lifecycle details', () => {
     await system.terminate();
   });
 
+  it('an ask answered by Effect.stop settles at once: its reply, or ActorStoppedError', async () => {
+    const world = new MemoryWorld();
+    // The ask timeout is far beyond the test's: only an immediate settlement passes.
+    const system = await ActorSystem.create({
+      persistence: await world.open(),
+      closePersistence: true,
+      askTimeoutMs: 600_000,
+      reporter: (r) => world.reports.push(r),
+    });
+    const behavior = (id: string) =>
+      EventSourcedBehavior.create<'quit' | 'quit politely' | 'tell quit', never, number, string>({
+        persistenceId: id,
+        emptyState: 0,
+        commandHandler: (_state, cmd, effect) =>
+          cmd === 'quit politely' ? effect.reply('bye').thenStop() : effect.stop(),
+        eventHandler: (n) => n,
+      });
+    const started = Date.now();
+    const quitter = await system.spawn(behavior('quitter'));
+    const error = await quitter.ask('quit').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ActorStoppedError);
+    expect((error as Error).message).toContain('Effect.stop');
+    expect(quitter.isStopped).toBe(true);
+    const polite = await system.spawn(behavior('polite'));
+    await expect(polite.ask('quit politely')).resolves.toBe('bye');
+    const told = await system.spawn(behavior('told'));
+    told.tell('tell quit');
+    await eventually(() => told.isStopped, 'the told actor stopped');
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(world.reports.filter((r) => r.kind === 'tell-failed')).toEqual([]);
+    await system.terminate();
+  });
+
   it('terminate during a spawn lets the recovery finish, then stops the actor', async () => {
     const world = new MemoryWorld();
     const { journal } = await world.open();

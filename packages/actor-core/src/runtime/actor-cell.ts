@@ -12,6 +12,8 @@ import { recover } from './recovery';
 /** One command waiting for, or being handled by, an actor. */
 interface Envelope<C> {
   readonly command: C;
+  /** True for an ask (someone waits for the outcome), false for a tell. */
+  readonly asked: boolean;
   /** Settles the ask, if it was one; later calls are ignored. */
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: unknown) => void;
@@ -49,7 +51,7 @@ const ignore = (): void => undefined;
  * recovers, restarts or has a persist in flight), and the persist / snapshot / supervision logic.
  * Commands are handled one at a time, in arrival order; user code never runs on the caller's stack.
  */
-export class ActorCell<C, E, S> {
+export class ActorCell<C, E, S, R = unknown> {
   readonly persistenceId: string;
   private state: S;
   /** The last sequenceNr folded into `state`: everything up to it is durable. */
@@ -70,7 +72,7 @@ export class ActorCell<C, E, S> {
   private resolveStopped!: () => void;
 
   constructor(
-    private readonly behavior: EventSourcedBehavior<C, E, S>,
+    private readonly behavior: EventSourcedBehavior<C, E, S, R>,
     private readonly context: CellContext,
   ) {
     this.persistenceId = behavior.persistenceId;
@@ -102,13 +104,14 @@ export class ActorCell<C, E, S> {
     // Nobody waits on a tell, so what would have failed its ask is reported instead of lost.
     this.accept({
       command,
+      asked: false,
       resolve: ignore,
       reject: (error) => this.report('tell-failed', `a told command failed: ${message(error)}`),
     });
   }
 
-  ask<R>(command: C, timeoutMs: number): Promise<R> {
-    return new Promise<R>((resolve, reject) => {
+  ask<T extends R = R>(command: C, timeoutMs: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
       const finish = (): boolean => {
@@ -119,7 +122,8 @@ export class ActorCell<C, E, S> {
       };
       const envelope: Envelope<C> = {
         command,
-        resolve: (value) => finish() && resolve(value as R),
+        asked: true,
+        resolve: (value) => finish() && resolve(value as T),
         reject: (error) => finish() && reject(error),
       };
       try {
@@ -184,9 +188,9 @@ export class ActorCell<C, E, S> {
   }
 
   private handle(envelope: Envelope<C>): void {
-    let effect: Effect<E, S>;
+    let effect: Effect<E, S, R>;
     try {
-      effect = this.behavior.commandHandler(this.state, envelope.command);
+      effect = this.behavior.commandHandler(this.state, envelope.command, Effect.typed<E, S, R>());
       if (!(effect instanceof Effect)) {
         throw new TypeError(
           `the commandHandler of "${this.persistenceId}" must return an Effect (Effect.persist, reply, none or stop)`,
@@ -260,7 +264,7 @@ export class ActorCell<C, E, S> {
     );
   }
 
-  private persisted(effect: Effect<E, S>, envelope: Envelope<C>, sequenceNrs: readonly number[]): void {
+  private persisted(effect: Effect<E, S, R>, envelope: Envelope<C>, sequenceNrs: readonly number[]): void {
     let snapshotDue = false;
     try {
       for (const [i, event] of effect.events.entries()) {
@@ -287,7 +291,7 @@ export class ActorCell<C, E, S> {
     this.afterIdleChange();
   }
 
-  private persistFailed(effect: Effect<E, S>, envelope: Envelope<C>, error: unknown): void {
+  private persistFailed(effect: Effect<E, S, R>, envelope: Envelope<C>, error: unknown): void {
     const rejected = isPersistenceError(error, 'ERR_WRITE_REJECTED');
     this.signal({ type: 'persistFailed', events: effect.events, rejected, error });
     envelope.reject(error);
@@ -296,7 +300,7 @@ export class ActorCell<C, E, S> {
   }
 
   /** Runs an effect's side effects (its events are applied), then stops if it says so. */
-  private completed(effect: Effect<E, S>, envelope: Envelope<C>): void {
+  private completed(effect: Effect<E, S, R>, envelope: Envelope<C>): void {
     for (const sideEffect of effect.sideEffects) {
       try {
         if (sideEffect.kind === 'reply') envelope.resolve(sideEffect.fn(this.state));
@@ -306,7 +310,19 @@ export class ActorCell<C, E, S> {
         else this.report('side-effect-failed', `a thenRun side effect threw: ${message(e)}`);
       }
     }
-    if (effect.stops) this.stopNow('requested', undefined);
+    if (effect.stops) {
+      // An ask answered by a stop without a reply settles now, not at its timeout; one that was replied
+      // to keeps its reply (a settled envelope ignores this).
+      if (envelope.asked) {
+        envelope.reject(
+          new ActorStoppedError(
+            `actor "${this.persistenceId}"`,
+            'its command handler stopped it (Effect.stop) without replying to this command',
+          ),
+        );
+      }
+      this.stopNow('requested', undefined);
+    }
   }
 
   // ---- failure and supervision ----

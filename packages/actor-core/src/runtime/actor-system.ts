@@ -14,8 +14,13 @@ export interface AskOptions {
   readonly timeoutMs?: number;
 }
 
-/** A handle on a live (or stopped) actor. Cheap to keep and pass around. */
-export interface ActorRef<C> {
+/**
+ * A handle on a live (or stopped) actor. Cheap to keep and pass around.
+ *
+ * @typeParam C - the commands it takes
+ * @typeParam R - what `ask` resolves to: the behavior's reply type (`EventSourcedBehavior.create<C, E, S, R>`)
+ */
+export interface ActorRef<C, R = unknown> {
   readonly persistenceId: string;
   /** True once the actor stopped (asked to, by Effect.stop, by a failure, or by terminate). */
   readonly isStopped: boolean;
@@ -27,10 +32,14 @@ export interface ActorRef<C> {
   /**
    * Sends a command and resolves to the reply (`Effect.reply` / `thenReply`). Rejects with
    * AskTimeoutError, StashOverflowError, ActorStoppedError (the actor stopped before handling it; `cause`
-   * holds the failure that stopped it), the persist failure or rejection of this command's events, or
-   * what the command handler threw.
+   * holds the failure that stopped it, or the command's own effect stopped the actor without a reply),
+   * the persist failure or rejection of this command's events, or what the command handler threw.
+   *
+   * The reply is typed by the ref (`R`, the behavior's reply type). A type argument narrows it to a
+   * subtype the caller knows this command gets (`ask<Balance>(...)`), and is never guessed from where
+   * the result goes: with no reply type declared, the reply is `unknown`.
    */
-  ask<R = unknown>(command: C, options?: AskOptions): Promise<R>;
+  ask<T extends R = R>(command: C, options?: AskOptions): Promise<NoInfer<T>>;
   /** Stops taking commands, lets waiting ones and any persist in flight finish, then stops. */
   stop(): Promise<void>;
 }
@@ -71,7 +80,10 @@ export class ActorSystem {
   private readonly closePersistence: (() => Promise<void>) | undefined;
   private readonly askTimeoutMs: number;
   /** The live actors by id, each with its ref (the ref's command type is erased here). */
-  private readonly cells = new Map<string, { readonly cell: LiveCell; readonly ref: ActorRef<never> }>();
+  private readonly cells = new Map<
+    string,
+    { readonly cell: LiveCell; readonly ref: ActorRef<never, unknown> }
+  >();
   private readonly context: CellContext;
   private terminating: Promise<void> | undefined;
 
@@ -138,7 +150,7 @@ export class ActorSystem {
    * then not live), DuplicatePersistenceIdError when its id is live in this system, ActorStoppedError
    * when the system is terminating.
    */
-  async spawn<C, E, S>(behavior: EventSourcedBehavior<C, E, S>): Promise<ActorRef<C>> {
+  async spawn<C, E, S, R>(behavior: EventSourcedBehavior<C, E, S, R>): Promise<ActorRef<C, R>> {
     if (!(behavior instanceof EventSourcedBehavior)) {
       throw new TypeError('spawn needs a behavior made by EventSourcedBehavior.create');
     }
@@ -159,9 +171,9 @@ export class ActorSystem {
   }
 
   /** The ref of the live actor with this id (also while it is still recovering), or undefined. */
-  lookup<C = unknown>(persistenceId: string): ActorRef<C> | undefined {
-    // The caller names the command type; the system cannot check it (like a message to an address).
-    return this.cells.get(persistenceId)?.ref as ActorRef<C> | undefined;
+  lookup<C = unknown, R = unknown>(persistenceId: string): ActorRef<C, R> | undefined {
+    // The caller names the command and reply types; the system cannot check them (like a message to an address).
+    return this.cells.get(persistenceId)?.ref as ActorRef<C, R> | undefined;
   }
 
   /** What this system's actors have done since it was created (see ActorSystemMetrics); a snapshot. */
@@ -193,7 +205,7 @@ export class ActorSystem {
     return this.terminating;
   }
 
-  private refFor<C, E, S>(cell: ActorCell<C, E, S>): ActorRef<C> {
+  private refFor<C, E, S, R>(cell: ActorCell<C, E, S, R>): ActorRef<C, R> {
     const defaultTimeout = this.askTimeoutMs;
     return {
       persistenceId: cell.persistenceId,
@@ -201,7 +213,7 @@ export class ActorSystem {
         return cell.isStopped;
       },
       tell: (command) => cell.tell(command),
-      ask: <R>(command: C, options?: AskOptions): Promise<R> => {
+      ask: <T extends R = R>(command: C, options?: AskOptions): Promise<T> => {
         let timeoutMs: number;
         try {
           checkOptionalObject(options, 'options');
@@ -210,7 +222,7 @@ export class ActorSystem {
         } catch (e) {
           return Promise.reject(e);
         }
-        return cell.ask<R>(command, timeoutMs);
+        return cell.ask<T>(command, timeoutMs);
       },
       stop: () => cell.stop('requested'),
     };

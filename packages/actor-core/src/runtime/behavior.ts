@@ -1,6 +1,6 @@
 import type { RecoveryFailedError } from '../errors';
 import { checkCount, checkPersistenceId, checkSequenceNr, describe } from '../validation';
-import type { Effect } from './effect';
+import type { Effect, Effects } from './effect';
 
 /**
  * Restart with exponential backoff after a persist failure (storage broke or the outcome is unknown).
@@ -89,16 +89,17 @@ export type Signal<E, S> =
     };
 
 /** Everything that defines an event-sourced actor. */
-export interface EventSourcedBehaviorOptions<C, E, S> {
+export interface EventSourcedBehaviorOptions<C, E, S, R = unknown> {
   /** The journal and snapshot key; one live actor per id per system. */
   readonly persistenceId: string;
   /** The state before any event. */
   readonly emptyState: S;
   /**
    * Decides what a command does. Must not change `state` itself: state changes only through events.
-   * Throwing fails that command's ask and changes nothing; the actor carries on.
+   * Throwing fails that command's ask and changes nothing; the actor carries on. The third argument is
+   * `Effect`'s factories typed for this behavior (for chains such as `.thenRun(fn).thenReply(fn)`).
    */
-  readonly commandHandler: (state: S, command: C) => Effect<E, S>;
+  readonly commandHandler: (state: S, command: C, effect: Effects<E, S, R>) => Effect<E, S, R>;
   /**
    * Folds an event into the state; called for new events and on replay, so it must be deterministic and
    * free of side effects. Return a new state rather than mutating (snapshots may still be serializing it).
@@ -179,11 +180,15 @@ const KNOWN_OPTIONS = new Set([
   'tagger',
 ]);
 
-/** A validated, immutable actor definition; spawn it with `ActorSystem.spawn`. */
-export class EventSourcedBehavior<C, E, S> {
+/**
+ * A validated, immutable actor definition; spawn it with `ActorSystem.spawn`.
+ *
+ * @typeParam C - commands, E - events, S - state, R - what an ask replies (default unknown)
+ */
+export class EventSourcedBehavior<C, E, S, R = unknown> {
   readonly persistenceId: string;
   readonly emptyState: S;
-  readonly commandHandler: (state: S, command: C) => Effect<E, S>;
+  readonly commandHandler: (state: S, command: C, effect: Effects<E, S, R>) => Effect<E, S, R>;
   readonly eventHandler: (state: S, event: E) => S;
   readonly snapshotEvery: number | undefined;
   readonly shouldSnapshot: ((state: S, event: E, sequenceNr: number) => boolean) | undefined;
@@ -197,7 +202,7 @@ export class EventSourcedBehavior<C, E, S> {
   readonly snapshotAdapter: SnapshotAdapter<S> | undefined;
   readonly tagger: ((event: E) => readonly string[]) | undefined;
 
-  private constructor(options: EventSourcedBehaviorOptions<C, E, S>) {
+  private constructor(options: EventSourcedBehaviorOptions<C, E, S, R>) {
     this.persistenceId = options.persistenceId;
     this.emptyState = options.emptyState;
     this.commandHandler = options.commandHandler;
@@ -217,10 +222,15 @@ export class EventSourcedBehavior<C, E, S> {
 
   /**
    * Validates the options (TypeError / RangeError naming the bad one) and returns the behavior.
+   * Name the types once here (`create<Cmd, Evt, State, Reply>`) and the command handler needs none:
+   * `Effect.persist(event).thenReply((state) => ...)` takes them from it, and the ref `spawn` returns is
+   * an `ActorRef<Cmd, Reply>` whose `ask` resolves to `Reply`.
    *
-   * @typeParam C - commands, E - events, S - state
+   * @typeParam C - commands, E - events, S - state, R - what an ask replies (default unknown)
    */
-  static create<C, E, S>(options: EventSourcedBehaviorOptions<C, E, S>): EventSourcedBehavior<C, E, S> {
+  static create<C, E, S, R = unknown>(
+    options: EventSourcedBehaviorOptions<C, E, S, R>,
+  ): EventSourcedBehavior<C, E, S, R> {
     checkBehaviorOptions(options);
     return new EventSourcedBehavior(options);
   }
@@ -232,7 +242,7 @@ export class EventSourcedBehavior<C, E, S> {
   }
 }
 
-function checkBehaviorOptions<C, E, S>(options: EventSourcedBehaviorOptions<C, E, S>): void {
+function checkBehaviorOptions<C, E, S, R>(options: EventSourcedBehaviorOptions<C, E, S, R>): void {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new TypeError(`EventSourcedBehavior.create needs an options object, got ${describe(options)}`);
   }

@@ -18,4 +18,4 @@ export {
   type Supervision,
   type SupervisionOptions,
 } from './behavior';
-export { Effect, type SideEffect } from './effect';
+export { Effect, type Effects, type SideEffect } from './effect';

@@ -19,8 +19,8 @@ export interface RecoveredState<S> {
  * back to older ones), then every event after it, streamed. Every sequenceNr from the snapshot's + 1 up to
  * the journal's highest must be replayed; a missing one fails with RecoveryFailedError naming it.
  */
-export async function recover<C, E, S>(
-  behavior: EventSourcedBehavior<C, E, S>,
+export async function recover<C, E, S, R>(
+  behavior: EventSourcedBehavior<C, E, S, R>,
   journal: MessageJournal<unknown>,
   snapshots: SnapshotStore<unknown>,
   signal: (state: S, s: Signal<E, S>) => void,
@@ -92,8 +92,8 @@ export async function recover<C, E, S>(
   };
 }
 
-async function loadUsableSnapshot<C, E, S>(
-  behavior: EventSourcedBehavior<C, E, S>,
+async function loadUsableSnapshot<C, E, S, R>(
+  behavior: EventSourcedBehavior<C, E, S, R>,
   snapshots: SnapshotStore<unknown>,
   signal: (state: S, s: Signal<E, S>) => void,
   fail: (message: string, sequenceNr?: number, cause?: unknown) => RecoveryFailedError,
