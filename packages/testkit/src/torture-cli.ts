@@ -1,17 +1,18 @@
 #!/usr/bin/env node
 /**
- * cairn-torture: kill, corrupt and recover rounds against your own configuration.
+ * cairn-torture: kill, corrupt and recover rounds with your own configuration's backends.
  *
  *   npx cairn-torture --config cairn.config.json --rounds 50 --seed 42
  *
- * Exit code 0 when every invariant held, 1 when one broke, 2 on a usage error.
+ * Writes to a fresh temp directory (removed afterwards) unless --on-configured-paths; see
+ * chooseTortureTarget. Exit code 0 when every invariant held, 1 when one broke, 2 on a usage error or a
+ * refusal.
  */
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { loadPersistenceConfig, type PersistenceConfig } from '@cairn/actor-core';
 import { Command, InvalidArgumentError } from 'commander';
 import { runTorture, type TortureSummary } from './torture';
+import { chooseTortureTarget, OtherDataError, type TortureTarget } from './torture-target';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -54,7 +55,8 @@ export function formatSummary(s: TortureSummary): string {
   return lines.join('\n');
 }
 
-async function main(argv: string[]): Promise<number> {
+/** Runs cairn-torture with `argv` (node and script path first, as process.argv) and resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
   const program = new Command()
     .name('cairn-torture')
     .description('Kill, corrupt and recover rounds against a Cairn persistence configuration.')
@@ -76,7 +78,16 @@ async function main(argv: string[]): Promise<number> {
       'journal: append through the journal API; actor: drive event-sourced actors',
       'journal',
     )
-    .option('--scratch', 'ignore the paths in the config and write to a fresh temp directory')
+    .option('--scratch', 'write to a fresh temp directory (the default; kept for older scripts)')
+    .option(
+      '--on-configured-paths',
+      "write to the config's own paths instead of a temp directory; refused when they hold other ids",
+    )
+    .option(
+      '--allow-other-ids',
+      'with --on-configured-paths: run even though the store holds ids that are not torture runs',
+    )
+    .option('--keep', 'keep what the run wrote (the temp directory, or its ids on the configured paths)')
     .exitOverride();
   try {
     program.parse(argv);
@@ -91,6 +102,9 @@ async function main(argv: string[]): Promise<number> {
     ids: number;
     mode: string;
     scratch?: boolean;
+    onConfiguredPaths?: boolean;
+    allowOtherIds?: boolean;
+    keep?: boolean;
   }>();
   if (opts.mode !== 'journal' && opts.mode !== 'actor') {
     process.stderr.write(`--mode must be "journal" or "actor", got "${opts.mode}"\n`);
@@ -104,19 +118,50 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${(e as Error).message}\n`);
     return 2;
   }
-  if (opts.scratch) {
-    const dir = await mkdtemp(path.join(tmpdir(), 'cairn-torture-data-'));
-    config = {
-      journal: { ...config.journal, path: path.join(dir, 'journal') },
-      snapshots: { ...config.snapshots, path: path.join(dir, 'snapshots') },
-    };
+  if (opts.scratch && opts.onConfiguredPaths) {
+    process.stderr.write('give --scratch (the default) or --on-configured-paths, not both\n');
+    return 2;
+  }
+  if (opts.allowOtherIds && !opts.onConfiguredPaths) {
+    process.stderr.write('--allow-other-ids only applies with --on-configured-paths\n');
+    return 2;
+  }
+  let target: TortureTarget;
+  try {
+    target = await chooseTortureTarget(config, {
+      onConfiguredPaths: opts.onConfiguredPaths === true,
+      allowOtherIds: opts.allowOtherIds === true,
+    });
+  } catch (e) {
+    process.stderr.write(`cairn-torture: refused: ${(e as Error).message}\n`);
+    if (e instanceof OtherDataError) return 2;
+    throw e;
   }
   const tty = process.stderr.isTTY;
   process.stderr.write(
-    `cairn-torture: ${opts.rounds} rounds, seed ${opts.seed}, journal ${config.journal.provider}\n`,
+    `cairn-torture: ${opts.rounds} rounds, seed ${opts.seed}, ids ${target.prefix}-*, writing to ${target.description}\n`,
   );
-  const summary = await runTorture({
-    config,
+  let summary: TortureSummary;
+  try {
+    summary = await runTortureOn(target, { ...opts, mode: opts.mode });
+    if (tty) process.stderr.write('\n');
+  } finally {
+    if (opts.keep)
+      process.stderr.write(`cairn-torture: kept what the run wrote (--keep): ${target.description}\n`);
+    else process.stderr.write(`cairn-torture: cleaned up: ${await target.cleanup(opts.ids)}\n`);
+  }
+  process.stdout.write(`${formatSummary(summary)}\n`);
+  return summary.violations.length > 0 || summary.acknowledgedLost > 0 ? 1 : 0;
+}
+
+function runTortureOn(
+  target: TortureTarget,
+  opts: { rounds: number; seed: number; corruptShare: number; ids: number; mode: 'journal' | 'actor' },
+): Promise<TortureSummary> {
+  const tty = process.stderr.isTTY;
+  return runTorture({
+    config: target.config,
+    prefix: target.prefix,
     rounds: opts.rounds,
     seed: opts.seed,
     corruptShare: opts.corruptShare,
@@ -131,12 +176,10 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(tty ? `\r${line}` : `${line}\n`);
     },
   });
-  if (tty) process.stderr.write('\n');
-  process.stdout.write(`${formatSummary(summary)}\n`);
-  return summary.violations.length > 0 || summary.acknowledgedLost > 0 ? 1 : 0;
 }
 
-if (require.main === module) {
+/** Runs as the `cairn-torture` command: process.argv in, process exit code out. */
+export function runAsBin(): void {
   main(process.argv).then(
     (code) => process.exit(code),
     (e: unknown) => {
@@ -145,3 +188,5 @@ if (require.main === module) {
     },
   );
 }
+
+if (require.main === module) runAsBin();

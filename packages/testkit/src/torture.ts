@@ -19,6 +19,8 @@ export interface TortureOptions {
   readonly killAfterMs?: readonly [number, number];
   /** 'journal' (default): the writer appends to the journal; 'actor': it drives event-sourced actors. */
   readonly mode?: 'journal' | 'actor';
+  /** Ids are named `${prefix}-${i}`. Default "torture". */
+  readonly prefix?: string;
   /** Called after every round. */
   readonly onRound?: (round: TortureRound, index: number) => void;
 }
@@ -99,7 +101,7 @@ export function isDurableConfig(config: PersistenceConfig): boolean {
 export async function runTorture(options: TortureOptions): Promise<TortureSummary> {
   const random = seededRandom(options.seed);
   const durable = isDurableConfig(options.config);
-  const prefix = 'torture';
+  const prefix = options.prefix ?? 'torture';
   const mode = options.mode ?? 'journal';
   const acked: Acknowledged = { events: new Map(), snapshots: new Map() };
   const violations: string[] = [];
