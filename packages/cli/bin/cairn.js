@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-'use strict';
 // Committed rather than built, so npm links `cairn` at install time, before dist/ exists.
 const { existsSync } = require('node:fs');
 const path = require('node:path');
