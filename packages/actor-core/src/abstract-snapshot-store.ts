@@ -98,10 +98,43 @@ export abstract class AbstractSnapshotStore<S = unknown> implements SnapshotStor
   protected writeGate(_operation: string): void {}
 
   async save(persistenceId: string, sequenceNr: number, state: S): Promise<void> {
+    return this.storeSnapshot(persistenceId, sequenceNr, state, Date.now(), 'save');
+  }
+
+  /**
+   * Saves a snapshot taken elsewhere with its original timestamp (a copy between stores, a restore from
+   * a dump), otherwise exactly as `save`: checksummed, durable when it resolves.
+   */
+  async importSnapshot(entry: SnapshotEntry<S>): Promise<void> {
+    if (typeof entry !== 'object' || entry === null) {
+      throw new TypeError('importSnapshot needs an entry { persistenceId, sequenceNr, timestamp, state }');
+    }
+    const { timestamp } = entry;
+    if (typeof timestamp !== 'number' || !Number.isSafeInteger(timestamp) || timestamp < 0) {
+      throw new RangeError(
+        `timestamp must be a whole number of ms since the epoch, got ${String(timestamp)}`,
+      );
+    }
+    return this.storeSnapshot(
+      entry.persistenceId,
+      entry.sequenceNr,
+      entry.state,
+      timestamp,
+      'importSnapshot',
+    );
+  }
+
+  private async storeSnapshot(
+    persistenceId: string,
+    sequenceNr: number,
+    state: S,
+    timestamp: number,
+    operation: 'save' | 'importSnapshot',
+  ): Promise<void> {
     this.checkOpen();
     checkPersistenceId(persistenceId);
     checkSequenceNr(sequenceNr);
-    this.writeGate('save');
+    this.writeGate(operation);
     let payload: Uint8Array;
     try {
       payload = this.serializer.encode(state);
@@ -118,7 +151,7 @@ export abstract class AbstractSnapshotStore<S = unknown> implements SnapshotStor
     const snapshot: StoredSnapshot = {
       persistenceId,
       sequenceNr,
-      timestamp: Date.now(),
+      timestamp,
       serializerId: this.serializer.id,
       payload,
     };

@@ -113,6 +113,7 @@ export async function copyCommand(opts: CopyCommandOptions, json: boolean, out: 
       await readBack(leftOut),
       copied.ids,
       target.keepsTimestamps,
+      target.keepsSnapshotTimestamps,
     );
     // A target that fails to close (its last sync) is not known to hold the copy.
     const closeErrors = await closeAll(closers);

@@ -1,11 +1,12 @@
 import { isDeepStrictEqual } from 'node:util';
-import type {
-  JournalEntry,
-  MessageJournal,
-  ReadOptions,
-  SnapshotCriteria,
-  SnapshotEntry,
-  SnapshotStore,
+import {
+  AbstractSnapshotStore,
+  type JournalEntry,
+  type MessageJournal,
+  type ReadOptions,
+  type SnapshotCriteria,
+  type SnapshotEntry,
+  type SnapshotStore,
 } from '@cairn/actor-core';
 import { mapConcurrently } from './bounded-concurrency';
 import type { DumpReader, DumpWriter } from './dump-file';
@@ -36,6 +37,8 @@ export interface CopyTarget {
   readonly keepsNumbering: boolean;
   /** True when copied events keep their original timestamps (a dump, or a journal with importEntries). */
   readonly keepsTimestamps: boolean;
+  /** True when copied snapshots keep their original timestamps (a dump, or a store with importSnapshot). */
+  readonly keepsSnapshotTimestamps: boolean;
   readonly hasSnapshots: boolean;
   /**
    * Ids copied at once. A journal takes several (their appends share group commits, so a durable target
@@ -100,10 +103,13 @@ export function storesAsTarget(
     | undefined;
   const canImport = typeof importer?.importEntries === 'function';
   const keepsNumbering = canImport && typeof importer?.importTruncated === 'function';
+  // Every store built on the core's snapshot base class takes a snapshot with its own timestamp.
+  const snapshotImporter = snapshots instanceof AbstractSnapshotStore ? snapshots : undefined;
   return {
     description,
     keepsNumbering,
     keepsTimestamps: canImport,
+    keepsSnapshotTimestamps: snapshotImporter !== undefined,
     hasSnapshots: snapshots !== undefined,
     parallelIds: 8,
     highestSequenceNr: (id) => (journal ? journal.highestSequenceNr(id) : Promise.resolve(0)),
@@ -141,7 +147,8 @@ export function storesAsTarget(
       return found?.sequenceNr === sequenceNr && isDeepStrictEqual(found.state, state);
     },
     async saveSnapshot(entry) {
-      await snapshots?.save(entry.persistenceId, entry.sequenceNr, entry.state);
+      if (snapshotImporter) await snapshotImporter.importSnapshot(entry);
+      else await snapshots?.save(entry.persistenceId, entry.sequenceNr, entry.state);
     },
     idDone: async () => undefined,
   };
@@ -152,6 +159,7 @@ export function dumpAsTarget(dump: DumpWriter): CopyTarget {
     description: `dump ${dump.file}`,
     keepsNumbering: true,
     keepsTimestamps: true,
+    keepsSnapshotTimestamps: true,
     hasSnapshots: true,
     parallelIds: 1,
     highestSequenceNr: (id) => dump.highestSequenceNr(id),
@@ -410,18 +418,20 @@ export async function copyData(
 /**
  * Reads source and target side by side and compares them: for every copied id the same highest
  * sequenceNr, the same events (sequenceNr and message, deep-equal after decoding; timestamps too when the
- * target keeps them) and every source snapshot present with an equal state.
+ * target keeps them) and every source snapshot present with an equal state (and timestamp, when
+ * `keepsSnapshotTimestamps`).
  */
 export async function verifyCopy(
   source: CopySource,
   copy: CopySource,
   copied: readonly IdCopy[],
   keepsTimestamps: boolean,
+  keepsSnapshotTimestamps = false,
 ): Promise<{ problems: Problem[]; events: number; snapshots: number }> {
   const checked = await mapConcurrently(
     copied.filter((c) => c.notCopied === undefined),
     VERIFY_COPY_CONCURRENCY,
-    ({ persistenceId }) => compareId(source, copy, persistenceId, keepsTimestamps),
+    ({ persistenceId }) => compareId(source, copy, persistenceId, keepsTimestamps, keepsSnapshotTimestamps),
   );
   return {
     problems: checked.flatMap((c) => c.problems),
@@ -439,6 +449,7 @@ async function compareId(
   copy: CopySource,
   id: string,
   keepsTimestamps: boolean,
+  keepsSnapshotTimestamps: boolean,
 ): Promise<{ problems: Problem[]; events: number; snapshots: number }> {
   const problems: Problem[] = [];
   let events = 0;
@@ -505,6 +516,12 @@ async function compareId(
         if (c?.sequenceNr !== seq) mismatch(id, seq, `"${id}" snapshot ${seq} is missing in the copy`);
         else if (!isDeepStrictEqual(s?.state, c.state))
           mismatch(id, seq, `"${id}" snapshot ${seq} has another state in the copy`);
+        else if (keepsSnapshotTimestamps && s?.timestamp !== c.timestamp)
+          mismatch(
+            id,
+            seq,
+            `"${id}" snapshot ${seq} has timestamp ${c.timestamp} in the copy, ${s?.timestamp} in the source`,
+          );
         else snapshots++;
       }
     }

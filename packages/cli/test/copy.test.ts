@@ -1,7 +1,7 @@
 import { readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import type { AbstractMessageJournal, JournalEntry } from '@cairn/actor-core';
+import type { AbstractMessageJournal, AbstractSnapshotStore, JournalEntry } from '@cairn/actor-core';
 import { DumpReader } from '@cairn/cli';
 import { flipByte } from '@cairn/testkit';
 import { cli, damageMarker, eventOf, layout, makeData, openData, stateOf, tempDir } from './cli-fixtures';
@@ -104,6 +104,43 @@ describe('cairn copy', () => {
 
     await expectOriginalData(back, original);
     expect((await cli('verify', '--config', back.config)).code).toBe(0);
+  });
+
+  test('snapshots keep their timestamps through every copy (store, dump, store)', async () => {
+    const file = await layout(root.dir, 'file');
+    const old = Date.UTC(2020, 0, 2, 3, 4, 5);
+    const source = await openData(file);
+    await source.journal.appendBatch(
+      'acct-t',
+      [1, 2].map((s) => eventOf('acct-t', s)),
+    );
+    await (source.snapshots as AbstractSnapshotStore<unknown>).importSnapshot({
+      persistenceId: 'acct-t',
+      sequenceNr: 2,
+      timestamp: old,
+      state: stateOf('acct-t', 2),
+    });
+    await source.close();
+    const lmdb = await layout(root.dir, 'lmdb');
+    const dump = path.join(root.dir, 't.jsonl');
+    const back = await layout(root.dir, 'file', 'file-again');
+    expect((await cli('copy', '--from', file.config, '--to', lmdb.config)).code).toBe(0);
+    expect((await cli('copy', '--from', lmdb.config, '--to-dump', dump)).code).toBe(0);
+    expect((await cli('copy', '--from-dump', dump, '--to', back.config)).code).toBe(0);
+    for (const target of [lmdb, back]) {
+      const opened = await openData(target);
+      try {
+        const s = await opened.snapshots.loadLatest('acct-t');
+        expect({ sequenceNr: s?.sequenceNr, timestamp: s?.timestamp }).toEqual({
+          sequenceNr: 2,
+          timestamp: old,
+        });
+      } finally {
+        await opened.close();
+      }
+    }
+    const listed = await cli('snapshots', 'acct-t', '--config', back.config);
+    expect(listed.stdout).toContain('2\t2020-01-02T03:04:05.000Z');
   });
 
   test('a dump keeps truncated ids with their numbering and every timestamp', async () => {
