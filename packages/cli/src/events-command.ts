@@ -1,5 +1,5 @@
 import { canQuery, type EventEnvelope, type JournalEntry, type MessageJournal } from '@cairn/actor-core';
-import { EXIT_OK, EXIT_PROBLEMS, UnsupportedError, UsageError } from './exit-codes';
+import { EXIT_NOT_FOUND, EXIT_OK, EXIT_PROBLEMS, UnsupportedError, UsageError } from './exit-codes';
 import type { OpenedStores } from './open-stores';
 import { type CliOutput, line } from './terminal-output';
 import { isoTime, toJson, toText } from './value-format';
@@ -154,14 +154,18 @@ async function printIdEvents(
     line(out.stderr, `error after ${count} event(s): ${formatProblem(problem)}`);
     return EXIT_PROBLEMS;
   }
-  if (count === 0 && !json) {
+  if (count === 0) {
     const highest = await journal.highestSequenceNr(id);
-    line(
-      out.stderr,
-      highest === 0
-        ? `no id "${id}" in the journal`
-        : `no events in that range (highestSequenceNr ${highest})`,
-    );
+    if (!json) {
+      line(
+        out.stderr,
+        highest === 0
+          ? `not found: no id "${id}" in the journal`
+          : `no events in that range (highestSequenceNr ${highest})`,
+      );
+    }
+    // An id that is not there is the caller's mistake, never a clean (empty) listing.
+    if (highest === 0) return EXIT_NOT_FOUND;
   }
   return EXIT_OK;
 }

@@ -5,6 +5,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { type CopyCommandOptions, copyCommand } from './copy-command';
 import { type EventsCommandOptions, eventsSelection, printEvents } from './events-command';
 import {
+  EXIT_NOT_FOUND,
   EXIT_OK,
   EXIT_PROBLEMS,
   EXIT_UNSUPPORTED,
@@ -129,13 +130,17 @@ export async function runCli(
           `${result.ids} id(s), ${result.events} event(s) read, ${result.snapshotsVerified} snapshot(s) verified`,
         );
         for (const n of result.notes) line(out.stdout, `note: ${n}`);
-        if (result.ok) line(out.stdout, 'OK: no problems found');
-        else {
+        if (result.problems.length > 0) {
           line(out.stdout, `${result.problems.length} problem(s):`);
           printProblems(out, result.problems);
         }
+        for (const id of result.missingIds)
+          line(out.stderr, `not found: no id "${id}" in these stores (no events, no snapshots)`);
+        if (result.ok) line(out.stdout, 'OK: no problems found');
       }
-      exitCode = result.ok ? EXIT_OK : EXIT_PROBLEMS;
+      // Problems come first; an id that is not there is the caller's mistake, never an OK.
+      exitCode =
+        result.problems.length > 0 ? EXIT_PROBLEMS : result.missingIds.length > 0 ? EXIT_NOT_FOUND : EXIT_OK;
     });
 
   program
@@ -236,9 +241,15 @@ export async function runCli(
           .slice(before)
           .filter((r) => r.kind === 'snapshot-skipped')
           .map((r) => ({ ...problemOf(r.error, id), kind: 'snapshot-corrupted' as const }));
+        const unknownId =
+          found.length === 0 &&
+          corrupt.length === 0 &&
+          (stores.journal === undefined || (await stores.journal.highestSequenceNr(id)) === 0);
+        if (unknownId) exitCode = EXIT_NOT_FOUND;
         if (json) line(out.stdout, toJson({ persistenceId: id, snapshots: found, problems: corrupt }));
         else {
-          if (found.length === 0) line(out.stdout, `no snapshot of "${id}" verifies`);
+          if (unknownId) line(out.stderr, `not found: no id "${id}" (no snapshots, no events)`);
+          else if (found.length === 0) line(out.stdout, `no snapshot of "${id}" verifies`);
           for (const s of found) {
             line(
               out.stdout,

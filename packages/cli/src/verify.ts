@@ -61,6 +61,9 @@ export interface VerifyResult {
   readonly problems: Problem[];
   /** What the backends reported that is not a problem (a torn tail cut back on open, a stale lock taken). */
   readonly notes: string[];
+  /** Ids asked for that the stores do not hold (no events, no snapshots): not a clean bill of health. */
+  readonly missingIds: string[];
+  /** No problem found and every id asked for is there. */
   readonly ok: boolean;
 }
 
@@ -323,9 +326,7 @@ export async function verifyStores(stores: OpenedStores, options: VerifyOptions 
   }
   progress?.finish();
   const notes: string[] = [];
-  perId.forEach((r, i) => {
-    if (!r.known) notes.push(`"${ids[i]}": no such id (no events, no snapshots)`);
-  });
+  const missingIds = ids.filter((_, i) => !perId[i]!.known);
   const corruptIds = new Set(
     problems.filter((p) => p.kind === 'journal-corrupted').map((p) => p.persistenceId),
   );
@@ -348,7 +349,8 @@ export async function verifyStores(stores: OpenedStores, options: VerifyOptions 
     snapshotsVerified,
     problems,
     notes,
-    ok: problems.length === 0,
+    missingIds,
+    ok: problems.length === 0 && missingIds.length === 0,
   };
 }
 

@@ -71,9 +71,14 @@ describe.each(BACKENDS)('cairn commands on the %s backend', (backend) => {
     expect(text.stdout).toMatch(
       /^1\t\d{4}-\d\d-\d\dT.*Z\t-\t\{ type: 'deposited', .*Map\(1\) \{ 'seq' => 1 \}/,
     );
+    // An id that is not there is the caller's mistake (exit 2), never a clean listing.
     const unknown = await cli('events', 'nobody', '--journal', l.journal);
-    expect(unknown).toMatchObject({ code: 0, stdout: '' });
-    expect(unknown.stderr).toContain('no id "nobody"');
+    expect(unknown).toMatchObject({ code: 2, stdout: '' });
+    expect(unknown.stderr).toContain('not found: no id "nobody"');
+    expect((await cli('events', 'nobody', '--journal', l.journal, '--json')).code).toBe(2);
+    const emptyRange = await cli('events', 'acct-a', '--from', '100', '--journal', l.journal);
+    expect(emptyRange.code).toBe(0);
+    expect(emptyRange.stderr).toContain('no events in that range');
   });
 
   test('snapshots: newest first, as loadLatest walking down finds them', async () => {
@@ -84,7 +89,8 @@ describe.each(BACKENDS)('cairn commands on the %s backend', (backend) => {
     expect(out.snapshots[0].state).toMatchObject({ balance: 210, asOf: { $date: expect.any(String) } });
     expect(out.problems).toEqual([]);
     const none = await cli('snapshots', 'nobody', '--snapshots', l.snapshots);
-    expect(none.stdout).toContain('no snapshot of "nobody" verifies');
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('not found: no id "nobody"');
   });
 
   test('stats: ids, events, oldest and newest timestamps, directory sizes', async () => {
@@ -105,16 +111,22 @@ describe.each(BACKENDS)('cairn commands on the %s backend', (backend) => {
     expect(text.stdout).toMatch(/^ids: 3\nevents: 57\noldest event: \d{4}-.*Z\nnewest event: /);
   });
 
-  test('verify of chosen ids only; an id that does not exist is noted', async () => {
+  test('verify of chosen ids only; an id that does not exist is not an OK (exit 2)', async () => {
     const run = await cli('verify', 'acct-b', 'nobody', '--config', l.config, '--json');
-    expect(run.code).toBe(0);
+    expect(run.code).toBe(2);
     expect(JSON.parse(run.stdout)).toMatchObject({
       ids: 2,
       events: 12,
       snapshotsVerified: 1,
-      notes: ['"nobody": no such id (no events, no snapshots)'],
-      ok: true,
+      problems: [],
+      missingIds: ['nobody'],
+      ok: false,
     });
+    const text = await cli('verify', 'nobody', '--config', l.config);
+    expect(text.code).toBe(2);
+    expect(text.stdout).not.toContain('OK');
+    expect(text.stderr).toContain('not found: no id "nobody"');
+    expect((await cli('verify', 'acct-b', '--config', l.config)).code).toBe(0);
   });
 
   test('verify reports a snapshot that fails its checksum, names it, and exits 1', async () => {
