@@ -124,17 +124,26 @@ export async function runBankDemo(
 
   const before: Record<string, number> = {};
   {
-    log('first run: spawning accounts (recovering whatever earlier runs stored)');
     const system = await ActorSystem.create({ persistence });
     try {
+      const recovered: Recovery[] = [];
       const refs = new Map<string, ActorRef<AccountCommand>>(
         await Promise.all(
           ACCOUNTS.map(
-            async (name) =>
-              [name, await system.spawn(bankAccount(name, (r) => log(describeRecovery(r))))] as const,
+            async (name) => [name, await system.spawn(bankAccount(name, (r) => recovered.push(r)))] as const,
           ),
         ),
       );
+      // Storage kept from earlier runs (a file or LMDB backend) makes this a later day, not the first.
+      const earlier = recovered.some((r) => r.fromSnapshot !== undefined || r.replayed > 0);
+      log(
+        earlier
+          ? "business: accounts spawned, recovering what earlier runs stored (this storage isn't new)"
+          : 'business: accounts spawned on empty storage (the first run on it)',
+      );
+      for (const name of ACCOUNTS) {
+        for (const r of recovered.filter((x) => x.account === name)) log(describeRecovery(r));
+      }
       for (const [name, command] of OPERATIONS) {
         const reply = await refs.get(name)!.ask<AccountReply>(command);
         const what = command.type === 'balance' ? 'balance' : `${command.type} ${command.amount}`;

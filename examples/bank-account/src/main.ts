@@ -1,11 +1,13 @@
 import * as path from 'node:path';
 import {
   ConfigError,
+  describeConfigOrigin,
   isPersistenceError,
   loadPersistenceConfig,
   MemoryJournalStore,
   MemorySnapshotData,
   type PersistenceConfig,
+  persistenceConfigOrigin,
 } from '@cairn/actor-core';
 import { ACCOUNTS, runBankDemo } from './bank';
 
@@ -17,13 +19,14 @@ import { ACCOUNTS, runBankDemo } from './bank';
 async function main(): Promise<number> {
   const exampleDir = path.resolve(__dirname, '..');
   const config = await loadPersistenceConfig({ cwd: exampleDir });
-  const persistence = await usableConfig(config);
+  const origin = describeConfigOrigin(await persistenceConfigOrigin({ cwd: exampleDir }), process.cwd());
+  const persistence = await usableConfig(config, origin);
   const result = await runBankDemo(persistence, (line) => console.log(line));
   return ACCOUNTS.every((name) => result.before[name] === result.after[name]) ? 0 : 1;
 }
 
 /** The configuration itself if its providers load, else an in-memory one kept for both runs. */
-async function usableConfig(config: PersistenceConfig): Promise<PersistenceConfig> {
+async function usableConfig(config: PersistenceConfig, origin: string): Promise<PersistenceConfig> {
   const { createPersistence } = await import('@cairn/actor-core');
   try {
     const probe = await createPersistence(config);
@@ -32,12 +35,18 @@ async function usableConfig(config: PersistenceConfig): Promise<PersistenceConfi
     console.log(
       `         snapshots "${config.snapshots.provider}" at ${config.snapshots.path ?? '(memory)'}`,
     );
+    console.log(`         chosen by ${origin}`);
+    console.log(
+      '         (set CAIRN_JOURNAL_PROVIDER / CAIRN_SNAPSHOTS_PROVIDER, e.g. to lmdb, to run on another backend)',
+    );
     return config;
   } catch (e) {
     const unloadable =
       e instanceof ConfigError && e.problems.every((p) => /^(journal|snapshots)\.provider: /.test(p));
     if (!unloadable) throw e;
-    console.log(`backend "${config.journal.provider}" cannot be loaded yet, falling back to "memory":`);
+    console.log(
+      `backend "${config.journal.provider}" (chosen by ${origin}) cannot be loaded yet, falling back to "memory":`,
+    );
     for (const problem of e.problems) console.log(`  ${problem}`);
     // One store for both runs, so the restart has something to recover within this process.
     return {

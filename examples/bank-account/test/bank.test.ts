@@ -46,9 +46,20 @@ describe('bank-account example', () => {
       };
       const { stdout } = await run(process.execPath, [MAIN], { env });
       expect(stdout).toContain('backend: journal "file"');
+      // Says why: the example's config file, and the variables that override it.
+      expect(stdout).toMatch(
+        /chosen by \S*examples\/bank-account\/cairn\.config\.json, overridden by CAIRN_JOURNAL_PATH=/,
+      );
+      expect(stdout).not.toContain('default backend');
+      expect(stdout).toContain('business: accounts spawned on empty storage');
       expect(stdout).toMatch(/alice +balance +115 +snapshot @5 \+ 0 events replayed/);
       expect(stdout).toContain('balances after the restart match');
       expect(existsSync(path.join(dir, 'journal'))).toBe(true);
+      // A second npm start on the same storage is not labelled as the first.
+      const second = await run(process.execPath, [MAIN], { env });
+      expect(second.stdout).toContain('recovering what earlier runs stored');
+      expect(second.stdout).not.toContain('empty storage');
+      expect(second.stdout).toContain('balances after the restart match');
     });
 
     it('falls back to memory, saying so, when the configured backend cannot be loaded', async () => {

@@ -25,6 +25,12 @@ export {
   type PersistenceConfig,
   type StoreConfig,
 } from './config';
+export {
+  CONFIG_VARIABLES,
+  type ConfigOrigin,
+  describeConfigOrigin,
+  persistenceConfigOrigin,
+} from './config-origin';
 export { crc32, crc32Native, crc32Portable, crc32Range } from './crc32';
 export {
   ActorStoppedError,
