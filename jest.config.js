@@ -24,4 +24,6 @@ module.exports = {
   testTimeout: 30000,
   // Fails fast, naming the files, when the build the worker threads and child processes run is missing.
   globalSetup: '<rootDir>/test/built-packages.js',
+  // A test that damages data captures the corruption report instead of printing it.
+  setupFilesAfterEnv: ['<rootDir>/test/no-corruption-warnings.js'],
 };

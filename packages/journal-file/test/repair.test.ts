@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { isPersistenceError, JournalCorruptedError } from '@cairn/actor-core';
+import { isPersistenceError, JournalCorruptedError, type PersistenceReport } from '@cairn/actor-core';
 import { FileMessageJournal, QUARANTINE_DIR } from '@cairn/journal-file';
 import { captureResources, expectNoLeakedResources } from '@cairn/testkit';
 import {
@@ -13,8 +13,17 @@ import {
   tempDir,
 } from './journal-files';
 
+/** What the journals opened by `open` reported (corruption found on open, ...), per test. */
+let reported: PersistenceReport[] = [];
 const open = (dir: string, extra: Partial<Parameters<typeof FileMessageJournal.open>[0]> = {}) =>
-  FileMessageJournal.open<unknown>({ path: dir, ioThreads: 1, fsync: false, ...extra });
+  FileMessageJournal.open<unknown>({
+    path: dir,
+    ioThreads: 1,
+    fsync: false,
+    reporter: (r) => reported.push(r),
+    ...extra,
+  });
+const reportedKinds = () => reported.map((r) => r.kind);
 
 /** The quarantine file's header line and the record bytes after it. */
 function readQuarantine(file: string): { header: Record<string, unknown>; records: Buffer } {
@@ -27,6 +36,7 @@ describe('FileMessageJournal.repairAfterCorruption', () => {
   let dir: string;
   beforeEach(() => {
     dir = tempDir();
+    reported = [];
   });
   afterEach(() => {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -51,6 +61,7 @@ describe('FileMessageJournal.repairAfterCorruption', () => {
     const segmentBytes = fs.readFileSync(file!);
 
     journal = await open(dir);
+    expect(reportedKinds()).toContain('corruption-found');
     await expect(collect(journal.readFrom('a', 1))).rejects.toMatchObject({ sequenceNr: 4 });
     const result = await journal.repairAfterCorruption('a');
     expect(result).toMatchObject({ keptThrough: 3, removed: { first: 4, last: 7 }, bytes: expected.length });
@@ -155,6 +166,7 @@ describe('FileMessageJournal.repairAfterCorruption', () => {
     const target = recordsOf(file!).find((r) => r.persistenceId === 'a' && r.sequenceNr === 2)!;
     flipByteAt(file!, target.frameOffset + 5);
     journal = await open(dir, { segmentSize: 4096 });
+    expect(reportedKinds()).toContain('corruption-found');
     const result = await journal.repairAfterCorruption('a');
     expect(result).toMatchObject({ keptThrough: 1, removed: { first: 2, last: 4 } });
     // Enough new events to roll into later segments, so the repair's boundary is crossed on reopen.
@@ -199,6 +211,7 @@ describe('FileMessageJournal.repairAfterCorruption', () => {
       recordsOf(file!).find((r) => r.persistenceId === 'a' && r.sequenceNr === 3)!.payloadOffset,
     );
     journal = await open(dir);
+    expect(reportedKinds()).toContain('corruption-found');
     await journal.repairAfterCorruption('a');
     await journal.appendBatch('a', ['n3', 'n4', 'n5']);
     await journal.append('b', 'b2');
@@ -248,6 +261,7 @@ describe('FileMessageJournal.repairAfterCorruption', () => {
     const [file] = segmentFiles(dir);
     flipByteAt(file!, recordsOf(file!).find((r) => r.sequenceNr === 2)!.payloadOffset);
     journal = await open(dir);
+    expect(reportedKinds()).toContain('corruption-found');
     const repair = journal.repairAfterCorruption('a');
     const message = { v: 'as appended' };
     const append = journal.append('a', message);

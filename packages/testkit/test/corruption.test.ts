@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -16,13 +17,23 @@ import {
 let dir: string;
 let file: string;
 const original = Buffer.from('0123456789abcdef');
+/** Every temp directory this file made: all of them must be gone afterwards. */
+const made: string[] = [];
+const freshDir = async () => {
+  const d = await mkdtemp(path.join(tmpdir(), 'cairn-corrupt-'));
+  made.push(d);
+  return d;
+};
 
 beforeEach(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'cairn-corrupt-'));
+  dir = await freshDir();
   file = path.join(dir, 'data.log');
   await writeFile(file, original);
 });
 afterEach(() => rm(dir, { recursive: true, force: true }));
+afterAll(() => {
+  expect(made.filter((d) => existsSync(d))).toEqual([]);
+});
 
 it('flipBit flips exactly one bit and reports the bytes before and after', async () => {
   const report = await flipBit(file, { offset: 3, bit: 0 });
@@ -75,12 +86,10 @@ it('leaveStaleLock leaves a lock directory with an old mtime', async () => {
 });
 
 it('the same seed picks the same corruption', async () => {
-  const other = path.join(dir, 'copy');
   await writeFile(path.join(dir, 'second.log'), Buffer.alloc(64, 1));
   const a = await injectRandomCorruption(dir, seededRandom(7));
   await rm(dir, { recursive: true });
-  dir = other;
-  await import('node:fs/promises').then((fs) => fs.mkdir(dir, { recursive: true }));
+  dir = await freshDir();
   await writeFile(path.join(dir, 'data.log'), original);
   await writeFile(path.join(dir, 'second.log'), Buffer.alloc(64, 1));
   const b = await injectRandomCorruption(dir, seededRandom(7));
