@@ -18,19 +18,19 @@ import { ACCOUNTS, runBankDemo } from './bank';
  */
 async function main(): Promise<number> {
   const exampleDir = path.resolve(__dirname, '..');
-  const config = await loadPersistenceConfig({ cwd: exampleDir });
   const origin = describeConfigOrigin(await persistenceConfigOrigin({ cwd: exampleDir }), process.cwd());
-  const persistence = await usableConfig(config, origin);
+  const persistence = await usableConfig(exampleDir, origin);
   const result = await runBankDemo(persistence, (line) => console.log(line));
   return ACCOUNTS.every((name) => result.before[name] === result.after[name]) ? 0 : 1;
 }
 
-/** The configuration itself if its providers load, else an in-memory one kept for both runs. */
-async function usableConfig(config: PersistenceConfig, origin: string): Promise<PersistenceConfig> {
-  const { createPersistence } = await import('@cairn/actor-core');
+/**
+ * The configuration if its providers load (loadPersistenceConfig loads them to check their options),
+ * else an in-memory one kept for both runs.
+ */
+async function usableConfig(exampleDir: string, origin: string): Promise<PersistenceConfig> {
   try {
-    const probe = await createPersistence(config);
-    await probe.close();
+    const config = await loadPersistenceConfig({ cwd: exampleDir });
     console.log(`backend: journal "${config.journal.provider}" at ${config.journal.path ?? '(memory)'}`);
     console.log(
       `         snapshots "${config.snapshots.provider}" at ${config.snapshots.path ?? '(memory)'}`,
@@ -44,9 +44,7 @@ async function usableConfig(config: PersistenceConfig, origin: string): Promise<
     const unloadable =
       e instanceof ConfigError && e.problems.every((p) => /^(journal|snapshots)\.provider: /.test(p));
     if (!unloadable) throw e;
-    console.log(
-      `backend "${config.journal.provider}" (chosen by ${origin}) cannot be loaded yet, falling back to "memory":`,
-    );
+    console.log(`the backend chosen by ${origin} cannot be loaded yet, falling back to "memory":`);
     for (const problem of e.problems) console.log(`  ${problem}`);
     // One store for both runs, so the restart has something to recover within this process.
     return {

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { ConfigError } from './errors';
 import { memoryProvider } from './memory-provider';
 import type { MessageJournal, OffsetStore, PersistenceProvider, SnapshotStore } from './spi';
+import { didYouMean } from './suggest';
 
 /** One half of the configuration: which provider, where, and its provider-specific options. */
 export interface StoreConfig {
@@ -88,10 +89,14 @@ export async function loadPersistenceConfig(options: LoadConfigOptions = {}): Pr
       typeof base === 'object' && base !== null && !Array.isArray(base) ? { ...(base as object) } : {};
     if (typeof sectionConfig.path === 'string' && sectionConfig.path !== '')
       sectionConfig.path = path.resolve(path.dirname(file), sectionConfig.path);
+    // A provider given as a relative file path resolves like `path`: against the file's folder.
+    if (typeof sectionConfig.provider === 'string' && isRelativeSpecifier(sectionConfig.provider))
+      sectionConfig.provider = path.resolve(path.dirname(file), sectionConfig.provider);
     const prefix = `CAIRN_${section.toUpperCase()}_`;
     const provider = env[`${prefix}PROVIDER`];
     const dir = env[`${prefix}PATH`];
-    if (provider !== undefined) sectionConfig.provider = provider;
+    if (provider !== undefined)
+      sectionConfig.provider = isRelativeSpecifier(provider) ? path.resolve(cwd, provider) : provider;
     if (dir !== undefined) sectionConfig.path = path.resolve(cwd, dir);
     if (base !== undefined && (typeof base !== 'object' || base === null || Array.isArray(base))) {
       merged[section] = base; // left as is so validation names it
@@ -106,9 +111,42 @@ export async function loadPersistenceConfig(options: LoadConfigOptions = {}): Pr
       }
     }
   }
-  problems.push(...checkShape(merged));
+  // Every level at once: the shape, the providers, and each provider's own options.
+  problems.push(...(await checkConfig(merged)).problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return merged as unknown as PersistenceConfig;
+}
+
+/** "./my-provider.js" or "../providers/x.js": a file path relative to something, not a package name. */
+function isRelativeSpecifier(specifier: string): boolean {
+  return /^\.{1,2}[/\\]/.test(specifier);
+}
+
+/**
+ * Every problem of a configuration, all levels together: its shape, each half's provider (loaded by
+ * dynamic import), the path the built-in providers need, and each provider's own option check. A half
+ * whose shape is broken is still checked as far as it can be, so one ConfigError names everything.
+ */
+async function checkConfig(
+  config: unknown,
+): Promise<{ problems: string[]; providers: Map<Section, PersistenceProvider> }> {
+  const problems = checkShape(config);
+  const providers = new Map<Section, PersistenceProvider>();
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) return { problems, providers };
+  for (const section of SECTIONS) {
+    const value = (config as Record<string, unknown>)[section];
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) continue;
+    const { provider: name, ...options } = value as Record<string, unknown>;
+    if (typeof name !== 'string' || name.length === 0) continue;
+    const provider = await resolveProvider(name, problems, section);
+    if (!provider) continue;
+    providers.set(section, provider);
+    if (NEEDS_PATH.has(provider.name) && typeof options.path !== 'string') {
+      problems.push(`${section}.path: required by the "${provider.name}" provider`);
+    }
+    for (const p of provider.validateOptions?.(section, options) ?? []) problems.push(`${section}.${p}`);
+  }
+  return { problems: [...new Set(problems)], providers };
 }
 
 /**
@@ -119,19 +157,7 @@ export async function loadPersistenceConfig(options: LoadConfigOptions = {}): Pr
 export async function createPersistence<M = unknown, S = unknown>(
   config: PersistenceConfig,
 ): Promise<Persistence<M, S>> {
-  const problems = checkShape(config);
-  if (problems.length > 0) throw new ConfigError(problems);
-  const providers = new Map<Section, PersistenceProvider>();
-  for (const section of SECTIONS) {
-    const { provider: name, ...options } = config[section];
-    const provider = await resolveProvider(name, problems, section);
-    if (!provider) continue;
-    providers.set(section, provider);
-    if (NEEDS_PATH.has(provider.name) && typeof options.path !== 'string') {
-      problems.push(`${section}.path: required by the "${provider.name}" provider`);
-    }
-    for (const p of provider.validateOptions?.(section, options) ?? []) problems.push(`${section}.${p}`);
-  }
+  const { problems, providers } = await checkConfig(config);
   if (problems.length > 0) throw new ConfigError(problems);
 
   const { provider: _j, ...journalOptions } = config.journal;
@@ -169,7 +195,7 @@ function checkShape(config: unknown): string[] {
   const problems: string[] = [];
   for (const key of Object.keys(config)) {
     if (!(SECTIONS as readonly string[]).includes(key)) {
-      problems.push(`unknown key "${key}" (known: ${SECTIONS.join(', ')})`);
+      problems.push(`unknown key "${key}"${didYouMean(key, SECTIONS)} (known: ${SECTIONS.join(', ')})`);
     }
   }
   for (const section of SECTIONS) {
@@ -186,9 +212,15 @@ function checkShape(config: unknown): string[] {
       continue;
     }
     const { provider, path: dir } = value as Record<string, unknown>;
-    if (provider === undefined)
-      problems.push(`${section}.provider: missing ("memory", "file", "lmdb" or a module)`);
-    else if (typeof provider !== 'string' || provider.length === 0) {
+    if (provider === undefined) {
+      // A misspelt "provider" is the likely cause: name the key that is there instead.
+      const misspelt = Object.keys(value).find((k) => didYouMean(k, ['provider']) !== '');
+      problems.push(
+        misspelt === undefined
+          ? `${section}.provider: missing ("memory", "file", "lmdb" or a module)`
+          : `${section}.${misspelt}: unknown key (did you mean "provider"?); ${section}.provider is missing`,
+      );
+    } else if (typeof provider !== 'string' || provider.length === 0) {
       problems.push(`${section}.provider: must be a non-empty string`);
     }
     if (dir !== undefined && (typeof dir !== 'string' || dir.length === 0)) {
@@ -205,7 +237,7 @@ async function resolveProvider(
 ): Promise<PersistenceProvider | undefined> {
   if (name === 'memory') return memoryProvider;
   const builtin = BUILTIN_PROVIDERS[name];
-  const specifier = builtin ?? (/^\.{1,2}[/\\]/.test(name) ? path.resolve(name) : name);
+  const specifier = builtin ?? (isRelativeSpecifier(name) ? path.resolve(name) : name);
   let mod: { provider?: unknown };
   try {
     mod = (await import(specifier)) as { provider?: unknown };
@@ -220,7 +252,8 @@ async function resolveProvider(
       );
     } else if (missing) {
       problems.push(
-        `${section}.provider: unknown provider "${name}": no built-in provider and no module of that name`,
+        `${section}.provider: unknown provider "${name}": no built-in provider and no module of that name` +
+          didYouMean(name, ['memory', ...Object.keys(BUILTIN_PROVIDERS)]),
       );
     } else {
       problems.push(`${section}.provider: loading "${specifier}" failed: ${(e as Error).message}`);

@@ -1,3 +1,5 @@
+import { didYouMean } from './suggest';
+
 /** The type an option must have: a typeof name, 'integer' (a safe integer >= 0), or a predicate with a description. */
 export type OptionType =
   | 'string'
@@ -20,7 +22,9 @@ export function checkOptionTypes(
   for (const [key, value] of Object.entries(options)) {
     const type = schema[key];
     if (type === undefined) {
-      problems.push(`${key}: unknown option (known: ${Object.keys(schema).sort().join(', ')})`);
+      problems.push(
+        `${key}: unknown option${didYouMean(key, Object.keys(schema))} (known: ${Object.keys(schema).sort().join(', ')})`,
+      );
       continue;
     }
     if (value === undefined) continue;

@@ -104,6 +104,59 @@ describe('loadPersistenceConfig', () => {
     expect(error.problems.length).toBeGreaterThanOrEqual(6);
   });
 
+  it('names a misspelt key and suggests the known one', async () => {
+    await writeFile(
+      path.join(dir, 'cairn.config.json'),
+      JSON.stringify({
+        journl: { provider: 'memory' },
+        journal: { provder: 'memory' },
+        snapshots: { provider: 'memory' },
+      }),
+    );
+    const error = await configError(loadPersistenceConfig({ cwd: dir, env: {} }));
+    expect(error.problems).toEqual([
+      'unknown key "journl" (did you mean "journal"?) (known: journal, snapshots)',
+      'journal.provder: unknown key (did you mean "provider"?); journal.provider is missing',
+    ]);
+  });
+
+  it('reports every problem of every level in one ConfigError: shape, provider, provider options', async () => {
+    await writeFile(
+      path.join(dir, 'cairn.config.json'),
+      JSON.stringify({
+        journal: { provider: 'memory', maxBatchSize: 'big' },
+        snapshots: { provider: 'lmbd', path: './data' },
+        extra: 1,
+      }),
+    );
+    const error = await configError(loadPersistenceConfig({ cwd: dir, env: {} }));
+    expect(error.problems).toEqual([
+      'unknown key "extra" (known: journal, snapshots)',
+      'journal.maxBatchSize: must be an integer >= 1, got "big"',
+      expect.stringMatching(/^snapshots\.provider: unknown provider "lmbd": .* \(did you mean "lmdb"\?\)$/),
+    ]);
+  });
+
+  it("resolves a relative provider module against the config file's folder, like path", async () => {
+    const folder = path.join(dir, 'app', 'config');
+    await import('node:fs/promises').then((fs) => fs.mkdir(folder, { recursive: true }));
+    await writeFile(
+      path.join(folder, 'my-provider.js'),
+      "exports.provider = { name: 'mine', createJournal: async () => { throw new Error('unused'); }, " +
+        "createSnapshotStore: async () => { throw new Error('unused'); } };\n",
+    );
+    await writeFile(
+      path.join(folder, 'cairn.config.json'),
+      JSON.stringify({ journal: { provider: './my-provider.js' }, snapshots: { provider: 'memory' } }),
+    );
+    // The working folder is elsewhere: only the file's folder finds the module.
+    const config = await loadPersistenceConfig({
+      cwd: dir,
+      env: { CAIRN_CONFIG: path.join(folder, 'cairn.config.json') },
+    });
+    expect(config.journal.provider).toBe(path.join(folder, 'my-provider.js'));
+  });
+
   it('reports a file that is not valid JSON', async () => {
     await writeFile(path.join(dir, 'cairn.config.json'), '{ "journal": ');
     const error = await configError(loadPersistenceConfig({ cwd: dir, env: {} }));
@@ -148,6 +201,34 @@ describe('createPersistence', () => {
         expect.stringContaining('snapshots.maxBatchSize'),
       ]),
     );
+  });
+
+  it('suggests the nearest built-in for a misspelt provider, and the nearest option for a misspelt one', async () => {
+    const error = await configError(
+      createPersistence({
+        journal: { provider: 'memroy' },
+        snapshots: { provider: 'memory', serialiser: 'json' },
+      }),
+    );
+    expect(error.problems).toEqual([
+      expect.stringMatching(/^journal\.provider: unknown provider "memroy": .* \(did you mean "memory"\?\)$/),
+      expect.stringMatching(/^snapshots\.serialiser: unknown option \(did you mean "serializer"\?\)/),
+    ]);
+  });
+
+  it('reports shape and provider problems together, not in rounds', async () => {
+    const error = await configError(
+      createPersistence({
+        journal: { provider: 'memory', maxBatchSize: 0 },
+        snapshots: { provider: 'memory', path: '' },
+        extra: true,
+      } as never),
+    );
+    expect(error.problems).toEqual([
+      expect.stringContaining('unknown key "extra"'),
+      'snapshots.path: must be a non-empty string',
+      expect.stringContaining('journal.maxBatchSize'),
+    ]);
   });
 
   it('names unknown providers and modules without a provider export', async () => {
