@@ -45,7 +45,10 @@ export async function copyCommand(opts: CopyCommandOptions, json: boolean, out: 
     throw new UsageError(`--to-dump ${opts.toDump}: no such directory ${path.dirname(opts.toDump)}`);
   }
   // Check both ends before opening either, so a typo changes nothing.
-  const sourceStores = opts.from === undefined ? undefined : await resolveStores({ config: opts.from });
+  const sourceStores =
+    opts.from === undefined
+      ? undefined
+      : await resolveStores({ config: opts.from }, true, { withEnvironment: false });
   const targetConfig = opts.to === undefined ? undefined : await readConfigFile(opts.to, '--to');
   const closers: Array<() => Promise<void>> = [];
   // What the backends of both ends report: a corrupt snapshot skipped in the source is a problem
@@ -80,6 +83,7 @@ export async function copyCommand(opts: CopyCommandOptions, json: boolean, out: 
         journal: targetConfig.journal,
         snapshots: targetConfig.snapshots,
         source: opts.to!,
+        overrides: [],
       });
       closers.push(() => opened.close());
       reports.push(opened.reports);

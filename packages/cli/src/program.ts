@@ -103,8 +103,17 @@ export async function runCli(
 
   const globals = (cmd: Command) => cmd.optsWithGlobals<GlobalOptions>();
   // Every command but repair only reads: open read-only where the backend can.
-  const openSelected = async (cmd: Command, options: { readOnly?: boolean } = { readOnly: true }) =>
-    openStores(await resolveStores(globals(cmd)), options);
+  const openSelected = async (cmd: Command, options: { readOnly?: boolean } = { readOnly: true }) => {
+    const resolved = await resolveStores(globals(cmd));
+    // The variables redirect the application, so they redirect cairn too; say so, naming them.
+    if (resolved.overrides.length > 0) {
+      line(
+        out.stderr,
+        `cairn: ${resolved.overrides.join(', ')} override${resolved.overrides.length === 1 ? 's' : ''} ${resolved.source}, as for the application`,
+      );
+    }
+    return openStores(resolved, options);
+  };
 
   program
     .command('verify')

@@ -1,6 +1,11 @@
 import { readdir, stat } from 'node:fs/promises';
 import * as path from 'node:path';
-import { loadPersistenceConfig, type PersistenceConfig, type StoreConfig } from '@cairn/actor-core';
+import {
+  loadPersistenceConfig,
+  type PersistenceConfig,
+  persistenceConfigOrigin,
+  type StoreConfig,
+} from '@cairn/actor-core';
 import { UsageError } from './exit-codes';
 
 /** The backends `cairn` recognises by looking at a directory. */
@@ -24,6 +29,8 @@ export interface ResolvedStores {
   readonly journal: StoreConfig | undefined;
   readonly snapshots: StoreConfig | undefined;
   readonly source: string;
+  /** The CAIRN_* variables that changed what the config file says (`NAME=value`), as the application applies them. */
+  readonly overrides: readonly string[];
 }
 
 const SEGMENT_FILE = /^\d{16}\.log$/;
@@ -77,16 +84,35 @@ export async function detectSnapshotBackend(dir: string, flag = '--snapshots'): 
   );
 }
 
-/** Reads a cairn.config.json named on the command line; a missing or invalid file is a usage error. */
-export async function readConfigFile(file: string, flag = '--config'): Promise<PersistenceConfig> {
+/**
+ * Reads a cairn.config.json named on the command line; a missing or invalid file is a usage error.
+ * With `withEnvironment`, the CAIRN_* variables override it exactly as they do for the application
+ * (loadPersistenceConfig with this file as CAIRN_CONFIG), so `cairn verify --config` checks the store the
+ * application opens; without (`cairn copy`, whose two configs one set of variables cannot both name),
+ * only the file counts.
+ */
+export async function readConfigFile(
+  file: string,
+  flag = '--config',
+  withEnvironment = false,
+): Promise<PersistenceConfig> {
   const absolute = path.resolve(file);
   try {
     await stat(absolute);
   } catch {
     throw new UsageError(`${flag} ${file}: no such file`);
   }
-  // Only the file counts: CAIRN_* variables meant for the application must not redirect an operator's command.
-  return loadPersistenceConfig({ cwd: path.dirname(absolute), env: { CAIRN_CONFIG: absolute } });
+  return loadPersistenceConfig(
+    withEnvironment
+      ? { env: { ...process.env, CAIRN_CONFIG: absolute } }
+      : { cwd: path.dirname(absolute), env: { CAIRN_CONFIG: absolute } },
+  );
+}
+
+/** The CAIRN_* store variables set in this process, as `NAME=value` (CAIRN_CONFIG aside). */
+async function environmentOverrides(): Promise<string[]> {
+  const origin = await persistenceConfigOrigin();
+  return origin.variables.filter((v) => v.name !== 'CAIRN_CONFIG').map((v) => `${v.name}=${v.value}`);
 }
 
 /**
@@ -96,7 +122,12 @@ export async function readConfigFile(file: string, flag = '--config'): Promise<P
  * neither, cairn.config.json in the working folder and the CAIRN_* variables, as the application reads them.
  * For commands that only read, every path must already exist (`mustExist`).
  */
-export async function resolveStores(selection: StoreSelection, mustExist = true): Promise<ResolvedStores> {
+export async function resolveStores(
+  selection: StoreSelection,
+  mustExist = true,
+  options: { readonly withEnvironment?: boolean } = {},
+): Promise<ResolvedStores> {
+  const withEnvironment = options.withEnvironment ?? true;
   if (
     selection.config !== undefined &&
     (selection.journal !== undefined || selection.snapshots !== undefined)
@@ -104,9 +135,14 @@ export async function resolveStores(selection: StoreSelection, mustExist = true)
     throw new UsageError('give either --config or --journal/--snapshots, not both');
   }
   if (selection.config !== undefined) {
-    const config = await readConfigFile(selection.config);
+    const config = await readConfigFile(selection.config, '--config', withEnvironment);
     if (mustExist) await checkPathsExist(config, `--config ${selection.config}`);
-    return { journal: config.journal, snapshots: config.snapshots, source: selection.config };
+    return {
+      journal: config.journal,
+      snapshots: config.snapshots,
+      source: selection.config,
+      overrides: withEnvironment ? await environmentOverrides() : [],
+    };
   }
   if (selection.journal !== undefined || selection.snapshots !== undefined) {
     let journal: StoreConfig | undefined;
@@ -121,7 +157,7 @@ export async function resolveStores(selection: StoreSelection, mustExist = true)
     } else if (journal?.provider === 'lmdb') {
       snapshots = { provider: 'lmdb', path: journal.path };
     }
-    return { journal, snapshots, source: 'command line' };
+    return { journal, snapshots, source: 'command line', overrides: [] };
   }
   const env = process.env;
   // Only Cairn's settings count (other CAIRN_* variables, a test's say, do not name data).
@@ -138,7 +174,12 @@ export async function resolveStores(selection: StoreSelection, mustExist = true)
   }
   const config = await loadPersistenceConfig();
   if (mustExist) await checkPathsExist(config, 'the configuration');
-  return { journal: config.journal, snapshots: config.snapshots, source: 'cairn.config.json / CAIRN_*' };
+  return {
+    journal: config.journal,
+    snapshots: config.snapshots,
+    source: local ? 'cairn.config.json' : 'CAIRN_* variables',
+    overrides: await environmentOverrides(),
+  };
 }
 
 async function checkPathsExist(config: PersistenceConfig, origin: string): Promise<void> {

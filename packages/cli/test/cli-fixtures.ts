@@ -161,12 +161,16 @@ export async function cli(...argv: string[]): Promise<CliRun> {
 }
 
 /** Runs the built `cairn` (dist/cli.js) as a child process, as an operator would. */
-export function cliProcess(argv: readonly string[], cwd?: string): Promise<CliRun> {
+export function cliProcess(
+  argv: readonly string[],
+  cwd?: string,
+  env: Readonly<Record<string, string>> = {},
+): Promise<CliRun> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [CLI_DIST, ...argv],
-      { cwd, env: { ...process.env, NO_COLOR: '1' } },
+      { cwd, env: { ...process.env, NO_COLOR: '1', ...env } },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
         resolve({ code, stdout, stderr });

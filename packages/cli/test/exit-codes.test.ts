@@ -139,6 +139,38 @@ describe('cairn (built, as a child process): exit codes', () => {
     }
   });
 
+  test('--config with CAIRN_* variables checks the store the application opens, and names it', async () => {
+    const work = await tempDir();
+    try {
+      const damaged = await layout(work.dir, 'file', 'damaged');
+      await makeData(damaged);
+      await damageMarker(path.join(damaged.journal, '0000000000000001.log'), 'MARK-acct-b-7-END');
+      // The config names a clean LMDB store; the variables, as the application honours them, the damaged one.
+      const env = {
+        CAIRN_JOURNAL_PROVIDER: 'file',
+        CAIRN_JOURNAL_PATH: damaged.journal,
+        CAIRN_SNAPSHOTS_PROVIDER: 'file',
+        CAIRN_SNAPSHOTS_PATH: damaged.snapshots,
+      };
+      // A config with no backend-specific options, so the variables can switch its provider.
+      const clean = await layout(work.dir, 'lmdb', 'clean', { durable: true });
+      await makeData(clean);
+      const run = await cliProcess(['verify', '--config', clean.config], undefined, env);
+      expect(run.code).toBe(1);
+      expect(run.stdout).toContain(`journal: file ${damaged.journal}\n`);
+      expect(run.stdout).toContain(`snapshots: file ${damaged.snapshots}\n`);
+      expect(run.stdout).toContain('sequenceNr 7..12 of "acct-b" unreadable');
+      expect(run.stderr).toContain(`CAIRN_JOURNAL_PATH=${damaged.journal}`);
+      expect(run.stderr).toContain('as for the application');
+      // Without the variables, the same command checks the clean store.
+      const plain = await cliProcess(['verify', '--config', clean.config]);
+      expect(plain.code).toBe(0);
+      expect(plain.stdout).toContain(`journal: lmdb ${clean.journal}\n`);
+    } finally {
+      await work.remove();
+    }
+  });
+
   test('file journal with a flipped byte: verify exits 1 naming file, offset, id and sequenceNr', async () => {
     const work = await tempDir();
     try {
