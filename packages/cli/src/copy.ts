@@ -55,7 +55,8 @@ export interface CopyTarget {
   ): Promise<void>;
   /** Records a highestSequenceNr above the last event, where the target can (a dump). */
   markHighest(persistenceId: string, highest: number): Promise<void>;
-  hasSnapshot(persistenceId: string, sequenceNr: number, state: unknown): Promise<boolean>;
+  /** True when the target holds this snapshot already (same state; same timestamp where it keeps them). */
+  hasSnapshot(persistenceId: string, sequenceNr: number, state: unknown, timestamp: number): Promise<boolean>;
   saveSnapshot(entry: SnapshotEntry): Promise<void>;
   /** Called after each id: a dump syncs there once a few MiB are unsynced (a journal's appends already are). */
   idDone(persistenceId: string): Promise<void>;
@@ -142,9 +143,14 @@ export function storesAsTarget(
       if (!keepsNumbering || (await journal!.highestSequenceNr(id)) >= highest) return;
       await importer!.importTruncated!(id, highest);
     },
-    async hasSnapshot(id, sequenceNr, state) {
+    async hasSnapshot(id, sequenceNr, state, timestamp) {
       const found = await snapshots?.loadLatest(id, { maxSequenceNr: sequenceNr });
-      return found?.sequenceNr === sequenceNr && isDeepStrictEqual(found.state, state);
+      return (
+        found?.sequenceNr === sequenceNr &&
+        isDeepStrictEqual(found.state, state) &&
+        // One with another timestamp is imported again (it replaces the one at that sequenceNr).
+        (snapshotImporter === undefined || found.timestamp === timestamp)
+      );
     },
     async saveSnapshot(entry) {
       if (snapshotImporter) await snapshotImporter.importSnapshot(entry);
@@ -352,7 +358,7 @@ async function copyId(
       for (const seq of (await snapshotChain(source, id)).reverse()) {
         const entry = await source.loadLatest(id, { maxSequenceNr: seq });
         if (!entry) continue;
-        if (await target.hasSnapshot(id, seq, entry.state)) {
+        if (await target.hasSnapshot(id, seq, entry.state, entry.timestamp)) {
           snapshotsThere++;
           continue;
         }

@@ -179,10 +179,12 @@ describe('cairn copy', () => {
     const source = await openData(file);
     const firstTwelve: JournalEntry[] = [];
     for await (const e of source.journal.readFrom('acct-a', 1, { max: 12 })) firstTwelve.push(e);
+    const snapshotAt10 = await source.snapshots.loadLatest('acct-a', { maxSequenceNr: 10 });
     await source.close();
     const target = await openData(lmdb);
     await (target.journal as AbstractMessageJournal).importEntries('acct-a', firstTwelve);
-    await target.snapshots.save('acct-a', 10, stateOf('acct-a', 10));
+    // Snapshots too are copied with their timestamps.
+    await (target.snapshots as AbstractSnapshotStore<unknown>).importSnapshot(snapshotAt10!);
     await target.close();
 
     const run = await cli('copy', '--from', file.config, '--to', lmdb.config, '--chunk', '5', '--json');
