@@ -19,7 +19,8 @@ module.exports = {
   moduleNameMapper: { '^@cairn/([a-z-]+)$': '<rootDir>/packages/$1/src/index.ts' },
   roots: ['<rootDir>/packages', '<rootDir>/test', '<rootDir>/examples'],
   testMatch: ['**/*.test.ts'],
-  testPathIgnorePatterns: ['/node_modules/', '/dist/'],
+  // test/pack.test.ts packs and installs every package: minutes, so `npm run test:pack` runs it apart.
+  testPathIgnorePatterns: ['/node_modules/', '/dist/', '<rootDir>/test/pack\\.test\\.ts$'],
   modulePathIgnorePatterns: ['<rootDir>/.*/dist/'],
   testTimeout: 30000,
   // Fails fast, naming the files, when the build the worker threads and child processes run is missing.
