@@ -37,6 +37,7 @@ export interface SnapshotStoreOptions {
 function matches(meta: SnapshotMetadata, criteria: SnapshotCriteria | undefined): boolean {
   if (criteria?.maxSequenceNr !== undefined && meta.sequenceNr > criteria.maxSequenceNr) return false;
   if (criteria?.maxTimestamp !== undefined && meta.timestamp > criteria.maxTimestamp) return false;
+  if (criteria?.minSequenceNr !== undefined && meta.sequenceNr < criteria.minSequenceNr) return false;
   return true;
 }
 
@@ -44,6 +45,7 @@ function checkCriteria(criteria: SnapshotCriteria | undefined): void {
   checkOptionalObject(criteria, 'criteria');
   if (criteria?.maxSequenceNr !== undefined) checkCount(criteria.maxSequenceNr, 'criteria.maxSequenceNr');
   if (criteria?.maxTimestamp !== undefined) checkCount(criteria.maxTimestamp, 'criteria.maxTimestamp');
+  if (criteria?.minSequenceNr !== undefined) checkCount(criteria.minSequenceNr, 'criteria.minSequenceNr');
 }
 
 /**

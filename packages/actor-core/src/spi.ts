@@ -125,6 +125,11 @@ export interface SnapshotEntry<S = unknown> {
 export interface SnapshotCriteria {
   readonly maxSequenceNr?: number;
   readonly maxTimestamp?: number;
+  /**
+   * Only snapshots at or above this sequenceNr, e.g. `delete(id, { minSequenceNr: 4 })` removes the
+   * snapshots past a repair that kept events 1..3 (`cairn snapshots delete <id> --above 3`).
+   */
+  readonly minSequenceNr?: number;
 }
 
 /**

@@ -18,6 +18,7 @@ import { type OpenedStores, openStores } from './open-stores';
 import { ProgressBar } from './progress-bar';
 import { printProjections, resetCommand, skipCommand } from './projections-command';
 import { planRepair, repairAfterCorruption } from './repair';
+import { describeRepair, hasRepairHistory } from './repair-history';
 import { resolveStores, type StoreSelection } from './store-location';
 import { type CliOutput, line, printProblems } from './terminal-output';
 import { humanBytes, isoTime, table, toJson, toText } from './value-format';
@@ -139,6 +140,7 @@ export async function runCli(
           `${result.ids} id(s), ${result.events} event(s) read, ${result.snapshotsVerified} snapshot(s) verified`,
         );
         for (const n of result.notes) line(out.stdout, `note: ${n}`);
+        for (const h of result.history) line(out.stdout, `history: ${h}`);
         if (result.problems.length > 0) {
           line(out.stdout, `${result.problems.length} problem(s):`);
           printProblems(out, result.problems);
@@ -230,49 +232,74 @@ export async function runCli(
 
   program
     .command('snapshots <id>')
-    .description('list the snapshots of one id that verify, newest first, and report corrupt ones')
+    .description(
+      'list the snapshots of one id that verify, newest first, and report corrupt ones; ' +
+        '`snapshots delete <id> --above <n>` deletes those past sequenceNr n',
+    )
+    .argument('[id]', 'with delete: the id')
     .option('--state', 'print each state too')
-    .action(async (id: string, opts: { state?: boolean }, cmd: Command) => {
-      const json = globals(cmd).json === true;
-      await withOpened(await openSelected(cmd), async (stores) => {
-        if (!stores.snapshots)
-          throw new UsageError('snapshots needs a snapshot store (--snapshots or --config)');
-        const before = stores.reports.length;
-        const found: Array<{ sequenceNr: number; timestamp: number; state?: unknown }> = [];
-        await walkSnapshots(stores.snapshots, id, (e) =>
-          found.push({
-            sequenceNr: e.sequenceNr,
-            timestamp: e.timestamp,
-            ...(opts.state ? { state: e.state } : {}),
-          }),
-        );
-        const corrupt: Problem[] = stores.reports
-          .slice(before)
-          .filter((r) => r.kind === 'snapshot-skipped')
-          .map((r) => ({ ...problemOf(r.error, id), kind: 'snapshot-corrupted' as const }));
-        const unknownId =
-          found.length === 0 &&
-          corrupt.length === 0 &&
-          (stores.journal === undefined || (await stores.journal.highestSequenceNr(id)) === 0);
-        if (unknownId) exitCode = EXIT_NOT_FOUND;
-        if (json) line(out.stdout, toJson({ persistenceId: id, snapshots: found, problems: corrupt }));
-        else {
-          if (unknownId) line(out.stderr, `not found: no id "${id}" (no snapshots, no events)`);
-          else if (found.length === 0) line(out.stdout, `no snapshot of "${id}" verifies`);
-          for (const s of found) {
-            line(
-              out.stdout,
-              `${s.sequenceNr}\t${isoTime(s.timestamp)}${opts.state ? `\t${toText(s.state)}` : ''}`,
-            );
-          }
-          if (corrupt.length > 0) {
-            line(out.stdout, `${corrupt.length} corrupt snapshot(s), skipped by loadLatest:`);
-            printProblems(out, corrupt);
-          }
+    .option(
+      '--above <sequenceNr>',
+      'with delete: delete the snapshots above this sequenceNr',
+      sequenceNrArg('--above'),
+    )
+    .action(
+      async (
+        first: string,
+        second: string | undefined,
+        opts: { state?: boolean; above?: number },
+        cmd: Command,
+      ) => {
+        if (first === 'delete' && second !== undefined) {
+          exitCode = await deleteSnapshotsCommand(second, opts.above, globals(cmd).json === true, cmd);
+          return;
         }
-        if (corrupt.length > 0) exitCode = EXIT_PROBLEMS;
-      });
-    });
+        if (second !== undefined)
+          throw new UsageError(`snapshots takes one id, got "${first}" and "${second}"`);
+        if (opts.above !== undefined)
+          throw new UsageError('--above belongs to `cairn snapshots delete <id> --above <n>`');
+        const id = first;
+        const json = globals(cmd).json === true;
+        await withOpened(await openSelected(cmd), async (stores) => {
+          if (!stores.snapshots)
+            throw new UsageError('snapshots needs a snapshot store (--snapshots or --config)');
+          const before = stores.reports.length;
+          const found: Array<{ sequenceNr: number; timestamp: number; state?: unknown }> = [];
+          await walkSnapshots(stores.snapshots, id, (e) =>
+            found.push({
+              sequenceNr: e.sequenceNr,
+              timestamp: e.timestamp,
+              ...(opts.state ? { state: e.state } : {}),
+            }),
+          );
+          const corrupt: Problem[] = stores.reports
+            .slice(before)
+            .filter((r) => r.kind === 'snapshot-skipped')
+            .map((r) => ({ ...problemOf(r.error, id), kind: 'snapshot-corrupted' as const }));
+          const unknownId =
+            found.length === 0 &&
+            corrupt.length === 0 &&
+            (stores.journal === undefined || (await stores.journal.highestSequenceNr(id)) === 0);
+          if (unknownId) exitCode = EXIT_NOT_FOUND;
+          if (json) line(out.stdout, toJson({ persistenceId: id, snapshots: found, problems: corrupt }));
+          else {
+            if (unknownId) line(out.stderr, `not found: no id "${id}" (no snapshots, no events)`);
+            else if (found.length === 0) line(out.stdout, `no snapshot of "${id}" verifies`);
+            for (const s of found) {
+              line(
+                out.stdout,
+                `${s.sequenceNr}\t${isoTime(s.timestamp)}${opts.state ? `\t${toText(s.state)}` : ''}`,
+              );
+            }
+            if (corrupt.length > 0) {
+              line(out.stdout, `${corrupt.length} corrupt snapshot(s), skipped by loadLatest:`);
+              printProblems(out, corrupt);
+            }
+          }
+          if (corrupt.length > 0) exitCode = EXIT_PROBLEMS;
+        });
+      },
+    );
 
   program
     .command('stats')
@@ -301,7 +328,18 @@ export async function runCli(
       'cut an id back to its last good record (file journal); refuses without --truncate-after-corruption',
     )
     .option('--truncate-after-corruption <id>', 'the id to cut back to its last good record')
-    .action(async (opts: { truncateAfterCorruption?: string }, cmd: Command) => {
+    .option(
+      '--acknowledge <id>',
+      "record that the id's repairs were checked: its cut records become history, no longer reported",
+    )
+    .action(async (opts: { truncateAfterCorruption?: string; acknowledge?: string }, cmd: Command) => {
+      if (opts.acknowledge !== undefined) {
+        if (opts.truncateAfterCorruption !== undefined) {
+          throw new UsageError('give --truncate-after-corruption or --acknowledge, not both');
+        }
+        exitCode = await acknowledgeCommand(opts.acknowledge, globals(cmd).json === true);
+        return;
+      }
       const id = opts.truncateAfterCorruption;
       if (id === undefined || id.length === 0) {
         throw new UsageError(
@@ -352,12 +390,76 @@ export async function runCli(
           if (ahead !== undefined) {
             line(
               out.stdout,
-              `warning: "${id}" has a snapshot at sequenceNr ${ahead}, after the cut: delete snapshots above ${done.keptThrough} before the actor recovers, or it recovers state of events that were cut`,
+              `warning: "${id}" has a snapshot at sequenceNr ${ahead}, after the cut: delete snapshots above ${done.keptThrough} before the actor recovers (cairn snapshots delete ${id} --above ${done.keptThrough}), or it recovers state of events that were cut`,
             );
           }
         }
       });
     });
+
+  const deleteSnapshotsCommand = async (
+    id: string,
+    above: number | undefined,
+    json: boolean,
+    cmd: Command,
+  ): Promise<number> => {
+    if (id.length === 0) throw new UsageError('the id must not be empty');
+    if (above === undefined) {
+      throw new UsageError(
+        'snapshots delete changes data and needs an explicit --above <sequenceNr>: the snapshots past it are deleted',
+      );
+    }
+    return withOpened(await openSelected(cmd, { readOnly: false }), async (stores) => {
+      if (!stores.snapshots)
+        throw new UsageError('snapshots delete needs a snapshot store (--snapshots or --config)');
+      const doomed: number[] = [];
+      await walkSnapshots(stores.snapshots, id, (e) => {
+        if (e.sequenceNr > above) doomed.push(e.sequenceNr);
+      });
+      await stores.snapshots.delete(id, { minSequenceNr: above + 1 });
+      // What is left above (none) is checked by reading back, so the message is what the store holds.
+      const left = await stores.snapshots.loadLatest(id);
+      if (left && left.sequenceNr > above) {
+        throw new Error(`"${id}": a snapshot at ${left.sequenceNr} is still there after the delete`);
+      }
+      if (json)
+        line(out.stdout, toJson({ persistenceId: id, above, deleted: doomed, newest: left?.sequenceNr }));
+      else {
+        line(
+          out.stdout,
+          doomed.length === 0
+            ? `"${id}" has no snapshot that verifies above ${above} (any corrupt ones above it were deleted too)`
+            : `deleted the snapshot(s) of "${id}" above ${above}: ${doomed.join(', ')} (and any corrupt ones there)`,
+        );
+        line(out.stdout, `newest snapshot now: ${left ? left.sequenceNr : 'none'}`);
+      }
+      return EXIT_OK;
+    });
+  };
+
+  const acknowledgeCommand = async (id: string, json: boolean): Promise<number> => {
+    if (id.length === 0) throw new UsageError('the id must not be empty');
+    return withOpened(await openSelected(program, { readOnly: false }), async (stores) => {
+      if (!stores.journal) throw new UsageError('repair needs a journal (--journal or --config)');
+      if (!hasRepairHistory(stores.journal)) {
+        throw new UnsupportedError(
+          `the ${stores.journalConfig?.provider ?? 'configured'} journal keeps no repairs to acknowledge. Nothing was changed.`,
+        );
+      }
+      const done = await stores.journal.acknowledgeRepairs(id);
+      if (json) line(out.stdout, toJson({ persistenceId: id, acknowledged: done }));
+      else if (done.length === 0) {
+        line(out.stdout, `"${id}" has no repair waiting for acknowledgement: nothing changed`);
+      } else {
+        for (const r of done) line(out.stdout, `acknowledged: ${describeRepair(r)}`);
+        line(
+          out.stdout,
+          `"${id}": its cut records are history now; verify and the application no longer report them`,
+        );
+      }
+      return EXIT_OK;
+    });
+  };
 
   program
     .command('copy')

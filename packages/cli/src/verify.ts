@@ -8,6 +8,7 @@ import { mapConcurrently } from './bounded-concurrency';
 import { UsageError } from './exit-codes';
 import { describeStore, type OpenedStores } from './open-stores';
 import type { ProgressBar } from './progress-bar';
+import { describeRepair, hasRepairHistory } from './repair-history';
 import { listSnapshotDirectories } from './snapshot-ids';
 
 /** One thing wrong with the data, located as precisely as the backend can say. */
@@ -61,6 +62,8 @@ export interface VerifyResult {
   readonly problems: Problem[];
   /** What the backends reported that is not a problem (a torn tail cut back on open, a stale lock taken). */
   readonly notes: string[];
+  /** Repairs the journal remembers (what was cut, when, acknowledged or not): history, not problems. */
+  readonly history: string[];
   /** Ids asked for that the stores do not hold (no events, no snapshots): not a clean bill of health. */
   readonly missingIds: string[];
   /** No problem found and every id asked for is there. */
@@ -349,6 +352,13 @@ export async function verifyStores(stores: OpenedStores, options: VerifyOptions 
     snapshotsVerified,
     problems,
     notes,
+    history:
+      stores.journal && hasRepairHistory(stores.journal)
+        ? stores.journal
+            .repairHistory()
+            .filter((r) => options.ids === undefined || options.ids.includes(r.id))
+            .map(describeRepair)
+        : [],
     missingIds,
     ok: problems.length === 0 && missingIds.length === 0,
   };

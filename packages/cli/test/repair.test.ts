@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import type { PersistenceReport } from '@cairn/actor-core';
 import { FileMessageJournal } from '@cairn/journal-file';
 import { cli, damageMarker, layout, makeData, tempDir } from './cli-fixtures';
 
@@ -66,10 +67,55 @@ describe('cairn repair --truncate-after-corruption (file journal)', () => {
       expect(JSON.parse(again.stdout)).toMatchObject({ repaired: false });
       expect(readdirSync(path.join(l.journal, 'quarantine'))).toHaveLength(1);
 
-      // Appends continue from the kept highest.
-      const journal = await FileMessageJournal.open({ path: l.journal, ioThreads: 1, fsync: false });
+      // Appends continue from the kept highest. Until the cut is acknowledged, every open reports the
+      // dead records it cut, and verify counts them.
+      const reports: PersistenceReport[] = [];
+      const reporter = (r: PersistenceReport) => reports.push(r);
+      const journal = await FileMessageJournal.open({
+        path: l.journal,
+        ioThreads: 1,
+        fsync: false,
+        reporter,
+      });
+      expect(reports.map((r) => r.kind)).toEqual(['corruption-found']);
+      expect(reports[0]!.message).toContain('cairn repair --acknowledge acct-b');
       expect(await journal.append('acct-b', 'after the repair')).toBe(7);
       await journal.close();
+      const before = await cli('verify', '--config', l.config);
+      expect(before.code).toBe(1);
+      expect(before.stdout).toContain('history: repair of "acct-b"');
+      expect(before.stdout).toContain('not acknowledged yet (cairn repair --acknowledge acct-b)');
+
+      // The snapshot past the cut goes with the command the warning names.
+      const deleted = await cli('snapshots', 'delete', 'acct-b', '--above', '6', '--config', l.config);
+      expect(deleted.code).toBe(0);
+      expect(deleted.stdout).toContain('deleted the snapshot(s) of "acct-b" above 6: 12');
+      expect(deleted.stdout).toContain('newest snapshot now: none');
+      expect((await cli('snapshots', 'delete', 'acct-b', '--config', l.config)).code).toBe(2);
+
+      // Acknowledged: the repair is history; verify is clean and opening reports nothing.
+      const ack = await cli('repair', '--acknowledge', 'acct-b', '--config', l.config);
+      expect(ack.stderr).toBe('');
+      expect(ack.code).toBe(0);
+      expect(ack.stdout).toContain('acknowledged: repair of "acct-b"');
+      const after = await cli('verify', '--config', l.config);
+      expect(after.stdout).toContain('OK: no problems found');
+      expect(after.stdout).toMatch(
+        /history: repair of "acct-b" at \S+: sequenceNr 7\.\.12 cut, .*; acknowledged /,
+      );
+      expect(after.code).toBe(0);
+      reports.length = 0;
+      const reopened = await FileMessageJournal.open({
+        path: l.journal,
+        ioThreads: 1,
+        fsync: false,
+        reporter,
+      });
+      expect(reports).toEqual([]);
+      expect(await reopened.highestSequenceNr('acct-b')).toBe(7);
+      await reopened.close();
+      const twice = await cli('repair', '--acknowledge', 'acct-b', '--config', l.config);
+      expect(twice.stdout).toContain('no repair waiting for acknowledgement');
     } finally {
       await work.remove();
     }

@@ -711,6 +711,57 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     }
   }
 
+  /**
+   * The repairs whose cut records may still be in a segment (oldest first): what was cut, when, where
+   * the bytes went, and whether an operator acknowledged it. For `cairn verify`, which shows them as
+   * history.
+   */
+  repairHistory(persistenceId?: string): RepairEntry[] {
+    this.checkOpen();
+    return this.repairs
+      .filter((r) => persistenceId === undefined || r.id === persistenceId)
+      .map((r) => ({ ...r }));
+  }
+
+  /**
+   * Records that an operator checked the repairs of `persistenceId` (the cut records, the quarantine
+   * file, snapshots past the cut): from then on, opening the journal no longer reports the dead records
+   * those repairs cut as corruption found (they are history, listed by `repairHistory`). Durable when it
+   * resolves. Resolves to the repairs it acknowledged (none when there was nothing left to acknowledge);
+   * ReadOnlyError when opened read-only.
+   */
+  async acknowledgeRepairs(persistenceId: string): Promise<RepairEntry[]> {
+    this.checkOpen();
+    checkPersistenceId(persistenceId);
+    this.refuseWhenReadOnly('acknowledgeRepairs');
+    const maintenanceBefore = this.maintenance;
+    const commit = async (): Promise<RepairEntry[]> => {
+      if (this.failure) throw this.failure;
+      await maintenanceBefore;
+      const at = Date.now();
+      const before = this.repairs;
+      const acknowledged: RepairEntry[] = [];
+      this.repairs = before.map((r) => {
+        if (r.id !== persistenceId || r.acknowledged !== undefined) return r;
+        const done = { ...r, acknowledged: at };
+        acknowledged.push(done);
+        return done;
+      });
+      if (acknowledged.length === 0) return [];
+      try {
+        await this.writeCheckpoint();
+      } catch (e) {
+        this.repairs = before;
+        throw e;
+      }
+      return acknowledged.map((r) => ({ ...r }));
+    };
+    const done = this.writing.then(commit);
+    this.writing = done.catch(() => undefined);
+    this.maintenance = this.maintenance.then(() => done.then(settledQuietly, settledQuietly));
+    return done;
+  }
+
   private async cutAfterCorruption(
     persistenceId: string,
     failure: JournalCorruptedError & { sequenceNr: number },

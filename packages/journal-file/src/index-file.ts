@@ -161,6 +161,11 @@ export interface RepairEntry {
   readonly quarantine: string;
   /** When the repair was made, ms since epoch. */
   readonly at: number;
+  /**
+   * When an operator acknowledged the cut (`acknowledgeRepairs`), ms since epoch. The dead records it
+   * covers are then history: opening the journal no longer reports them as corruption found.
+   */
+  readonly acknowledged?: number;
 }
 
 /** What the checkpoint holds. */

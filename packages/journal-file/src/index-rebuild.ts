@@ -87,16 +87,19 @@ export function rebuildIndex(
     const segment = parseSegmentFileName(path.basename(file))!;
     for (const problem of scan.problems) {
       const { persistenceId, sequenceNr } = problem;
-      const repaired =
-        persistenceId !== undefined &&
-        sequenceNr !== undefined &&
-        repairs.some((r) => r.id === persistenceId && segment < r.since && sequenceNr >= r.first);
+      const cutBy =
+        persistenceId !== undefined && sequenceNr !== undefined
+          ? repairs.filter((r) => r.id === persistenceId && segment < r.since && sequenceNr >= r.first)
+          : [];
+      const repaired = cutBy.length > 0;
       if (persistenceId !== undefined && sequenceNr !== undefined && !repaired) {
         const entry = entryOf(index, persistenceId);
         if (sequenceNr >= entry.lowWater) {
           entry.markCorrupt({ sequenceNr, file, offset: problem.offset, reason: problem.reason }, true);
         }
       }
+      // A cut an operator acknowledged is history, not news: nothing to report on every open.
+      if (repaired && cutBy.every((r) => r.acknowledged !== undefined)) continue;
       reporter({
         kind: 'corruption-found',
         message:
@@ -105,7 +108,8 @@ export function rebuildIndex(
             ? ''
             : `, probably "${persistenceId}" sequenceNr ${sequenceNr ?? '?'}`) +
           (repaired
-            ? '; a repair already cut it off (its bytes are in the quarantine file); nothing was deleted'
+            ? '; a repair already cut it off (its bytes are in the quarantine file); nothing was deleted. ' +
+              `Once checked, \`cairn repair --acknowledge ${persistenceId}\` records the cut as history and ends this report`
             : '; reads of the affected ids stop there; nothing was deleted'),
         ...(persistenceId === undefined ? {} : { persistenceId }),
       });

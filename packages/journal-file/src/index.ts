@@ -1,6 +1,7 @@
 export { ReadOnlyError } from '@cairn/actor-core';
 export { FileSnapshotStore, type FileSnapshotStoreOptions } from '@cairn/snapshot';
 export { FileMessageJournal } from './file-message-journal';
+export type { RepairEntry } from './index-file';
 export { RepairRefusedError } from './journal-errors';
 export {
   DEFAULT_LOCK_STALE_MS,
