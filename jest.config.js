@@ -23,8 +23,10 @@ module.exports = {
   testPathIgnorePatterns: ['/node_modules/', '/dist/', '<rootDir>/test/pack\\.test\\.ts$'],
   modulePathIgnorePatterns: ['<rootDir>/.*/dist/'],
   testTimeout: 30000,
-  // Fails fast, naming the files, when the build the worker threads and child processes run is missing.
-  globalSetup: '<rootDir>/test/built-packages.js',
+  // Fails fast, naming the files, when the build the worker threads and child processes run is missing,
+  // and starts the PostgreSQL server the postgres tests use (unless CAIRN_TEST_PG_URL names one).
+  globalSetup: '<rootDir>/test/global-setup.js',
+  globalTeardown: '<rootDir>/test/global-teardown.js',
   // A test that damages data captures the corruption report instead of printing it.
   setupFilesAfterEnv: ['<rootDir>/test/no-corruption-warnings.js'],
 };

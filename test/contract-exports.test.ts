@@ -34,6 +34,7 @@ const expected: Record<string, string[]> = {
   '@cairn/journal-file': ['FileMessageJournal', 'provider'],
   '@cairn/snapshot': ['FileSnapshotStore', 'encodeSnapshotEnvelope', 'decodeSnapshotEnvelope'],
   '@cairn/journal-lmdb': ['LmdbMessageJournal', 'LmdbSnapshotStore', 'provider'],
+  '@cairn/postgres': ['PostgresMessageJournal', 'PostgresSnapshotStore', 'provider'],
   '@cairn/testkit': [
     'journalConformance',
     'snapshotConformance',
@@ -53,6 +54,7 @@ it.each(Object.entries(expected))('%s exports its contract names to plain Node',
   expect(out.missing).toEqual([]);
   if (pkg === '@cairn/journal-file') expect(out.provider).toBe('file');
   if (pkg === '@cairn/journal-lmdb') expect(out.provider).toBe('lmdb');
+  if (pkg === '@cairn/postgres') expect(out.provider).toBe('postgres');
 });
 
 it('a plain Node script can open the memory provider by config and round-trip an event', () => {

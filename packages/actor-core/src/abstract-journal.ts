@@ -8,7 +8,7 @@ import {
   StorageError,
   WriteRejectedError,
 } from './errors';
-import { GroupCommit, type QueuedWrite } from './group-commit';
+import { GroupCommit, type PartialCommit, type QueuedWrite } from './group-commit';
 import { type JournalMetrics, LatencyRecorder } from './metrics';
 import { OffsetCodec } from './offset-codec';
 import {
@@ -93,6 +93,15 @@ export interface JournalWrite {
   readonly events: readonly StoredEvent[];
 }
 
+/**
+ * What `_write` of a journal with the `sharedWriters` capability resolves to: the ids whose writes were
+ * NOT stored because the stored highest sequenceNr was not the one their first event continues (another
+ * process wrote the id meanwhile), each with the highest actually stored; or, for an id whose writes must
+ * not be tried again (the writer's lease passed to another holder), the error they fail with. Every write
+ * of every other id of the call is durable. An empty map (or undefined): everything was stored.
+ */
+export type WriteConflicts = ReadonlyMap<string, number | Error>;
+
 /** What a backend supports; the conformance kit skips (and reports) the groups it excludes. */
 export interface JournalCapabilities {
   /** Data survives close() and a reopen of the same location. */
@@ -111,6 +120,21 @@ export interface JournalCapabilities {
    * sees its new events. Default false: a live query sees only this process's commits.
    */
   readonly foreignCommits?: boolean;
+  /**
+   * Several processes may write the same store at once. Then the core never trusts what it remembers of
+   * an id's highest sequenceNr: `highestSequenceNr` (and so every recovery) reads storage; an append with
+   * `expectedSequenceNr` is judged by storage, in the commit that writes it; an append without one is
+   * numbered when its commit starts and, when another process took that number first, numbered again and
+   * retried, so it never fails with a conflict. The backend's `_write` checks, per id and in the same
+   * atomic step, that the stored highest is the one the id's first event continues, stores the other ids'
+   * writes, and resolves to the conflicting ids (WriteConflicts) instead of throwing. Default false.
+   */
+  readonly sharedWriters?: boolean;
+  /**
+   * The journal grants exclusive leases per persistenceId (LeaseProvider: acquireLease), fencing each
+   * holder's appends by the lease's epoch. `spawn(behavior, { exclusive: true })` asks for one. Default false.
+   */
+  readonly leases?: boolean;
 }
 
 /** Settings shared by every journal built on AbstractMessageJournal. */
@@ -132,12 +156,21 @@ export const DEFAULT_MAX_BATCH_SIZE = 1000;
 export const DEFAULT_MAX_BATCH_DELAY_MS = 100;
 
 interface IdState {
-  /** Highest sequenceNr assigned, including appends not yet committed. */
+  /** Highest sequenceNr assigned, including appends not yet committed (with sharedWriters: a guess). */
   assigned: number;
-  /** Highest sequenceNr known committed. */
+  /** Highest sequenceNr known committed (with sharedWriters: as last seen by this process). */
   durable: number;
+  /** sharedWriters only: a commit of the id failed, so `durable` is read from storage before the next one. */
+  stale?: boolean;
   /** The latest append issued for this id (wait for it with `.then(settle, settle)`: it may reject). */
   lastWrite: Promise<void> | undefined;
+}
+
+/** A queued append. With sharedWriters its events are numbered again when its commit starts. */
+interface QueuedAppend extends JournalWrite {
+  events: StoredEvent[];
+  /** sharedWriters: the highest storage must hold before this write; undefined = whatever it holds. */
+  readonly expected: number | undefined;
 }
 
 type Lifecycle = 'open' | 'closing' | 'closed';
@@ -202,7 +235,7 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
   private closing: Promise<void> | undefined;
   private readonly ids = new Map<string, IdState>();
   private readonly loading = new Map<string, Promise<IdState>>();
-  private groupCommit: GroupCommit<IdState, JournalWrite> | undefined;
+  private groupCommit: GroupCommit<IdState, QueuedAppend> | undefined;
   private activePulls = 0;
   private pullsIdle: (() => void) | undefined;
   private readonly counts = {
@@ -235,8 +268,12 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
 
   /** Highest sequenceNr ever committed for the id (0 if none), not lowered by truncation. */
   protected abstract _highestSequenceNr(persistenceId: string): Promise<number>;
-  /** Commits the writes (from any ids); durable before it resolves; each write atomic. */
-  protected abstract _write(writes: readonly JournalWrite[]): Promise<void>;
+  /**
+   * Commits the writes (from any ids); durable before it resolves; each write atomic. With the
+   * `sharedWriters` capability it resolves to the ids it did not store (see WriteConflicts).
+   */
+  // biome-ignore lint/suspicious/noConfusingVoidType: backends without sharedWriters resolve to nothing
+  protected abstract _write(writes: readonly JournalWrite[]): Promise<void | WriteConflicts>;
   /** Pages of events with from <= sequenceNr <= to, ascending, at most `max` in all; truncated ones skipped. */
   protected abstract _read(
     persistenceId: string,
@@ -391,7 +428,13 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
       payload: payloads[i]!,
       tags: tags[i]!.length > 0 ? tags[i] : undefined,
     }));
-    await this.enqueue(state, persistenceId, events);
+    const shared = this.capabilities.sharedWriters === true;
+    // With sharedWriters, storage checks that nothing was written to the id meanwhile.
+    await this.enqueue(state, {
+      persistenceId,
+      events,
+      expected: shared ? entries[0]!.sequenceNr - 1 : undefined,
+    });
   }
 
   /**
@@ -494,25 +537,28 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
     tags: readonly (readonly string[])[] | undefined,
     expected: number | undefined,
   ): Promise<number> {
-    if (expected !== undefined && expected !== state.assigned) {
+    const shared = this.capabilities.sharedWriters === true;
+    if (!shared && expected !== undefined && expected !== state.assigned) {
       this.counts.sequenceConflicts++;
       throw new SequenceConflictError(persistenceId, expected, state.assigned);
     }
     const timestamp = Date.now();
-    const first = state.assigned + 1;
+    // With sharedWriters storage judges the expectation, and these numbers are provisional.
+    const first = (shared && expected !== undefined ? expected : state.assigned) + 1;
     const serializerId = this.serializer.id;
     const events: StoredEvent[] = payloads.map((payload, i) =>
       tags === undefined || tags[i]!.length === 0
         ? { sequenceNr: first + i, timestamp, serializerId, payload }
         : { sequenceNr: first + i, timestamp, serializerId, payload, tags: tags[i] },
     );
-    return this.enqueue(state, persistenceId, events).then(() => first);
+    const write: QueuedAppend = { persistenceId, events, expected: shared ? expected : undefined };
+    return this.enqueue(state, write).then(() => write.events[0]!.sequenceNr);
   }
 
   /** Numbers the id's events as taken and queues them for the next group commit; settles with that commit. */
-  private enqueue(state: IdState, persistenceId: string, events: readonly StoredEvent[]): Promise<void> {
-    state.assigned += events.length;
-    const committed = this.commitQueue().enqueue(state, { persistenceId, events }, events.length);
+  private enqueue(state: IdState, write: QueuedAppend): Promise<void> {
+    state.assigned = write.events[write.events.length - 1]!.sequenceNr;
+    const committed = this.commitQueue().enqueue(state, write, write.events.length);
     // Kept as is (its callers handle its rejection); writesIssued waits on it without failing.
     state.lastWrite = committed;
     return committed;
@@ -530,6 +576,16 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
     this.checkOpen();
     checkPersistenceId(persistenceId);
     await this.writesIssued(persistenceId);
+    if (this.capabilities.sharedWriters) {
+      // Another process may have written the id: storage is the only authority.
+      const highest = await this.storage(() => this._highestSequenceNr(persistenceId), 'highestSequenceNr');
+      const state = this.ids.get(persistenceId);
+      if (state && !state.stale && highest > state.durable) {
+        state.durable = highest;
+        state.assigned = Math.max(state.assigned, highest);
+      }
+      return highest;
+    }
     // A failed commit forgets the id's state, so then this asks storage again.
     return (this.ids.get(persistenceId) ?? (await this.loadState(persistenceId))).durable;
   }
@@ -860,12 +916,20 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
     if (this.lifecycle !== 'open') throw new JournalClosedError('journal');
   }
 
-  private commitQueue(): GroupCommit<IdState, JournalWrite> {
-    this.groupCommit ??= new GroupCommit<IdState, JournalWrite>({
+  /** How many group commits may be in flight at once (never two of one id). */
+  protected maxConcurrentCommits(): number {
+    return this.capabilities.concurrentCommits ? 4 : 1;
+  }
+
+  private commitQueue(): GroupCommit<IdState, QueuedAppend> {
+    this.groupCommit ??= new GroupCommit<IdState, QueuedAppend>({
       maxBatchSize: this.maxBatchSize,
       maxBatchDelayMs: this.maxBatchDelayMs,
-      maxConcurrentCommits: this.capabilities.concurrentCommits ? 4 : 1,
-      commit: (writes) => this.timedCommit(writes),
+      maxConcurrentCommits: this.maxConcurrentCommits(),
+      commit: (writes) =>
+        this.capabilities.sharedWriters
+          ? this.sharedCommit(writes)
+          : this.timedCommit(writes).then(() => undefined),
       settled: (items, error) => this.committed(items, error),
       // A sequence conflict (another process wrote to one id) fails that id's appends only.
       isolate: (error, items) =>
@@ -881,14 +945,17 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
   }
 
   /** One group commit through the backend, counted and timed for metrics(). */
-  private timedCommit(writes: readonly JournalWrite[]): Promise<void> {
+  private timedCommit(writes: readonly JournalWrite[]): Promise<WriteConflicts | undefined> {
     const started = performance.now();
     return this.storage(() => this._write(writes), 'append').then(
-      () => {
+      (conflicts) => {
         this.commitLatency.since(started);
         this.counts.commits++;
-        for (const w of writes) this.counts.eventsAppended += w.events.length;
+        for (const w of writes) {
+          if (!conflicts?.has(w.persistenceId)) this.counts.eventsAppended += w.events.length;
+        }
         this.commits.notify();
+        return conflicts ?? undefined;
       },
       (e: unknown) => {
         this.commitLatency.since(started);
@@ -899,9 +966,96 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
     );
   }
 
-  private committed(items: readonly QueuedWrite<IdState, JournalWrite>[], error: unknown): void {
+  /**
+   * A group commit of a journal with sharedWriters: numbers each id's writes from what this process last
+   * saw committed (or from their expectation), lets storage judge, and turns its verdict into outcomes:
+   * an id another process wrote meanwhile learns the stored highest; its write that expected something
+   * else fails with SequenceConflictError, and the rest of its writes are numbered again and retried.
+   */
+  private async sharedCommit(writes: readonly QueuedAppend[]): Promise<PartialCommit | undefined> {
+    const states = new Map<string, IdState>();
+    for (const w of writes) {
+      if (states.has(w.persistenceId)) continue;
+      const state = this.ids.get(w.persistenceId) ?? (await this.loadState(w.persistenceId));
+      if (state.stale) {
+        state.durable = await this.storage(() => this._highestSequenceNr(w.persistenceId), 'append');
+        state.stale = false;
+      }
+      states.set(w.persistenceId, state);
+    }
+    const retry = new Set<number>();
+    const failed = new Map<number, unknown>();
+    const running = new Map<string, number>();
+    const bases = new Map<string, number>();
+    const sent: QueuedAppend[] = [];
+    const sentIndex: number[] = [];
+    writes.forEach((w, i) => {
+      const id = w.persistenceId;
+      const before = running.get(id);
+      // An id's writes in one commit must be consecutive: one expecting other than its predecessor's
+      // end waits (with the id's later writes) for the next commit, where storage judges it.
+      if (before === -1 || (before !== undefined && w.expected !== undefined && w.expected !== before)) {
+        running.set(id, -1);
+        retry.add(i);
+        return;
+      }
+      const base = before ?? w.expected ?? states.get(id)!.durable;
+      if (before === undefined) bases.set(id, base);
+      w.events = w.events.map((e, k) => ({ ...e, sequenceNr: base + 1 + k }));
+      running.set(id, base + w.events.length);
+      sent.push(w);
+      sentIndex.push(i);
+    });
+    const conflicts = sent.length > 0 ? await this.timedCommit(sent) : undefined;
+    const firstOf = new Set<string>();
+    sent.forEach((w, k) => {
+      const i = sentIndex[k]!;
+      const state = states.get(w.persistenceId)!;
+      const actual = conflicts?.get(w.persistenceId);
+      const first = !firstOf.has(w.persistenceId);
+      firstOf.add(w.persistenceId);
+      if (actual instanceof Error) {
+        failed.set(i, actual);
+        return;
+      }
+      if (actual === undefined) {
+        state.durable = Math.max(state.durable, w.events[w.events.length - 1]!.sequenceNr);
+        state.assigned = Math.max(state.assigned, state.durable);
+        return;
+      }
+      if (actual === bases.get(w.persistenceId)) {
+        // Retrying would loop: the backend reports as conflicting the very highest the write continued.
+        failed.set(
+          i,
+          new StorageError(
+            `journal append of "${w.persistenceId}": storage reported a conflict at its own highest ${actual}`,
+          ),
+        );
+        return;
+      }
+      state.durable = actual;
+      state.assigned = Math.max(state.assigned, actual);
+      if (first && w.expected !== undefined) {
+        this.counts.sequenceConflicts++;
+        failed.set(i, new SequenceConflictError(w.persistenceId, w.expected, actual));
+      } else {
+        retry.add(i);
+      }
+    });
+    return retry.size > 0 || failed.size > 0 ? { failed, retry } : undefined;
+  }
+
+  private committed(items: readonly QueuedWrite<IdState, QueuedAppend>[], error: unknown): void {
     if (error === undefined) {
-      for (const { key, write } of items) key.durable = write.events[write.events.length - 1]!.sequenceNr;
+      for (const { key, write } of items) {
+        key.durable = Math.max(key.durable, write.events[write.events.length - 1]!.sequenceNr);
+      }
+      return;
+    }
+    if (this.capabilities.sharedWriters) {
+      // Later writes are numbered when their commit starts: they go on, after storage is asked again.
+      // A conflict already set `durable` to what storage holds.
+      if (!isPersistenceError(error, 'ERR_SEQUENCE_CONFLICT')) for (const q of items) q.key.stale = true;
       return;
     }
     // The queued appends of a failed id were numbered after the failed ones: fail them too, and forget

@@ -7,7 +7,7 @@ import { didYouMean } from './suggest';
 
 /** One half of the configuration: which provider, where, and its provider-specific options. */
 export interface StoreConfig {
-  /** "memory", "file", "lmdb", or a module specifier (package name or file path) exporting `provider`. */
+  /** "memory", "file", "lmdb", "postgres", or a module specifier (package name or file path) exporting `provider`. */
   readonly provider: string;
   /** Data directory; required by "file" and "lmdb". Relative paths resolve against the config file's folder. */
   readonly path?: string;
@@ -38,6 +38,7 @@ export interface Persistence<M = unknown, S = unknown> {
 export const BUILTIN_PROVIDERS: Readonly<Record<string, string>> = {
   file: '@cairn/journal-file',
   lmdb: '@cairn/journal-lmdb',
+  postgres: '@cairn/postgres',
 };
 
 const SECTIONS = ['journal', 'snapshots'] as const;
@@ -217,7 +218,7 @@ function checkShape(config: unknown): string[] {
       const misspelt = Object.keys(value).find((k) => didYouMean(k, ['provider']) !== '');
       problems.push(
         misspelt === undefined
-          ? `${section}.provider: missing ("memory", "file", "lmdb" or a module)`
+          ? `${section}.provider: missing ("memory", "file", "lmdb", "postgres" or a module)`
           : `${section}.${misspelt}: unknown key (did you mean "provider"?); ${section}.provider is missing`,
       );
     } else if (typeof provider !== 'string' || provider.length === 0) {

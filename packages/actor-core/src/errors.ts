@@ -17,6 +17,8 @@
  * | ERR_ASK_TIMEOUT         | AskTimeoutError         | an ask got no reply in time                              |
  * | ERR_ACTOR_STOPPED       | ActorStoppedError       | the actor stopped before it could handle the command     |
  * | ERR_READ_ONLY           | ReadOnlyError           | a write on a journal or store opened read-only; nothing written |
+ * | ERR_LEASE_HELD          | LeaseHeldError          | another process holds the id's exclusive lease; nothing started |
+ * | ERR_LEASE_LOST          | LeaseLostError          | this process's lease passed to another holder; nothing written |
  */
 
 const PERSISTENCE_ERROR = Symbol.for('cairn.PersistenceError');
@@ -34,6 +36,8 @@ export type PersistenceErrorCode =
   | 'ERR_ASK_TIMEOUT'
   | 'ERR_ACTOR_STOPPED'
   | 'ERR_READ_ONLY'
+  | 'ERR_LEASE_HELD'
+  | 'ERR_LEASE_LOST'
   | (string & {});
 
 export class PersistenceError extends Error {
@@ -236,5 +240,48 @@ export class ReadOnlyError extends PersistenceError {
   constructor(path: string, message: string) {
     super('ERR_READ_ONLY', `${path} is open read-only: ${message}`);
     this.path = path;
+  }
+}
+
+/**
+ * An exclusive lease (see Lease) is held by another holder: the spawn or acquireLease that asked for it
+ * was refused (after waiting, when asked to wait). Nothing was started or written.
+ */
+export class LeaseHeldError extends PersistenceError {
+  readonly persistenceId: string;
+  /** Who holds it. */
+  readonly holder: string;
+  /** When its lease runs out unless renewed, if known. */
+  readonly until: Date | undefined;
+
+  constructor(persistenceId: string, holder: string, until?: Date) {
+    const expiry = until ? ` until ${until.toISOString()} unless renewed` : '';
+    super(
+      'ERR_LEASE_HELD',
+      `"${persistenceId}" is held exclusively by ${holder}${expiry}; stop it there, or wait for its lease to run out`,
+    );
+    this.persistenceId = persistenceId;
+    this.holder = holder;
+    this.until = until;
+  }
+}
+
+/**
+ * The lease this process held on a persistenceId passed to another holder (this one stalled past its
+ * lifetime): the append was refused by the fencing check and nothing was written. The actor must stop;
+ * the id now lives elsewhere.
+ */
+export class LeaseLostError extends PersistenceError {
+  readonly persistenceId: string;
+  /** The epoch this process held. */
+  readonly epoch: number;
+
+  constructor(persistenceId: string, epoch: number, holder?: string) {
+    super(
+      'ERR_LEASE_LOST',
+      `append to "${persistenceId}" refused: this process's lease (epoch ${epoch}) passed to ${holder ?? 'another holder'}; nothing was written`,
+    );
+    this.persistenceId = persistenceId;
+    this.epoch = epoch;
   }
 }

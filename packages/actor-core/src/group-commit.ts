@@ -19,8 +19,12 @@ export interface GroupCommitOptions<K, W> {
   readonly maxBatchDelayMs: number;
   /** Commits that may be in flight at once (pipelining); >= 1. */
   readonly maxConcurrentCommits: number;
-  /** Commits the writes; resolves when all are durable, rejects when none (or an unknown part) is. */
-  readonly commit: (writes: readonly W[]) => Promise<void>;
+  /**
+   * Commits the writes; resolves when all are durable, rejects when none (or an unknown part) is. It may
+   * instead resolve to a PartialCommit naming the writes (by index) that failed or were not stored and
+   * should be committed again; every other write of the call is durable.
+   */
+  readonly commit: (writes: readonly W[]) => Promise<PartialCommit | undefined>;
   /**
    * Given a failed commit's error, the keys it is about when it is about some of them only (a sequence
    * conflict of one id, say). Those writes fail; the others, which the failed commit did not store, are
@@ -29,6 +33,17 @@ export interface GroupCommitOptions<K, W> {
   readonly isolate?: (error: unknown, items: readonly QueuedWrite<K, W>[]) => ReadonlySet<K> | undefined;
   /** Called after a commit settles, before the waiting promises are settled. */
   readonly settled?: (items: readonly QueuedWrite<K, W>[], error: unknown) => void;
+}
+
+/**
+ * What a commit that stored only some of its writes reports, by index into the writes it was given. The
+ * writes in neither set are durable.
+ */
+export interface PartialCommit {
+  /** Writes that failed, with their error: they settle with it. */
+  readonly failed: ReadonlyMap<number, unknown>;
+  /** Writes that were not stored and are queued again, ahead of every later write (keeping per-key order). */
+  readonly retry: ReadonlySet<number>;
 }
 
 export interface QueuedWrite<K, W> {
@@ -172,14 +187,18 @@ export class GroupCommit<K, W> {
     const done = this.options
       .commit(batch.map((q) => q.write))
       .then(
-        () => undefined,
-        (e: unknown) => e ?? new Error('commit failed'),
+        (partial) => ({ error: undefined as unknown, partial: partial ?? undefined }),
+        (e: unknown) => ({ error: e ?? new Error('commit failed'), partial: undefined }),
       )
-      .then((error) => {
+      .then(({ error, partial }) => {
         this.release(batch);
         this.inFlight.delete(done);
         this.inFlightSize -= size;
         this.stalled = false;
+        if (partial) {
+          this.settlePartial(batch, partial);
+          return;
+        }
         const failing = error === undefined ? undefined : this.options.isolate?.(error, batch);
         const rest = failing ? batch.filter((q) => !failing.has(q.key)) : [];
         if (failing && rest.length > 0 && rest.length < batch.length) {
@@ -197,6 +216,29 @@ export class GroupCommit<K, W> {
         if (this.queue.length > 0) this.schedule();
       });
     this.inFlight.add(done);
+  }
+
+  /** Settles a commit that stored some writes: resolves those, fails the failed, queues the retries first. */
+  private settlePartial(batch: readonly QueuedWrite<K, W>[], partial: PartialCommit): void {
+    const stored: QueuedWrite<K, W>[] = [];
+    const again: QueuedWrite<K, W>[] = [];
+    batch.forEach((q, i) => {
+      if (partial.retry.has(i)) again.push(q);
+      else if (!partial.failed.has(i)) stored.push(q);
+    });
+    if (again.length > 0) {
+      this.queue = [...again, ...this.queue];
+      for (const q of again) this.queuedSize += q.size;
+    }
+    this.options.settled?.(stored, undefined);
+    for (const q of stored) q.resolve();
+    batch.forEach((q, i) => {
+      if (!partial.failed.has(i)) return;
+      const error = partial.failed.get(i);
+      this.options.settled?.([q], error);
+      q.reject(error);
+    });
+    if (this.queue.length > 0) this.schedule();
   }
 
   private release(batch: readonly QueuedWrite<K, W>[]): void {

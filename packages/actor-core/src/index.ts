@@ -8,6 +8,7 @@ export {
   PositionedEventInBuffer,
   type StoredEvent,
   StoredEventInBuffer,
+  type WriteConflicts,
 } from './abstract-journal';
 export {
   AbstractSnapshotStore,
@@ -41,6 +42,8 @@ export {
   JournalClosedError,
   JournalCorruptedError,
   JournalLockedError,
+  LeaseHeldError,
+  LeaseLostError,
   type LockHolder,
   PersistenceError,
   type PersistenceErrorCode,
@@ -52,6 +55,7 @@ export {
   WriteRejectedError,
 } from './errors';
 export { KeyedQueue } from './keyed-queue';
+export { canLease, type Lease, type LeaseOptions, type LeaseProvider } from './lease';
 export { MemoryFaults } from './memory-faults';
 export { MemoryJournalStore, MemoryMessageJournal, type MemoryMessageJournalOptions } from './memory-journal';
 export { memoryProvider } from './memory-provider';

@@ -6,6 +6,8 @@ import {
   JournalClosedError,
   JournalCorruptedError,
   JournalLockedError,
+  LeaseHeldError,
+  LeaseLostError,
   PersistenceError,
   RecoveryFailedError,
   SequenceConflictError,
@@ -44,6 +46,8 @@ const samples: Array<[PersistenceError, string, string]> = [
   [new StorageError('disk full'), 'StorageError', 'ERR_STORAGE'],
   [new AskTimeoutError('actor a', 50), 'AskTimeoutError', 'ERR_ASK_TIMEOUT'],
   [new ActorStoppedError('actor a', 'stopped'), 'ActorStoppedError', 'ERR_ACTOR_STOPPED'],
+  [new LeaseHeldError('a', 'host:42:ab', new Date(0)), 'LeaseHeldError', 'ERR_LEASE_HELD'],
+  [new LeaseLostError('a', 3, 'host:43:cd'), 'LeaseLostError', 'ERR_LEASE_LOST'],
 ];
 
 describe.each(samples)('%p', (error, name, code) => {

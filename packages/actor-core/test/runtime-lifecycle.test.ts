@@ -111,4 +111,24 @@ describe('lifecycle details', () => {
     await expect(system.spawn(account('late').behavior)).rejects.toBeInstanceOf(ActorStoppedError);
     await expect(system.terminate()).resolves.toBeUndefined();
   });
+
+  it('spawn with exclusive on a journal without leases runs the actor (its own locks keep other processes out); bad spawn options are refused', async () => {
+    const system = await ActorSystem.create({
+      persistence: { journal: { provider: 'memory' }, snapshots: { provider: 'memory' } },
+    });
+    try {
+      const ref = await system.spawn(account('solo').behavior, { exclusive: true });
+      expect(ref.isStopped).toBe(false);
+      await ref.ask({ type: 'deposit', amount: 3 });
+      await expect(
+        system.spawn(account('bad').behavior, { exclusive: 'yes' as unknown as boolean }),
+      ).rejects.toBeInstanceOf(TypeError);
+      await expect(
+        system.spawn(account('bad').behavior, { exclusive: true, leaseWaitMs: -1 }),
+      ).rejects.toBeInstanceOf(RangeError);
+      expect(system.lookup('bad')).toBeUndefined();
+    } finally {
+      await system.terminate();
+    }
+  });
 });

@@ -56,6 +56,11 @@ export { journalModelGroup } from './journal-model';
 export { journalQueryGroup } from './journal-query';
 export { journalQueryModelGroup } from './journal-query-model';
 export {
+  startThrowawayPostgres,
+  type ThrowawayPostgres,
+  type ThrowawayPostgresOptions,
+} from './postgres-server';
+export {
   captureResources,
   expectNoLeakedResources,
   findLeakedResources,

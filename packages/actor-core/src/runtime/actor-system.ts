@@ -1,5 +1,6 @@
 import { createPersistence, type PersistenceConfig } from '../config';
-import { ActorStoppedError } from '../errors';
+import { ActorStoppedError, isPersistenceError } from '../errors';
+import { canLease, type Lease } from '../lease';
 import { type ActorSystemMetrics, LatencyRecorder } from '../metrics';
 import { defaultReporter, type Reporter } from '../report';
 import type { MessageJournal, SnapshotStore } from '../spi';
@@ -7,6 +8,21 @@ import { checkOptionalObject, describe } from '../validation';
 import { ActorCell, type CellContext } from './actor-cell';
 import { DuplicatePersistenceIdError } from './actor-errors';
 import { EventSourcedBehavior } from './behavior';
+
+/** Per-spawn settings. */
+export interface SpawnOptions {
+  /**
+   * The actor must never run in two processes at once. On a journal shared by several processes that
+   * grants leases (capability `leases`, e.g. postgres), the spawn takes the id's exclusive lease first and
+   * every append of the actor is fenced by it; another process's exclusive spawn of the id is refused with
+   * LeaseHeldError naming the holder (or waits `leaseWaitMs`). The lease is released when the actor stops.
+   * Journals that lock their whole directory (file, LMDB) already keep other processes out: nothing more
+   * is taken there. Default false.
+   */
+  readonly exclusive?: boolean;
+  /** With `exclusive`: how long to wait for a lease another process holds, in ms. Default 0: refuse at once. */
+  readonly leaseWaitMs?: number;
+}
 
 /** Per-ask settings. */
 export interface AskOptions {
@@ -86,6 +102,8 @@ export class ActorSystem {
   >();
   private readonly context: CellContext;
   private terminating: Promise<void> | undefined;
+  /** The leases held by exclusive actors, released when they stop. */
+  private readonly leases = new Map<{ readonly persistenceId: string }, Lease>();
 
   private constructor(
     persistence: OpenedPersistence,
@@ -118,6 +136,18 @@ export class ActorSystem {
       },
       released: (cell) => {
         if (this.cells.get(cell.persistenceId)?.cell === cell) this.cells.delete(cell.persistenceId);
+        const lease = this.leases.get(cell);
+        if (lease) {
+          this.leases.delete(cell);
+          lease.release().catch((error: unknown) =>
+            reporter({
+              kind: 'lease-release-failed',
+              persistenceId: cell.persistenceId,
+              ...(isPersistenceError(error) ? { error } : {}),
+              message: `releasing the lease of "${cell.persistenceId}" failed (it runs out by itself): ${(error as Error)?.message ?? error}`,
+            }),
+          );
+        }
       },
     };
   }
@@ -148,11 +178,22 @@ export class ActorSystem {
   /**
    * Starts an actor and resolves once recovery completed. Rejects with RecoveryFailedError (the actor is
    * then not live), DuplicatePersistenceIdError when its id is live in this system, ActorStoppedError
-   * when the system is terminating.
+   * when the system is terminating, LeaseHeldError when `exclusive` and another process holds the id.
    */
-  async spawn<C, E, S, R>(behavior: EventSourcedBehavior<C, E, S, R>): Promise<ActorRef<C, R>> {
+  async spawn<C, E, S, R>(
+    behavior: EventSourcedBehavior<C, E, S, R>,
+    options?: SpawnOptions,
+  ): Promise<ActorRef<C, R>> {
     if (!(behavior instanceof EventSourcedBehavior)) {
       throw new TypeError('spawn needs a behavior made by EventSourcedBehavior.create');
+    }
+    checkOptionalObject(options, 'options');
+    if (options?.exclusive !== undefined && typeof options.exclusive !== 'boolean') {
+      throw new TypeError(`options.exclusive must be a boolean, got ${describe(options.exclusive)}`);
+    }
+    const leaseWaitMs = options?.leaseWaitMs ?? 0;
+    if (!Number.isSafeInteger(leaseWaitMs) || leaseWaitMs < 0) {
+      throw new RangeError(`options.leaseWaitMs must be an integer >= 0, got ${describe(leaseWaitMs)}`);
     }
     if (this.terminating) throw new ActorStoppedError('the actor system', 'it is terminating');
     const id = behavior.persistenceId;
@@ -161,6 +202,10 @@ export class ActorSystem {
     const ref = this.refFor(cell);
     this.cells.set(id, { cell, ref });
     try {
+      // The lease first: recovery must read what the previous holder wrote last.
+      if (options?.exclusive && canLease(this.journal)) {
+        this.leases.set(cell, await this.journal.acquireLease(id, { waitMs: leaseWaitMs }));
+      }
       await cell.start();
     } catch (e) {
       // Free the id at once, so a caller that fixed the cause can spawn again right away.

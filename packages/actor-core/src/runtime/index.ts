@@ -6,6 +6,7 @@ export {
   type AskOptions,
   DEFAULT_ASK_TIMEOUT_MS,
   type OpenedPersistence,
+  type SpawnOptions,
 } from './actor-system';
 export {
   backoffDelay,

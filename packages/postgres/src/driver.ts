@@ -1,0 +1,148 @@
+import { StorageError } from '@cairn/actor-core';
+import pg from 'pg';
+import { maskSecrets } from './mask';
+
+/**
+ * The one place Cairn talks to a PostgreSQL driver (node-postgres). Everything above it speaks
+ * `SqlDatabase`: a second driver would implement this interface and nothing else.
+ */
+export interface SqlSession {
+  /** Runs one statement; resolves to its rows. */
+  query<R = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<R[]>;
+}
+
+export interface SqlDatabase extends SqlSession {
+  /** Runs `body` in one transaction on one connection: COMMIT when it resolves, ROLLBACK when it throws. */
+  transaction<T>(body: (tx: SqlSession) => Promise<T>): Promise<T>;
+  /** Runs `body` on one connection of its own (no transaction), released afterwards. */
+  session<T>(body: (session: SqlSession) => Promise<T>): Promise<T>;
+  /** Where it connects, password masked: for messages. */
+  readonly target: string;
+  close(): Promise<void>;
+}
+
+export interface SqlDatabaseOptions {
+  /** `postgres://user:password@host:port/database`; omitted: node-postgres's PG* environment variables. */
+  readonly connectionString?: string;
+  readonly poolSize: number;
+  /** Server-side statement_timeout for every connection, in ms; 0 = none. */
+  readonly statementTimeoutMs: number;
+  readonly applicationName: string;
+}
+
+/** SQLSTATE classes after which a write's outcome is unknown: the connection or the server went away. */
+function outcomeUnknown(e: unknown): boolean {
+  const code = (e as { code?: unknown })?.code;
+  if (typeof code !== 'string' || code.length !== 5) return true; // a socket error, not a server reply
+  return code.startsWith('08') || code.startsWith('57') || code === 'XX000';
+}
+
+/** True for failures after which the statement rolled back and running it again is the fix. */
+export function isRetryable(e: unknown): boolean {
+  const code = (e as { code?: unknown })?.code;
+  return code === '40P01' || code === '40001';
+}
+
+/** The SQLSTATE of a server error, if it is one. */
+export function sqlState(e: unknown): string | undefined {
+  const code = (e as { code?: unknown })?.code;
+  return typeof code === 'string' && code.length === 5 ? code : undefined;
+}
+
+/**
+ * Turns a driver error into a StorageError whose message carries no secret. For a write (`writing`), an
+ * error after which the outcome is unknown says so: the caller must read back what really committed.
+ */
+export function storageError(e: unknown, what: string, target: string, writing: boolean): StorageError {
+  const detail = maskSecrets((e as Error)?.message ?? String(e));
+  const state = sqlState(e);
+  const suffix = state ? ` (SQLSTATE ${state})` : '';
+  if (writing && outcomeUnknown(e)) {
+    return new StorageError(
+      `${what} on ${target}: outcome unknown, the connection failed before the server confirmed: ${detail}${suffix}; read back what committed`,
+      { cause: e },
+    );
+  }
+  return new StorageError(`${what} on ${target} failed: ${detail}${suffix}`, { cause: e });
+}
+
+/** Parses int8 (bigint) columns as numbers: sequence numbers and timestamps stay below 2^53. */
+const types = {
+  getTypeParser: (oid: number, format?: 'text' | 'binary') => {
+    if (oid === 20 && format !== 'binary') return (v: string) => Number(v);
+    return pg.types.getTypeParser(oid, format as 'text');
+  },
+};
+
+/** Opens a node-postgres pool. Connections are made on first use. */
+export function openPgDatabase(options: SqlDatabaseOptions): SqlDatabase {
+  const config: pg.PoolConfig = {
+    max: options.poolSize,
+    application_name: options.applicationName,
+    types,
+    ...(options.statementTimeoutMs > 0 ? { statement_timeout: options.statementTimeoutMs } : {}),
+  };
+  if (options.connectionString !== undefined) config.connectionString = options.connectionString;
+  const pool = new pg.Pool(config);
+  // An idle connection that dies (a server restart) is dropped by the pool; it must not crash the process.
+  pool.on('error', () => undefined);
+  const target = describeTarget(options.connectionString);
+  const query = async <R>(client: pg.Pool | pg.PoolClient, text: string, params?: readonly unknown[]) =>
+    (await client.query(text, params as unknown[])).rows as R[];
+  return {
+    target,
+    query: (text, params) => query(pool, text, params),
+    session: async (body) => {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      try {
+        return await body({ query: (text, params) => query(client, text, params) });
+      } catch (e) {
+        if (sqlState(e) === undefined) broken = e as Error;
+        throw e;
+      } finally {
+        client.release(broken);
+      }
+    },
+    transaction: async (body) => {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      try {
+        await client.query('BEGIN');
+        const session: SqlSession = { query: (text, params) => query(client, text, params) };
+        let result: Awaited<ReturnType<typeof body>>;
+        try {
+          result = await body(session);
+        } catch (e) {
+          await client.query('ROLLBACK').catch((rollbackError: Error) => {
+            broken = rollbackError;
+          });
+          throw e;
+        }
+        await client.query('COMMIT');
+        return result;
+      } catch (e) {
+        if (sqlState(e) === undefined) broken ??= e as Error;
+        throw e;
+      } finally {
+        client.release(broken);
+      }
+    },
+    close: () => pool.end(),
+  };
+}
+
+/** `user@host:port/database` of a connection string (or of the PG* variables), without the password. */
+export function describeTarget(connectionString: string | undefined): string {
+  if (connectionString !== undefined) {
+    try {
+      const url = new URL(connectionString);
+      const user = decodeURIComponent(url.username) || 'default user';
+      return `postgres://${user}@${url.host}${url.pathname}`;
+    } catch {
+      return maskSecrets(connectionString);
+    }
+  }
+  const env = process.env;
+  return `postgres://${env.PGUSER ?? 'default user'}@${env.PGHOST ?? 'localhost'}:${env.PGPORT ?? 5432}/${env.PGDATABASE ?? ''} (PG* variables)`;
+}

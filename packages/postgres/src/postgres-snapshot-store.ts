@@ -1,0 +1,164 @@
+import {
+  AbstractSnapshotStore,
+  type CorruptionLocation,
+  isPersistenceError,
+  SnapshotCorruptedError,
+  type SnapshotMetadata,
+  StorageError,
+  type StoredSnapshot,
+} from '@cairn/actor-core';
+import { type SqlDatabase, storageError } from './driver';
+import { idToColumn } from './persistence-id';
+import { type Connection, connect, type PostgresSnapshotStoreOptions } from './postgres-options';
+import { rowChecksum } from './record-check';
+import { prepareSchema, type SchemaNames } from './schema';
+
+interface SnapshotRow {
+  written_at: number;
+  serializer_id: number;
+  payload: Buffer;
+  crc32: number;
+}
+
+/**
+ * Snapshots in the `snapshots` table of the schema, one row per (persistenceId, sequenceNr), each with a
+ * CRC-32 over its id, sequenceNr, timestamp, serializer and payload. A save is one upsert (atomic,
+ * durable when it resolves, replacing a snapshot at the same sequenceNr); a row failing its check is
+ * reported by loadLatest and skipped in favour of an older one, never deleted automatically.
+ */
+export class PostgresSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
+  /** Snapshots survive close() and a reopen; several processes may share the table. */
+  readonly capabilities = { persistent: true } as const;
+  readonly schema: string;
+  private readonly db: SqlDatabase;
+  private readonly names: SchemaNames;
+
+  private constructor(options: PostgresSnapshotStoreOptions, connection: Connection) {
+    super(options);
+    this.db = connection.db;
+    this.names = connection.names;
+    this.schema = connection.names.name;
+  }
+
+  /**
+   * Connects (lazily, through a pool of `poolSize`, default 4) and creates the schema and tables when
+   * missing. Defaults: schema "cairn", statementTimeoutMs 30000, serializer "msgpack".
+   * @throws TypeError or RangeError for bad options; StorageError when the server cannot be reached or
+   *   its schema was made by a newer version.
+   */
+  static async open<S = unknown>(options: PostgresSnapshotStoreOptions): Promise<PostgresSnapshotStore<S>> {
+    const connection = connect(options, 'snapshots');
+    try {
+      const store = new PostgresSnapshotStore<S>(options, connection);
+      await prepareSchema(connection.db, connection.names).catch((e: unknown) => {
+        if (isPersistenceError(e)) throw e;
+        throw storageError(
+          e,
+          `opening snapshot schema "${connection.names.name}"`,
+          connection.db.target,
+          false,
+        );
+      });
+      return store;
+    } catch (e) {
+      await connection.db.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  protected async _save(snapshot: StoredSnapshot): Promise<void> {
+    const { persistenceId, sequenceNr, timestamp, serializerId, payload } = snapshot;
+    const column = idToColumn(persistenceId);
+    await this.guard('save', true, () =>
+      this.db.query(
+        `INSERT INTO ${this.names.snapshots} (persistence_id, seq_nr, written_at, serializer_id, payload, crc32)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (persistence_id, seq_nr) DO UPDATE SET written_at = EXCLUDED.written_at,
+           serializer_id = EXCLUDED.serializer_id, payload = EXCLUDED.payload, crc32 = EXCLUDED.crc32`,
+        [
+          column,
+          sequenceNr,
+          timestamp,
+          serializerId,
+          Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
+          rowChecksum(column, sequenceNr, timestamp, serializerId, payload),
+        ],
+      ),
+    );
+  }
+
+  protected async _list(persistenceId: string): Promise<SnapshotMetadata[]> {
+    const rows = await this.guard('list', false, () =>
+      this.db.query<{ seq_nr: number; written_at: number }>(
+        `SELECT seq_nr, written_at FROM ${this.names.snapshots} WHERE persistence_id = $1`,
+        [idToColumn(persistenceId)],
+      ),
+    );
+    return rows.map((r) => ({ sequenceNr: r.seq_nr, timestamp: r.written_at }));
+  }
+
+  protected async _load(persistenceId: string, meta: SnapshotMetadata): Promise<StoredSnapshot> {
+    const [row] = await this.guard('load', false, () =>
+      this.db.query<SnapshotRow>(
+        `SELECT written_at, serializer_id, payload, crc32 FROM ${this.names.snapshots}
+         WHERE persistence_id = $1 AND seq_nr = $2`,
+        [idToColumn(persistenceId), meta.sequenceNr],
+      ),
+    );
+    const where = this._locate(persistenceId, meta);
+    if (row === undefined) {
+      throw new StorageError(`snapshot ${where.key} disappeared between listing and loading it`);
+    }
+    const expected = rowChecksum(
+      idToColumn(persistenceId),
+      meta.sequenceNr,
+      row.written_at,
+      row.serializer_id,
+      row.payload,
+    );
+    if (expected !== row.crc32) {
+      throw new SnapshotCorruptedError({
+        persistenceId,
+        sequenceNr: meta.sequenceNr,
+        ...where,
+        reason: `row checksum ${row.crc32} does not match its content (${expected})`,
+      });
+    }
+    return {
+      persistenceId,
+      sequenceNr: meta.sequenceNr,
+      timestamp: row.written_at,
+      serializerId: row.serializer_id,
+      payload: row.payload,
+    };
+  }
+
+  protected async _delete(persistenceId: string, snapshots: readonly SnapshotMetadata[]): Promise<void> {
+    await this.guard('delete', true, () =>
+      this.db.query(
+        `DELETE FROM ${this.names.snapshots} WHERE persistence_id = $1 AND seq_nr = ANY($2::int8[])`,
+        [idToColumn(persistenceId), snapshots.map((s) => s.sequenceNr)],
+      ),
+    );
+  }
+
+  protected async _close(): Promise<void> {
+    await this.db.close();
+  }
+
+  protected override _locate(
+    persistenceId: string,
+    meta: SnapshotMetadata,
+  ): Pick<CorruptionLocation, 'file' | 'offset' | 'key'> {
+    return { key: `${this.names.snapshots} (${persistenceId}, ${meta.sequenceNr})` };
+  }
+
+  private async guard<T>(what: string, writing: boolean, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (e) {
+      if (isPersistenceError(e)) throw e;
+      throw storageError(e, `snapshot ${what}`, this.db.target, writing);
+    }
+  }
+}

@@ -1,0 +1,111 @@
+import { StorageError } from '@cairn/actor-core';
+import type { SqlDatabase, SqlSession } from './driver';
+
+/** The layout this version of @cairn/postgres reads and writes. A newer one in the database is refused. */
+export const SCHEMA_VERSION = 1;
+
+/** A validated schema name, quoted for SQL, and the table names in it. */
+export class SchemaNames {
+  readonly quoted: string;
+  readonly meta: string;
+  readonly streams: string;
+  readonly journal: string;
+  readonly snapshots: string;
+  readonly offsets: string;
+
+  constructor(readonly name: string) {
+    if (typeof name !== 'string' || !/^[a-z_][a-z0-9_]{0,62}$/.test(name)) {
+      throw new TypeError(
+        `schema must be a lower-case SQL identifier (letters, digits, _; at most 63), got ${JSON.stringify(name)}`,
+      );
+    }
+    this.quoted = `"${name}"`;
+    this.meta = `${this.quoted}.cairn_meta`;
+    this.streams = `${this.quoted}.streams`;
+    this.journal = `${this.quoted}.journal`;
+    this.snapshots = `${this.quoted}.snapshots`;
+    this.offsets = `${this.quoted}.offsets`;
+  }
+}
+
+function ddl(s: SchemaNames): string[] {
+  return [
+    `CREATE SCHEMA IF NOT EXISTS ${s.quoted}`,
+    `CREATE TABLE IF NOT EXISTS ${s.meta} (key text PRIMARY KEY, value text NOT NULL)`,
+    // One row per id: the highest sequenceNr ever assigned (what appends are checked against, so a
+    // truncated id keeps its numbering), the lowest one a read may still return, and its lease.
+    `CREATE TABLE IF NOT EXISTS ${s.streams} (
+      persistence_id text PRIMARY KEY,
+      highest bigint NOT NULL,
+      lowest bigint NOT NULL DEFAULT 1,
+      lease_holder text,
+      lease_epoch bigint NOT NULL DEFAULT 0,
+      lease_until timestamptz
+    )`,
+    // tx_id + position give the global order (a row is visible to readers only once every transaction
+    // that could commit before it has finished); crc32 covers id, sequenceNr, timestamp, serializer, payload.
+    `CREATE TABLE IF NOT EXISTS ${s.journal} (
+      persistence_id text NOT NULL,
+      seq_nr bigint NOT NULL,
+      tx_id xid8 NOT NULL DEFAULT pg_current_xact_id(),
+      position bigserial NOT NULL,
+      written_at bigint NOT NULL,
+      tags text[] NOT NULL DEFAULT '{}',
+      serializer_id integer NOT NULL,
+      payload bytea NOT NULL,
+      crc32 bigint NOT NULL,
+      PRIMARY KEY (persistence_id, seq_nr)
+    )`,
+    `CREATE INDEX IF NOT EXISTS journal_global_order ON ${s.journal} (tx_id, position)`,
+    `CREATE TABLE IF NOT EXISTS ${s.snapshots} (
+      persistence_id text NOT NULL,
+      seq_nr bigint NOT NULL,
+      written_at bigint NOT NULL,
+      serializer_id integer NOT NULL,
+      payload bytea NOT NULL,
+      crc32 bigint NOT NULL,
+      PRIMARY KEY (persistence_id, seq_nr)
+    )`,
+    `CREATE TABLE IF NOT EXISTS ${s.offsets} (
+      projection text PRIMARY KEY,
+      offset_value text NOT NULL,
+      updated_at timestamptz NOT NULL DEFAULT now()
+    )`,
+  ];
+}
+
+async function storedVersion(session: SqlSession, s: SchemaNames): Promise<number | undefined> {
+  const [row] = await session.query<{ value: string }>(
+    `SELECT value FROM ${s.meta} WHERE key = 'schema_version'`,
+  );
+  return row === undefined ? undefined : Number(row.value);
+}
+
+function refuseNewer(version: number, s: SchemaNames, target: string): never {
+  throw new StorageError(
+    `schema "${s.name}" on ${target} has layout version ${version}, newer than this @cairn/postgres understands (${SCHEMA_VERSION}); upgrade @cairn/postgres, nothing was changed`,
+  );
+}
+
+/**
+ * Creates the schema and its tables when missing, in one transaction, and records the layout version.
+ * Processes opening a fresh database at once are serialized by a transaction-scoped advisory lock, so
+ * none of them fails on another's half-made tables. A database already at this version costs one query.
+ */
+export async function prepareSchema(db: SqlDatabase, s: SchemaNames): Promise<void> {
+  const existing = await storedVersion(db, s).catch(() => undefined);
+  if (existing === SCHEMA_VERSION) return;
+  if (existing !== undefined && existing > SCHEMA_VERSION) refuseNewer(existing, s, db.target);
+  await db.transaction(async (tx) => {
+    // Two int4 keys: a constant for Cairn, and the schema's hash.
+    await tx.query(`SELECT pg_advisory_xact_lock(1667330418, hashtext($1))`, [s.name]);
+    for (const statement of ddl(s)) await tx.query(statement);
+    const version = await storedVersion(tx, s);
+    if (version !== undefined && version > SCHEMA_VERSION) refuseNewer(version, s, db.target);
+    if (version === undefined) {
+      await tx.query(`INSERT INTO ${s.meta} (key, value) VALUES ('schema_version', $1)`, [
+        String(SCHEMA_VERSION),
+      ]);
+    }
+  });
+}

@@ -1,0 +1,87 @@
+import pg from 'pg';
+
+/**
+ * The PostgreSQL server of this test run: CAIRN_TEST_PG_URL, set by the jest global setup (which starts a
+ * throwaway server when it was not set). Each test file takes schemas of its own (`schemas.next()`), and
+ * drops them when it ends (`schemas.dropAll()`), so files running side by side never see each other's rows.
+ */
+export function testServerUrl(): string {
+  const url = process.env.CAIRN_TEST_PG_URL;
+  if (!url) {
+    throw new Error(
+      'CAIRN_TEST_PG_URL is not set: run the postgres tests through jest (its global setup starts a server) or set it',
+    );
+  }
+  return url;
+}
+
+/**
+ * The server's URL with synchronous_commit off for this connection's sessions: for tests of behaviour
+ * (conformance), where the server stays up and a commit's wait for the WAL flush buys nothing. Durability
+ * tests (crash, restart) use testServerUrl(), with the server's durable default.
+ */
+export function fastTestServerUrl(): string {
+  const url = new URL(testServerUrl());
+  url.searchParams.set('options', '-c synchronous_commit=off');
+  return url.toString();
+}
+
+export class TestSchemas {
+  private readonly made: string[] = [];
+  private readonly prefix: string;
+
+  /** `label`: a short lower-case name of the test file. */
+  constructor(label: string) {
+    this.prefix = `t_${label}_${process.pid}_${Math.random().toString(36).slice(2, 6)}`;
+  }
+
+  /** A schema name no other test uses. */
+  next(): string {
+    const name = `${this.prefix}_${this.made.length}`;
+    this.made.push(name);
+    return name;
+  }
+
+  /**
+   * A schema for a conformance case (`key`: its directory): the same one for the same key; for a new key
+   * the file's one case schema, emptied (creating a schema per case would cost most of the suite's time).
+   * Cases of a file run one after another, so a new key means the previous case is over.
+   */
+  private caseSchema: string | undefined;
+  private caseKey: string | undefined;
+  async forKey(key: string): Promise<string> {
+    this.caseSchema ??= this.next();
+    if (this.caseKey !== key) {
+      this.caseKey = key;
+      const s = `"${this.caseSchema}"`;
+      const [exists] = await sql<{ t: string | null }>(`SELECT to_regclass('${s}.streams')::text AS t`);
+      if (exists?.t) {
+        await sql(
+          `DELETE FROM ${s}.streams; DELETE FROM ${s}.journal; DELETE FROM ${s}.snapshots; DELETE FROM ${s}.offsets`,
+        );
+      }
+    }
+    return this.caseSchema;
+  }
+
+  async dropAll(): Promise<void> {
+    const client = new pg.Client({ connectionString: testServerUrl() });
+    await client.connect();
+    try {
+      for (const name of this.made) await client.query(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
+    } finally {
+      await client.end();
+    }
+  }
+}
+
+/** Runs one statement on a connection of its own (for tests that alter rows behind Cairn's back). */
+export async function sql<R = Record<string, unknown>>(text: string, params: unknown[] = []): Promise<R[]> {
+  const client = new pg.Client({ connectionString: testServerUrl() });
+  await client.connect();
+  try {
+    return (await client.query(text, params)).rows as R[];
+  } finally {
+    await client.end();
+  }
+}
