@@ -30,6 +30,7 @@ interface EventRow {
   serializer_id: number;
   payload: Buffer;
   crc32: number;
+  tags: string[];
 }
 
 /**
@@ -187,8 +188,12 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
       events.map((x) => x.e.timestamp),
       events.map((x) => x.e.serializerId),
       events.map((x) => Buffer.from(x.e.payload.buffer, x.e.payload.byteOffset, x.e.payload.byteLength)),
-      events.map((x) => rowChecksum(x.column, x.e.sequenceNr, x.e.timestamp, x.e.serializerId, x.e.payload)),
+      events.map((x) =>
+        rowChecksum(x.column, x.e.sequenceNr, x.e.timestamp, x.e.serializerId, x.e.payload, x.e.tags),
+      ),
       ids.map((id) => chains.get(id)!.epoch),
+      // One JSON array per event ('' for none): PostgreSQL's arrays of arrays must be rectangular.
+      events.map((x) => (x.e.tags && x.e.tags.length > 0 ? JSON.stringify(x.e.tags) : '')),
     ];
     const stored = await this.run('append', true, async () => {
       for (let attempt = 0; ; attempt++) {
@@ -242,7 +247,7 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
       const limit = Math.min(READ_PAGE, left);
       const rows = await this.run('read', false, () =>
         this.db.query<EventRow>(
-          `SELECT seq_nr, written_at, serializer_id, payload, crc32 FROM ${this.names.journal}
+          `SELECT seq_nr, written_at, serializer_id, payload, crc32, tags FROM ${this.names.journal}
            WHERE persistence_id = $1 AND seq_nr >= $2 AND seq_nr <= $3 ORDER BY seq_nr LIMIT $4`,
           [column, from, toSequenceNr, limit],
         ),
@@ -251,7 +256,14 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
       const page: StoredEvent[] = new Array(rows.length);
       for (let i = 0; i < rows.length; i++) {
         const row = rows[i]!;
-        const expected = rowChecksum(column, row.seq_nr, row.written_at, row.serializer_id, row.payload);
+        const expected = rowChecksum(
+          column,
+          row.seq_nr,
+          row.written_at,
+          row.serializer_id,
+          row.payload,
+          row.tags,
+        );
         if (expected !== row.crc32) {
           throw new JournalCorruptedError({
             persistenceId,
@@ -260,12 +272,21 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
             reason: `row checksum ${row.crc32} does not match its content (${expected})`,
           });
         }
-        page[i] = {
-          sequenceNr: row.seq_nr,
-          timestamp: row.written_at,
-          serializerId: row.serializer_id,
-          payload: row.payload,
-        };
+        page[i] =
+          row.tags.length > 0
+            ? {
+                sequenceNr: row.seq_nr,
+                timestamp: row.written_at,
+                serializerId: row.serializer_id,
+                payload: row.payload,
+                tags: row.tags,
+              }
+            : {
+                sequenceNr: row.seq_nr,
+                timestamp: row.written_at,
+                serializerId: row.serializer_id,
+                payload: row.payload,
+              };
       }
       yield page;
       if (rows.length < limit) return;
@@ -349,7 +370,7 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
 /**
  * The group commit: one statement, so one round trip and one WAL flush for the whole batch. $1..$3 and
  * $10 give one chain per id (the highest it continues, its new highest, the lease epoch it writes under
- * or -1); $4..$9 the events. An id whose stored highest is not the one its chain continues, or whose
+ * or -1); $4..$9 and $11 (tags as a JSON array, '' for none) the events. An id whose stored highest is not the one its chain continues, or whose
  * lease epoch moved on, is left out (no stream update, no event rows); the statement returns the ids it
  * stored.
  */
@@ -376,10 +397,11 @@ function groupCommitStatement(s: SchemaNames): string {
       SELECT persistence_id FROM created UNION ALL SELECT persistence_id FROM advanced
     ),
     inserted AS (
-      INSERT INTO ${s.journal} (persistence_id, seq_nr, written_at, serializer_id, payload, crc32)
-      SELECT e.persistence_id, e.seq_nr, e.written_at, e.serializer_id, e.payload, e.crc32
-      FROM unnest($4::text[], $5::int8[], $6::int8[], $7::int4[], $8::bytea[], $9::int8[])
-        AS e(persistence_id, seq_nr, written_at, serializer_id, payload, crc32)
+      INSERT INTO ${s.journal} (persistence_id, seq_nr, written_at, serializer_id, payload, crc32, tags)
+      SELECT e.persistence_id, e.seq_nr, e.written_at, e.serializer_id, e.payload, e.crc32,
+        CASE WHEN e.tags = '' THEN '{}'::text[] ELSE ARRAY(SELECT jsonb_array_elements_text(e.tags::jsonb)) END
+      FROM unnest($4::text[], $5::int8[], $6::int8[], $7::int4[], $8::bytea[], $9::int8[], $11::text[])
+        AS e(persistence_id, seq_nr, written_at, serializer_id, payload, crc32, tags)
       WHERE e.persistence_id IN (SELECT persistence_id FROM stored)
       RETURNING 1
     )

@@ -338,3 +338,27 @@ async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_00
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+describe('tags', () => {
+  it('are stored with each event, read back, and covered by the row checksum', async () => {
+    const schema = schemas.next();
+    const journal = await open<string>(schema);
+    try {
+      await journal.appendBatch('tagged', ['a', 'b', 'c'], {
+        tags: (m) => (m === 'b' ? [] : [`t-${m}`, 'all']),
+      });
+      expect((await collect(journal.readFrom('tagged', 1))).map((e) => e.tags)).toEqual([
+        ['t-a', 'all'],
+        [],
+        ['t-c', 'all'],
+      ]);
+      await sql(`UPDATE "${schema}".journal SET tags = '{forged}' WHERE seq_nr = 3`);
+      await expect(collect(journal.readFrom('tagged', 1))).rejects.toMatchObject({
+        code: 'ERR_JOURNAL_CORRUPTED',
+        sequenceNr: 3,
+      });
+    } finally {
+      await journal.close();
+    }
+  });
+});
