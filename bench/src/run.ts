@@ -190,7 +190,8 @@ async function runCellProcess(
  * when the run ends), its URL handed to the cells through the same variable.
  */
 async function postgresServer(systems: readonly SystemId[]): Promise<{ stop(): Promise<void> } | undefined> {
-  if (process.env.CAIRN_BENCH_PG_URL || !systems.some((s) => SYSTEMS[s].engine === 'postgres')) return undefined;
+  if (process.env.CAIRN_BENCH_PG_URL || !systems.some((s) => SYSTEMS[s].engine === 'postgres'))
+    return undefined;
   const { startThrowawayPostgres } = (await import('@cairn/testkit')) as typeof import('@cairn/testkit');
   const server = await startThrowawayPostgres();
   process.env.CAIRN_BENCH_PG_URL = server.url;

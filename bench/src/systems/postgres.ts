@@ -16,13 +16,17 @@ export const PG_POOL_SIZE = 4;
 
 function serverUrl(): string {
   const url = process.env.CAIRN_BENCH_PG_URL;
-  if (!url) throw new SystemUnavailableError('no PostgreSQL server (run.ts starts one; or set CAIRN_BENCH_PG_URL)');
+  if (!url)
+    throw new SystemUnavailableError('no PostgreSQL server (run.ts starts one; or set CAIRN_BENCH_PG_URL)');
   return url;
 }
 
 /** The schema of a cell's data directory: its base name, made an SQL identifier. */
 function schemaOf(dir: string): string {
-  return `b_${path.basename(dir).toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
+  return `b_${path
+    .basename(dir)
+    .toLowerCase()
+    .replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
 }
 
 export const cairnPostgresSystem: BenchSystem = {
@@ -163,7 +167,13 @@ class NaivePgStore extends PgPeerStore {
 
 /** Appends queued while an INSERT is in flight go out together as the next multi-row INSERT (one at a time). */
 class BatchedPgStore extends PgPeerStore {
-  private queue: { id: string; seq: number; payload: Buffer; done: () => void; fail: (e: unknown) => void }[] = [];
+  private queue: {
+    id: string;
+    seq: number;
+    payload: Buffer;
+    done: () => void;
+    fail: (e: unknown) => void;
+  }[] = [];
   private flushing = false;
 
   async append(id: string, event: DepositEvent): Promise<void> {

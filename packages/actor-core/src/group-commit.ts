@@ -24,7 +24,8 @@ export interface GroupCommitOptions<K, W> {
    * instead resolve to a PartialCommit naming the writes (by index) that failed or were not stored and
    * should be committed again; every other write of the call is durable.
    */
-  readonly commit: (writes: readonly W[]) => Promise<PartialCommit | undefined>;
+  // biome-ignore lint/suspicious/noConfusingVoidType: a commit that stores everything resolves to nothing
+  readonly commit: (writes: readonly W[]) => Promise<void | PartialCommit>;
   /**
    * Given a failed commit's error, the keys it is about when it is about some of them only (a sequence
    * conflict of one id, say). Those writes fail; the others, which the failed commit did not store, are
