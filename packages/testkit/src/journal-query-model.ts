@@ -121,14 +121,23 @@ async function runProgram(
     for (let i = 1; i < known.length; i++) {
       expect(rank.get(known[i]!)! > rank.get(known[i - 1]!)!).toBe(true);
     }
-    // Merge: new keys go after the known ones they follow (the current order extends the old one).
+    // Merge: a new key goes just before the next key of `keys` already placed, or at the end when none
+    // follows it (the current order extends the old one). Not "after the last known key before it": with
+    // the event before it truncated there is none, and it would land at the front, ahead of events it
+    // follows.
     const merged = [...seen];
-    let insertAt = 0;
-    for (const k of keys) {
-      const r = merged.indexOf(k);
-      if (r >= 0) insertAt = r + 1;
-      else merged.splice(insertAt++, 0, k);
-    }
+    keys.forEach((k, i) => {
+      if (merged.includes(k)) return;
+      let at = merged.length;
+      for (let j = i + 1; j < keys.length; j++) {
+        const r = merged.indexOf(keys[j]!);
+        if (r >= 0) {
+          at = r;
+          break;
+        }
+      }
+      merged.splice(at, 0, k);
+    });
     seen = merged;
   };
   /** The invariants of one current allEvents (everything settled): exactly the survivors, in a valid order. */
