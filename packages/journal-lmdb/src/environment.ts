@@ -1,6 +1,7 @@
 import { mkdir, realpath, stat } from 'node:fs/promises';
 import * as nodePath from 'node:path';
 import {
+  claimStoreDirectory,
   JournalCorruptedError,
   newJournalId,
   ReadOnlyError,
@@ -138,6 +139,8 @@ export class LmdbEnvironment {
   ): Promise<LmdbEnvironment> {
     if (settings.readOnly) await LmdbEnvironment.requireExisting(directory);
     else await mkdir(directory, { recursive: true });
+    // Refuses another backend's directory (a file journal, say) before LMDB creates its files in it.
+    await claimStoreDirectory(directory, 'lmdb', { readOnly: settings.readOnly });
     const real = await realpath(directory);
     await closing.get(real);
     let entry = environments.get(real);
