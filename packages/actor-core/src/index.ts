@@ -90,10 +90,13 @@ export {
   JsonSerializer,
   jsonSerializer,
   MsgpackSerializer,
+  type MsgpackSerializerOptions,
   msgpackSerializer,
   resolveSerializer,
+  type SerializableClass,
   type Serializer,
   SerializerRegistry,
+  serializersFor,
 } from './serializer';
 export {
   type AppendOptions,
