@@ -220,7 +220,12 @@ describe('class instances', () => {
   it('write/read handle a class with private state; a reader without the class refuses the data', () => {
     const serializer = new MsgpackSerializer({
       classes: [
-        { class: Secret, name: 'Secret', write: (s) => (s as Secret).reveal(), read: (v) => new Secret(v as string) },
+        {
+          class: Secret,
+          name: 'Secret',
+          write: (s) => (s as Secret).reveal(),
+          read: (v) => new Secret(v as string),
+        },
       ],
     });
     const back = roundTrip(serializer, { s: new Secret('x') }) as { s: Secret };
