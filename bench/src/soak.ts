@@ -36,6 +36,8 @@ interface SoakOptions {
   corruptShare: number;
   backends: Backend[];
   heapSlackMiB: number;
+  /** No torture chunk starts after this time (ms since epoch): --minutes on a shared machine. */
+  tortureUntil: number;
 }
 
 interface ModeTally {
@@ -116,6 +118,10 @@ async function torture(
   const tally = emptyTally();
   let started = Date.now();
   for (let chunk = 0; tally.rounds < rounds; chunk++) {
+    if (Date.now() >= o.tortureUntil) {
+      log(`${backend}/${mode}: the time budget is spent; ${tally.rounds} of ${rounds} rounds ran`);
+      break;
+    }
     const n = Math.min(o.chunk, rounds - tally.rounds);
     const seed = chunkSeed(o.seed, backend, mode, chunk);
     const dir = await mkdtemp(path.join(tmpdir(), `cairn-soak-${backend}-`));
@@ -296,6 +302,11 @@ async function main(argv: string[]): Promise<number> {
     .option('--corrupt-share <x>', 'share of rounds that also corrupt a copy of the data', Number, 0.5)
     .option('--backends <list>', 'comma-separated backends', 'file,lmdb')
     .option('--heap-slack <MiB>', 'heap growth tolerated over the cycles', Number, 8)
+    .option(
+      '--minutes <n>',
+      'time budget for the torture rounds of each backend and mode: no chunk starts after it (the tally says how many ran)',
+      wholeNumber(1),
+    )
     .exitOverride();
   try {
     program.parse(argv);
@@ -310,6 +321,7 @@ async function main(argv: string[]): Promise<number> {
     corruptShare: number;
     backends: string;
     heapSlack: number;
+    minutes?: number;
   }>();
   const backends = raw.backends.split(',').map((b) => b.trim());
   const unknown = backends.filter((b) => !(BACKENDS as readonly string[]).includes(b));
@@ -330,6 +342,7 @@ async function main(argv: string[]): Promise<number> {
     corruptShare: raw.corruptShare,
     backends: backends as Backend[],
     heapSlackMiB: raw.heapSlack,
+    tortureUntil: Number.POSITIVE_INFINITY,
   };
   log(
     `soak: ${o.rounds} rounds and ${o.cycles} cycles per backend (${o.backends.join(', ')}), seed ${o.seed}`,
@@ -337,10 +350,12 @@ async function main(argv: string[]): Promise<number> {
   let failed = false;
   for (const backend of o.backends) {
     const journalRounds = Math.ceil(o.rounds / 2);
-    const modes: Record<string, ModeTally> = {
-      journal: await torture(backend, 'journal', journalRounds, o),
-      actor: await torture(backend, 'actor', o.rounds - journalRounds, o),
-    };
+    const budget = (raw.minutes ?? 0) * 60_000;
+    o.tortureUntil = raw.minutes === undefined ? Number.POSITIVE_INFINITY : Date.now() + budget;
+    const journal = await torture(backend, 'journal', journalRounds, o);
+    if (raw.minutes !== undefined) o.tortureUntil = Date.now() + budget;
+    const actor = await torture(backend, 'actor', o.rounds - journalRounds, o);
+    const modes: Record<string, ModeTally> = { journal, actor };
     const c = o.cycles > 0 ? await cycles(backend, o) : undefined;
     process.stdout.write(`${report(backend, modes, c)}\n\n`);
     for (const t of Object.values(modes)) {

@@ -19,7 +19,7 @@ import {
   queryIterator,
 } from './query-reader';
 import { defaultReporter, type Reporter } from './report';
-import { defaultSerializers, resolveSerializer, type Serializer } from './serializer';
+import { resolveSerializer, type Serializer, type SerializerRegistry, serializersFor } from './serializer';
 import type {
   AppendOptions,
   BatchedMessageJournal,
@@ -229,6 +229,8 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
   readonly maxBatchDelayMs: number;
   abstract readonly capabilities: JournalCapabilities;
   protected readonly serializer: Serializer;
+  /** This store's serializers for decoding (its own, then the built-ins): nothing process-wide. */
+  private readonly serializers: SerializerRegistry;
   protected readonly reporter: Reporter;
 
   private lifecycle: Lifecycle = 'open';
@@ -261,6 +263,7 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
     checkSequenceNr(this.maxBatchSize, 'maxBatchSize');
     checkCount(this.maxBatchDelayMs, 'maxBatchDelayMs');
     this.serializer = resolveSerializer(options.serializer);
+    this.serializers = serializersFor(this.serializer);
     this.reporter = options.reporter ?? defaultReporter;
   }
 
@@ -1131,10 +1134,7 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
   }
 
   private decode(persistenceId: string, stored: StoredEvent): M {
-    const serializer =
-      stored.serializerId === this.serializer.id
-        ? this.serializer
-        : defaultSerializers.get(stored.serializerId);
+    const serializer = this.serializers.get(stored.serializerId);
     const fail = (reason: string, cause?: unknown): JournalCorruptedError =>
       new JournalCorruptedError(
         {

@@ -8,7 +8,7 @@ import {
 import { KeyedQueue } from './keyed-queue';
 import { LatencyRecorder, type SnapshotStoreMetrics } from './metrics';
 import { defaultReporter, type Reporter } from './report';
-import { defaultSerializers, resolveSerializer, type Serializer } from './serializer';
+import { resolveSerializer, type Serializer, type SerializerRegistry, serializersFor } from './serializer';
 import type { SnapshotCriteria, SnapshotEntry, SnapshotStore } from './spi';
 import { checkCount, checkOptionalObject, checkPersistenceId, checkSequenceNr } from './validation';
 
@@ -59,6 +59,8 @@ function checkCriteria(criteria: SnapshotCriteria | undefined): void {
  */
 export abstract class AbstractSnapshotStore<S = unknown> implements SnapshotStore<S> {
   protected readonly serializer: Serializer;
+  /** This store's serializers for decoding (its own, then the built-ins): nothing process-wide. */
+  private readonly serializers: SerializerRegistry;
   protected readonly reporter: Reporter;
   private closing: Promise<void> | undefined;
   private readonly queue = new KeyedQueue();
@@ -76,6 +78,7 @@ export abstract class AbstractSnapshotStore<S = unknown> implements SnapshotStor
   protected constructor(options: SnapshotStoreOptions = {}) {
     checkOptionalObject(options, 'options');
     this.serializer = resolveSerializer(options.serializer);
+    this.serializers = serializersFor(this.serializer);
     this.reporter = options.reporter ?? defaultReporter;
   }
 
@@ -268,10 +271,7 @@ export abstract class AbstractSnapshotStore<S = unknown> implements SnapshotStor
     if (stored.persistenceId !== persistenceId || stored.sequenceNr !== meta.sequenceNr) {
       throw corrupt(`envelope names "${stored.persistenceId}" sequenceNr ${stored.sequenceNr}`);
     }
-    const serializer =
-      stored.serializerId === this.serializer.id
-        ? this.serializer
-        : defaultSerializers.get(stored.serializerId);
+    const serializer = this.serializers.get(stored.serializerId);
     if (!serializer) throw corrupt(`unknown serializer id ${stored.serializerId}`);
     let state: S;
     try {

@@ -19,6 +19,9 @@
  * | ERR_READ_ONLY           | ReadOnlyError           | a write on a journal or store opened read-only; nothing written |
  * | ERR_LEASE_HELD          | LeaseHeldError          | another process holds the id's exclusive lease; nothing started |
  * | ERR_LEASE_LOST          | LeaseLostError          | this process's lease passed to another holder; nothing written |
+ * | ERR_STORE_MISMATCH      | StoreMismatchError      | the directory holds another backend's data; nothing opened or written |
+ * | ERR_BACKPRESSURE        | BackpressureError       | too much is waiting to be committed (maxPendingEvents/Bytes); nothing stored |
+ * | ERR_DISK_LIMIT          | DiskLimitError          | the store reached its maxDiskBytes; nothing stored        |
  */
 
 const PERSISTENCE_ERROR = Symbol.for('cairn.PersistenceError');
@@ -38,6 +41,9 @@ export type PersistenceErrorCode =
   | 'ERR_READ_ONLY'
   | 'ERR_LEASE_HELD'
   | 'ERR_LEASE_LOST'
+  | 'ERR_STORE_MISMATCH'
+  | 'ERR_BACKPRESSURE'
+  | 'ERR_DISK_LIMIT'
   | (string & {});
 
 export class PersistenceError extends Error {
@@ -283,5 +289,66 @@ export class LeaseLostError extends PersistenceError {
     );
     this.persistenceId = persistenceId;
     this.epoch = epoch;
+  }
+}
+
+/**
+ * The directory (or schema) given to a backend holds another backend's data: switching only the provider
+ * of a configuration would otherwise open a new, empty store beside the old data. Nothing was opened or
+ * written. Point the configuration back at the backend that wrote it, or copy the data over (`cairn copy`).
+ */
+export class StoreMismatchError extends PersistenceError {
+  /** The directory opened. */
+  readonly path: string;
+  /** The backend that was asked to open it. */
+  readonly expected: string;
+  /** What the directory was found to hold, e.g. `"lmdb" data (data.mdb)`. */
+  readonly found: string;
+
+  constructor(path: string, expected: string, found: string) {
+    super(
+      'ERR_STORE_MISMATCH',
+      `${path} holds ${found}, not "${expected}" data; refusing to open it as a "${expected}" store (nothing was ` +
+        'written). Configure the provider that wrote it, or copy the data with `cairn copy`',
+    );
+    this.path = path;
+    this.expected = expected;
+    this.found = found;
+  }
+}
+
+/**
+ * An append was refused because the journal already holds as much as its limits allow waiting to be
+ * committed (`maxPendingEvents`, `maxPendingBytes`) and it was opened with `backpressure: 'reject'`.
+ * Nothing was stored; retry later or slow down.
+ */
+export class BackpressureError extends PersistenceError {
+  readonly persistenceId: string;
+
+  constructor(persistenceId: string, message: string) {
+    super('ERR_BACKPRESSURE', `append to "${persistenceId}" refused, nothing stored: ${message}`);
+    this.persistenceId = persistenceId;
+  }
+}
+
+/**
+ * A write was refused because the store reached its `maxDiskBytes`. Nothing was stored; what was stored
+ * before stays readable. Truncation (truncateBefore) frees space and lifts the limit.
+ */
+export class DiskLimitError extends PersistenceError {
+  readonly persistenceId: string;
+  /** Bytes in use when the write was refused. */
+  readonly usedBytes: number;
+  readonly maxDiskBytes: number;
+
+  constructor(persistenceId: string, usedBytes: number, maxDiskBytes: number) {
+    super(
+      'ERR_DISK_LIMIT',
+      `write to "${persistenceId}" refused, nothing stored: the store uses ${usedBytes} bytes of its ` +
+        `maxDiskBytes ${maxDiskBytes}; truncate old events (truncateBefore) or raise the limit`,
+    );
+    this.persistenceId = persistenceId;
+    this.usedBytes = usedBytes;
+    this.maxDiskBytes = maxDiskBytes;
   }
 }

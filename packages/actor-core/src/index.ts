@@ -36,8 +36,10 @@ export { crc32, crc32Native, crc32Portable, crc32Range } from './crc32';
 export {
   ActorStoppedError,
   AskTimeoutError,
+  BackpressureError,
   ConfigError,
   type CorruptionLocation,
+  DiskLimitError,
   isPersistenceError,
   JournalClosedError,
   JournalCorruptedError,
@@ -52,6 +54,7 @@ export {
   SequenceConflictError,
   SnapshotCorruptedError,
   StorageError,
+  StoreMismatchError,
   WriteRejectedError,
 } from './errors';
 export { KeyedQueue } from './keyed-queue';
@@ -87,10 +90,13 @@ export {
   JsonSerializer,
   jsonSerializer,
   MsgpackSerializer,
+  type MsgpackSerializerOptions,
   msgpackSerializer,
   resolveSerializer,
+  type SerializableClass,
   type Serializer,
   SerializerRegistry,
+  serializersFor,
 } from './serializer';
 export {
   type AppendOptions,
@@ -116,6 +122,7 @@ export {
   type SnapshotStore,
   type TransactionalOffsetStore,
 } from './spi';
+export { type ClaimOptions, claimStoreDirectory, STORE_MARKER_FILE } from './store-marker';
 export { checkTag, checkTags, NO_TAGS } from './tags';
 export {
   checkCount,

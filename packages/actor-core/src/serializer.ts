@@ -54,6 +54,105 @@ addExtension({
   read: () => -0,
 });
 
+/** An instance of a registered class on its way to bytes: the class's registered name and its data. */
+class TaggedInstance {
+  constructor(
+    readonly name: string,
+    readonly data: unknown,
+  ) {}
+}
+
+/**
+ * The classes of the serializer decoding right now. msgpackr's extensions are process-wide, so the one
+ * extension below stays neutral and asks whoever is decoding (unpack is synchronous: exactly one at a time).
+ */
+let decodingClasses: ClassRegistry | undefined;
+
+addExtension({
+  Class: TaggedInstance,
+  type: 0x43,
+  write: (t: TaggedInstance) => [t.name, t.data],
+  read: ([name, data]: [string, unknown]) => {
+    if (!decodingClasses) throw new TypeError(`an instance of class "${name}" outside a Cairn serializer`);
+    return decodingClasses.revive(name, data);
+  },
+});
+
+/**
+ * A class the msgpack serializer stores and restores as itself. By default its own enumerable
+ * properties are stored, and restoring creates an object with the class's prototype (the constructor is
+ * not called) holding them; `write`/`read` replace both when a class needs more (private fields, say).
+ */
+export interface SerializableClass<T = object> {
+  readonly class: abstract new (...args: never[]) => T;
+  /** Stored with every instance; must stay the same for as long as data written with it exists. Default: the class's name. */
+  readonly name?: string;
+  /** What to store for an instance (any serializable value). Default: its own enumerable properties. */
+  readonly write?: (instance: T) => unknown;
+  /** Rebuilds an instance from what `write` stored. */
+  readonly read?: (data: unknown) => T;
+}
+
+/** A serializer's registered classes, by constructor (to write) and by name (to read). */
+class ClassRegistry {
+  private readonly byClass = new Map<
+    unknown,
+    Required<Pick<SerializableClass, 'name'>> & SerializableClass
+  >();
+  private readonly byName = new Map<string, SerializableClass & { name: string }>();
+
+  constructor(classes: ReadonlyArray<SerializableClass | (abstract new (...args: never[]) => object)>) {
+    for (const entry of classes) {
+      const spec: SerializableClass =
+        typeof entry === 'function' ? { class: entry as SerializableClass['class'] } : entry;
+      if (typeof spec?.class !== 'function') {
+        throw new TypeError('every entry of classes must be a class or { class, name?, write?, read? }');
+      }
+      const name = spec.name ?? spec.class.name;
+      if (!name) throw new TypeError('an anonymous class needs a name: { class, name }');
+      if (this.byName.has(name)) throw new TypeError(`two classes are registered under the name "${name}"`);
+      if ((spec.write === undefined) !== (spec.read === undefined)) {
+        throw new TypeError(`class "${name}": give both write and read, or neither`);
+      }
+      const full = { ...spec, name };
+      this.byClass.set(spec.class, full);
+      this.byName.set(name, full);
+    }
+  }
+
+  get size(): number {
+    return this.byClass.size;
+  }
+
+  /** The registration of `value`'s exact class, if any. */
+  of(value: object): (SerializableClass & { name: string }) | undefined {
+    return this.byClass.get(value.constructor);
+  }
+
+  tag(
+    value: object,
+    entry: SerializableClass & { name: string },
+    tagData: (v: unknown) => unknown,
+  ): TaggedInstance {
+    const data = entry.write ? entry.write(value) : { ...value };
+    return new TaggedInstance(entry.name, tagData(data));
+  }
+
+  revive(name: string, data: unknown): unknown {
+    const entry = this.byName.get(name);
+    if (!entry) {
+      throw new TypeError(
+        `the data holds an instance of class "${name}", which is not registered with this serializer ` +
+          '(new MsgpackSerializer({ classes: [...] }))',
+      );
+    }
+    if (entry.read) return entry.read(data);
+    return Object.assign(Object.create(entry.class.prototype), data);
+  }
+}
+
+const NO_CLASSES = new ClassRegistry([]);
+
 /** A value that cannot round-trip; `path` is filled in as the error unwinds, so the happy path builds no strings. */
 class UnserializableValueError extends TypeError {
   readonly path: string[] = [];
@@ -62,21 +161,39 @@ class UnserializableValueError extends TypeError {
   }
 }
 
-function inspectChild(child: unknown, step: string): boolean {
+function inspectChild(child: unknown, step: string, classes: ClassRegistry): boolean {
   try {
-    return inspect(child);
+    return inspect(child, classes);
   } catch (e) {
     if (e instanceof UnserializableValueError) e.path.unshift(step);
     throw e;
   }
 }
 
+/** Prototypes whose instances msgpackr itself restores as they were. */
+function isBuiltInObject(value: object): boolean {
+  const proto = Object.getPrototypeOf(value);
+  return (
+    proto === Object.prototype ||
+    proto === null ||
+    Array.isArray(value) ||
+    value instanceof Map ||
+    value instanceof Set ||
+    value instanceof Date ||
+    value instanceof RegExp ||
+    ArrayBuffer.isView(value) ||
+    // Error subclasses come back as the Error class msgpackr knows; their type is the message's concern.
+    value instanceof Error
+  );
+}
+
 /**
- * Walks the whole value: throws for what cannot round-trip (functions, symbols, promises, weak collections)
- * instead of letting it be stored as undefined or {}; returns true when it holds a Map or -0, which need
+ * Walks the whole value: throws for what cannot round-trip (functions, symbols, promises, weak collections,
+ * instances of classes not registered with the serializer) instead of letting it be stored as undefined,
+ * {} or a plain object; returns true when it holds a Map, -0, or a registered class's instance, which need
  * tagging before packing.
  */
-function inspect(value: unknown): boolean {
+function inspect(value: unknown, classes: ClassRegistry): boolean {
   switch (typeof value) {
     case 'number':
       return Object.is(value, -0);
@@ -93,43 +210,59 @@ function inspect(value: unknown): boolean {
   if (value instanceof Promise || value instanceof WeakMap || value instanceof WeakSet) {
     throw new UnserializableValueError(`a ${value.constructor.name}`);
   }
+  if (!isBuiltInObject(value)) {
+    const entry = classes.of(value);
+    if (!entry) {
+      const name = (value as { constructor?: { name?: unknown } }).constructor?.name;
+      throw new UnserializableValueError(
+        `an instance of class ${typeof name === 'string' && name ? name : '(anonymous)'}, which this ` +
+          'serializer would restore as a plain object; register the class (new MsgpackSerializer({ classes: [...] })) ' +
+          'or store plain data',
+      );
+    }
+    if (!entry.write) {
+      for (const key in value) inspectChild((value as Record<string, unknown>)[key], `.${key}`, classes);
+    }
+    return true;
+  }
   let tagged = value instanceof Map;
   if (value instanceof Map) {
     for (const [k, v] of value) {
-      inspectChild(k, '<map key>');
-      inspectChild(v, `.get(${String(k)})`);
+      inspectChild(k, '<map key>', classes);
+      inspectChild(v, `.get(${String(k)})`, classes);
     }
   } else if (value instanceof Set) {
-    for (const v of value) tagged = inspectChild(v, '<set member>') || tagged;
+    for (const v of value) tagged = inspectChild(v, '<set member>', classes) || tagged;
   } else if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) tagged = inspectChild(value[i], `[${i}]`) || tagged;
+    for (let i = 0; i < value.length; i++) tagged = inspectChild(value[i], `[${i}]`, classes) || tagged;
   } else if (!(value instanceof Error)) {
     if (Object.hasOwn(value, '__proto__')) tagged = true;
     for (const key in value)
-      tagged = inspectChild((value as Record<string, unknown>)[key], `.${key}`) || tagged;
+      tagged = inspectChild((value as Record<string, unknown>)[key], `.${key}`, classes) || tagged;
   }
   return tagged;
 }
 
-function inspectRoot(value: unknown): boolean {
+function inspectRoot(value: unknown, classes: ClassRegistry): boolean {
   try {
-    return inspect(value);
+    return inspect(value, classes);
   } catch (e) {
     if (!(e instanceof UnserializableValueError)) throw e;
     throw new TypeError(`value${e.path.join('')} is ${e.kind}, which cannot be serialized`);
   }
 }
 
-function tag(value: unknown): unknown {
+function tag(value: unknown, classes: ClassRegistry): unknown {
   if (typeof value === 'number') return Object.is(value, -0) ? new NegativeZero() : value;
   if (typeof value !== 'object' || value === null) return value;
+  const again = (v: unknown) => tag(v, classes);
   if (value instanceof Map) {
     const entries: unknown[] = [];
-    for (const [k, v] of value) entries.push([tag(k), tag(v)]);
+    for (const [k, v] of value) entries.push([again(k), again(v)]);
     return new TaggedMap(entries);
   }
-  if (Array.isArray(value)) return value.map(tag);
-  if (value instanceof Set) return new Set([...value].map(tag));
+  if (Array.isArray(value)) return value.map(again);
+  if (value instanceof Set) return new Set([...value].map(again));
   if (
     ArrayBuffer.isView(value) ||
     value instanceof Date ||
@@ -138,14 +271,27 @@ function tag(value: unknown): unknown {
   ) {
     return value;
   }
+  const entry = isBuiltInObject(value) ? undefined : classes.of(value);
+  if (entry) return classes.tag(value, entry, again);
   if (Object.hasOwn(value, '__proto__')) {
     return new TaggedObject(
-      Object.keys(value).map((key) => [key, tag((value as Record<string, unknown>)[key])]),
+      Object.keys(value).map((key) => [key, again((value as Record<string, unknown>)[key])]),
     );
   }
   const out: Record<string, unknown> = {};
-  for (const key in value) out[key] = tag((value as Record<string, unknown>)[key]);
+  for (const key in value) out[key] = again((value as Record<string, unknown>)[key]);
   return out;
+}
+
+/** Options of `new MsgpackSerializer(...)`. */
+export interface MsgpackSerializerOptions {
+  /**
+   * Classes whose instances are stored and restored as themselves (see SerializableClass). Instances of
+   * any other class are refused (a TypeError; the journal rejects the write with WriteRejectedError)
+   * rather than coming back as plain objects. Default none. Every process reading the data must
+   * register the same classes under the same names.
+   */
+  readonly classes?: ReadonlyArray<SerializableClass | (abstract new (...args: never[]) => object)>;
 }
 
 /**
@@ -167,22 +313,37 @@ export class MsgpackSerializer implements Serializer {
     int64AsType: 'bigint',
     copyBuffers: true,
   });
+  private readonly classes: ClassRegistry;
+
+  constructor(options: MsgpackSerializerOptions = {}) {
+    this.classes = options.classes ? new ClassRegistry(options.classes) : NO_CLASSES;
+  }
 
   encode(value: unknown): Uint8Array {
-    return this.packr.pack(inspectRoot(value) ? tag(value) : value);
+    return this.packr.pack(inspectRoot(value, this.classes) ? tag(value, this.classes) : value);
   }
 
   decode(bytes: Uint8Array): unknown {
-    return this.packr.unpack(bytes);
+    return this.withClasses(() => this.packr.unpack(bytes));
   }
 
   decodeRange(bytes: Uint8Array, start: number, end: number): unknown {
     // msgpackr reads `end || length`: an empty range must not become the rest of the buffer. Its DataView
     // is cached on `bytes`, once for a whole page. It throws when the value does not end exactly at `end`.
-    if (end <= start) return this.packr.unpack(bytes.subarray(start, end));
+    if (end <= start) return this.decode(bytes.subarray(start, end));
     this.range.start = start;
     this.range.end = end;
-    return this.packr.unpack(bytes, this.range);
+    return this.withClasses(() => this.packr.unpack(bytes, this.range));
+  }
+
+  private withClasses<T>(decode: () => T): T {
+    const outer = decodingClasses;
+    decodingClasses = this.classes;
+    try {
+      return decode();
+    } finally {
+      decodingClasses = outer;
+    }
   }
 
   /** Reused: unpack reads it before decoding anything, so a nested decode cannot see another's range. */
@@ -238,16 +399,30 @@ export class SerializerRegistry {
   }
 }
 
-export const defaultSerializers = new SerializerRegistry();
+/**
+ * The built-in serializers (msgpack, json), by name and id. Never changed by opening a store: each
+ * journal and snapshot store keeps its own registry (see serializersFor), so two stores may each use
+ * their own serializer under the same id.
+ */
+export const defaultSerializers: Pick<SerializerRegistry, 'get' | 'byNameOrId'> = new SerializerRegistry();
 
-/** Resolves a serializer option: an instance, or the name/id of a registered one. Default msgpack. */
+/** Resolves a serializer option: an instance, or the name/id of a built-in one. Default msgpack. */
 export function resolveSerializer(option: Serializer | string | number | undefined): Serializer {
   if (option === undefined) return msgpackSerializer;
   if (typeof option === 'object') {
-    defaultSerializers.register(option);
+    new SerializerRegistry([]).register(option); // validates the id
     return option;
   }
   const found = defaultSerializers.byNameOrId(option);
   if (!found) throw new RangeError(`unknown serializer ${JSON.stringify(option)}; use "msgpack" or "json"`);
   return found;
+}
+
+/**
+ * One store's serializers for decoding: the one it writes with, and the built-ins for data written
+ * with them earlier; the store's own wins an id it shares with a built-in (a msgpack serializer with
+ * registered classes is still id 1). Nothing is shared between stores or kept process-wide.
+ */
+export function serializersFor(own: Serializer): SerializerRegistry {
+  return new SerializerRegistry([own, ...[msgpackSerializer, jsonSerializer].filter((s) => s.id !== own.id)]);
 }

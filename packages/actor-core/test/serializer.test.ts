@@ -1,5 +1,8 @@
 import {
+  defaultSerializers,
   jsonSerializer,
+  MemoryMessageJournal,
+  MsgpackSerializer,
   msgpackSerializer,
   resolveSerializer,
   type Serializer,
@@ -156,5 +159,116 @@ describe('serializer selection', () => {
     };
     expect(() => registry.register(impostor)).toThrow(/taken by "msgpack"/);
     expect(() => registry.register({ ...impostor, id: 70000 })).toThrow(RangeError);
+  });
+});
+
+class Money {
+  constructor(
+    readonly cents: number,
+    readonly currency = 'EUR',
+  ) {}
+  add(other: Money): Money {
+    return new Money(this.cents + other.cents, this.currency);
+  }
+}
+
+class Secret {
+  #value: string;
+  constructor(value: string) {
+    this.#value = value;
+  }
+  reveal(): string {
+    return this.#value;
+  }
+}
+
+describe('class instances', () => {
+  it('an instance of an unregistered class is refused, never restored as a plain object', () => {
+    expect(() => msgpackSerializer.encode({ price: new Money(1999) })).toThrow(
+      /value\.price is an instance of class Money.*register the class/,
+    );
+    expect(() => msgpackSerializer.encode([new Map([['k', new Money(1)]])])).toThrow(TypeError);
+  });
+
+  it('a journal rejects such an event with WriteRejectedError and stores nothing; registered, it comes back a Money', async () => {
+    const plain = await MemoryMessageJournal.open<unknown>();
+    await expect(plain.append('x', new Money(1999))).rejects.toMatchObject({ code: 'ERR_WRITE_REJECTED' });
+    expect(await plain.highestSequenceNr('x')).toBe(0);
+    await plain.close();
+    const registered = await MemoryMessageJournal.open<Money>({
+      serializer: new MsgpackSerializer({ classes: [Money] }),
+    });
+    await registered.append('x', new Money(1999));
+    for await (const e of registered.readFrom('x', 1)) expect(e.message).toBeInstanceOf(Money);
+    await registered.close();
+  });
+
+  it('a registered class comes back as itself, nested anywhere, with its methods', () => {
+    const serializer = new MsgpackSerializer({ classes: [Money] });
+    const value = {
+      price: new Money(1999),
+      history: [new Money(5, 'USD')],
+      byId: new Map([['a', new Money(1)]]),
+    };
+    const back = roundTrip(serializer, value) as typeof value;
+    expect(back.price).toBeInstanceOf(Money);
+    expect(back.price.add(new Money(1)).cents).toBe(2000);
+    expect(back.history[0]).toEqual(new Money(5, 'USD'));
+    expect(back.byId.get('a')).toBeInstanceOf(Money);
+  });
+
+  it('write/read handle a class with private state; a reader without the class refuses the data', () => {
+    const serializer = new MsgpackSerializer({
+      classes: [
+        {
+          class: Secret,
+          name: 'Secret',
+          write: (s) => (s as Secret).reveal(),
+          read: (v) => new Secret(v as string),
+        },
+      ],
+    });
+    const back = roundTrip(serializer, { s: new Secret('x') }) as { s: Secret };
+    expect(back.s.reveal()).toBe('x');
+    const bytes = serializer.encode(new Secret('y'));
+    expect(() => msgpackSerializer.decode(bytes)).toThrow(/class "Secret", which is not registered/);
+  });
+
+  it('refuses bad registrations', () => {
+    expect(() => new MsgpackSerializer({ classes: [Money, { class: Money }] })).toThrow(/two classes/);
+    expect(() => new MsgpackSerializer({ classes: [{ class: Secret, write: () => 1 }] })).toThrow(
+      /both write and read/,
+    );
+  });
+});
+
+describe('serializer registries are per store', () => {
+  it('two stores, each with its own serializer under the same id, open side by side and each decodes its own', async () => {
+    const upper = {
+      id: 100,
+      name: 'upper',
+      encode: (v: unknown) => Buffer.from(String(v).toUpperCase()),
+      decode: (b: Uint8Array) => Buffer.from(b).toString(),
+    };
+    const lower = {
+      id: 100,
+      name: 'lower',
+      encode: (v: unknown) => Buffer.from(String(v).toLowerCase()),
+      decode: (b: Uint8Array) => Buffer.from(b).toString(),
+    };
+    const a = await MemoryMessageJournal.open<string>({ serializer: upper });
+    const b = await MemoryMessageJournal.open<string>({ serializer: lower });
+    await a.append('x', 'Hello');
+    await b.append('x', 'Hello');
+    const read = async (j: typeof a) => {
+      for await (const e of j.readFrom('x', 1)) return e.message;
+      return undefined;
+    };
+    expect(await read(a)).toBe('HELLO');
+    expect(await read(b)).toBe('hello');
+    await a.close();
+    await b.close();
+    // Nothing was registered process-wide.
+    expect(defaultSerializers.get(100)).toBeUndefined();
   });
 });

@@ -5,6 +5,7 @@ import {
   AbstractMessageJournal,
   type CorruptionLocation,
   checkPersistenceId,
+  claimStoreDirectory,
   isJournalId,
   isPersistenceError,
   type JournalCapabilities,
@@ -184,6 +185,8 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
 
   private async load(): Promise<void> {
     const entries = this.readOnly ? await this.listReadOnly() : await this.lockDirectory();
+    // Refuses another backend's directory (an LMDB environment, say) before anything is created in it.
+    await claimStoreDirectory(this.dir, 'file', { readOnly: this.readOnly });
     const leftovers = entries.filter((name) => name.startsWith('.') && name.endsWith('.tmp'));
     if (leftovers.length > 0 && !this.readOnly) {
       await this.io.run('removeFiles', {

@@ -1,6 +1,8 @@
 import { mkdir, realpath, stat } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
 import * as nodePath from 'node:path';
 import {
+  claimStoreDirectory,
   JournalCorruptedError,
   newJournalId,
   ReadOnlyError,
@@ -138,6 +140,8 @@ export class LmdbEnvironment {
   ): Promise<LmdbEnvironment> {
     if (settings.readOnly) await LmdbEnvironment.requireExisting(directory);
     else await mkdir(directory, { recursive: true });
+    // Refuses another backend's directory (a file journal, say) before LMDB creates its files in it.
+    await claimStoreDirectory(directory, 'lmdb', { readOnly: settings.readOnly });
     const real = await realpath(directory);
     await closing.get(real);
     let entry = environments.get(real);
@@ -240,9 +244,34 @@ export class LmdbEnvironment {
     await done;
   }
 
-  /** Runs `body` in one write transaction that is rolled back (nothing written) if `body` throws. */
-  write<T>(body: () => T): Promise<T> {
-    return this.journal.childTransaction(body) as Promise<T>;
+  /**
+   * Runs `body` in one write transaction that is rolled back (nothing written) if `body` throws. A commit
+   * that fails in LMDB (a full disk, an I/O error) rejects with its system error (see commitFailure).
+   */
+  async write<T>(body: () => T): Promise<T> {
+    try {
+      return (await this.journal.childTransaction(body)) as T;
+    } catch (e) {
+      throw await commitFailure(e);
+    }
+  }
+
+  /** As write, for lmdb-js's own single-put transaction (a snapshot save). */
+  async put(db: BinaryDatabase, key: Buffer, value: Buffer): Promise<void> {
+    try {
+      await db.put(key, value);
+    } catch (e) {
+      throw await commitFailure(e);
+    }
+  }
+
+  /** As write, for a batch of removes. */
+  async batch(body: () => void): Promise<void> {
+    try {
+      await this.snapshots.batch(body);
+    } catch (e) {
+      throw await commitFailure(e);
+    }
   }
 
   /**
@@ -417,9 +446,45 @@ function yieldingViews(db: BinaryDatabase): BinaryDatabase {
   return db;
 }
 
+/**
+ * lmdb-js rejects a failed commit with "Commit failed (see commitError for details)" and puts the system
+ * error (ENOSPC, EIO, ...) on `commitError`, a promise that rejects with it. That promise is taken here,
+ * so it is never left unhandled, and its error becomes the cause, named by its code.
+ */
+async function commitFailure(e: unknown): Promise<unknown> {
+  const pending = (e as { commitError?: PromiseLike<unknown> } | null)?.commitError;
+  if (typeof pending?.then !== 'function') return e;
+  const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 1000).unref());
+  const system = await Promise.race([
+    Promise.resolve(pending).then(
+      () => undefined,
+      (c: unknown) => c,
+    ),
+    timeout,
+  ]);
+  if (typeof (system as Error | undefined)?.message !== 'string') return e;
+  const errno = (system as { code?: unknown }).code;
+  const name = typeof errno === 'number' ? errnoName(errno) : undefined;
+  const failure = new Error(`LMDB commit failed: ${name ? `${name}: ` : ''}${(system as Error).message}`, {
+    cause: system,
+  }) as NodeJS.ErrnoException;
+  if (name) failure.code = name;
+  if (typeof errno === 'number') failure.errno = -errno;
+  return failure;
+}
+
+function errnoName(errno: number): string | undefined {
+  for (const [name, value] of Object.entries(osConstants.errno)) if (value === errno) return name;
+  return undefined;
+}
+
 function openRoot(directory: string, settings: LmdbEnvironmentSettings): RootDatabase {
   return open({
     path: directory,
+    // Cairn groups writes itself (the journal's group commit). lmdb-js's event-turn batching opens each
+    // batch with a write whose promise nobody can reach: when that batch's commit fails (a full disk), the
+    // rejection is unhandled and Node ends the process.
+    eventTurnBatching: false,
     // A path with a dot would otherwise be taken for a file name; Cairn's path is always a directory.
     noSubdir: false,
     // Cairn's own databases plus the read models an application keeps beside them.

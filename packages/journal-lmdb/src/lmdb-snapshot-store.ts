@@ -91,7 +91,7 @@ export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
     // One put is one atomic operation: no transaction callback (whose round trip through the main
     // thread would add latency to every save); the promise resolves once the commit is synced.
     const site = this.site(snapshot.persistenceId, snapshot.sequenceNr);
-    await this.guardAsync(site, () => this.env.snapshots.put(key, value));
+    await this.guardAsync(site, () => this.env.put(this.env.snapshots, key, value));
   }
 
   protected async _list(persistenceId: string): Promise<SnapshotMetadata[]> {
@@ -167,7 +167,7 @@ export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
     const db = this.env.snapshots;
     // One batch: all the removes in one transaction, executed by lmdb-js's write thread.
     await this.guardAsync({ key: `snapshots:${persistenceId}#*`, persistenceId }, () =>
-      db.batch(() => {
+      this.env.batch(() => {
         for (const { sequenceNr } of snapshots) db.remove(entryKey(prefix, sequenceNr));
       }),
     );

@@ -3,6 +3,7 @@ import {
   AbstractSnapshotStore,
   type CorruptionLocation,
   checkOptionTypes,
+  claimStoreDirectory,
   isPersistenceError,
   type OptionType,
   ReadOnlyError,
@@ -198,10 +199,13 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
           { cause: e },
         );
       }
+      await claimStoreDirectory(this.path, 'file', { readOnly: true });
       return;
     }
     await this.makeDirectory(this.path);
     await this.takeLock();
+    // Refuses another backend's directory (an LMDB environment, say) before anything is created in it.
+    await claimStoreDirectory(this.path, 'file');
     await this.makeDirectory(this.tempDir);
     // Another store of this process open on the same directory may have saves in flight: keep ours then.
     const keepOwn = (openRoots.get(this.path) ?? 0) > 0;

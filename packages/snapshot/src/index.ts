@@ -32,6 +32,7 @@ export {
 } from './io-operations';
 export {
   type CustomIoOperation,
+  DEFAULT_CLOSE_TIMEOUT_MS,
   DEFAULT_IO_WORKER_FILE,
   DEFAULT_TASKS_PER_THREAD,
   defaultIoThreads,

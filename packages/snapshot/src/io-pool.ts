@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { JournalClosedError } from '@cairn/actor-core';
+import { JournalClosedError, StorageError } from '@cairn/actor-core';
 import { Piscina } from 'piscina';
 import {
   type IoOperation,
@@ -31,7 +31,16 @@ export interface IoPoolOptions {
    * Default: this package's dist/io-worker.js.
    */
   readonly workerFile?: string;
+  /**
+   * The most `close()` waits for operations still running (a hung fsync on a failing disk, say) before it
+   * gives up: it then rejects with a StorageError naming each stuck operation and its path, and the threads
+   * are terminated as soon as those operations return. Default 30000 ms.
+   */
+  readonly closeTimeoutMs?: number;
 }
+
+/** The default of IoPoolOptions.closeTimeoutMs. */
+export const DEFAULT_CLOSE_TIMEOUT_MS = 30_000;
 
 /** Any operation of a worker module built with `ioWorkerModule`, beyond the standard ones. */
 export interface CustomIoOperation {
@@ -70,10 +79,15 @@ export class IoPool {
   /** The number of worker threads. */
   readonly threads: number;
   private readonly pool: Piscina;
-  private readonly pending = new Set<Promise<unknown>>();
+  /** Operations not yet settled, each with what it does, for naming the stuck ones when close() gives up. */
+  private readonly pending = new Map<Promise<unknown>, string>();
   private closing: Promise<void> | undefined;
 
-  private constructor(pool: Piscina, threads: number) {
+  private constructor(
+    pool: Piscina,
+    threads: number,
+    private readonly closeTimeoutMs: number,
+  ) {
     this.pool = pool;
     this.threads = threads;
   }
@@ -90,6 +104,10 @@ export class IoPool {
     const tasksPerThread = options.tasksPerThread ?? DEFAULT_TASKS_PER_THREAD;
     if (typeof tasksPerThread !== 'number' || !Number.isSafeInteger(tasksPerThread) || tasksPerThread < 1) {
       throw new TypeError(`IoPool tasksPerThread must be an integer >= 1, got ${String(tasksPerThread)}`);
+    }
+    const closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    if (typeof closeTimeoutMs !== 'number' || !Number.isSafeInteger(closeTimeoutMs) || closeTimeoutMs < 0) {
+      throw new TypeError(`IoPool closeTimeoutMs must be an integer >= 0, got ${String(closeTimeoutMs)}`);
     }
     const workerFile = options.workerFile ?? DEFAULT_IO_WORKER_FILE;
     if (typeof workerFile !== 'string' || !path.isAbsolute(workerFile)) {
@@ -114,7 +132,7 @@ export class IoPool {
       // Threads live until close(); an idle timeout would only re-spawn them under bursty load.
       idleTimeout: Number.POSITIVE_INFINITY,
     });
-    return new IoPool(pool, threads);
+    return new IoPool(pool, threads, closeTimeoutMs);
   }
 
   /** Runs one standard operation on a pool thread. Errors keep their `code` (ENOENT, ENOSPC, ...). */
@@ -137,21 +155,52 @@ export class IoPool {
       }
       return result;
     });
-    this.pending.add(task);
+    this.pending.set(task, describeOperation(operation));
     const forget = () => this.pending.delete(task);
     task.then(forget, forget);
     return task;
   }
 
-  /** Waits for the queued operations, then stops the threads. Idempotent; later runs reject with JournalClosedError. */
+  /**
+   * Waits for the queued operations, then stops the threads. Idempotent; later runs reject with
+   * JournalClosedError. When operations are still running after `closeTimeoutMs`, rejects with a
+   * StorageError naming them (they are stuck in the kernel: a thread cannot be stopped mid-syscall); the
+   * threads are terminated once those operations return.
+   */
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      // Settled, not fulfilled: a failed write must not stop the others from finishing first.
-      while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
-      await this.threadsStarted();
-      await this.pool.destroy();
-    })();
+    this.closing ??= this.closeWithin(this.closeTimeoutMs);
     return this.closing;
+  }
+
+  private async closeWithin(timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<'expired'>((resolve) => {
+      timer = setTimeout(() => resolve('expired'), timeoutMs);
+    });
+    const drained = (async () => {
+      // Settled, not fulfilled: a failed write must not stop the others from finishing first.
+      while (this.pending.size > 0) await Promise.allSettled([...this.pending.keys()]);
+      return 'drained' as const;
+    })();
+    try {
+      if ((await Promise.race([drained, expired])) === 'expired') {
+        const stuck = [...this.pending.values()];
+        void drained.then(() => this.stopThreads()).catch(() => undefined);
+        throw new StorageError(
+          `closing the IO pool gave up after ${timeoutMs} ms: ${stuck.length} operation(s) still running ` +
+            `(${stuck.slice(0, 5).join('; ')}${stuck.length > 5 ? '; ...' : ''}); the disk is not answering. ` +
+            'Its threads stop once they return',
+        );
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+    await this.stopThreads();
+  }
+
+  private async stopThreads(): Promise<void> {
+    await this.threadsStarted();
+    await this.pool.destroy();
   }
 
   /**
@@ -170,6 +219,13 @@ export class IoPool {
   get closed(): boolean {
     return this.closing !== undefined;
   }
+}
+
+/** An operation as close() names it when stuck: its name and the path it works on. */
+function describeOperation(operation: CustomIoOperation): string {
+  const args = operation.args as { path?: unknown; file?: unknown; dir?: unknown } | null;
+  const where = typeof args === 'object' && args !== null ? (args.path ?? args.file ?? args.dir) : undefined;
+  return typeof where === 'string' ? `${operation.op} ${where}` : operation.op;
 }
 
 /** The most close() waits for threads that are still starting (see threadsStarted). */

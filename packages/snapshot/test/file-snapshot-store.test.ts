@@ -6,6 +6,7 @@ import {
   type PersistenceReport,
   type SnapshotCorruptedError,
   type SnapshotStore,
+  STORE_MARKER_FILE,
 } from '@cairn/actor-core';
 import {
   FileSnapshotStore,
@@ -462,7 +463,12 @@ describe('FileSnapshotStore persistence ids', () => {
       expect(latest).toMatchObject({ persistenceId: id, sequenceNr: i + 1, state: { balance: i } });
     }
     expect(reports).toEqual([]);
-    const notIds = new Set([TEMP_DIRECTORY, lockFileName('snapshots'), ownerFileName('snapshots')]);
+    const notIds = new Set([
+      TEMP_DIRECTORY,
+      lockFileName('snapshots'),
+      ownerFileName('snapshots'),
+      STORE_MARKER_FILE,
+    ]);
     const dirs = fs.readdirSync(root).filter((n) => !notIds.has(n));
     expect(dirs).toHaveLength(tricky.length);
     for (const dir of dirs) {

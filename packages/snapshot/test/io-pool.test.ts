@@ -252,4 +252,36 @@ describe('IoPool resources', () => {
     for (let round = 0; round < 5; round++) await IoPool.create({ threads: 2 }).close();
     await expectNoLeakedResources(before);
   });
+
+  it('close() gives up after closeTimeoutMs on a hung operation, naming it, and stops the thread once it returns', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-io-pool-hang-'));
+    const workerFile = path.join(dir, 'hanging-worker.js');
+    // An operation blocking its thread the way a hung fsync does: nothing in JavaScript can interrupt it.
+    fs.writeFileSync(
+      workerFile,
+      `const { ioOperations, ioWorkerModule } = require(${JSON.stringify(path.join(distDir, 'io-operations.js'))});
+       module.exports = ioWorkerModule({ ...ioOperations, hang: ({ ms }) => { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms); return 'done'; } });`,
+    );
+    const before = captureResources();
+    const hung = IoPool.create({ threads: 1, workerFile, closeTimeoutMs: 200 });
+    const stuck = hung.run({ op: 'hang', args: { path: '/data/journal/0000000000000001.log', ms: 1500 } });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const started = Date.now();
+    const error = await hung.close().then(
+      () => new Error('close resolved while an operation hung'),
+      (e: unknown) => e,
+    );
+    expect(Date.now() - started).toBeLessThan(1200);
+    expect(isPersistenceError(error, 'ERR_STORAGE')).toBe(true);
+    expect((error as Error).message).toContain('gave up after 200 ms');
+    expect((error as Error).message).toContain('hang /data/journal/0000000000000001.log');
+    // The operation itself still completes, and the thread is gone after it.
+    await expect(stuck).resolves.toBe('done');
+    await expectNoLeakedResources(before, 5000);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('rejects a bad closeTimeoutMs', () => {
+    expect(() => IoPool.create({ closeTimeoutMs: -1 })).toThrow(TypeError);
+  });
 });
