@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 
 /**
- * CONTRACT.md promises that every package imports by name from plain Node after `npm install`, with no
+ * the public contract promises that every package imports by name from plain Node after `npm install`, with no
  * TypeScript loader. This runs a child `node` (not jest's module system) against the built dist/ files.
  */
 const root = path.join(__dirname, '..');

@@ -1,5 +1,5 @@
 /**
- * Type-level conformance: every backend class satisfies the SPI of CONTRACT.md. If one stops doing so,
+ * Type-level conformance: every backend class satisfies the SPI of the public contract. If one stops doing so,
  * `npm run typecheck` (part of `npm test`) stops compiling; the runtime assertions below only make jest
  * count the file.
  */

@@ -1,5 +1,5 @@
 /**
- * The data every system stores, identical across systems so that figures compare (WORKLOADS.md: "the same
+ * The data every system stores, identical across systems so that figures compare (the workload table: "the same
  * payload everywhere", about 150 bytes serialized).
  */
 
@@ -11,7 +11,7 @@ export interface DepositEvent {
   readonly note: string;
 }
 
-/** 100 ASCII characters, as WORKLOADS.md prescribes; fixed so every system stores the same bytes. */
+/** 100 ASCII characters, as the workload table prescribes; fixed so every system stores the same bytes. */
 export const NOTE =
   'Monthly transfer from savings to checking, reference 7f3a9c21, approved at branch 0042, no fees due.';
 

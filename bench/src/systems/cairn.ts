@@ -13,7 +13,7 @@ import type {
 import { SystemUnavailableError } from '../system';
 
 /**
- * Cairn's providers, driven through their public API only (CONTRACT.md "Backends (direct use)" and
+ * Cairn's providers, driven through their public API only (the public contract "Backends (direct use)" and
  * "Event-sourced actors"). Every package is loaded by dynamic import and every export checked, so a
  * backend or runtime that has not landed yet makes its system "unavailable" instead of breaking the run.
  */

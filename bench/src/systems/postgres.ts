@@ -8,7 +8,7 @@ import { CairnStore, loadOpener, requireProvider, startRuntime } from './cairn';
 /**
  * PostgreSQL systems, all on the one server of the run (run.ts starts a throwaway one, or
  * CAIRN_BENCH_PG_URL names one) with synchronous_commit on: each cell's data directory maps to a schema
- * of its own. Besides Cairn's provider, the two peers WORKLOADS.md asks for: a naive node-postgres pool
+ * of its own. Besides Cairn's provider, the two peers the workload table asks for: a naive node-postgres pool
  * doing one INSERT per append, and a hand-written batched writer (the appends queued while an INSERT is
  * in flight go out as the next multi-row INSERT), both with Cairn's default pool size.
  */

@@ -14,7 +14,7 @@ import {
 import { type AccountCommand, account, eventually, MemoryWorld, signalsOf, sleep } from './runtime-fixtures';
 
 describe('the contract example', () => {
-  it('compiles and runs as CONTRACT.md shows it', async () => {
+  it('compiles and runs as the public contract shows it', async () => {
     type Cmd = { type: 'deposit'; amount: number } | { type: 'balance' };
     type Evt = { type: 'deposited'; amount: number };
 

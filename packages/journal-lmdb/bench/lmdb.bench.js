@@ -1,8 +1,8 @@
-// W1, W2, W3 and W5 of shared/WORKLOADS.md: LmdbMessageJournal / LmdbSnapshotStore next to raw lmdb-js
+// W1, W2, W3 and W5 of the workload table in BENCHMARKS.md: LmdbMessageJournal / LmdbSnapshotStore next to raw lmdb-js
 // (key [id, seq], msgpack values, durable), in one run, on fresh directories. Runs the built package:
 //   npx tsc -b packages/journal-lmdb && node --expose-gc packages/journal-lmdb/bench/lmdb.bench.js [--full] [--reps=3]
 //     [--only=W1,W3] [--compare=<dir>]
-// Default sizes are scaled down for a shared 2-core machine; --full uses the sizes of WORKLOADS.md.
+// Default sizes are scaled down for a shared 2-core machine; --full uses the sizes of the workload table.
 // --compare=<dir> also runs another build of this package (a copy of an older dist/, with a node_modules
 // link to the repository's, so its imports resolve) as subject "before", interleaved with the others:
 // a before/after comparison under the same machine load.

@@ -129,7 +129,7 @@ export class LmdbEnvironment {
 
   /**
    * Opens (or shares) the environment at `directory`, creating the directory when missing, and brings
-   * its metadata to the current format (the migration of seed 004: a journal without metadata gets each
+   * its metadata to the current format (the migration of the hardening plan: a journal without metadata gets each
    * id's highest from its last key). Rejects with TypeError when the path is already open in this process
    * with different settings: one environment cannot be durable for one user and not for another.
    */

@@ -17,7 +17,7 @@ import { useTempDirs } from './temp-dir';
 
 const tempDir = useTempDirs();
 
-describe('migration (seed 004)', () => {
+describe('migration (the hardening plan)', () => {
   it('initialises each id highest from its last key when the metadata database is missing', async () => {
     const path = tempDir();
     await writeWithoutMetadata(path, { a: [1, 2, 3], b: [5, 6, 7, 8, 9], [`${'x'.repeat(80)}\u0000`]: [1] });

@@ -1,5 +1,5 @@
 /*
- * FileSnapshotStore figures beside the disk's own fsync rate (WORKLOADS.md W5: "snapshot save limited by
+ * FileSnapshotStore figures beside the disk's own fsync rate (the workload table W5: "snapshot save limited by
  * the fsyncs it needs"). Not part of npm test. Runs the built package:
  *
  *   npm run build && node packages/snapshot/bench/file-snapshot-store.bench.js [count] [dir]
