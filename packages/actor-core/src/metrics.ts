@@ -76,6 +76,14 @@ export interface ActorSystemMetrics {
   readonly failureStops: number;
   /** Commands refused because an actor's stash was full (StashOverflowError). */
   readonly stashOverflows: number;
+  /** Persists refused by a sequence conflict after which the actor reloaded from storage (onConflict 'reload-and-retry'). */
+  readonly conflictReloads: number;
+  /** Entity actors live now (recovering or running, not passivating). */
+  readonly activeEntities: number;
+  /** Entity actors started (first message, or the first after a passivation). */
+  readonly entityActivations: number;
+  /** Entity actors stopped by passivation (idle, least recently used, or Effect.stop()). */
+  readonly entityPassivations: number;
   /** From a recovery starting (snapshot load, replay) to its outcome. */
   readonly recoverySeconds: LatencyHistogram;
 }

@@ -195,6 +195,25 @@ const SYSTEM: ReadonlyArray<Definition<ActorSystemMetrics>> = [
     (m) => m.stashOverflows,
   ],
   [
+    'actor_conflict_reloads_total',
+    'counter',
+    'Persists refused by a sequence conflict after which the actor reloaded from storage',
+    (m) => m.conflictReloads,
+  ],
+  ['entities_active', 'gauge', 'Entity actors live now', (m) => m.activeEntities],
+  [
+    'entity_activations_total',
+    'counter',
+    'Entity actors started (first message, or the first after a passivation)',
+    (m) => m.entityActivations,
+  ],
+  [
+    'entity_passivations_total',
+    'counter',
+    'Entity actors stopped by passivation (idle, least recently used, or Effect.stop)',
+    (m) => m.entityPassivations,
+  ],
+  [
     'actor_recovery_seconds',
     'histogram',
     'From a recovery starting to its outcome',

@@ -4,7 +4,7 @@ import type { Reporter } from '../report';
 import type { MessageJournal, SnapshotStore } from '../spi';
 import { checkTags, NO_TAGS } from '../tags';
 import { StashOverflowError } from './actor-errors';
-import { backoffDelay, type EventSourcedBehavior, type Signal } from './behavior';
+import { backoffDelay, type EventSourcedBehavior, type OnConflict, type Signal } from './behavior';
 import { Effect } from './effect';
 import { Mailbox } from './mailbox';
 import { recover } from './recovery';
@@ -17,6 +17,8 @@ interface Envelope<C> {
   /** Settles the ask, if it was one; later calls are ignored. */
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: unknown) => void;
+  /** Set once the command was run again after a sequence conflict (it is retried once at most). */
+  retried?: boolean;
 }
 
 /** What a cell needs from its system. */
@@ -29,6 +31,7 @@ export interface RuntimeCounts {
   restarts: number;
   failureStops: number;
   stashOverflows: number;
+  conflictReloads: number;
   readonly recoveryLatency: LatencyRecorder;
 }
 
@@ -38,11 +41,17 @@ export interface CellContext {
   readonly reporter: Reporter;
   readonly counts: RuntimeCounts;
   /** Called once the cell is stopped and its snapshot work settled: the id may be spawned again. */
-  released(cell: { readonly persistenceId: string }): void;
+  released(cell: { readonly persistenceId: string }, reason: StopReason): void;
 }
 
 type Phase = 'recovering' | 'ready' | 'awaitingRestart' | 'stopped';
-type StopReason = 'requested' | 'failed' | 'terminated';
+export type StopReason = 'requested' | 'failed' | 'terminated' | 'passivated';
+
+/** Per-cell settings the system resolves. */
+export interface CellOptions {
+  /** What a persist refused with SequenceConflictError does (see OnConflict). */
+  readonly onConflict: OnConflict;
+}
 
 const ignore = (): void => undefined;
 
@@ -61,6 +70,8 @@ export class ActorCell<C, E, S, R = unknown> {
   private runScheduled = false;
   private stopRequested: StopReason | undefined;
   private readonly mailbox = new Mailbox<Envelope<C>>();
+  /** A command to run again, before the mailbox, once the reload after its sequence conflict is done. */
+  private retry: Envelope<C> | undefined;
   private restarts = 0;
   private restartTimer: NodeJS.Timeout | undefined;
   private snapshotWanted = false;
@@ -74,6 +85,7 @@ export class ActorCell<C, E, S, R = unknown> {
   constructor(
     private readonly behavior: EventSourcedBehavior<C, E, S, R>,
     private readonly context: CellContext,
+    private readonly options: CellOptions = { onConflict: 'stop' },
   ) {
     this.persistenceId = behavior.persistenceId;
     this.state = behavior.emptyState;
@@ -84,6 +96,22 @@ export class ActorCell<C, E, S, R = unknown> {
 
   get isStopped(): boolean {
     return this.phase === 'stopped';
+  }
+
+  /** False once the actor stopped or was asked to stop: a command sent now would be refused. */
+  get takesCommands(): boolean {
+    return this.phase !== 'stopped' && this.stopRequested === undefined;
+  }
+
+  /** True while it handles a command, has one waiting, or a persist or snapshot in flight. */
+  get busy(): boolean {
+    return (
+      this.persistInFlight ||
+      this.mailbox.size > 0 ||
+      this.retry !== undefined ||
+      this.phase !== 'ready' ||
+      this.snapshotWork !== undefined
+    );
   }
 
   /** First recovery; rejects with RecoveryFailedError (and the cell is then stopped). */
@@ -173,7 +201,8 @@ export class ActorCell<C, E, S, R = unknown> {
 
   private run(): void {
     while (this.phase === 'ready' && !this.persistInFlight) {
-      const envelope = this.mailbox.shift();
+      const envelope = this.retry ?? this.mailbox.shift();
+      this.retry = undefined;
       if (!envelope) break;
       this.handle(envelope);
     }
@@ -183,7 +212,7 @@ export class ActorCell<C, E, S, R = unknown> {
   /** Finishes a requested stop once nothing is left to do. */
   private afterIdleChange(): void {
     if (this.phase !== 'ready' || this.persistInFlight) return;
-    if (this.mailbox.size > 0) this.scheduleRun();
+    if (this.mailbox.size > 0 || this.retry !== undefined) this.scheduleRun();
     else if (this.stopRequested !== undefined) this.stopNow(this.stopRequested, undefined);
   }
 
@@ -246,7 +275,14 @@ export class ActorCell<C, E, S, R = unknown> {
       },
       (error: unknown) => {
         this.persistInFlight = false;
-        this.persistFailed(effect, envelope, error);
+        if (
+          isPersistenceError(error, 'ERR_SEQUENCE_CONFLICT') &&
+          this.options.onConflict === 'reload-and-retry'
+        ) {
+          this.reloadAfterConflict(envelope, error);
+        } else {
+          this.persistFailed(effect, envelope, error);
+        }
       },
     );
   }
@@ -325,6 +361,26 @@ export class ActorCell<C, E, S, R = unknown> {
     }
   }
 
+  // ---- sequence conflicts ----
+
+  /**
+   * Someone else appended to this id: the state is stale. Recover again (the journal reads the id's
+   * highest from storage: a conflict made it forget what it remembered, and a journal shared by several
+   * processes never trusts memory) and run the command once more, or fail its ask if it was the retry.
+   */
+  private reloadAfterConflict(envelope: Envelope<C>, error: unknown): void {
+    this.context.counts.conflictReloads++;
+    const retrying = !envelope.retried && this.stopRequested === undefined;
+    this.signal({ type: 'conflict', error, retrying });
+    if (retrying) {
+      envelope.retried = true;
+      this.retry = envelope;
+    } else {
+      envelope.reject(error);
+    }
+    void this.restart();
+  }
+
   // ---- failure and supervision ----
 
   private failed(error: unknown): void {
@@ -398,6 +454,8 @@ export class ActorCell<C, E, S, R = unknown> {
     if (this.phase === 'stopped') return;
     this.phase = 'stopped';
     if (reason === 'failed') this.context.counts.failureStops++;
+    const retry = this.retry;
+    this.retry = undefined;
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
     const why =
@@ -405,8 +463,10 @@ export class ActorCell<C, E, S, R = unknown> {
         ? `it failed: ${message(error)}`
         : reason === 'terminated'
           ? 'its actor system terminated'
-          : 'it was stopped';
-    for (const envelope of this.mailbox.drain()) {
+          : reason === 'passivated'
+            ? 'it was passivated'
+            : 'it was stopped';
+    for (const envelope of retry ? [retry, ...this.mailbox.drain()] : this.mailbox.drain()) {
       envelope.reject(
         new ActorStoppedError(
           `actor "${this.persistenceId}"`,
@@ -416,7 +476,7 @@ export class ActorCell<C, E, S, R = unknown> {
       );
     }
     void (this.snapshotWork ?? Promise.resolve()).then(() => {
-      this.context.released(this);
+      this.context.released(this, reason);
       this.signal(error === undefined ? { type: 'stopped', reason } : { type: 'stopped', reason, error });
       this.resolveStopped();
     });

@@ -37,3 +37,40 @@ export class DuplicatePersistenceIdError extends PersistenceError {
     this.persistenceId = persistenceId;
   }
 }
+
+/**
+ * `entityRef`, `deleteEntity` or a message named an entity kind that was never registered with
+ * `registerEntity` in this system. Nothing was sent. Code ERR_UNKNOWN_ENTITY_KIND.
+ */
+export class UnknownEntityKindError extends PersistenceError {
+  readonly kind: string;
+
+  constructor(kind: string, registered: readonly string[]) {
+    super(
+      'ERR_UNKNOWN_ENTITY_KIND',
+      `no entity kind "${kind}" is registered in this actor system` +
+        (registered.length > 0
+          ? ` (registered: ${registered.map((k) => `"${k}"`).join(', ')})`
+          : ' (none registered yet)') +
+        '; call system.registerEntity(kind, factory) first',
+    );
+    this.kind = kind;
+  }
+}
+
+/**
+ * `registerEntity` was called for a kind this system already has: one kind has one behavior factory,
+ * or two factories could build different actors for one id. Nothing changed.
+ * Code ERR_DUPLICATE_ENTITY_KIND.
+ */
+export class DuplicateEntityKindError extends PersistenceError {
+  readonly kind: string;
+
+  constructor(kind: string) {
+    super(
+      'ERR_DUPLICATE_ENTITY_KIND',
+      `entity kind "${kind}" is already registered in this actor system; register each kind once`,
+    );
+    this.kind = kind;
+  }
+}

@@ -7,7 +7,8 @@ import type { MessageJournal, SnapshotStore } from '../spi';
 import { checkOptionalObject, describe } from '../validation';
 import { ActorCell, type CellContext } from './actor-cell';
 import { DuplicatePersistenceIdError } from './actor-errors';
-import { EventSourcedBehavior } from './behavior';
+import { checkOnConflict, EventSourcedBehavior, type OnConflict } from './behavior';
+import { Entities, type EntityCell, type EntityRef } from './entities';
 
 /** Per-spawn settings. */
 export interface SpawnOptions {
@@ -80,9 +81,30 @@ export interface ActorSystemOptions {
   readonly askTimeoutMs?: number;
   /** Where problems that fail no call (a throwing signal handler or thenRun) are reported. Default: process warnings. */
   readonly reporter?: Reporter;
+  /**
+   * Entities: an entity whose actor got no message for this long is passivated (stopped, its state
+   * dropped; the next message recovers it from its snapshot and events). Default 120 000 ms (2 minutes).
+   * Shorter frees memory sooner at the cost of more recoveries.
+   */
+  readonly passivateAfterMs?: number;
+  /**
+   * Entities: at most this many entity actors live at once; starting one more passivates the least
+   * recently used first. Default: no limit (only idleness passivates). Bounds memory when a request can
+   * name any of millions of ids.
+   */
+  readonly maxActiveEntities?: number;
+  /**
+   * Entities: what an entity does when a persist is refused with SequenceConflictError (another process or
+   * system wrote its id): 'reload-and-retry' (default) recovers it from storage and runs the command once
+   * more; 'stop' fails the ask and stops the actor (the next message recovers it). A behavior's own
+   * `onConflict` overrides this. Actors started with `spawn` keep 'stop' unless their behavior says otherwise.
+   */
+  readonly onConflict?: OnConflict;
 }
 
 export const DEFAULT_ASK_TIMEOUT_MS = 5000;
+/** How long an entity stays live without messages, by default. */
+export const DEFAULT_PASSIVATE_AFTER_MS = 120_000;
 /** setTimeout's limit. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
@@ -104,12 +126,14 @@ export class ActorSystem {
   private terminating: Promise<void> | undefined;
   /** The leases held by exclusive actors, released when they stop. */
   private readonly leases = new Map<{ readonly persistenceId: string }, Lease>();
+  private readonly entities: Entities;
 
   private constructor(
     persistence: OpenedPersistence,
     closePersistence: boolean,
     askTimeoutMs: number,
     reporter: Reporter,
+    entitySettings: EntitySettingsOf,
   ) {
     this.journal = persistence.journal;
     this.snapshots = persistence.snapshots;
@@ -132,10 +156,12 @@ export class ActorSystem {
         restarts: 0,
         failureStops: 0,
         stashOverflows: 0,
+        conflictReloads: 0,
         recoveryLatency: new LatencyRecorder(),
       },
-      released: (cell) => {
+      released: (cell, reason) => {
         if (this.cells.get(cell.persistenceId)?.cell === cell) this.cells.delete(cell.persistenceId);
+        this.entities.released(cell as EntityCell, reason);
         const lease = this.leases.get(cell);
         if (lease) {
           this.leases.delete(cell);
@@ -150,6 +176,15 @@ export class ActorSystem {
         }
       },
     };
+    this.entities = new Entities(
+      {
+        startCell: (behavior, onConflict) => this.startEntityCell(behavior, onConflict),
+        askTimeoutMs,
+        reporter,
+        checkTimeout,
+      },
+      entitySettings,
+    );
   }
 
   /** Opens the persistence (when given a configuration) and returns a running system. */
@@ -168,11 +203,57 @@ export class ActorSystem {
       throw new TypeError('reporter must be a function');
     }
     const reporter = options.reporter ?? defaultReporter;
+    const passivateAfterMs = options.passivateAfterMs ?? DEFAULT_PASSIVATE_AFTER_MS;
+    checkTimeout(passivateAfterMs, 'passivateAfterMs');
+    const { maxActiveEntities } = options;
+    if (
+      maxActiveEntities !== undefined &&
+      (!Number.isSafeInteger(maxActiveEntities) || maxActiveEntities < 1)
+    ) {
+      throw new RangeError(`maxActiveEntities must be an integer >= 1, got ${describe(maxActiveEntities)}`);
+    }
+    const onConflict = options.onConflict ?? 'reload-and-retry';
+    checkOnConflict(onConflict, 'onConflict');
+    const entities: EntitySettingsOf = { passivateAfterMs, maxActiveEntities, onConflict };
     if (isOpened(options.persistence)) {
-      return new ActorSystem(options.persistence, options.closePersistence ?? false, askTimeoutMs, reporter);
+      return new ActorSystem(
+        options.persistence,
+        options.closePersistence ?? false,
+        askTimeoutMs,
+        reporter,
+        entities,
+      );
     }
     const persistence = await createPersistence(options.persistence);
-    return new ActorSystem(persistence, options.closePersistence ?? true, askTimeoutMs, reporter);
+    return new ActorSystem(persistence, options.closePersistence ?? true, askTimeoutMs, reporter, entities);
+  }
+
+  /**
+   * Registers an entity kind: `factory(entityId)` builds the behavior of entity `entityId` (typically
+   * with persistenceId `${kind}-${entityId}`) whenever its actor must start. Get refs with `entityRef`.
+   * Throws DuplicateEntityKindError when the kind is registered already, TypeError for an empty kind or a
+   * factory that is not a function; nothing changes then.
+   */
+  registerEntity<C, E, S, R>(
+    kind: string,
+    factory: (entityId: string) => EventSourcedBehavior<C, E, S, R>,
+  ): void {
+    this.entities.register(kind, factory);
+  }
+
+  /**
+   * The ref of entity `entityId` of `kind`, synchronously: its actor is spawned and recovered on the
+   * first message, reused afterwards, passivated after `passivateAfterMs` without messages (or as the
+   * least recently used past `maxActiveEntities`), and recovered again by the next message. Concurrent
+   * first messages start it once; a message arriving while it passivates waits for the next incarnation
+   * and keeps its order. Throws UnknownEntityKindError for a kind not registered, TypeError for an empty
+   * or non-string kind or id.
+   *
+   * The caller names the command and reply types (`entityRef<Cmd, Reply>(kind, id)`): the system cannot
+   * check them, like a message sent to an address.
+   */
+  entityRef<C = unknown, R = unknown>(kind: string, entityId: string): EntityRef<C, R> {
+    return this.entities.ref<C, R>(kind, entityId);
   }
 
   /**
@@ -198,7 +279,7 @@ export class ActorSystem {
     if (this.terminating) throw new ActorStoppedError('the actor system', 'it is terminating');
     const id = behavior.persistenceId;
     if (this.cells.has(id)) throw new DuplicatePersistenceIdError(id);
-    const cell = new ActorCell(behavior, this.context);
+    const cell = new ActorCell(behavior, this.context, { onConflict: behavior.onConflict ?? 'stop' });
     const ref = this.refFor(cell);
     this.cells.set(id, { cell, ref });
     try {
@@ -209,10 +290,25 @@ export class ActorSystem {
       await cell.start();
     } catch (e) {
       // Free the id at once, so a caller that fixed the cause can spawn again right away.
-      this.context.released(cell);
+      this.context.released(cell, 'failed');
       throw e;
     }
     return ref;
+  }
+
+  /** Starts an entity's actor without waiting for its recovery (its commands wait in its stash). */
+  private startEntityCell(
+    behavior: EventSourcedBehavior<unknown, unknown, unknown, unknown>,
+    onConflict: OnConflict,
+  ): EntityCell {
+    if (this.terminating) throw new ActorStoppedError('the actor system', 'it is terminating');
+    const id = behavior.persistenceId;
+    if (this.cells.has(id)) throw new DuplicatePersistenceIdError(id);
+    const cell = new ActorCell(behavior, this.context, { onConflict: behavior.onConflict ?? onConflict });
+    this.cells.set(id, { cell, ref: this.refFor(cell) });
+    // A failed recovery stops the cell, which rejects its waiting commands with the failure as cause.
+    cell.start().catch(() => undefined);
+    return cell;
   }
 
   /** The ref of the live actor with this id (also while it is still recovering), or undefined. */
@@ -224,7 +320,14 @@ export class ActorSystem {
   /** What this system's actors have done since it was created (see ActorSystemMetrics); a snapshot. */
   metrics(): ActorSystemMetrics {
     const { recoveryLatency, ...counts } = this.context.counts;
-    return { actors: this.cells.size, ...counts, recoverySeconds: recoveryLatency.snapshot() };
+    return {
+      actors: this.cells.size,
+      ...counts,
+      activeEntities: this.entities.activeCount,
+      entityActivations: this.entities.counts.activations,
+      entityPassivations: this.entities.counts.passivations,
+      recoverySeconds: recoveryLatency.snapshot(),
+    };
   }
 
   /** The persistenceIds of the live actors. */
@@ -239,6 +342,7 @@ export class ActorSystem {
    */
   terminate(): Promise<void> {
     this.terminating ??= (async () => {
+      this.entities.close();
       try {
         await Promise.all([...this.cells.values()].map(({ cell }) => cell.stop('terminated')));
         const flush = (this.journal as { flush?: () => Promise<void> }).flush;
@@ -273,6 +377,8 @@ export class ActorSystem {
     };
   }
 }
+
+type EntitySettingsOf = ConstructorParameters<typeof Entities>[1];
 
 /** What the system needs of a cell whatever its types. */
 interface LiveCell {

@@ -24,6 +24,17 @@ export interface SupervisionOptions {
   readonly maxRestarts?: number;
 }
 
+/**
+ * What an actor does when a persist is refused with SequenceConflictError (someone else appended to its
+ * id since it recovered, so its state is stale):
+ * - `'reload-and-retry'`: recover again, reading the id's highest sequenceNr and events from storage,
+ *   and run the command once more against the reloaded state; its ask fails with the conflict only when
+ *   the retry conflicts too (the actor then reloads again and carries on with the next command).
+ * - `'stop'`: the conflict is a failure like any other: the ask fails, the actor stops (or restarts under
+ *   `supervision`).
+ */
+export type OnConflict = 'reload-and-retry' | 'stop';
+
 /** Upcasts stored event shapes on replay (schema evolution) and chooses what is written. */
 export interface EventAdapter<E> {
   /** What to store for `event`. Default: the event itself. */
@@ -75,6 +86,13 @@ export type Signal<E, S> =
       readonly rejected: boolean;
       readonly error: unknown;
     }
+  /**
+   * A persist was refused with SequenceConflictError: another writer (another process, or another system
+   * on the same store) appended to this id since the actor recovered. Under `onConflict:
+   * 'reload-and-retry'` the actor recovers again from storage and, when `retrying`, runs the command
+   * once more against the reloaded state; otherwise that command's ask fails with `error`.
+   */
+  | { readonly type: 'conflict'; readonly error: unknown; readonly retrying: boolean }
   | {
       readonly type: 'restarting';
       readonly attempt: number;
@@ -83,8 +101,12 @@ export type Signal<E, S> =
     }
   | {
       readonly type: 'stopped';
-      /** requested: ref.stop() or Effect.stop(); failed: a failure ended it; terminated: the system shut down. */
-      readonly reason: 'requested' | 'failed' | 'terminated';
+      /**
+       * requested: ref.stop() or Effect.stop(); failed: a failure ended it; terminated: the system shut
+       * down; passivated: an entity idle for passivateAfterMs, or the least recently used one past
+       * maxActiveEntities (its next message recovers it again).
+       */
+      readonly reason: 'requested' | 'failed' | 'terminated' | 'passivated';
       readonly error?: unknown;
     };
 
@@ -150,6 +172,12 @@ export interface EventSourcedBehaviorOptions<C, E, S, R = unknown> {
    * (WriteRejectedError, nothing stored, the actor carries on). Default: no tags.
    */
   readonly tagger?: (event: E) => readonly string[];
+  /**
+   * What to do when a persist is refused with SequenceConflictError (see OnConflict). Default: the
+   * system's `onConflict` for entities (itself default 'reload-and-retry'), and 'stop' for actors started
+   * with `spawn`, whose single writer is usually guaranteed (exclusive lease or a locked directory).
+   */
+  readonly onConflict?: OnConflict;
 }
 
 /** The resolved supervision settings. */
@@ -178,6 +206,7 @@ const KNOWN_OPTIONS = new Set([
   'eventAdapter',
   'snapshotAdapter',
   'tagger',
+  'onConflict',
 ]);
 
 /**
@@ -201,6 +230,7 @@ export class EventSourcedBehavior<C, E, S, R = unknown> {
   readonly eventAdapter: EventAdapter<E> | undefined;
   readonly snapshotAdapter: SnapshotAdapter<S> | undefined;
   readonly tagger: ((event: E) => readonly string[]) | undefined;
+  readonly onConflict: OnConflict | undefined;
 
   private constructor(options: EventSourcedBehaviorOptions<C, E, S, R>) {
     this.persistenceId = options.persistenceId;
@@ -218,6 +248,7 @@ export class EventSourcedBehavior<C, E, S, R = unknown> {
     this.eventAdapter = options.eventAdapter;
     this.snapshotAdapter = options.snapshotAdapter;
     this.tagger = options.tagger;
+    this.onConflict = options.onConflict;
   }
 
   /**
@@ -284,6 +315,14 @@ function checkBehaviorOptions<C, E, S, R>(options: EventSourcedBehaviorOptions<C
     }
   }
   if (options.supervision) resolveSupervision(options.supervision);
+  if (options.onConflict !== undefined) checkOnConflict(options.onConflict, 'onConflict');
+}
+
+/** Throws a TypeError unless `value` is an OnConflict. */
+export function checkOnConflict(value: unknown, name: string): asserts value is OnConflict {
+  if (value !== 'reload-and-retry' && value !== 'stop') {
+    throw new TypeError(`${name} must be 'reload-and-retry' or 'stop', got ${describe(value)}`);
+  }
 }
 
 function resolveSupervision(options: SupervisionOptions): Supervision {

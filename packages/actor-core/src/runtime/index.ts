@@ -1,10 +1,16 @@
-export { DuplicatePersistenceIdError, StashOverflowError } from './actor-errors';
+export {
+  DuplicateEntityKindError,
+  DuplicatePersistenceIdError,
+  StashOverflowError,
+  UnknownEntityKindError,
+} from './actor-errors';
 export {
   type ActorRef,
   ActorSystem,
   type ActorSystemOptions,
   type AskOptions,
   DEFAULT_ASK_TIMEOUT_MS,
+  DEFAULT_PASSIVATE_AFTER_MS,
   type OpenedPersistence,
   type SpawnOptions,
 } from './actor-system';
@@ -14,9 +20,11 @@ export {
   type EventAdapter,
   EventSourcedBehavior,
   type EventSourcedBehaviorOptions,
+  type OnConflict,
   type Signal,
   type SnapshotAdapter,
   type Supervision,
   type SupervisionOptions,
 } from './behavior';
 export { Effect, type Effects, type SideEffect } from './effect';
+export type { EntityRef } from './entities';
