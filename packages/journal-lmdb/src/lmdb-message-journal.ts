@@ -9,6 +9,7 @@ import {
   PositionedEventInBuffer,
   ReadOnlyError,
   SequenceConflictError,
+  type WriteConflicts,
 } from '@cairn/actor-core';
 import { firstOf, LmdbEnvironment } from './environment';
 import { LmdbOffsetStore } from './lmdb-offset-store';
@@ -127,15 +128,23 @@ const IDS_PAGE = 1000;
  * committed in one LMDB write transaction together with its metadata updates; the transaction is synced
  * before the appends resolve (unless `noSync`). Inside the transaction every write is checked against
  * the stored highest sequenceNr, so a second process appending to the same id is refused with
- * SequenceConflictError instead of interleaving. Reads stream in pages and verify every record's CRC.
+ * SequenceConflictError (an append with expectedSequenceNr) or numbered again after it (one without)
+ * instead of interleaving. Reads stream in pages and verify every record's CRC.
  */
 export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
-  /** lmdb-js runs write transactions one after another, so several commits may be queued at once. */
+  /**
+   * lmdb-js runs write transactions one after another, so several commits may be queued at once.
+   * sharedWriters: several processes may open one environment and write it (LMDB's writer lock serializes
+   * their transactions); each commit checks every id's stored highest inside its write transaction and
+   * stores only the ids that continue it, so the core reads an id's highest from storage, never from
+   * what this process remembers.
+   */
   readonly capabilities = {
     persistent: true,
     concurrentCommits: true,
     query: true,
     foreignCommits: true,
+    sharedWriters: true,
   } as const;
   /** The directory given to open(). */
   readonly path: string;
@@ -221,13 +230,15 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     return meta.highest;
   }
 
-  protected async _write(writes: readonly JournalWrite[]): Promise<void> {
+  protected async _write(writes: readonly JournalWrite[]): Promise<WriteConflicts> {
     if (this.readOnly) throw new ReadOnlyError(this.path, 'write refused, nothing written');
     // Keys and records are built before the transaction: the callback below runs on the main thread
     // while LMDB's writer lock is held, so it should do no more than check, number and put. Records are
     // encoded at position 0 and stamped with their position inside the transaction.
     const records: Buffer[] = [];
     const tagPrefixes: Array<readonly Buffer[]> = [];
+    /** The persistenceId of each record pair, to leave out the ids that conflict. */
+    const owners: string[] = [];
     const first = new Map<string, { key: Buffer; expected: number; highest: number }>();
     for (const { persistenceId, events } of writes) {
       const prefix = idPrefix(persistenceId);
@@ -236,6 +247,7 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
         const tags = event.tags ?? NO_TAGS;
         records.push(key, encodeEvent(key, event, tags));
         tagPrefixes.push(tags.length === 0 ? NO_PREFIXES : tags.map(tagPrefix));
+        owners.push(persistenceId);
       }
       const highest = events[events.length - 1]!.sequenceNr;
       const known = first.get(persistenceId);
@@ -250,31 +262,34 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     const site: DamageSite = {
       key: `journal:${writes.map((w) => `${w.persistenceId}#${w.events[0]!.sequenceNr}..`).join(',')}`,
     };
-    await this.guardAsync(site, () => this.commit(first, records, tagPrefixes));
+    return this.guardAsync(site, () => this.commit(first, records, tagPrefixes, owners));
   }
 
   private commit(
     first: ReadonlyMap<string, { key: Buffer; expected: number; highest: number }>,
     records: readonly Buffer[],
     tagPrefixes: ReadonlyArray<readonly Buffer[]>,
-  ): Promise<void> {
+    owners: readonly string[],
+  ): Promise<WriteConflicts> {
     const { journal, metadata, positions, tags: tagIndex } = this.env;
     return this.env.write(() => {
-      // Check every id before the first put: a conflict writes nothing (the child transaction would roll
-      // back anyway; this keeps the abort path trivial). Writes of one id within a group are consecutive
-      // (the base numbers them), so checking the first against the stored highest covers them all.
+      // Check every id before the first put, inside the write transaction (which holds LMDB's writer lock
+      // across processes): an id whose stored highest is not the one its first event continues (another
+      // process wrote it) is left out and reported; the others are stored. Writes of one id within a group
+      // are consecutive (the base numbers them), so checking the first covers them all.
       const updates: Array<[Buffer, IdMetadata]> = [];
+      const conflicts = new Map<string, number>();
       for (const [persistenceId, { key, expected, highest }] of first) {
         const stored = this.readMetadata(persistenceId, key) ?? { highest: 0, lowWater: 0 };
-        if (stored.highest !== expected)
-          throw new SequenceConflictError(persistenceId, expected, stored.highest);
-        updates.push([key, { highest, lowWater: stored.lowWater }]);
+        if (stored.highest !== expected) conflicts.set(persistenceId, stored.highest);
+        else updates.push([key, { highest, lowWater: stored.lowWater }]);
       }
       // The global order's counter is read and advanced inside the transaction, which holds LMDB's writer
       // lock across processes: every process writing this environment draws from one counter, and the
       // positions become visible exactly when the events do. A transaction that aborts assigns nothing.
       let position = this.readHead();
       for (let i = 0; i < records.length; i += 2) {
+        if (conflicts.size > 0 && conflicts.has(owners[i / 2]!)) continue;
         const key = records[i]!;
         const record = records[i + 1]!;
         position++;
@@ -305,6 +320,7 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       }
       metadata.putSync(HEAD_KEY, encodeNumber(HEAD_KEY, position));
       for (const [key, meta] of updates) metadata.putSync(key, encodeIdMetadata(key, meta));
+      return conflicts;
     });
   }
 
