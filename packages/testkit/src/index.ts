@@ -1,4 +1,10 @@
 export {
+  type BehaviorTestKit,
+  type BehaviorTestKitOptions,
+  behaviorTestKit,
+  type CommandResult,
+} from './behavior-testkit';
+export {
   CaseContext,
   type Closable,
   type ConformanceCapabilities,
