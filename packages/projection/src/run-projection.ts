@@ -319,9 +319,18 @@ class Projection<M, E> {
       try {
         if (this.o.exactlyOnce) {
           const offsets = this.o.offsets as TransactionalOffsetStore;
-          offsets.transactSync(this.o.name, envelope.offset, () => this.o.handler(this.adapt(envelope)));
+          const adapted = this.adapt(envelope);
+          offsets.transactSync(this.o.name, envelope.offset, () => {
+            let result: unknown;
+            for (const event of adapted) {
+              result = this.o.handler(event);
+              // A promise goes back to transactSync at once, which refuses it (nothing written).
+              if (typeof (result as PromiseLike<unknown> | undefined)?.then === 'function') return result;
+            }
+            return result;
+          });
         } else {
-          await this.o.handler(this.adapt(envelope));
+          for (const event of this.adapt(envelope)) await this.o.handler(event);
         }
         return undefined;
       } catch (e) {
@@ -358,13 +367,16 @@ class Projection<M, E> {
     }
   }
 
-  private adapt(envelope: EventEnvelope<M>): EventEnvelope<E> {
+  /**
+   * The events the handler sees for one stored event: itself, or what the adapter makes of it (an array
+   * is zero or more events, each handled with the stored event's envelope; the offset is saved after all).
+   */
+  private adapt(envelope: EventEnvelope<M>): EventEnvelope<E>[] {
     const fromJournal = this.o.eventAdapter?.fromJournal;
-    if (!fromJournal) return envelope as unknown as EventEnvelope<E>;
-    return {
-      ...envelope,
-      message: fromJournal.call(this.o.eventAdapter, envelope.message, envelope.sequenceNr),
-    };
+    if (!fromJournal) return [envelope as unknown as EventEnvelope<E>];
+    const adapted = fromJournal.call(this.o.eventAdapter, envelope.message, envelope.sequenceNr);
+    const events = Array.isArray(adapted) ? (adapted as readonly E[]) : [adapted as E];
+    return events.map((message) => ({ ...envelope, message }));
   }
 
   /** Reports `error`, then waits the backoff for `attempt`; STOPPED when stop() came meanwhile. */

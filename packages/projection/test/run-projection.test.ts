@@ -243,6 +243,29 @@ describe('runProjection', () => {
     await handle.stop();
   });
 
+  it('hands each event of a splitting adapter to the handler, and saves the offset after all of them', async () => {
+    const log = new FakeLog();
+    log.append('a', { parts: [1, 2] });
+    log.append('a', { parts: [] });
+    log.append('a', { parts: [3] });
+    const offsets = new RecordingOffsets();
+    const seen: string[] = [];
+    const handle = await runProjection<unknown, number>({
+      name: 'p',
+      query: log,
+      source: { all: true },
+      offsets,
+      live: false,
+      eventAdapter: { fromJournal: (stored) => (stored as { parts: number[] }).parts },
+      handler: (e) => {
+        seen.push(`${e.sequenceNr}:${e.message}`);
+      },
+    });
+    expect(await handle.done).toEqual({ state: 'stopped' });
+    expect(seen).toEqual(['1:1', '1:2', '3:3']);
+    expect(offsets.saved.get('p')).toBe('o2');
+  });
+
   it('with live: false ends by itself after the events committed at its start', async () => {
     const log = new FakeLog();
     const offsets = new RecordingOffsets();

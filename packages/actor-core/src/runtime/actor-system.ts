@@ -296,6 +296,52 @@ export class ActorSystem {
     return ref;
   }
 
+  /**
+   * Deletes entity `entityId` of `kind`: its actor in this system is stopped (messages arriving meanwhile
+   * wait), its snapshots are deleted, and its events become unreadable at once (truncated; the journal
+   * keeps the id's highest sequenceNr, so a new incarnation continues after it and never reuses a number).
+   * A snapshot of the behavior's `emptyState` at that highest is saved first, as a tombstone: the next
+   * message starts the entity afresh from it. Resolves once done; the waiting messages then start it.
+   *
+   * Other processes serving the same entity are not stopped: an incarnation live there keeps its state in
+   * memory and may persist it again. Stop serving the entity elsewhere first. How soon the bytes leave the
+   * disk depends on the backend (see the actor-core README, "Deleting an entity").
+   *
+   * Rejects with UnknownEntityKindError, DuplicatePersistenceIdError (an actor started with `spawn` holds
+   * the entity's persistenceId), what the factory threw, or the storage error; a deletion that failed
+   * part way can be run again.
+   */
+  deleteEntity(kind: string, entityId: string): Promise<void> {
+    try {
+      return this.entities.delete(kind, entityId, (behavior) => this.eraseEntity(behavior));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  private async eraseEntity(
+    behavior: EventSourcedBehavior<unknown, unknown, unknown, unknown>,
+  ): Promise<void> {
+    const id = behavior.persistenceId;
+    if (this.cells.has(id)) throw new DuplicatePersistenceIdError(id);
+    const highest = await this.journal.highestSequenceNr(id);
+    if (highest === 0) {
+      await this.snapshots.delete(id);
+      return;
+    }
+    // The tombstone first (it replaces a snapshot at the highest): from then on recovery starts from it,
+    // so a crash between the steps below leaves the entity empty, never failing on a half-deleted past.
+    const toSnapshot = behavior.snapshotAdapter?.toSnapshot?.bind(behavior.snapshotAdapter);
+    await this.snapshots.save(
+      id,
+      highest,
+      toSnapshot ? toSnapshot(behavior.emptyState) : behavior.emptyState,
+    );
+    if (highest > 1) await this.snapshots.delete(id, { maxSequenceNr: highest - 1 });
+    // Only what the tombstone covers: an event another process appended since stays replayable.
+    await this.journal.truncateBefore(id, highest + 1);
+  }
+
   /** Starts an entity's actor without waiting for its recovery (its commands wait in its stash). */
   private startEntityCell(
     behavior: EventSourcedBehavior<unknown, unknown, unknown, unknown>,

@@ -39,8 +39,35 @@ export type OnConflict = 'reload-and-retry' | 'stop';
 export interface EventAdapter<E> {
   /** What to store for `event`. Default: the event itself. */
   toJournal?(event: E): unknown;
-  /** The event to apply for a stored message, of any older shape. Throwing fails recovery (named). */
-  fromJournal?(stored: unknown, sequenceNr: number): E;
+  /**
+   * The event to apply for a stored message, of any older shape; or an array of zero or more events, for
+   * upcasting a schema change that split (or dropped) an event: each is applied in order. An array is
+   * always taken as several events, so a behavior whose events are themselves arrays returns `[event]`.
+   * Throwing fails recovery (named).
+   */
+  fromJournal?(stored: unknown, sequenceNr: number): E | readonly E[];
+}
+
+/**
+ * How an actor recovers. The defaults rebuild the current state: the newest usable snapshot, then every
+ * event after it. The others are for inspecting history or working around bad data; an actor recovered
+ * short of the journal's highest sequenceNr sees the state as of then, and a persist of it is refused
+ * with SequenceConflictError (its expectation is behind the journal).
+ */
+export interface RecoveryOptions {
+  /**
+   * 'latest' (default): start from the newest snapshot that verifies and can be used. 'none': ignore
+   * snapshots and replay every event from sequenceNr 1 (recovery fails with RecoveryFailedError when the
+   * journal was truncated behind a snapshot).
+   */
+  readonly snapshot?: 'latest' | 'none';
+  /**
+   * Recover the state as of this sequenceNr (inclusive): snapshots above it are passed over, events above
+   * it are not replayed. Default: the journal's highest.
+   */
+  readonly toSequenceNr?: number;
+  /** Replay at most this many events after the snapshot (0: the snapshot's state only). Default: all. */
+  readonly replayMax?: number;
 }
 
 /** Upcasts stored snapshot states; throwing makes recovery fall back to an older snapshot. */
@@ -178,6 +205,8 @@ export interface EventSourcedBehaviorOptions<C, E, S, R = unknown> {
    * with `spawn`, whose single writer is usually guaranteed (exclusive lease or a locked directory).
    */
   readonly onConflict?: OnConflict;
+  /** How the actor recovers (see RecoveryOptions). Default: newest usable snapshot, then every event after it. */
+  readonly recovery?: RecoveryOptions;
 }
 
 /** The resolved supervision settings. */
@@ -207,6 +236,7 @@ const KNOWN_OPTIONS = new Set([
   'snapshotAdapter',
   'tagger',
   'onConflict',
+  'recovery',
 ]);
 
 /**
@@ -231,6 +261,7 @@ export class EventSourcedBehavior<C, E, S, R = unknown> {
   readonly snapshotAdapter: SnapshotAdapter<S> | undefined;
   readonly tagger: ((event: E) => readonly string[]) | undefined;
   readonly onConflict: OnConflict | undefined;
+  readonly recovery: RecoveryOptions | undefined;
 
   private constructor(options: EventSourcedBehaviorOptions<C, E, S, R>) {
     this.persistenceId = options.persistenceId;
@@ -249,6 +280,7 @@ export class EventSourcedBehavior<C, E, S, R = unknown> {
     this.snapshotAdapter = options.snapshotAdapter;
     this.tagger = options.tagger;
     this.onConflict = options.onConflict;
+    this.recovery = options.recovery && { ...options.recovery };
   }
 
   /**
@@ -316,6 +348,21 @@ function checkBehaviorOptions<C, E, S, R>(options: EventSourcedBehaviorOptions<C
   }
   if (options.supervision) resolveSupervision(options.supervision);
   if (options.onConflict !== undefined) checkOnConflict(options.onConflict, 'onConflict');
+  if (options.recovery !== undefined) checkRecovery(options.recovery);
+}
+
+function checkRecovery(recovery: RecoveryOptions): void {
+  if (typeof recovery !== 'object' || recovery === null || Array.isArray(recovery)) {
+    throw new TypeError(`recovery must be an object when given, got ${describe(recovery)}`);
+  }
+  const unknown = Object.keys(recovery).filter((k) => !['snapshot', 'toSequenceNr', 'replayMax'].includes(k));
+  if (unknown.length > 0)
+    throw new TypeError(`unknown recovery option ${unknown.map((k) => `"${k}"`).join(', ')}`);
+  if (recovery.snapshot !== undefined && recovery.snapshot !== 'latest' && recovery.snapshot !== 'none') {
+    throw new TypeError(`recovery.snapshot must be 'latest' or 'none', got ${describe(recovery.snapshot)}`);
+  }
+  if (recovery.toSequenceNr !== undefined) checkSequenceNr(recovery.toSequenceNr, 'recovery.toSequenceNr');
+  if (recovery.replayMax !== undefined) checkCount(recovery.replayMax, 'recovery.replayMax');
 }
 
 /** Throws a TypeError unless `value` is an OnConflict. */

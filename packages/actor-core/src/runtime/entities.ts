@@ -3,7 +3,7 @@ import type { Reporter } from '../report';
 import { describe } from '../validation';
 import type { ActorCell } from './actor-cell';
 import { DuplicateEntityKindError, StashOverflowError, UnknownEntityKindError } from './actor-errors';
-import { EventSourcedBehavior, type OnConflict } from './behavior';
+import { DEFAULT_STASH_CAPACITY, EventSourcedBehavior, type OnConflict } from './behavior';
 import { Mailbox } from './mailbox';
 
 /**
@@ -85,6 +85,8 @@ interface Slot {
   /** The stash capacity of the last incarnation's behavior (bounds `pending` too). */
   capacity: number;
   timer: NodeJS.Timeout | undefined;
+  /** Set while `deleteEntity` runs: commands wait in `pending` for the incarnation after it. */
+  deleting: Promise<void> | undefined;
 }
 
 /**
@@ -124,7 +126,7 @@ export class Entities {
     checkName(kind, 'kind');
     checkName(entityId, 'entityId');
     if (!this.kinds.has(kind)) throw new UnknownEntityKindError(kind, [...this.kinds.keys()]);
-    const key = `${kind.length}:${kind}:${entityId}`;
+    const key = keyOf(kind, entityId);
     const host: EntityHost = this.host;
     return {
       kind,
@@ -192,6 +194,56 @@ export class Entities {
     this.active.delete(slot.key);
     // Effect.stop() in an entity is a passivation the entity asked for.
     if (reason === 'requested' || reason === 'passivated') this.counts.passivations++;
+    // A deletion in progress resumes the entity itself once its data is gone.
+    if (!slot.deleting) this.resume(slot);
+  }
+
+  /**
+   * Stops the entity's incarnation (commands arriving meanwhile wait), then runs `erase` with its
+   * behavior, then lets the waiting commands start the next incarnation. Rejects with what the factory or
+   * `erase` threw; the waiting commands are delivered either way.
+   */
+  delete(
+    kind: string,
+    entityId: string,
+    erase: (behavior: EventSourcedBehavior<unknown, unknown, unknown, unknown>) => Promise<void>,
+  ): Promise<void> {
+    checkName(kind, 'kind');
+    checkName(entityId, 'entityId');
+    const factory = this.kinds.get(kind);
+    if (!factory) return Promise.reject(new UnknownEntityKindError(kind, [...this.kinds.keys()]));
+    if (this.closed) return Promise.reject(terminated({ kind, entityId }));
+    const key = keyOf(kind, entityId);
+    let slot = this.slots.get(key);
+    if (!slot) {
+      slot = newSlot(key, kind, entityId);
+      this.slots.set(key, slot);
+    }
+    const target = slot;
+    const previous = target.deleting ?? Promise.resolve();
+    const deleting = previous
+      .catch(() => undefined)
+      .then(async () => {
+        const behavior = behaviorOf(factory, kind, entityId);
+        const cell = target.cell;
+        if (cell) {
+          this.disarm(target);
+          this.active.delete(target.key);
+          await cell.stop('passivated');
+        }
+        await erase(behavior);
+      })
+      .finally(() => {
+        if (target.deleting !== deleting) return;
+        target.deleting = undefined;
+        if (!target.cell) this.resume(target);
+      });
+    target.deleting = deleting;
+    return deleting;
+  }
+
+  /** The entity has no incarnation: commands waiting for one start it, or the slot goes. */
+  private resume(slot: Slot): void {
     if (slot.pending.size === 0) {
       this.slots.delete(slot.key);
       return;
@@ -229,27 +281,20 @@ export class Entities {
     }
     let slot = this.slots.get(key);
     const live = slot?.cell;
-    if (slot && live?.takesCommands && slot.pending.size === 0) {
+    if (slot && !slot.deleting && live?.takesCommands && slot.pending.size === 0) {
       this.touch(slot);
       delivery.send(live);
       return false;
     }
-    if (slot?.cell) {
-      // Stopping (passivation, Effect.stop, a failure): the next incarnation takes it once this one is gone.
-      if (slot.pending.size >= slot.capacity)
-        throw new StashOverflowError(slot.cell.persistenceId, slot.capacity);
+    if (slot && (slot.cell || slot.deleting)) {
+      // Stopping (passivation, Effect.stop, a failure) or being deleted: the next incarnation takes it.
+      if (slot.pending.size >= slot.capacity) {
+        throw new StashOverflowError(live?.persistenceId ?? `${kind}/${entityId}`, slot.capacity);
+      }
       slot.pending.push(delivery);
       return true;
     }
-    slot = {
-      key,
-      kind,
-      entityId,
-      cell: undefined,
-      pending: new Mailbox<Delivery>(),
-      capacity: Number.MAX_SAFE_INTEGER,
-      timer: undefined,
-    };
+    slot = newSlot(key, kind, entityId);
     const cell = this.activate(slot);
     this.slots.set(key, slot);
     delivery.send(cell);
@@ -258,14 +303,7 @@ export class Entities {
 
   /** Starts an incarnation of the slot's entity. Throws what the factory or the spawn threw. */
   private activate(slot: Slot): EntityCell {
-    const factory = this.kinds.get(slot.kind)!;
-    const behavior = factory(slot.entityId);
-    if (!(behavior instanceof EventSourcedBehavior)) {
-      throw new TypeError(
-        `the factory of entity kind "${slot.kind}" must return a behavior made by EventSourcedBehavior.create, ` +
-          `got ${describe(behavior)} for "${slot.entityId}"`,
-      );
-    }
+    const behavior = behaviorOf(this.kinds.get(slot.kind)!, slot.kind, slot.entityId);
     const cell = this.host.startCell(behavior, this.settings.onConflict);
     slot.cell = cell;
     slot.capacity = behavior.stashCapacity;
@@ -332,7 +370,37 @@ function send(delivery: Delivery, cell: EntityCell): void {
   }
 }
 
-function terminated(slot: Slot): ActorStoppedError {
+function keyOf(kind: string, entityId: string): string {
+  return `${kind.length}:${kind}:${entityId}`;
+}
+
+function newSlot(key: string, kind: string, entityId: string): Slot {
+  return {
+    key,
+    kind,
+    entityId,
+    cell: undefined,
+    pending: new Mailbox<Delivery>(),
+    // Until an incarnation tells its behavior's stashCapacity.
+    capacity: DEFAULT_STASH_CAPACITY,
+    timer: undefined,
+    deleting: undefined,
+  };
+}
+
+/** The factory's behavior for the id; a TypeError when it returns something else. */
+function behaviorOf(factory: Factory, kind: string, entityId: string) {
+  const behavior = factory(entityId);
+  if (!(behavior instanceof EventSourcedBehavior)) {
+    throw new TypeError(
+      `the factory of entity kind "${kind}" must return a behavior made by EventSourcedBehavior.create, ` +
+        `got ${describe(behavior)} for "${entityId}"`,
+    );
+  }
+  return behavior;
+}
+
+function terminated(slot: { readonly kind: string; readonly entityId: string }): ActorStoppedError {
   return new ActorStoppedError(
     `entity "${slot.entityId}" of kind "${slot.kind}"`,
     'its actor system terminated',

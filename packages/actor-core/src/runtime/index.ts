@@ -21,6 +21,7 @@ export {
   EventSourcedBehavior,
   type EventSourcedBehaviorOptions,
   type OnConflict,
+  type RecoveryOptions,
   type Signal,
   type SnapshotAdapter,
   type Supervision,
