@@ -1,4 +1,4 @@
-import { ActorSystem, Effect, EventSourcedBehavior } from '@cairn/actor-core';
+import { ActorSystem, EventSourcedBehavior } from '@cairn/actor-core';
 import { PostgresMessageJournal, PostgresSnapshotStore } from '@cairn/postgres';
 import { fastTestServerUrl, TestSchemas } from './pg-test-env';
 
