@@ -61,10 +61,11 @@ describe('examples/http-bank', () => {
         async () => (await metrics(client, server)).activeEntities === 0,
         'every account passivated',
       );
-      expect(await metrics(client, server)).toMatchObject({
-        entityActivations: 100,
-        entityPassivations: 100,
-      });
+      // Each account started at least once and every incarnation was passivated (on a slow machine an
+      // account may go idle, and come back, between its own deposits).
+      const after = await metrics(client, server);
+      expect(after.entityActivations).toBeGreaterThanOrEqual(100);
+      expect(after.entityPassivations).toBe(after.entityActivations);
       await checkAll(server);
       expect(
         (await client.call(`${server.url}/accounts/acct-1/deposit`, 'POST', { amount: -5 })).status,
