@@ -26,7 +26,10 @@ import type {
   EventEnvelope,
   EventQuery,
   EventsByIdOptions,
+  ImportableJournal,
+  JournalCapabilities,
   JournalEntry,
+  MeteredJournal,
   QueryOptions,
   ReadOptions,
 } from './spi';
@@ -101,41 +104,6 @@ export interface JournalWrite {
  * of every other id of the call is durable. An empty map (or undefined): everything was stored.
  */
 export type WriteConflicts = ReadonlyMap<string, number | Error>;
-
-/** What a backend supports; the conformance kit skips (and reports) the groups it excludes. */
-export interface JournalCapabilities {
-  /** Data survives close() and a reopen of the same location. */
-  readonly persistent: boolean;
-  /** Several commits may be in flight at once (writes of distinct ids). Default false. */
-  readonly concurrentCommits?: boolean;
-  /**
-   * The journal implements EventQuery (allEvents, eventsByTag, eventsByPersistenceId, headOffset): the
-   * backend implements the ordered-read hooks (`_journalId`, `_headPosition`, `_readOrdered`). Ask with
-   * `canQuery(journal)`. Default false: the query methods reject with a TypeError saying so.
-   */
-  readonly query?: boolean;
-  /**
-   * Live queries notice events other processes commit to the same storage (the backend implements
-   * `_watchForeignCommits`), so a reader beside a running application, such as `cairn events --follow`,
-   * sees its new events. Default false: a live query sees only this process's commits.
-   */
-  readonly foreignCommits?: boolean;
-  /**
-   * Several processes may write the same store at once. Then the core never trusts what it remembers of
-   * an id's highest sequenceNr: `highestSequenceNr` (and so every recovery) reads storage; an append with
-   * `expectedSequenceNr` is judged by storage, in the commit that writes it; an append without one is
-   * numbered when its commit starts and, when another process took that number first, numbered again and
-   * retried, so it never fails with a conflict. The backend's `_write` checks, per id and in the same
-   * atomic step, that the stored highest is the one the id's first event continues, stores the other ids'
-   * writes, and resolves to the conflicting ids (WriteConflicts) instead of throwing. Default false.
-   */
-  readonly sharedWriters?: boolean;
-  /**
-   * The journal grants exclusive leases per persistenceId (LeaseProvider: acquireLease), fencing each
-   * holder's appends by the lease's epoch. `spawn(behavior, { exclusive: true })` asks for one. Default false.
-   */
-  readonly leases?: boolean;
-}
 
 /** Settings shared by every journal built on AbstractMessageJournal. */
 export interface JournalOptions {
@@ -224,7 +192,9 @@ const settle = (): void => undefined;
  *   `onCommit()` once its `_headPosition` and `_readOrdered` see them; it returns the function that stops
  *   watching. The core runs one watcher while at least one live query is open, and stops it at close.
  */
-export abstract class AbstractMessageJournal<M = unknown> implements BatchedMessageJournal<M>, EventQuery<M> {
+export abstract class AbstractMessageJournal<M = unknown>
+  implements BatchedMessageJournal<M>, EventQuery<M>, ImportableJournal<M>, MeteredJournal<M>
+{
   readonly maxBatchSize: number;
   readonly maxBatchDelayMs: number;
   abstract readonly capabilities: JournalCapabilities;
@@ -751,8 +721,14 @@ export abstract class AbstractMessageJournal<M = unknown> implements BatchedMess
     };
   }
 
+  /**
+   * Resolves when every append issued before the call is durable, including appends still loading their
+   * id's highest sequenceNr (not yet in the commit queue when flush was called).
+   */
   async flush(): Promise<void> {
     this.checkOpen();
+    // Each load's append is queued by a reaction registered before this one, so it is queued by then.
+    await Promise.allSettled([...this.loading.values()]);
     await this.groupCommit?.drain();
   }
 

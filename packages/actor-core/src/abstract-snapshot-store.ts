@@ -9,7 +9,13 @@ import { KeyedQueue } from './keyed-queue';
 import { LatencyRecorder, type SnapshotStoreMetrics } from './metrics';
 import { defaultReporter, type Reporter } from './report';
 import { resolveSerializer, type Serializer, type SerializerRegistry, serializersFor } from './serializer';
-import type { SnapshotCriteria, SnapshotEntry, SnapshotStore } from './spi';
+import type {
+  MeteredSnapshotStore,
+  SnapshotCriteria,
+  SnapshotEntry,
+  SnapshotStore,
+  SnapshotStoreCapabilities,
+} from './spi';
 import { checkCount, checkOptionalObject, checkPersistenceId, checkSequenceNr } from './validation';
 
 /** A snapshot as a backend stores it: the state already serialized. */
@@ -57,7 +63,10 @@ function checkCriteria(criteria: SnapshotCriteria | undefined): void {
  * `_load` verifies the checksum and throws SnapshotCorruptedError (with file/offset or key) when it fails;
  * `_list` never fails because one snapshot is corrupt (list what can be listed).
  */
-export abstract class AbstractSnapshotStore<S = unknown> implements SnapshotStore<S> {
+export abstract class AbstractSnapshotStore<S = unknown>
+  implements SnapshotStore<S>, MeteredSnapshotStore<S>
+{
+  abstract readonly capabilities: SnapshotStoreCapabilities;
   protected readonly serializer: Serializer;
   /** This store's serializers for decoding (its own, then the built-ins): nothing process-wide. */
   private readonly serializers: SerializerRegistry;

@@ -189,6 +189,18 @@ export async function createPersistence<M = unknown, S = unknown>(
   };
 }
 
+/**
+ * Loads the provider a config names ("memory", "file", "lmdb", or a module exporting `provider`), for
+ * tools that ask a provider about its options before opening anything. ConfigError when it cannot be
+ * loaded.
+ */
+export async function loadProvider(name: string): Promise<PersistenceProvider> {
+  const problems: string[] = [];
+  const provider = await resolveProvider(name, problems, 'journal');
+  if (!provider) throw new ConfigError(problems.map((p) => p.replace(/^journal\.provider: /, '')));
+  return provider;
+}
+
 function checkShape(config: unknown): string[] {
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
     return ['the configuration must be an object { journal: {...}, snapshots: {...} }'];

@@ -8,7 +8,7 @@ import { JournalClosedError, JournalLockedError, SequenceConflictError } from '.
 import { MemoryFaults } from './memory-faults';
 import { newJournalId } from './offset-codec';
 import type { OrderedFilter, PositionedEvent } from './query-reader';
-import type { ProjectionLock, ProjectionRecordStore } from './spi';
+import type { JournalCapabilities, ProjectionLock, ProjectionRecordStore } from './spi';
 import { checkOffsetToSave, checkProjectionName } from './validation';
 
 /** One id's events in memory, ascending sequenceNr (and so ascending position). */
@@ -56,7 +56,13 @@ const PAGE = 256;
  * commits, positions 1, 2, 3, ...), no durability. For tests and development.
  */
 export class MemoryMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
-  readonly capabilities = { persistent: false, query: true } as const;
+  readonly capabilities: JournalCapabilities = {
+    persistent: false,
+    query: true,
+    import: true,
+    flush: true,
+    metrics: true,
+  };
   readonly store: MemoryJournalStore;
   readonly faults: MemoryFaults;
 

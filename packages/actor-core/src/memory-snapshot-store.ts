@@ -5,6 +5,7 @@ import {
   type StoredSnapshot,
 } from './abstract-snapshot-store';
 import { MemoryFaults } from './memory-faults';
+import type { SnapshotStoreCapabilities } from './spi';
 
 /** The data of in-memory snapshot stores; open a new store on it to "reopen" within one process. */
 export class MemorySnapshotData {
@@ -19,7 +20,7 @@ export interface MemorySnapshotStoreOptions extends SnapshotStoreOptions {
 
 /** Snapshots held in memory. For tests and development. */
 export class MemorySnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
-  readonly capabilities = { persistent: false } as const;
+  readonly capabilities: SnapshotStoreCapabilities = { persistent: false, metrics: true };
   readonly store: MemorySnapshotData;
   readonly faults: MemoryFaults;
 

@@ -1,3 +1,5 @@
+import type { JournalMetrics, SnapshotStoreMetrics } from './metrics';
+
 /**
  * The service provider interface every Cairn journal and snapshot store implements, and every
  * application and conformance suite codes against. The guarantees stated here are the contract:
@@ -69,6 +71,12 @@ export interface ReadOptions {
  * - After `close()` every call rejects with `JournalClosedError`.
  */
 export interface MessageJournal<M = unknown> {
+  /**
+   * What this journal can do beyond the methods above, declared once on the instance. Tools and the
+   * conformance kit ask the guards (`canImport`, `canRepair`, `canFlush`, ...) instead of probing for
+   * methods or checking a provider's name.
+   */
+  readonly capabilities: JournalCapabilities;
   /** Durable (per the journal's sync setting) before it resolves; resolves to the assigned sequenceNr. */
   append(persistenceId: string, message: M, options?: AppendOptions<M>): Promise<number>;
   /** Atomic: all messages or none become visible; consecutive sequenceNrs. */
@@ -140,6 +148,8 @@ export interface SnapshotCriteria {
  * snapshots are skipped by `loadLatest`, reported, and never deleted automatically.
  */
 export interface SnapshotStore<S = unknown> {
+  /** What this store can do beyond the methods above, declared once on the instance. */
+  readonly capabilities: SnapshotStoreCapabilities;
   save(persistenceId: string, sequenceNr: number, state: S): Promise<void>;
   /** Newest snapshot matching criteria whose checksum verifies; corrupt ones are skipped, reported, never deleted. */
   loadLatest(persistenceId: string, criteria?: SnapshotCriteria): Promise<SnapshotEntry<S> | undefined>;
@@ -241,17 +251,176 @@ export interface OffsetStore {
   save(projectionName: string, offset: string): Promise<void>;
 }
 
-/** What a journal can do beyond MessageJournal, read from its `capabilities` (see JournalCapabilities). */
-interface DeclaresCapabilities {
-  readonly capabilities?: { readonly query?: boolean };
-}
-
 /**
  * True when the journal declares (in its `capabilities`) that it implements EventQuery. The way to ask:
  * never test for the methods or a provider's name.
  */
 export function canQuery<M>(journal: MessageJournal<M>): journal is MessageJournal<M> & EventQuery<M> {
-  return (journal as MessageJournal<M> & DeclaresCapabilities).capabilities?.query === true;
+  return journal.capabilities?.query === true;
+}
+
+// ---- capabilities: declared once on the instance, asked for through the guards below ----
+
+/**
+ * What a journal supports beyond MessageJournal, declared once as `readonly capabilities` on the instance.
+ * A flag left out means "no". Each optional flag promises the interface named beside it; the guards below
+ * (`canImport`, `canRepair`, `canFlush`, ...) check the flag, so callers never cast or test a provider's name.
+ */
+export interface JournalCapabilities {
+  /** Data survives close() and a reopen of the same location. */
+  readonly persistent: boolean;
+  /** Several commits may be in flight at once (writes of distinct ids). Default false. */
+  readonly concurrentCommits?: boolean;
+  /**
+   * The journal can be opened read-only (`readOnly: true` among its options): no lock, nothing created or
+   * changed, every write rejects with ReadOnlyError. Tools such as `cairn verify` open it so beside a live
+   * writer; a journal without it is not opened by them unless the user asks for a writable open.
+   */
+  readonly readOnly?: boolean;
+  /** ImportableJournal: `importEntries` / `importTruncated`, which `cairn copy` writes through. */
+  readonly import?: boolean;
+  /** RepairableJournal: `repairAfterCorruption`, which `cairn repair --truncate-after-corruption` calls. */
+  readonly repair?: boolean;
+  /** FlushableJournal (a BatchedMessageJournal): `flush()`, `maxBatchSize`, `maxBatchDelayMs`. */
+  readonly flush?: boolean;
+  /** MeteredJournal: `metrics()` (see JournalMetrics), which @cairn/metrics exposes. */
+  readonly metrics?: boolean;
+  /**
+   * The journal implements EventQuery (allEvents, eventsByTag, eventsByPersistenceId, headOffset): the
+   * backend implements the ordered-read hooks (`_journalId`, `_headPosition`, `_readOrdered`). Ask with
+   * `canQuery(journal)`. Default false: the query methods reject with a TypeError saying so.
+   */
+  readonly query?: boolean;
+  /**
+   * Live queries notice events other processes commit to the same storage (the backend implements
+   * `_watchForeignCommits`), so a reader beside a running application, such as `cairn events --follow`,
+   * sees its new events. Default false: a live query sees only this process's commits.
+   */
+  readonly foreignCommits?: boolean;
+  /**
+   * Several processes may write the same store at once. Then the core never trusts what it remembers of
+   * an id's highest sequenceNr: `highestSequenceNr` (and so every recovery) reads storage; an append with
+   * `expectedSequenceNr` is judged by storage, in the commit that writes it; an append without one is
+   * numbered when its commit starts and, when another process took that number first, numbered again and
+   * retried, so it never fails with a conflict. The backend's `_write` checks, per id and in the same
+   * atomic step, that the stored highest is the one the id's first event continues, stores the other ids'
+   * writes, and resolves to the conflicting ids (WriteConflicts) instead of throwing. Default false.
+   */
+  readonly sharedWriters?: boolean;
+  /**
+   * The journal grants exclusive leases per persistenceId (LeaseProvider: acquireLease), fencing each
+   * holder's appends by the lease's epoch. `spawn(behavior, { exclusive: true })` asks for one. Default false.
+   */
+  readonly leases?: boolean;
+  /** The journal reports its health (free space, backpressure) on request. */
+  readonly health?: boolean;
+}
+
+/** What a snapshot store supports beyond SnapshotStore, declared once as `readonly capabilities`. */
+export interface SnapshotStoreCapabilities {
+  /** Data survives close() and a reopen of the same location. */
+  readonly persistent: boolean;
+  /** The store can be opened read-only (`readOnly: true`): save, delete and prune reject with ReadOnlyError. */
+  readonly readOnly?: boolean;
+  /** ListableSnapshotStore: `persistenceIds()` lists every id that has a snapshot. */
+  readonly listIds?: boolean;
+  /** MeteredSnapshotStore: `metrics()` (see SnapshotStoreMetrics). */
+  readonly metrics?: boolean;
+  /** The store reports its health on request. */
+  readonly health?: boolean;
+}
+
+/** A journal that tools can copy into: entries keep their sequence numbers and timestamps. */
+export interface ImportableJournal<M = unknown> extends MessageJournal<M> {
+  /**
+   * Writes entries that already have their sequence numbers and timestamps, all of `persistenceId`,
+   * consecutive, continuing the id's highest exactly (an id that never had events may start above 1:
+   * the numbers below are recorded as truncated). Anything else is a RangeError and writes nothing.
+   * Atomic and durable like appendBatch.
+   */
+  importEntries(persistenceId: string, entries: readonly JournalEntry<M>[]): Promise<void>;
+  /**
+   * Records that an id which never had events had them up to `highest`, all truncated: highestSequenceNr
+   * answers `highest` and the next append gets `highest + 1`. RangeError, changing nothing, when the id
+   * has events or a higher highest.
+   */
+  importTruncated(persistenceId: string, highest: number): Promise<void>;
+}
+
+/** What one `repairAfterCorruption` cut, and where the cut bytes went. */
+export interface CorruptionRepairResult {
+  /** The last good sequenceNr kept; highestSequenceNr afterwards. */
+  readonly keptThrough: number;
+  /** The sequenceNrs cut (including unreadable ones), first..last. */
+  readonly removed: { readonly first: number; readonly last: number } | undefined;
+  /** Where the cut bytes went (never deleted). */
+  readonly quarantine: string;
+  /** How many bytes of records were cut, when the journal says. */
+  readonly bytes?: number;
+}
+
+/** A journal that can cut one id back to its last good record after corruption. */
+export interface RepairableJournal<M = unknown> extends MessageJournal<M> {
+  /**
+   * Cuts `persistenceId` back to its last good record, keeping the cut records' bytes in a quarantine
+   * (never deleted) and lowering highestSequenceNr to the last good sequenceNr, so the actor's next
+   * append reuses the lost numbers consistently. Rejects, changing nothing, when the id reads back clean.
+   */
+  repairAfterCorruption(persistenceId: string): Promise<CorruptionRepairResult>;
+}
+
+/** A journal whose appends share commits and that can wait for them: see BatchedMessageJournal. */
+export type FlushableJournal<M = unknown> = BatchedMessageJournal<M>;
+
+/** A journal that counts what it does. */
+export interface MeteredJournal<M = unknown> extends MessageJournal<M> {
+  metrics(): JournalMetrics;
+}
+
+/** A snapshot store that can list the ids it holds snapshots of. */
+export interface ListableSnapshotStore<S = unknown> extends SnapshotStore<S> {
+  /** Every persistenceId with at least one snapshot (corrupt ones included), each once, in no set order. */
+  persistenceIds(): AsyncIterable<string>;
+}
+
+/** A snapshot store that counts what it does. */
+export interface MeteredSnapshotStore<S = unknown> extends SnapshotStore<S> {
+  metrics(): SnapshotStoreMetrics;
+}
+
+/** True when the journal declares `import`: it is an ImportableJournal. */
+export function canImport<M>(journal: MessageJournal<M>): journal is ImportableJournal<M> {
+  return journal.capabilities?.import === true;
+}
+
+/** True when the journal declares `repair`: it is a RepairableJournal. */
+export function canRepair<M>(journal: MessageJournal<M>): journal is RepairableJournal<M> {
+  return journal.capabilities?.repair === true;
+}
+
+/** True when the journal declares `flush`: it is a BatchedMessageJournal with flush(). */
+export function canFlush<M>(journal: MessageJournal<M>): journal is FlushableJournal<M> {
+  return journal.capabilities?.flush === true;
+}
+
+/** True when the journal declares `metrics`. */
+export function hasJournalMetrics<M>(journal: MessageJournal<M>): journal is MeteredJournal<M> {
+  return journal.capabilities?.metrics === true;
+}
+
+/** True when the store declares `listIds`: it is a ListableSnapshotStore. */
+export function canListSnapshotIds<S>(store: SnapshotStore<S>): store is ListableSnapshotStore<S> {
+  return store.capabilities?.listIds === true;
+}
+
+/** True when the store declares `metrics`. */
+export function hasSnapshotMetrics<S>(store: SnapshotStore<S>): store is MeteredSnapshotStore<S> {
+  return store.capabilities?.metrics === true;
+}
+
+/** True when the journal or store can be opened read-only (declares `readOnly`). */
+export function canOpenReadOnly(store: MessageJournal | SnapshotStore): boolean {
+  return store.capabilities?.readOnly === true;
 }
 
 /** The exclusive right to run one projection name, from `ProjectionRecordStore.lockProjection`. */

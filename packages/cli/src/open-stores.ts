@@ -1,11 +1,14 @@
 import {
+  canOpenReadOnly,
   createPersistence,
+  loadProvider,
   type MessageJournal,
   type OffsetStore,
   type PersistenceReport,
   type SnapshotStore,
   type StoreConfig,
 } from '@cairn/actor-core';
+import { UnsupportedError } from './exit-codes';
 import type { ResolvedStores } from './store-location';
 
 /** A journal and/or snapshot store opened for one command, with what their backends reported. */
@@ -36,9 +39,10 @@ export function describeStore(config: StoreConfig | undefined): string {
  * config work too). A half that was not given is opened as an unused in-memory store and reported as
  * undefined, since createPersistence always opens both.
  *
- * With `readOnly`, the file and LMDB stores open read-only: no lock is taken (a running application may
- * keep writing), nothing is created, removed, cut back, compacted or migrated, and any write would be
- * refused.
+ * With `readOnly`, every store is opened read-only: no lock is taken (a running application may keep
+ * writing), nothing is created, removed, cut back, compacted or migrated, and any write would be refused.
+ * A provider whose options take no `readOnly`, or whose opened store does not declare the `readOnly`
+ * capability, is refused with UnsupportedError rather than opened writable beside a live application.
  */
 export async function openStores(
   stores: ResolvedStores,
@@ -48,26 +52,53 @@ export async function openStores(
   const reporter = (report: PersistenceReport) => {
     reports.push(report);
   };
-  const readOnlyCapable = (provider: string) => provider === 'lmdb' || provider === 'file';
+  if (options.readOnly) {
+    await refuseWithoutReadOnly('journal', stores.journal);
+    await refuseWithoutReadOnly('snapshots', stores.snapshots);
+  }
   const section = (config: StoreConfig | undefined): StoreConfig =>
     config
-      ? {
-          ...config,
-          reporter,
-          ...(options.readOnly && readOnlyCapable(config.provider) ? { readOnly: true } : {}),
-        }
+      ? { ...config, reporter, ...(options.readOnly ? { readOnly: true } : {}) }
       : { provider: 'memory' };
   const persistence = await createPersistence({
     journal: section(stores.journal),
     snapshots: section(stores.snapshots),
   });
+  const journal = stores.journal ? persistence.journal : undefined;
+  const snapshots = stores.snapshots ? persistence.snapshots : undefined;
+  if (options.readOnly) {
+    const writable = [journal, snapshots].find((s) => s !== undefined && !canOpenReadOnly(s));
+    if (writable) {
+      await persistence.close();
+      throw new UnsupportedError(
+        `the ${describeStore(writable === journal ? stores.journal : stores.snapshots)} store took readOnly ` +
+          'but does not declare the readOnly capability, so it may have opened writable; it was closed again.',
+      );
+    }
+  }
   return {
-    journal: stores.journal ? persistence.journal : undefined,
-    snapshots: stores.snapshots ? persistence.snapshots : undefined,
+    journal,
+    snapshots,
     offsets: stores.journal ? persistence.offsets : undefined,
     journalConfig: stores.journal,
     snapshotsConfig: stores.snapshots,
     reports,
     close: () => persistence.close(),
   };
+}
+
+/**
+ * A provider that cannot open read-only (its option check rejects `readOnly`) is refused before anything
+ * is opened: a tool must not open a store writable beside a running application without being asked.
+ */
+async function refuseWithoutReadOnly(kind: 'journal' | 'snapshots', config: StoreConfig | undefined) {
+  if (!config) return;
+  const provider = await loadProvider(config.provider);
+  const problems = provider.validateOptions?.(kind, { readOnly: true }) ?? ['no option check'];
+  if (problems.length > 0) {
+    throw new UnsupportedError(
+      `the "${provider.name}" provider cannot open its ${kind === 'journal' ? 'journal' : 'snapshot store'} ` +
+        `read-only (${problems.join('; ')}), and this command does not open a store writable. Nothing was opened.`,
+    );
+  }
 }

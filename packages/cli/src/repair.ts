@@ -1,30 +1,13 @@
-import type { MessageJournal } from '@cairn/actor-core';
+import { canRepair, type MessageJournal, type RepairableJournal } from '@cairn/actor-core';
 import { UnsupportedError } from './exit-codes';
 import { checkJournalId, type Problem } from './verify';
 
 /**
- * What `cairn repair --truncate-after-corruption` needs from a journal (the file journal's
- * `FileMessageJournal.repairAfterCorruption` has this shape): cut one id back to its last good record,
- * keeping the cut records' bytes (copied to a quarantine file beside the journal, never deleted), and
- * say exactly what was removed. highestSequenceNr must drop to the last good sequenceNr, so the actor's
- * next append reuses the lost numbers consistently.
+ * What `cairn repair --truncate-after-corruption` needs from a journal: the `repair` capability
+ * (RepairableJournal in the SPI), which cuts one id back to its last good record, keeping the cut
+ * records' bytes in a quarantine, and lowers highestSequenceNr to the last good sequenceNr.
  */
-export interface CorruptionRepairable {
-  repairAfterCorruption(persistenceId: string): Promise<{
-    /** The last good sequenceNr kept; highestSequenceNr afterwards. */
-    readonly keptThrough: number;
-    /** The sequenceNrs cut (including unreadable ones), first..last. */
-    readonly removed: { readonly first: number; readonly last: number } | undefined;
-    /** Where the cut bytes went. */
-    readonly quarantine: string;
-    /** How many bytes of records were cut (copied to the quarantine file), when the journal says. */
-    readonly bytes?: number;
-  }>;
-}
-
-function isRepairable(journal: MessageJournal): journal is MessageJournal & CorruptionRepairable {
-  return typeof (journal as Partial<CorruptionRepairable>).repairAfterCorruption === 'function';
-}
+export type CorruptionRepairable = RepairableJournal;
 
 /** What a repair of one id would cut, found by reading it: the first problem and everything after it. */
 export interface RepairPlan {
@@ -60,11 +43,11 @@ export async function planRepair(journal: MessageJournal, persistenceId: string)
  * naming what is missing; nothing is written in that case.
  */
 export async function repairAfterCorruption(journal: MessageJournal, backend: string, plan: RepairPlan) {
-  if (!isRepairable(journal)) {
+  if (!canRepair(journal)) {
     throw new UnsupportedError(
       `the ${backend} journal offers no way to cut "${plan.persistenceId}" back to its last good record: ` +
-        'it needs a repairAfterCorruption(persistenceId) method that moves the records from the first bad one ' +
-        'into a quarantine file and lowers highestSequenceNr to the last good one. Nothing was changed.',
+        'it does not declare the `repair` capability (RepairableJournal: repairAfterCorruption moves the records ' +
+        'from the first bad one into a quarantine and lowers highestSequenceNr to the last good one). Nothing was changed.',
     );
   }
   return journal.repairAfterCorruption(plan.persistenceId);

@@ -100,7 +100,16 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
    * forms the next batch while a sync is in flight); frames still go to the log one after another, in
    * call order, each with its own fdatasync, so a commit never lands behind an unfinished one.
    */
-  readonly capabilities: JournalCapabilities = { persistent: true, concurrentCommits: true, query: true };
+  readonly capabilities: JournalCapabilities = {
+    persistent: true,
+    concurrentCommits: true,
+    query: true,
+    readOnly: true,
+    import: true,
+    repair: true,
+    flush: true,
+    metrics: true,
+  };
   /** The journal directory, as given. */
   readonly path: string;
   readonly fsync: boolean;

@@ -4,13 +4,9 @@ import { journalConformance } from '@cairn/testkit';
 journalConformance({
   name: 'file (fsync)',
   create: ({ dir }) => FileMessageJournal.open({ path: dir, ioThreads: 1 }),
-  imports: true,
-  capabilities: { query: true },
 });
 
 journalConformance({
   name: 'file (no fsync, small segments)',
   create: ({ dir }) => FileMessageJournal.open({ path: dir, fsync: false, ioThreads: 1, segmentSize: 4096 }),
-  imports: true,
-  capabilities: { query: true },
 });

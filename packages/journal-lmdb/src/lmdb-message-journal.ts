@@ -1,6 +1,7 @@
 import {
   AbstractMessageJournal,
   type CorruptionLocation,
+  type JournalCapabilities,
   JournalCorruptedError,
   type JournalOptions,
   type JournalWrite,
@@ -139,13 +140,17 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
    * stores only the ids that continue it, so the core reads an id's highest from storage, never from
    * what this process remembers.
    */
-  readonly capabilities = {
+  readonly capabilities: JournalCapabilities = {
     persistent: true,
     concurrentCommits: true,
     query: true,
     foreignCommits: true,
     sharedWriters: true,
-  } as const;
+    readOnly: true,
+    import: true,
+    flush: true,
+    metrics: true,
+  };
   /** The directory given to open(). */
   readonly path: string;
   /** Opened with `readOnly: true`: every write rejects with ReadOnlyError. */

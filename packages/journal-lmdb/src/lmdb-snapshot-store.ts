@@ -4,6 +4,7 @@ import {
   ReadOnlyError,
   SnapshotCorruptedError,
   type SnapshotMetadata,
+  type SnapshotStoreCapabilities,
   type SnapshotStoreOptions,
   StorageError,
   type StoredSnapshot,
@@ -52,7 +53,7 @@ export interface LmdbSnapshotStoreOptions extends SnapshotStoreOptions {
  */
 export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   /** Snapshots survive close() and a reopen of the same path. */
-  readonly capabilities = { persistent: true } as const;
+  readonly capabilities: SnapshotStoreCapabilities = { persistent: true, readOnly: true, metrics: true };
   /** The directory given to open(). */
   readonly path: string;
   /** Opened with `readOnly: true`: save, delete and prune reject with ReadOnlyError. */

@@ -10,6 +10,7 @@ import {
   SNAPSHOT_OPTION_TYPES,
   SnapshotCorruptedError,
   type SnapshotMetadata,
+  type SnapshotStoreCapabilities,
   type SnapshotStoreOptions,
   StorageError,
   type StoredSnapshot,
@@ -122,7 +123,7 @@ export function parseSnapshotFileName(name: string): SnapshotMetadata | undefine
  */
 export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   /** What the conformance kit and callers may rely on: snapshots survive close, crash and reopen. */
-  readonly capabilities = { persistent: true } as const;
+  readonly capabilities: SnapshotStoreCapabilities = { persistent: true, readOnly: true, metrics: true };
   /** The store's directory, absolute. */
   readonly path: string;
   /** Whether saves are fsynced before they resolve (see FileSnapshotStoreOptions.fsync). */

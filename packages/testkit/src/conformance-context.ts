@@ -11,20 +11,19 @@ export interface FactoryContext {
 export type Lifecycle = 'fresh' | 'reopened';
 export const LIFECYCLES: readonly Lifecycle[] = ['fresh', 'reopened'];
 
-/** What a provider supports, read from the instance's `capabilities` and overridable by the suite's caller. */
-export interface ConformanceCapabilities {
-  /** Data survives close() and create() on the same directory. Gates the reopen-durability groups. */
-  readonly persistent: boolean;
-  /**
-   * The journal implements EventQuery (`capabilities.query`). Gates the query group. Default false; a
-   * case checks that the instance declares the same.
-   */
-  readonly query: boolean;
-}
-
+/** A store under test: the kit reads what it supports from its own `capabilities`, nothing else. */
 export interface Closable {
   close(): Promise<void>;
-  readonly capabilities?: Partial<ConformanceCapabilities>;
+  readonly capabilities: { readonly persistent: boolean };
+}
+
+/**
+ * Thrown by a case that does not apply to the store under test (a capability it does not declare): the
+ * case registration turns it into the runner's skip with the reason, or prints the reason where the runner
+ * cannot skip a running test.
+ */
+export class CaseSkipped extends Error {
+  override readonly name = 'CaseSkipped';
 }
 
 let counter = 0;
@@ -71,6 +70,15 @@ export class CaseContext<T extends Closable> {
     return this.current;
   }
 
+  /**
+   * Ends the case as skipped, saying why: `requires(store.capabilities.import, 'import')`. The kit reads
+   * capabilities from the instance, so whether a case applies is known only once the store is open.
+   */
+  requires(declared: boolean | undefined, capability: string): void {
+    if (declared !== true)
+      throw new CaseSkipped(`skipped: the store does not declare the ${capability} capability`);
+  }
+
   async dispose(): Promise<void> {
     try {
       await this.current?.close();
@@ -79,17 +87,6 @@ export class CaseContext<T extends Closable> {
       await rm(this.dir, { recursive: true, force: true });
     }
   }
-}
-
-/**
- * The capabilities a suite runs with: declared by the caller (test registration is synchronous, so they
- * cannot be probed first), defaulting to the strictest. A case checks the declaration against the
- * instance's own `capabilities`, so the two cannot drift apart.
- */
-export function declaredCapabilities(
-  declared: Partial<ConformanceCapabilities> | undefined,
-): ConformanceCapabilities {
-  return { persistent: declared?.persistent ?? true, query: declared?.query ?? false };
 }
 
 /**
@@ -108,11 +105,19 @@ export function registerCase<T extends Closable, C>(
       const ctx = await CaseContext.open(create, lifecycle);
       try {
         await body(describeCase(ctx));
+      } catch (e) {
+        if (!(e instanceof CaseSkipped)) throw e;
+        reportSkip(`${title} [${lifecycle}]`, e.message);
       } finally {
         await ctx.dispose();
       }
     });
   }
+}
+
+/** jest cannot mark a running test skipped: the case ends without failing and prints why. */
+function reportSkip(title: string, reason: string): void {
+  console.log(`${title}: ${reason}`);
 }
 
 /** Collects an async iterable into an array. */

@@ -6,10 +6,9 @@ export {
 } from './behavior-testkit';
 export {
   CaseContext,
+  CaseSkipped,
   type Closable,
-  type ConformanceCapabilities,
   collect,
-  declaredCapabilities,
   type FactoryContext,
   freshId,
   LIFECYCLES,

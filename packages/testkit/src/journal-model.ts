@@ -1,6 +1,6 @@
 import { isPersistenceError, type MessageJournal } from '@cairn/actor-core';
 import fc from 'fast-check';
-import { CaseContext, collect, declaredCapabilities, freshId } from './conformance-context';
+import { CaseContext, collect, freshId } from './conformance-context';
 import type { JournalConformanceOptions } from './journal-conformance';
 
 /** The journal's contract as the simplest thing that could keep it: arrays in memory. */
@@ -134,11 +134,12 @@ async function runAgainstModel(
  * minimal failing sequence.
  */
 export function journalModelGroup(options: JournalConformanceOptions): void {
-  const { persistent } = declaredCapabilities(options.capabilities);
   describe('model-based (fast-check)', () => {
     it('random command sequences behave like the model', async () => {
       const ctx = await CaseContext.open(options.create, 'fresh');
       try {
+        // Reopens are among the commands only for a journal that keeps its data across them.
+        const { persistent } = ctx.store.capabilities;
         await fc.assert(
           fc.asyncProperty(commands(persistent), (program) =>
             runAgainstModel(ctx, freshId('model'), program),

@@ -6,7 +6,7 @@ import {
   type MessageJournal,
 } from '@cairn/actor-core';
 import fc from 'fast-check';
-import { CaseContext, collect, declaredCapabilities, freshId } from './conformance-context';
+import { CaseContext, collect, freshId } from './conformance-context';
 import type { JournalConformanceOptions } from './journal-conformance';
 
 type QueryJournal = MessageJournal<unknown> & EventQuery<unknown>;
@@ -279,24 +279,23 @@ async function runProgram(
  * start exactly once, in that same order.
  */
 export function journalQueryModelGroup(options: JournalConformanceOptions): void {
-  const { persistent, query } = declaredCapabilities(options.capabilities);
-  const group = query ? describe : describe.skip;
-  group(
-    query
-      ? 'queries, model-based (fast-check)'
-      : 'queries, model-based (skipped: capabilities.query not declared)',
-    () => {
-      it('random concurrent appends, truncations, reopens and live readers never skip or reorder', async () => {
-        const ctx = await CaseContext.open(options.create, 'fresh');
-        try {
-          await fc.assert(
-            fc.asyncProperty(commands(persistent), (program) => runProgram(ctx, freshId('qmodel'), program)),
-            { numRuns: options.queryModelRuns ?? 10 },
-          );
-        } finally {
-          await ctx.dispose();
+  describe('queries, model-based (fast-check)', () => {
+    it('random concurrent appends, truncations, reopens and live readers never skip or reorder', async () => {
+      const ctx = await CaseContext.open(options.create, 'fresh');
+      try {
+        // Read from the instance; a journal without queries has nothing to check here.
+        const { persistent, query } = ctx.store.capabilities;
+        if (query !== true) {
+          console.log('queries, model-based: skipped: the journal does not declare the query capability');
+          return;
         }
-      }, 240_000);
-    },
-  );
+        await fc.assert(
+          fc.asyncProperty(commands(persistent), (program) => runProgram(ctx, freshId('qmodel'), program)),
+          { numRuns: options.queryModelRuns ?? 10 },
+        );
+      } finally {
+        await ctx.dispose();
+      }
+    }, 240_000);
+  });
 }

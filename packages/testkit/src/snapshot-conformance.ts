@@ -1,20 +1,11 @@
 import { isPersistenceError, JournalClosedError, type SnapshotStore } from '@cairn/actor-core';
-import {
-  type CaseContext,
-  type ConformanceCapabilities,
-  declaredCapabilities,
-  type FactoryContext,
-  freshId,
-  registerCase,
-} from './conformance-context';
+import { type CaseContext, type FactoryContext, freshId, registerCase } from './conformance-context';
 
 export interface SnapshotConformanceOptions {
   /** Shown in the suite's title. */
   readonly name: string;
   /** Opens a store on `dir`; called again with the same dir after close() it must reopen the same data. */
   readonly create: (ctx: FactoryContext) => Promise<SnapshotStore<unknown>>;
-  /** What the store supports. Default: `{ persistent: true }`. */
-  readonly capabilities?: Partial<ConformanceCapabilities>;
 }
 
 export interface SnapshotCase {
@@ -279,35 +270,34 @@ export function snapshotCloseGroup(options: SnapshotConformanceOptions): void {
       await store.close();
       await saved;
       const reopened = await ctx.reopen();
-      if (declaredCapabilities(options.capabilities).persistent) {
-        expect((await reopened.loadLatest(id))?.state).toBe('kept');
-      }
+      // What a non-persistent store keeps across a reopen is not promised either way.
+      if (reopened.capabilities.persistent) expect((await reopened.loadLatest(id))?.state).toBe('kept');
     });
   });
 }
 
 export function snapshotReopenGroup(options: SnapshotConformanceOptions): void {
-  const { persistent } = declaredCapabilities(options.capabilities);
-  const group = persistent ? describe : describe.skip;
-  group(
-    persistent ? 'reopen durability' : 'reopen durability (skipped: provider declares persistent: false)',
-    () => {
-      snapshotCase(options, 'snapshots survive close and reopen', async ({ ctx, store, id }) => {
-        await store.save(id, 1, 'a');
-        await store.save(id, 2, { b: new Date(3) });
-        const reopened = await ctx.reopen();
-        expect((await reopened.loadLatest(id))?.state).toEqual({ b: new Date(3) });
-        expect((await reopened.loadLatest(id, { maxSequenceNr: 1 }))?.state).toBe('a');
-      });
-      snapshotCase(options, 'deletes and prunes survive reopen', async ({ ctx, store, id }) => {
-        for (const seq of [1, 2, 3]) await store.save(id, seq, seq);
-        await store.prune(id, 1);
-        const reopened = await ctx.reopen();
-        expect(await reopened.loadLatest(id, { maxSequenceNr: 2 })).toBeUndefined();
-        expect(await reopened.prune(id, 0)).toBe(1);
-      });
-    },
-  );
+  const durable = (title: string, body: CaseBody) =>
+    snapshotCase(options, title, async (c) => {
+      c.ctx.requires(c.store.capabilities.persistent, 'persistent');
+      await body(c);
+    });
+  describe('reopen durability', () => {
+    durable('snapshots survive close and reopen', async ({ ctx, store, id }) => {
+      await store.save(id, 1, 'a');
+      await store.save(id, 2, { b: new Date(3) });
+      const reopened = await ctx.reopen();
+      expect((await reopened.loadLatest(id))?.state).toEqual({ b: new Date(3) });
+      expect((await reopened.loadLatest(id, { maxSequenceNr: 1 }))?.state).toBe('a');
+    });
+    durable('deletes and prunes survive reopen', async ({ ctx, store, id }) => {
+      for (const seq of [1, 2, 3]) await store.save(id, seq, seq);
+      await store.prune(id, 1);
+      const reopened = await ctx.reopen();
+      expect(await reopened.loadLatest(id, { maxSequenceNr: 2 })).toBeUndefined();
+      expect(await reopened.prune(id, 0)).toBe(1);
+    });
+  });
 }
 
 /**
@@ -319,11 +309,25 @@ export function snapshotReopenGroup(options: SnapshotConformanceOptions): void {
 export function snapshotConformance(options: SnapshotConformanceOptions): void {
   describe(`${options.name} snapshot store conformance`, () => {
     describe('capabilities', () => {
-      snapshotCase(options, 'the declared capabilities match the store', async ({ store }) => {
-        const own = (store as { capabilities?: { persistent?: boolean } }).capabilities;
-        if (own?.persistent !== undefined) {
-          expect(own.persistent).toBe(declaredCapabilities(options.capabilities).persistent);
+      snapshotCase(options, 'the store declares its capabilities on the instance', async ({ store }) => {
+        const declared = store.capabilities as unknown;
+        expect(typeof declared).toBe('object');
+        expect(typeof store.capabilities.persistent).toBe('boolean');
+        for (const [flag, value] of Object.entries(store.capabilities)) {
+          expect([flag, typeof value]).toEqual([flag, 'boolean']);
         }
+      });
+      snapshotCase(options, 'each declared capability comes with its methods', async ({ store }) => {
+        const methods: Record<string, string[]> = { listIds: ['persistenceIds'], metrics: ['metrics'] };
+        const missing: string[] = [];
+        for (const [flag, names] of Object.entries(methods)) {
+          if ((store.capabilities as unknown as Record<string, unknown>)[flag] !== true) continue;
+          for (const name of names) {
+            if (typeof (store as unknown as Record<string, unknown>)[name] !== 'function')
+              missing.push(`${flag}: ${name}()`);
+          }
+        }
+        expect(missing).toEqual([]);
       });
     });
     snapshotSaveLoadGroup(options);

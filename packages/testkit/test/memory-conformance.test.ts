@@ -12,18 +12,15 @@ const snapshotStores = new Map<string, MemorySnapshotData>();
 
 journalConformance({
   name: 'memory',
-  capabilities: { persistent: false, query: true },
   create: async ({ dir }) => {
     const store = journalStores.get(dir) ?? new MemoryJournalStore();
     journalStores.set(dir, store);
     return MemoryMessageJournal.open({ store });
   },
-  imports: true,
 });
 
 snapshotConformance({
   name: 'memory',
-  capabilities: { persistent: false },
   create: async ({ dir }) => {
     const store = snapshotStores.get(dir) ?? new MemorySnapshotData();
     snapshotStores.set(dir, store);
