@@ -77,7 +77,11 @@ afterEach(async () => {
 describe('FileSnapshotStore', () => {
   it('is a persistent SnapshotStore', async () => {
     const store: SnapshotStore<State> = await openStore();
-    expect((store as FileSnapshotStore<State>).capabilities).toEqual({ persistent: true });
+    expect((store as FileSnapshotStore<State>).capabilities).toEqual({
+      persistent: true,
+      readOnly: true,
+      metrics: true,
+    });
   });
 
   it('saves and loads the newest snapshot, also after reopening', async () => {
