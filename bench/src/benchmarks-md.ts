@@ -34,7 +34,7 @@ export function latestTableSection(results: ResultsFile, note: string | undefine
     START,
     '',
     `Command: \`npm run bench -- ${args.join(' ')}\` (scale ${results.scale}${
-      results.scale === 1 ? ', the the workload table sizes' : ''
+      results.scale === 1 ? ', the workload table sizes' : ''
     }), ${results.startedAt.slice(0, 16).replace('T', ' ')} UTC, ${Math.round(seconds)} s in all.`,
     `Machine: ${machine.cpus} x ${machine.cpuModel}, node ${machine.node}, load average at start ` +
       `${machine.loadAverageAtStart.join(' / ')} (1 / 5 / 15 min).`,

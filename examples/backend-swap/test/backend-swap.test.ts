@@ -6,19 +6,16 @@ const run = promisify(execFile);
 const MAIN = path.resolve(__dirname, '../dist/main.js');
 
 describe('backend-swap example', () => {
-  it('runs the same bank on memory, file and lmdb (or says why one is skipped) and they agree', async () => {
+  it('runs the same bank on memory, file and lmdb and they agree', async () => {
     const { stdout } = await run(process.execPath, [MAIN], { timeout: 60_000 });
+    // Every backend is installed in this repository (the example depends on both packages), so none may
+    // be skipped here; the skip path is for an application that installed only some of them.
     for (const backend of ['memory', 'file', 'lmdb']) {
       expect(stdout).toMatch(
-        new RegExp(
-          `^${backend} +(ok +alice 115, bob 42; 1 of 2 recovered from a snapshot|skipped +.+)$`,
-          'm',
-        ),
+        new RegExp(`^${backend} +ok +alice 115, bob 42; 1 of 2 recovered from a snapshot$`, 'm'),
       );
     }
-    // memory needs no package, and the file backend is the default one: both must really run.
-    expect(stdout).toMatch(/^memory +ok /m);
-    expect(stdout).toMatch(/^file +ok /m);
+    expect(stdout).not.toMatch(/skipped/);
     expect(stdout).toContain('ended with the same balances');
   });
 });

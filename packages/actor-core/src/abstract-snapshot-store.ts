@@ -1,9 +1,10 @@
 import {
   type CorruptionLocation,
   isPersistenceError,
-  JournalClosedError,
   SnapshotCorruptedError,
+  SnapshotStoreClosedError,
   StorageError,
+  WriteRejectedError,
 } from './errors';
 import { KeyedQueue } from './keyed-queue';
 import { LatencyRecorder, type SnapshotStoreMetrics } from './metrics';
@@ -153,12 +154,12 @@ export abstract class AbstractSnapshotStore<S = unknown>
     try {
       payload = this.serializer.encode(state);
     } catch (e) {
+      // A rejection like the journal's: nothing stored, the store carries on.
       return Promise.reject(
-        new TypeError(
-          `snapshot state of "${persistenceId}" cannot be serialized by "${this.serializer.name}"`,
-          {
-            cause: e,
-          },
+        new WriteRejectedError(
+          persistenceId,
+          `the snapshot state cannot be serialized by "${this.serializer.name}": ${(e as Error)?.message ?? e}`,
+          { cause: e },
         ),
       );
     }
@@ -268,7 +269,7 @@ export abstract class AbstractSnapshotStore<S = unknown>
   }
 
   protected checkOpen(): void {
-    if (this.closing) throw new JournalClosedError('snapshot store');
+    if (this.closing) throw new SnapshotStoreClosedError();
   }
 
   private decode(persistenceId: string, meta: SnapshotMetadata, stored: StoredSnapshot): SnapshotEntry<S> {

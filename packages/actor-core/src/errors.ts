@@ -3,48 +3,68 @@
  * codes will not change between major versions, messages may. Check with `isPersistenceError(e, code)`
  * rather than `instanceof`, so the check holds across duplicate installs of this package.
  *
- * | code                    | class                   | meaning                                                  |
- * |-------------------------|-------------------------|----------------------------------------------------------|
- * | ERR_JOURNAL_CLOSED      | JournalClosedError      | the journal or store was closed                          |
- * | ERR_SEQUENCE_CONFLICT   | SequenceConflictError   | expectedSequenceNr did not match; nothing was written    |
- * | ERR_JOURNAL_LOCKED      | JournalLockedError      | another process holds the directory's lock               |
- * | ERR_JOURNAL_CORRUPTED   | JournalCorruptedError   | a stored event failed its checksum or cannot be decoded  |
- * | ERR_SNAPSHOT_CORRUPTED  | SnapshotCorruptedError  | a stored snapshot failed its checksum or envelope        |
- * | ERR_RECOVERY_FAILED     | RecoveryFailedError     | an actor could not rebuild its state                     |
- * | ERR_CONFIG              | ConfigError             | the configuration has problems (all listed)              |
- * | ERR_WRITE_REJECTED      | WriteRejectedError      | the write was refused before storage (e.g. unserializable); nothing stored |
- * | ERR_STORAGE             | StorageError            | storage failed, or the outcome of a write is unknown     |
- * | ERR_ASK_TIMEOUT         | AskTimeoutError         | an ask got no reply in time                              |
- * | ERR_ACTOR_STOPPED       | ActorStoppedError       | the actor stopped before it could handle the command     |
- * | ERR_READ_ONLY           | ReadOnlyError           | a write on a journal or store opened read-only; nothing written |
- * | ERR_LEASE_HELD          | LeaseHeldError          | another process holds the id's exclusive lease; nothing started |
- * | ERR_LEASE_LOST          | LeaseLostError          | this process's lease passed to another holder; nothing written |
- * | ERR_STORE_MISMATCH      | StoreMismatchError      | the directory holds another backend's data; nothing opened or written |
- * | ERR_BACKPRESSURE        | BackpressureError       | too much is waiting to be committed (maxPendingEvents/Bytes); nothing stored |
- * | ERR_DISK_LIMIT          | DiskLimitError          | the store reached its maxDiskBytes; nothing stored        |
+ * | code                         | class                       | meaning                                                  |
+ * |------------------------------|-----------------------------|----------------------------------------------------------|
+ * | ERR_JOURNAL_CLOSED           | JournalClosedError          | the journal was closed                                   |
+ * | ERR_SNAPSHOT_STORE_CLOSED    | SnapshotStoreClosedError    | the snapshot store was closed                            |
+ * | ERR_SEQUENCE_CONFLICT        | SequenceConflictError       | expectedSequenceNr did not match; nothing was written    |
+ * | ERR_JOURNAL_LOCKED           | JournalLockedError          | another process holds the directory's lock               |
+ * | ERR_JOURNAL_CORRUPTED        | JournalCorruptedError       | a stored event failed its checksum or cannot be decoded  |
+ * | ERR_SNAPSHOT_CORRUPTED       | SnapshotCorruptedError      | a stored snapshot failed its checksum or envelope        |
+ * | ERR_RECOVERY_FAILED          | RecoveryFailedError         | an actor could not rebuild its state                     |
+ * | ERR_CONFIG                   | ConfigError                 | the configuration or open() options have problems (all listed) |
+ * | ERR_WRITE_REJECTED           | WriteRejectedError          | the write was refused before storage (e.g. unserializable); nothing stored |
+ * | ERR_STORAGE                  | StorageError                | storage failed, or the outcome of a write is unknown     |
+ * | ERR_ASK_TIMEOUT              | AskTimeoutError             | an ask got no reply in time                              |
+ * | ERR_ACTOR_STOPPED            | ActorStoppedError           | the actor stopped before it could handle the command     |
+ * | ERR_READ_ONLY                | ReadOnlyError               | a write on a journal or store opened read-only; nothing written |
+ * | ERR_STASH_OVERFLOW           | StashOverflowError          | an actor's stash was full; the command was not taken     |
+ * | ERR_DUPLICATE_PERSISTENCE_ID | DuplicatePersistenceIdError | spawn of an id that already has a live actor             |
+ * | ERR_REPAIR_REFUSED           | RepairRefusedError          | a repair found nothing to cut back; nothing changed      |
+ * | ERR_PROJECTION_RUNNING       | ProjectionRunningError      | a projection of that name already runs; nothing started  |
+ * | ERR_PROJECTION_FAILED        | ProjectionFailedError       | a projection gave up on one event; its offset is kept    |
+ * | ERR_UNKNOWN_ENTITY_KIND      | UnknownEntityKindError      | entityRef named a kind never registered; nothing sent    |
+ * | ERR_DUPLICATE_ENTITY_KIND    | DuplicateEntityKindError    | registerEntity of a kind already registered; nothing changed |
+ * | ERR_LEASE_HELD               | LeaseHeldError              | another process holds the id's exclusive lease; nothing started |
+ * | ERR_LEASE_LOST               | LeaseLostError              | this process's lease passed to another holder; nothing written |
+ * | ERR_STORE_MISMATCH           | StoreMismatchError          | the directory holds another backend's data; nothing opened or written |
+ * | ERR_BACKPRESSURE             | BackpressureError           | too much is waiting to be committed (maxPendingEvents/Bytes); nothing stored |
+ * | ERR_DISK_LIMIT               | DiskLimitError              | the store reached its maxDiskBytes; nothing stored        |
+ *
+ * The list is closed: `PersistenceErrorCode` is exactly PERSISTENCE_ERROR_CODES, so a misspelt code does
+ * not compile. A provider that needs a new code adds it here (and to the README's table).
  */
 
-const PERSISTENCE_ERROR = Symbol.for('cairn.PersistenceError');
+/** Every code a Cairn PersistenceError can carry. */
+export const PERSISTENCE_ERROR_CODES = [
+  'ERR_JOURNAL_CLOSED',
+  'ERR_SNAPSHOT_STORE_CLOSED',
+  'ERR_SEQUENCE_CONFLICT',
+  'ERR_JOURNAL_LOCKED',
+  'ERR_JOURNAL_CORRUPTED',
+  'ERR_SNAPSHOT_CORRUPTED',
+  'ERR_RECOVERY_FAILED',
+  'ERR_CONFIG',
+  'ERR_WRITE_REJECTED',
+  'ERR_STORAGE',
+  'ERR_ASK_TIMEOUT',
+  'ERR_ACTOR_STOPPED',
+  'ERR_READ_ONLY',
+  'ERR_STASH_OVERFLOW',
+  'ERR_DUPLICATE_PERSISTENCE_ID',
+  'ERR_REPAIR_REFUSED',
+  'ERR_PROJECTION_RUNNING',
+  'ERR_PROJECTION_FAILED',
+  'ERR_LEASE_HELD',
+  'ERR_LEASE_LOST',
+  'ERR_STORE_MISMATCH',
+  'ERR_BACKPRESSURE',
+  'ERR_DISK_LIMIT',
+] as const;
 
-export type PersistenceErrorCode =
-  | 'ERR_JOURNAL_CLOSED'
-  | 'ERR_SEQUENCE_CONFLICT'
-  | 'ERR_JOURNAL_LOCKED'
-  | 'ERR_JOURNAL_CORRUPTED'
-  | 'ERR_SNAPSHOT_CORRUPTED'
-  | 'ERR_RECOVERY_FAILED'
-  | 'ERR_CONFIG'
-  | 'ERR_WRITE_REJECTED'
-  | 'ERR_STORAGE'
-  | 'ERR_ASK_TIMEOUT'
-  | 'ERR_ACTOR_STOPPED'
-  | 'ERR_READ_ONLY'
-  | 'ERR_LEASE_HELD'
-  | 'ERR_LEASE_LOST'
-  | 'ERR_STORE_MISMATCH'
-  | 'ERR_BACKPRESSURE'
-  | 'ERR_DISK_LIMIT'
-  | (string & {});
+export type PersistenceErrorCode = (typeof PERSISTENCE_ERROR_CODES)[number];
+
+const PERSISTENCE_ERROR = Symbol.for('cairn.PersistenceError');
 
 export class PersistenceError extends Error {
   readonly code: PersistenceErrorCode;
@@ -64,6 +84,15 @@ export function isPersistenceError(e: unknown, code?: PersistenceErrorCode): e i
   const marked = (e as Record<symbol, unknown>)[PERSISTENCE_ERROR] === true;
   if (!marked) return false;
   return code === undefined || (e as { code?: unknown }).code === code;
+}
+
+/**
+ * A snapshot store was closed: every call after `close()` rejects with this. Code ERR_SNAPSHOT_STORE_CLOSED.
+ */
+export class SnapshotStoreClosedError extends PersistenceError {
+  constructor() {
+    super('ERR_SNAPSHOT_STORE_CLOSED', 'the snapshot store is closed; open a new one to continue');
+  }
 }
 
 export class JournalClosedError extends PersistenceError {

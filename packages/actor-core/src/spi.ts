@@ -150,6 +150,10 @@ export interface SnapshotCriteria {
 export interface SnapshotStore<S = unknown> {
   /** What this store can do beyond the methods above, declared once on the instance. */
   readonly capabilities: SnapshotStoreCapabilities;
+  /**
+   * Atomic and durable when it resolves. Bad arguments reject with TypeError/RangeError; a state the
+   * serializer cannot encode rejects with WriteRejectedError (ERR_WRITE_REJECTED), storing nothing.
+   */
   save(persistenceId: string, sequenceNr: number, state: S): Promise<void>;
   /** Newest snapshot matching criteria whose checksum verifies; corrupt ones are skipped, reported, never deleted. */
   loadLatest(persistenceId: string, criteria?: SnapshotCriteria): Promise<SnapshotEntry<S> | undefined>;
@@ -157,7 +161,7 @@ export interface SnapshotStore<S = unknown> {
   delete(persistenceId: string, criteria?: SnapshotCriteria): Promise<void>;
   /** Keeps the newest `keep` snapshots, deletes older ones; resolves to the number deleted. `prune(id, 0)` deletes all. */
   prune(persistenceId: string, keep: number): Promise<number>;
-  /** Idempotent; afterwards every call rejects with JournalClosedError. */
+  /** Idempotent; afterwards every call rejects with SnapshotStoreClosedError (code ERR_SNAPSHOT_STORE_CLOSED). */
   close(): Promise<void>;
 }
 

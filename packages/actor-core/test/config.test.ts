@@ -176,7 +176,9 @@ describe('createPersistence', () => {
     await persistence.close();
     await persistence.close();
     await expect(persistence.journal.append('a', 2)).rejects.toMatchObject({ code: 'ERR_JOURNAL_CLOSED' });
-    await expect(persistence.snapshots.loadLatest('a')).rejects.toMatchObject({ code: 'ERR_JOURNAL_CLOSED' });
+    await expect(persistence.snapshots.loadLatest('a')).rejects.toMatchObject({
+      code: 'ERR_SNAPSHOT_STORE_CLOSED',
+    });
   });
 
   it('loads a third-party provider from a file path and passes its options', async () => {

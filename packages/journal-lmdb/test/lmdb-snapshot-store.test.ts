@@ -42,7 +42,10 @@ describe('LmdbSnapshotStore', () => {
     expect(await reopened.prune('unknown', 0)).toBe(0);
     expect(await reopened.loadLatest('other')).toMatchObject({ sequenceNr: 5 });
     await reopened.close();
-    await expect(reopened.loadLatest('other')).rejects.toMatchObject({ code: 'ERR_JOURNAL_CLOSED' });
+    await expect(reopened.loadLatest('other')).rejects.toMatchObject({
+      name: 'SnapshotStoreClosedError',
+      code: 'ERR_SNAPSHOT_STORE_CLOSED',
+    });
   });
 
   it('shares one environment with a journal on the same path', async () => {
@@ -77,7 +80,7 @@ describe('LmdbSnapshotStore', () => {
     const store = await LmdbSnapshotStore.open({ path: tempDir() });
     await expect(store.save('', 1, 1)).rejects.toBeInstanceOf(TypeError);
     await expect(store.save('a', 0, 1)).rejects.toBeInstanceOf(RangeError);
-    await expect(store.save('a', 1, () => 1)).rejects.toBeInstanceOf(TypeError);
+    await expect(store.save('a', 1, () => 1)).rejects.toMatchObject({ code: 'ERR_WRITE_REJECTED' });
     await expect(store.prune('a', -1)).rejects.toBeInstanceOf(RangeError);
     expect(await store.loadLatest('a')).toBeUndefined();
     await store.close();

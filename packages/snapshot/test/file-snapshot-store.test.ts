@@ -190,7 +190,7 @@ describe('FileSnapshotStore', () => {
     );
     await expect(
       rejection(() => store.save('ok', 2, { balance: 1, f: () => 1 } as unknown as State)),
-    ).resolves.toBeInstanceOf(TypeError);
+    ).resolves.toMatchObject({ name: 'WriteRejectedError', code: 'ERR_WRITE_REJECTED' });
     await expect(rejection(() => store.prune('ok', -1))).resolves.toBeInstanceOf(RangeError);
     await expect(rejection(() => store.loadLatest('ok', { maxSequenceNr: -1 }))).resolves.toBeInstanceOf(
       RangeError,
@@ -226,7 +226,7 @@ describe('FileSnapshotStore', () => {
     await expectNoLeakedResources(before);
   });
 
-  it('rejects every call after close with JournalClosedError; close is idempotent', async () => {
+  it('rejects every call after close with SnapshotStoreClosedError; close is idempotent', async () => {
     const store = await openStore();
     await store.save('c', 1, { balance: 1 });
     await store.close();
@@ -237,7 +237,7 @@ describe('FileSnapshotStore', () => {
       () => store.delete('c'),
       () => store.prune('c', 0),
     ]) {
-      expect(isPersistenceError(await rejection(call), 'ERR_JOURNAL_CLOSED')).toBe(true);
+      expect(isPersistenceError(await rejection(call), 'ERR_SNAPSHOT_STORE_CLOSED')).toBe(true);
     }
   });
 

@@ -727,11 +727,12 @@ export function journalMessagesGroup(options: JournalConformanceOptions): void {
     );
     journalCase(
       options,
-      'a message that cannot be serialized is rejected and nothing is stored',
+      'a message that cannot be serialized is rejected with ERR_WRITE_REJECTED and nothing is stored',
       async ({ journal, id }) => {
         await journal.append(id, 'ok');
         const error = await journal.appendBatch(id, ['fine', { f: () => 1 }]).catch((e: unknown) => e);
-        expect(error).toBeInstanceOf(Error);
+        expect((error as { code?: unknown })?.code).toBe('ERR_WRITE_REJECTED');
+        expect(isPersistenceError(error, 'ERR_WRITE_REJECTED')).toBe(true);
         expect(await journal.highestSequenceNr(id)).toBe(1);
         expect(messagesOf(await collect(journal.readFrom(id, 1)))).toEqual(['ok']);
         expect(await journal.append(id, 'later')).toBe(2);

@@ -1,4 +1,4 @@
-import { isPersistenceError, JournalClosedError, type SnapshotStore } from '@cairn/actor-core';
+import { isPersistenceError, type SnapshotStore } from '@cairn/actor-core';
 import { type CaseContext, type FactoryContext, freshId, registerCase } from './conformance-context';
 
 export interface SnapshotConformanceOptions {
@@ -224,7 +224,7 @@ export function snapshotValidationGroup(options: SnapshotConformanceOptions): vo
     });
     snapshotCase(
       options,
-      'a state that cannot be serialized is rejected and nothing is stored',
+      'a state that cannot be serialized is rejected with ERR_WRITE_REJECTED and nothing is stored',
       async ({ store, id }) => {
         let error: unknown;
         try {
@@ -232,7 +232,8 @@ export function snapshotValidationGroup(options: SnapshotConformanceOptions): vo
         } catch (e) {
           error = e;
         }
-        expect(error).toBeInstanceOf(Error);
+        expect((error as { code?: unknown })?.code).toBe('ERR_WRITE_REJECTED');
+        expect(isPersistenceError(error, 'ERR_WRITE_REJECTED')).toBe(true);
         expect(await store.loadLatest(id)).toBeUndefined();
       },
     );
@@ -241,30 +242,34 @@ export function snapshotValidationGroup(options: SnapshotConformanceOptions): vo
 
 export function snapshotCloseGroup(options: SnapshotConformanceOptions): void {
   const isClosed = (e: unknown) =>
-    e instanceof JournalClosedError || isPersistenceError(e, 'ERR_JOURNAL_CLOSED');
+    isPersistenceError(e, 'ERR_SNAPSHOT_STORE_CLOSED') && (e as Error).name === 'SnapshotStoreClosedError';
   describe('close', () => {
     snapshotCase(options, 'close is idempotent', async ({ store }) => {
       await store.close();
       await Promise.all([store.close(), store.close()]);
     });
-    snapshotCase(options, 'every call after close rejects with JournalClosedError', async ({ store, id }) => {
-      await store.close();
-      const calls: Array<() => Promise<unknown>> = [
-        () => store.save(id, 1, 'x'),
-        () => store.loadLatest(id),
-        () => store.delete(id),
-        () => store.prune(id, 1),
-      ];
-      for (const call of calls) {
-        let error: unknown;
-        try {
-          await call();
-        } catch (e) {
-          error = e;
+    snapshotCase(
+      options,
+      'every call after close rejects with SnapshotStoreClosedError',
+      async ({ store, id }) => {
+        await store.close();
+        const calls: Array<() => Promise<unknown>> = [
+          () => store.save(id, 1, 'x'),
+          () => store.loadLatest(id),
+          () => store.delete(id),
+          () => store.prune(id, 1),
+        ];
+        for (const call of calls) {
+          let error: unknown;
+          try {
+            await call();
+          } catch (e) {
+            error = e;
+          }
+          expect(isClosed(error)).toBe(true);
         }
-        expect(isClosed(error)).toBe(true);
-      }
-    });
+      },
+    );
     snapshotCase(options, 'a save issued before close completes', async ({ ctx, store, id }) => {
       const saved = store.save(id, 1, 'kept');
       await store.close();
