@@ -4,6 +4,7 @@ import {
   isPersistenceError,
   JournalClosedError,
   JournalCorruptedError,
+  ReadOnlyError,
   SequenceConflictError,
   StorageError,
   WriteRejectedError,
@@ -118,6 +119,15 @@ export interface JournalOptions {
   readonly serializer?: Serializer | string | number;
   /** Where warnings (a torn tail cut back, say) go. Default: process.emitWarning. */
   readonly reporter?: Reporter;
+  /**
+   * Default false. `true` opens the journal for reading only: the backend opens its storage read-only
+   * (no lock, nothing created or changed) and the core refuses every write (append, appendBatch,
+   * truncateBefore, the imports, and a backend's own tools) with ReadOnlyError, before anything is queued.
+   * Only for a backend that declares the `readOnly` capability.
+   */
+  readonly readOnly?: boolean;
+  /** Where the data lives (a directory, for the built-in backends); named in error messages. */
+  readonly path?: string;
 }
 
 export const DEFAULT_MAX_BATCH_SIZE = 1000;
@@ -198,6 +208,8 @@ export abstract class AbstractMessageJournal<M = unknown>
   readonly maxBatchSize: number;
   readonly maxBatchDelayMs: number;
   abstract readonly capabilities: JournalCapabilities;
+  /** Opened with `readOnly: true`: every write rejects with ReadOnlyError (see JournalOptions.readOnly). */
+  readonly readOnly: boolean;
   protected readonly serializer: Serializer;
   /** This store's serializers for decoding (its own, then the built-ins): nothing process-wide. */
   private readonly serializers: SerializerRegistry;
@@ -235,6 +247,26 @@ export abstract class AbstractMessageJournal<M = unknown>
     this.serializer = resolveSerializer(options.serializer);
     this.serializers = serializersFor(this.serializer);
     this.reporter = options.reporter ?? defaultReporter;
+    if (options.readOnly !== undefined && typeof options.readOnly !== 'boolean')
+      throw new TypeError(`options.readOnly must be a boolean, got ${typeof options.readOnly}`);
+    this.readOnly = options.readOnly ?? false;
+    this.location = typeof options.path === 'string' ? options.path : 'journal';
+  }
+
+  private readonly location: string;
+
+  /**
+   * Throws ReadOnlyError when the journal was opened read-only. The core calls it before every write it
+   * owns; a backend calls it first in its own writing tools (a repair, a compaction).
+   */
+  protected refuseWhenReadOnly(operation: string): void {
+    if (this.readOnly) throw new ReadOnlyError(this.location, `${operation} refused, nothing written`);
+  }
+
+  /** The read-only refusal, then the backend's writeGate. */
+  private gate(persistenceId: string, operation: string): Promise<void> | undefined {
+    this.refuseWhenReadOnly(operation);
+    return this.writeGate(persistenceId, operation);
   }
 
   // ---- raw storage, implemented by backends ----
@@ -383,7 +415,7 @@ export abstract class AbstractMessageJournal<M = unknown>
       persistenceId,
       entries.map((e) => e.message),
     );
-    await this.writeGate(persistenceId, 'importEntries');
+    await this.gate(persistenceId, 'importEntries');
     const state = this.ids.get(persistenceId) ?? (await this.loadState(persistenceId));
     if (this.lifecycle === 'closed') throw new JournalClosedError('journal');
     if (entries[0]!.sequenceNr > 1 && state.assigned === 0) {
@@ -421,7 +453,7 @@ export abstract class AbstractMessageJournal<M = unknown>
     this.checkOpen();
     checkPersistenceId(persistenceId);
     checkSequenceNr(highest, 'highest');
-    await this.writeGate(persistenceId, 'importTruncated');
+    await this.gate(persistenceId, 'importTruncated');
     await this.writesIssued(persistenceId);
     const state = this.ids.get(persistenceId) ?? (await this.loadState(persistenceId));
     if (this.lifecycle === 'closed') throw new JournalClosedError('journal');
@@ -470,8 +502,8 @@ export abstract class AbstractMessageJournal<M = unknown>
   /**
    * Called for every append, appendBatch, importEntries, importTruncated and truncateBefore after its
    * arguments were validated and its messages serialized (so they are captured as they were at the call),
-   * before it is numbered. Throw to refuse the write (a read-only journal); return a promise to make it
-   * wait (a repair of the id in progress). The default lets every write through at once.
+   * before it is numbered, and after the core's own read-only refusal. Throw to refuse the write; return a
+   * promise to make it wait (a repair of the id in progress). The default lets every write through at once.
    */
   protected writeGate(_persistenceId: string, _operation: string): Promise<void> | undefined {
     return undefined;
@@ -485,7 +517,7 @@ export abstract class AbstractMessageJournal<M = unknown>
     expected: number | undefined,
     operation: string,
   ): Promise<number> {
-    const gate = this.writeGate(persistenceId, operation);
+    const gate = this.gate(persistenceId, operation);
     const numbered = (state: IdState): Promise<number> => {
       if (this.lifecycle === 'closed') throw new JournalClosedError('journal');
       return this.appendNumbered(state, persistenceId, payloads, tags, expected);
@@ -567,7 +599,7 @@ export abstract class AbstractMessageJournal<M = unknown>
     this.checkOpen();
     checkPersistenceId(persistenceId);
     checkSequenceNr(sequenceNr);
-    await this.writeGate(persistenceId, 'truncateBefore');
+    await this.gate(persistenceId, 'truncateBefore');
     const highest = await this.highestSequenceNr(persistenceId);
     this.checkOpen();
     // Clamped so an append issued later (numbered above `highest`) is never hidden by this call.

@@ -1,6 +1,7 @@
 import {
   type CorruptionLocation,
   isPersistenceError,
+  ReadOnlyError,
   SnapshotCorruptedError,
   SnapshotStoreClosedError,
   StorageError,
@@ -39,6 +40,14 @@ export interface SnapshotStoreOptions {
   readonly serializer?: Serializer | string | number;
   /** Where skipped corrupt snapshots are reported. Default: process.emitWarning. */
   readonly reporter?: Reporter;
+  /**
+   * Default false. `true` opens the store for reading only: the backend opens its storage read-only and
+   * the core refuses save, delete and prune with ReadOnlyError. Only for a backend that declares the
+   * `readOnly` capability.
+   */
+  readonly readOnly?: boolean;
+  /** Where the data lives (a directory, for the built-in backends); named in error messages. */
+  readonly path?: string;
 }
 
 function matches(meta: SnapshotMetadata, criteria: SnapshotCriteria | undefined): boolean {
@@ -68,9 +77,12 @@ export abstract class AbstractSnapshotStore<S = unknown>
   implements SnapshotStore<S>, MeteredSnapshotStore<S>
 {
   abstract readonly capabilities: SnapshotStoreCapabilities;
+  /** Opened with `readOnly: true`: save, delete and prune reject with ReadOnlyError. */
+  readonly readOnly: boolean;
   protected readonly serializer: Serializer;
   /** This store's serializers for decoding (its own, then the built-ins): nothing process-wide. */
   private readonly serializers: SerializerRegistry;
+  private readonly location: string;
   protected readonly reporter: Reporter;
   private closing: Promise<void> | undefined;
   private readonly queue = new KeyedQueue();
@@ -90,6 +102,10 @@ export abstract class AbstractSnapshotStore<S = unknown>
     this.serializer = resolveSerializer(options.serializer);
     this.serializers = serializersFor(this.serializer);
     this.reporter = options.reporter ?? defaultReporter;
+    if (options.readOnly !== undefined && typeof options.readOnly !== 'boolean')
+      throw new TypeError(`options.readOnly must be a boolean, got ${typeof options.readOnly}`);
+    this.readOnly = options.readOnly ?? false;
+    this.location = typeof options.path === 'string' ? options.path : 'snapshot store';
   }
 
   protected abstract _save(snapshot: StoredSnapshot): Promise<void>;
@@ -107,10 +123,16 @@ export abstract class AbstractSnapshotStore<S = unknown>
   }
 
   /**
-   * Called for every save, delete and prune after its arguments were validated: throw to refuse the
-   * write (a store opened read-only), before anything is queued. The default lets every write through.
+   * Called for every save, delete and prune after its arguments were validated and after the core's own
+   * read-only refusal: throw to refuse the write, before anything is queued. The default lets it through.
    */
   protected writeGate(_operation: string): void {}
+
+  /** Refuses a write with ReadOnlyError when the store was opened read-only, then asks the backend's gate. */
+  private gate(operation: string): void {
+    if (this.readOnly) throw new ReadOnlyError(this.location, `${operation} refused, nothing written`);
+    this.writeGate(operation);
+  }
 
   async save(persistenceId: string, sequenceNr: number, state: S): Promise<void> {
     return this.storeSnapshot(persistenceId, sequenceNr, state, Date.now(), 'save');
@@ -149,7 +171,7 @@ export abstract class AbstractSnapshotStore<S = unknown>
     this.checkOpen();
     checkPersistenceId(persistenceId);
     checkSequenceNr(sequenceNr);
-    this.writeGate(operation);
+    this.gate(operation);
     let payload: Uint8Array;
     try {
       payload = this.serializer.encode(state);
@@ -231,7 +253,7 @@ export abstract class AbstractSnapshotStore<S = unknown>
     this.checkOpen();
     checkPersistenceId(persistenceId);
     checkCriteria(criteria);
-    this.writeGate('delete');
+    this.gate('delete');
     return this.run(persistenceId, 'delete', async () => {
       const doomed = (await this._list(persistenceId)).filter((m) => matches(m, criteria));
       if (doomed.length > 0) await this._delete(persistenceId, doomed);
@@ -243,7 +265,7 @@ export abstract class AbstractSnapshotStore<S = unknown>
     this.checkOpen();
     checkPersistenceId(persistenceId);
     checkCount(keep, 'keep');
-    this.writeGate('prune');
+    this.gate('prune');
     return this.run(persistenceId, 'prune', async () => {
       const all = (await this._list(persistenceId)).sort((a, b) => b.sequenceNr - a.sequenceNr);
       const doomed = all.slice(keep);

@@ -43,7 +43,6 @@ export const BUILTIN_PROVIDERS: Readonly<Record<string, string>> = {
 
 const SECTIONS = ['journal', 'snapshots'] as const;
 type Section = (typeof SECTIONS)[number];
-const NEEDS_PATH = new Set(['file', 'lmdb']);
 
 export interface LoadConfigOptions {
   /** Folder to look for cairn.config.json in. Default process.cwd(). */
@@ -142,7 +141,7 @@ async function checkConfig(
     const provider = await resolveProvider(name, problems, section);
     if (!provider) continue;
     providers.set(section, provider);
-    if (NEEDS_PATH.has(provider.name) && typeof options.path !== 'string') {
+    if (provider.requiresPath === true && typeof options.path !== 'string') {
       problems.push(`${section}.path: required by the "${provider.name}" provider`);
     }
     for (const p of provider.validateOptions?.(section, options) ?? []) problems.push(`${section}.${p}`);

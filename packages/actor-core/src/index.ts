@@ -79,8 +79,10 @@ export {
 } from './metrics';
 export { isJournalId, newJournalId, OffsetCodec } from './offset-codec';
 export {
+  checkOpenOptions,
   checkOptionTypes,
   JOURNAL_OPTION_TYPES,
+  type OptionSchema,
   type OptionType,
   SNAPSHOT_OPTION_TYPES,
 } from './provider-options';
@@ -141,6 +143,7 @@ export {
   type TransactionalOffsetStore,
 } from './spi';
 export { type ClaimOptions, claimStoreDirectory, STORE_MARKER_FILE } from './store-marker';
+export { checkDirectoryPath } from './store-path';
 export { checkTag, checkTags, NO_TAGS } from './tags';
 export {
   checkCount,

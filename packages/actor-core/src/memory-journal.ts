@@ -7,6 +7,7 @@ import {
 import { JournalClosedError, JournalLockedError, SequenceConflictError } from './errors';
 import { MemoryFaults } from './memory-faults';
 import { newJournalId } from './offset-codec';
+import { checkOpenOptions, JOURNAL_OPTION_TYPES, type OptionSchema } from './provider-options';
 import type { OrderedFilter, PositionedEvent } from './query-reader';
 import type { JournalCapabilities, ProjectionLock, ProjectionRecordStore } from './spi';
 import { checkOffsetToSave, checkProjectionName } from './validation';
@@ -49,6 +50,14 @@ export interface MemoryMessageJournalOptions extends JournalOptions {
   readonly faults?: MemoryFaults;
 }
 
+/** Every option MemoryMessageJournal.open takes: checked by open() and by the memory provider. */
+export const MEMORY_JOURNAL_OPTION_TYPES: OptionSchema = {
+  ...JOURNAL_OPTION_TYPES,
+  store: 'object',
+  faults: 'object',
+  readOnly: 'boolean',
+};
+
 const PAGE = 256;
 
 /**
@@ -59,6 +68,7 @@ export class MemoryMessageJournal<M = unknown> extends AbstractMessageJournal<M>
   readonly capabilities: JournalCapabilities = {
     persistent: false,
     query: true,
+    readOnly: true,
     import: true,
     flush: true,
     metrics: true,
@@ -75,6 +85,7 @@ export class MemoryMessageJournal<M = unknown> extends AbstractMessageJournal<M>
   static async open<M = unknown>(
     options: MemoryMessageJournalOptions = {},
   ): Promise<MemoryMessageJournal<M>> {
+    checkOpenOptions('MemoryMessageJournal', options, MEMORY_JOURNAL_OPTION_TYPES);
     return new MemoryMessageJournal<M>(options);
   }
 

@@ -1,13 +1,20 @@
-import { MemoryMessageJournal, type MemoryMessageJournalOptions } from './memory-journal';
-import { MemorySnapshotStore, type MemorySnapshotStoreOptions } from './memory-snapshot-store';
-import { checkOptionTypes, JOURNAL_OPTION_TYPES, SNAPSHOT_OPTION_TYPES } from './provider-options';
+import {
+  MEMORY_JOURNAL_OPTION_TYPES,
+  MemoryMessageJournal,
+  type MemoryMessageJournalOptions,
+} from './memory-journal';
+import {
+  MEMORY_SNAPSHOT_OPTION_TYPES,
+  MemorySnapshotStore,
+  type MemorySnapshotStoreOptions,
+} from './memory-snapshot-store';
+import { checkOptionTypes } from './provider-options';
 import type { PersistenceProvider } from './spi';
-
-const shared = { store: 'object', faults: 'object' } as const;
 
 /** The "memory" provider: in-memory journal and snapshot store, fresh for every call unless given a `store`. */
 export const memoryProvider: PersistenceProvider = {
   name: 'memory',
+  requiresPath: false,
   createJournal: (options) => MemoryMessageJournal.open(options as MemoryMessageJournalOptions),
   createSnapshotStore: (options) => MemorySnapshotStore.open(options as MemorySnapshotStoreOptions),
   createOffsetStore: async (journal) => {
@@ -18,8 +25,8 @@ export const memoryProvider: PersistenceProvider = {
     return journal.offsetStore();
   },
   validateOptions: (kind, options) =>
-    checkOptionTypes(options, {
-      ...(kind === 'journal' ? JOURNAL_OPTION_TYPES : SNAPSHOT_OPTION_TYPES),
-      ...shared,
-    }),
+    checkOptionTypes(
+      options,
+      kind === 'journal' ? MEMORY_JOURNAL_OPTION_TYPES : MEMORY_SNAPSHOT_OPTION_TYPES,
+    ),
 };

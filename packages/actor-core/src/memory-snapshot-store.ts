@@ -5,6 +5,7 @@ import {
   type StoredSnapshot,
 } from './abstract-snapshot-store';
 import { MemoryFaults } from './memory-faults';
+import { checkOpenOptions, type OptionSchema, SNAPSHOT_OPTION_TYPES } from './provider-options';
 import type { SnapshotStoreCapabilities } from './spi';
 
 /** The data of in-memory snapshot stores; open a new store on it to "reopen" within one process. */
@@ -18,9 +19,17 @@ export interface MemorySnapshotStoreOptions extends SnapshotStoreOptions {
   readonly faults?: MemoryFaults;
 }
 
+/** Every option MemorySnapshotStore.open takes: checked by open() and by the memory provider. */
+export const MEMORY_SNAPSHOT_OPTION_TYPES: OptionSchema = {
+  ...SNAPSHOT_OPTION_TYPES,
+  store: 'object',
+  faults: 'object',
+  readOnly: 'boolean',
+};
+
 /** Snapshots held in memory. For tests and development. */
 export class MemorySnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
-  readonly capabilities: SnapshotStoreCapabilities = { persistent: false, metrics: true };
+  readonly capabilities: SnapshotStoreCapabilities = { persistent: false, readOnly: true, metrics: true };
   readonly store: MemorySnapshotData;
   readonly faults: MemoryFaults;
 
@@ -31,6 +40,7 @@ export class MemorySnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   }
 
   static async open<S = unknown>(options: MemorySnapshotStoreOptions = {}): Promise<MemorySnapshotStore<S>> {
+    checkOpenOptions('MemorySnapshotStore', options, MEMORY_SNAPSHOT_OPTION_TYPES);
     return new MemorySnapshotStore<S>(options);
   }
 

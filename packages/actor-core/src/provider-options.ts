@@ -59,3 +59,19 @@ export const SNAPSHOT_OPTION_TYPES: Readonly<Record<string, OptionType>> = {
   serializer: JOURNAL_OPTION_TYPES.serializer!,
   reporter: 'function',
 };
+
+/** The options a backend's `open()` accepts, by name: the one declaration both `open()` and the config path check. */
+export type OptionSchema = Readonly<Record<string, OptionType>>;
+
+/**
+ * Checks the options given to `owner.open()` against the backend's schema, the same one its provider's
+ * validateOptions uses: a misspelt or unknown option (`fsynk`, `readonly`) is a TypeError naming every
+ * problem and the known options, before anything is opened, instead of being ignored.
+ */
+export function checkOpenOptions(owner: string, options: unknown, schema: OptionSchema): void {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new TypeError(`${owner}.open needs an options object`);
+  }
+  const problems = checkOptionTypes(options as Record<string, unknown>, schema);
+  if (problems.length > 0) throw new TypeError(`${owner}.open: ${problems.join('; ')}`);
+}

@@ -486,11 +486,17 @@ export function canTransact(offsets: OffsetStore): offsets is TransactionalOffse
 export interface PersistenceProvider {
   /** "memory", "file", "lmdb", ... */
   readonly name: string;
+  /**
+   * The provider keeps its data at `path` (a directory): the config loader requires one, and tools such
+   * as `cairn` take it from the command line. Default false.
+   */
+  readonly requiresPath?: boolean;
   createJournal<M>(options: Record<string, unknown>): Promise<MessageJournal<M>>;
   createSnapshotStore<S>(options: Record<string, unknown>): Promise<SnapshotStore<S>>;
   /**
    * Optional: checks provider-specific options before anything is opened and returns one message per
-   * problem (unknown keys, wrong types). The config loader gathers these into one ConfigError.
+   * problem (unknown keys, wrong types). The config loader gathers these into one ConfigError. Check
+   * against the same schema the store's open() checks (see checkOpenOptions), so the two cannot drift.
    */
   validateOptions?(kind: 'journal' | 'snapshots', options: Record<string, unknown>): string[];
   /**

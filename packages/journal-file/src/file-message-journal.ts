@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import {
   AbstractMessageJournal,
   type CorruptionLocation,
+  checkDirectoryPath,
   checkPersistenceId,
   claimStoreDirectory,
   isJournalId,
@@ -114,8 +115,6 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   readonly path: string;
   readonly fsync: boolean;
   readonly segmentSize: number;
-  /** Opened with `readOnly: true`: every write rejects with ReadOnlyError. */
-  readonly readOnly: boolean;
 
   private readonly dir: string;
   private readonly io: JournalIo;
@@ -157,7 +156,6 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     this.fsync = options.fsync ?? true;
     this.segmentSize = options.segmentSize ?? DEFAULT_SEGMENT_SIZE;
     this.lockStaleMs = options.lockStaleMs ?? DEFAULT_LOCK_STALE_MS;
-    this.readOnly = options.readOnly ?? false;
     this.io = new JournalIo(options.ioThreads ?? Math.max(1, Math.floor(os.availableParallelism() / 2)));
     this.logReader = new LogReader(this.io, this.dir, this.index, this.segments, (id, seq) =>
       this.legacy.positionOf(id, seq),
@@ -172,6 +170,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
    */
   static async open<M = unknown>(options: FileMessageJournalOptions): Promise<FileMessageJournal<M>> {
     checkOptions(options);
+    await checkDirectoryPath(options.path, 'file journal');
     for (let attempt = 1; ; attempt++) {
       const journal = new FileMessageJournal<M>(options);
       try {
@@ -529,22 +528,15 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   // ---- writing ----
 
   /**
-   * Writes are refused with ReadOnlyError when opened read-only. While the id is being repaired, a write
-   * waits for the repair (and is numbered after the kept records); its messages were serialized at the
-   * call, so changing them afterwards changes nothing.
+   * While the id is being repaired, a write waits for the repair (and is numbered after the kept
+   * records); its messages were serialized at the call, so changing them afterwards changes nothing.
+   * (Read-only refusals are the core's.)
    */
-  protected override writeGate(persistenceId: string, operation: string): Promise<void> | undefined {
-    this.refuseWhenReadOnly(operation);
+  protected override writeGate(persistenceId: string): Promise<void> | undefined {
     return this.repairing.get(persistenceId);
   }
 
-  private refuseWhenReadOnly(operation: string): void {
-    if (this.readOnly && !this.closed)
-      throw new ReadOnlyError(this.path, `${operation} refused, nothing written`);
-  }
-
   protected async _write(writes: readonly JournalWrite[]): Promise<void> {
-    if (this.readOnly) throw new ReadOnlyError(this.path, 'write refused, nothing written');
     // Positions are given out here, in call order, which is the order frames go to the log; those of a
     // commit that fails are not given again.
     const firstPosition = this.nextPosition;
@@ -578,13 +570,12 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     });
   }
 
-  protected async _truncateBefore(persistenceId: string, sequenceNr: number, highest: number): Promise<void> {
-    if (this.readOnly) throw new ReadOnlyError(this.path, 'truncateBefore refused, nothing written');
+  /** `sequenceNr` is already clamped to highest + 1 by the core. */
+  protected async _truncateBefore(persistenceId: string, sequenceNr: number): Promise<void> {
     const entry = this.entry(persistenceId);
-    const mark = Math.min(sequenceNr, highest + 1);
-    if (mark <= entry.lowWater) return;
-    await this.commitFrame(encodeFrame([{ persistenceId, lowWater: mark }], 0), () => {
-      for (const s of entry.raiseLowWater(mark)) {
+    if (sequenceNr <= entry.lowWater) return;
+    await this.commitFrame(encodeFrame([{ persistenceId, lowWater: sequenceNr }], 0), () => {
+      for (const s of entry.raiseLowWater(sequenceNr)) {
         const segment = this.segments.get(s);
         if (segment) segment.liveIds--;
       }
@@ -595,7 +586,6 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
 
   /** A low-water mark record for an id that never had events: its highest reads `highest` from then on. */
   protected override async _startAfter(persistenceId: string, highest: number): Promise<void> {
-    if (this.readOnly) throw new ReadOnlyError(this.path, 'write refused, nothing written');
     const entry = this.entry(persistenceId);
     if (entry.highest !== 0) throw new SequenceConflictError(persistenceId, 0, entry.highest);
     await this.commitFrame(encodeFrame([{ persistenceId, lowWater: highest + 1 }], 0), () => {

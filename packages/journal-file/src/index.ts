@@ -6,7 +6,8 @@ export { RepairRefusedError } from './journal-errors';
 export {
   DEFAULT_LOCK_STALE_MS,
   DEFAULT_SEGMENT_SIZE,
+  FILE_JOURNAL_OPTION_TYPES,
   type FileMessageJournalOptions,
 } from './journal-options';
-export { FILE_JOURNAL_OPTION_TYPES, provider } from './provider';
+export { provider } from './provider';
 export { type CorruptionRepair, QUARANTINE_DIR } from './repair';

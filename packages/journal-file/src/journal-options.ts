@@ -1,4 +1,10 @@
-import type { JournalOptions } from '@cairn/actor-core';
+import {
+  checkOpenOptions,
+  JOURNAL_OPTION_TYPES,
+  type JournalOptions,
+  type OptionSchema,
+  type OptionType,
+} from '@cairn/actor-core';
 
 /** Options of FileMessageJournal.open. */
 export interface FileMessageJournalOptions extends JournalOptions {
@@ -48,6 +54,21 @@ export const DEFAULT_SEGMENT_SIZE = 64 * 1024 * 1024;
 export const DEFAULT_LOCK_STALE_MS = 10_000;
 const MIN_SEGMENT_SIZE = 4096;
 
+const atLeast = (min: number): OptionType => ({
+  check: (v) => Number.isSafeInteger(v) && (v as number) >= min,
+  expected: `an integer >= ${min}`,
+});
+
+/** Every option FileMessageJournal.open takes: checked by open() and by the provider's validateOptions. */
+export const FILE_JOURNAL_OPTION_TYPES: OptionSchema = {
+  ...JOURNAL_OPTION_TYPES,
+  fsync: 'boolean',
+  segmentSize: atLeast(MIN_SEGMENT_SIZE),
+  ioThreads: atLeast(1),
+  lockStaleMs: atLeast(2000),
+  readOnly: 'boolean',
+};
+
 export function checkOptions(options: unknown): asserts options is FileMessageJournalOptions {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new TypeError('FileMessageJournal.open needs an options object with a path');
@@ -70,4 +91,5 @@ export function checkOptions(options: unknown): asserts options is FileMessageJo
   integer('segmentSize', MIN_SEGMENT_SIZE);
   integer('ioThreads', 1);
   integer('lockStaleMs', 2000);
+  checkOpenOptions('FileMessageJournal', options, FILE_JOURNAL_OPTION_TYPES);
 }

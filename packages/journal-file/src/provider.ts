@@ -1,31 +1,11 @@
-import {
-  checkOptionTypes,
-  JOURNAL_OPTION_TYPES,
-  type OptionType,
-  type PersistenceProvider,
-} from '@cairn/actor-core';
+import { checkOptionTypes, type PersistenceProvider } from '@cairn/actor-core';
 import {
   FILE_SNAPSHOT_OPTION_TYPES,
   FileSnapshotStore,
   type FileSnapshotStoreOptions,
 } from '@cairn/snapshot';
 import { FileMessageJournal } from './file-message-journal';
-import type { FileMessageJournalOptions } from './journal-options';
-
-const atLeast = (min: number): OptionType => ({
-  check: (v) => Number.isSafeInteger(v) && (v as number) >= min,
-  expected: `an integer >= ${min}`,
-});
-
-/** Every option FileMessageJournal.open takes, for config validation. */
-export const FILE_JOURNAL_OPTION_TYPES: Readonly<Record<string, OptionType>> = {
-  ...JOURNAL_OPTION_TYPES,
-  fsync: 'boolean',
-  segmentSize: atLeast(4096),
-  ioThreads: atLeast(1),
-  lockStaleMs: atLeast(2000),
-  readOnly: 'boolean',
-};
+import { FILE_JOURNAL_OPTION_TYPES, type FileMessageJournalOptions } from './journal-options';
 
 /**
  * The "file" provider: FileMessageJournal for the journal, FileSnapshotStore (@cairn/snapshot) for
@@ -33,6 +13,7 @@ export const FILE_JOURNAL_OPTION_TYPES: Readonly<Record<string, OptionType>> = {
  */
 export const provider: PersistenceProvider = {
   name: 'file',
+  requiresPath: true,
   createJournal: (options) => FileMessageJournal.open(options as unknown as FileMessageJournalOptions),
   createSnapshotStore: (options) => FileSnapshotStore.open(options as unknown as FileSnapshotStoreOptions),
   createOffsetStore: async (journal) => {

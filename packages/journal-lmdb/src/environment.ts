@@ -3,6 +3,7 @@ import { constants as osConstants } from 'node:os';
 import * as nodePath from 'node:path';
 import {
   claimStoreDirectory,
+  checkDirectoryPath,
   JournalCorruptedError,
   newJournalId,
   ReadOnlyError,
@@ -138,6 +139,7 @@ export class LmdbEnvironment {
     settings: LmdbEnvironmentSettings,
     reporter: Reporter,
   ): Promise<LmdbEnvironment> {
+    await checkDirectoryPath(directory, 'LMDB environment');
     if (settings.readOnly) await LmdbEnvironment.requireExisting(directory);
     else await mkdir(directory, { recursive: true });
     // Refuses another backend's directory (a file journal, say) before LMDB creates its files in it.

@@ -8,7 +8,6 @@ import {
   type OrderedFilter,
   type PositionedEvent,
   PositionedEventInBuffer,
-  ReadOnlyError,
   SequenceConflictError,
   type WriteConflicts,
 } from '@cairn/actor-core';
@@ -153,15 +152,12 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   };
   /** The directory given to open(). */
   readonly path: string;
-  /** Opened with `readOnly: true`: every write rejects with ReadOnlyError. */
-  readonly readOnly: boolean;
   private env!: LmdbEnvironment;
   private offsetStoreOfJournal: LmdbOffsetStore | undefined;
 
   private constructor(options: LmdbMessageJournalOptions) {
     super(options);
     this.path = options.path;
-    this.readOnly = options.readOnly ?? false;
   }
 
   /**
@@ -173,7 +169,7 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
    *   environment exists at the path and ReadOnlyError when it would need migrating.
    */
   static async open<M = unknown>(options: LmdbMessageJournalOptions): Promise<LmdbMessageJournal<M>> {
-    const settings = checkLmdbOptions(options);
+    const settings = checkLmdbOptions('LmdbMessageJournal', options);
     const journal = new LmdbMessageJournal<M>(options);
     journal.env = await LmdbEnvironment.acquire(options.path, settings, journal.reporter);
     if (!journal.readOnly) {
@@ -194,12 +190,6 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   offsetStore(): LmdbOffsetStore {
     this.offsetStoreOfJournal ??= new LmdbOffsetStore(this, this.env);
     return this.offsetStoreOfJournal;
-  }
-
-  /** Writes are refused with ReadOnlyError when opened read-only. */
-  protected override writeGate(_persistenceId: string, operation: string): undefined {
-    if (this.readOnly) throw new ReadOnlyError(this.path, `${operation} refused, nothing written`);
-    return undefined;
   }
 
   protected async _highestSequenceNr(persistenceId: string): Promise<number> {
@@ -236,7 +226,6 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   }
 
   protected async _write(writes: readonly JournalWrite[]): Promise<WriteConflicts> {
-    if (this.readOnly) throw new ReadOnlyError(this.path, 'write refused, nothing written');
     // Keys and records are built before the transaction: the callback below runs on the main thread
     // while LMDB's writer lock is held, so it should do no more than check, number and put. Records are
     // encoded at position 0 and stamped with their position inside the transaction.
@@ -331,7 +320,6 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
 
   /** Metadata for an id that never had events: highest `highest`, everything up to it truncated. */
   protected override async _startAfter(persistenceId: string, highest: number): Promise<void> {
-    if (this.readOnly) throw new ReadOnlyError(this.path, 'write refused, nothing written');
     const key = metadataKey(persistenceId);
     const write = () =>
       this.env.write(() => {
@@ -412,7 +400,6 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   }
 
   protected async _truncateBefore(persistenceId: string, sequenceNr: number): Promise<void> {
-    if (this.readOnly) throw new ReadOnlyError(this.path, 'truncateBefore refused, nothing written');
     const site = { key: `journal:${persistenceId}#..${sequenceNr - 1}`, persistenceId };
     await this.guardAsync(site, () => this.truncate(persistenceId, sequenceNr));
   }
@@ -427,8 +414,8 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     const bound = await this.env.write(() => {
       const meta = this.readMetadata(persistenceId);
       if (!meta) return 0;
-      // Never above highest + 1: events appended later must stay visible.
-      const lowWater = Math.max(meta.lowWater, Math.min(sequenceNr, meta.highest + 1));
+      // sequenceNr is already clamped to highest + 1 by the core: events appended later stay visible.
+      const lowWater = Math.max(meta.lowWater, sequenceNr);
       if (lowWater !== meta.lowWater) {
         metadata.putSync(key, encodeIdMetadata(key, { ...meta, lowWater }));
         const marker = truncatingKey(persistenceId);

@@ -1,7 +1,16 @@
-import { JOURNAL_OPTION_TYPES, type OptionType, SNAPSHOT_OPTION_TYPES } from '@cairn/actor-core';
+import {
+  checkOpenOptions,
+  JOURNAL_OPTION_TYPES,
+  type OptionSchema,
+  type OptionType,
+  SNAPSHOT_OPTION_TYPES,
+} from '@cairn/actor-core';
 import type { LmdbEnvironmentSettings } from './environment';
 
-/** Options only the LMDB backend takes, beside JOURNAL_OPTION_TYPES / SNAPSHOT_OPTION_TYPES. */
+/**
+ * Options only the LMDB backend takes, beside JOURNAL_OPTION_TYPES / SNAPSHOT_OPTION_TYPES. The schemas
+ * below are the one declaration open() and the provider's validateOptions both check.
+ */
 const LMDB_OPTION_TYPES: Readonly<Record<string, OptionType>> = {
   noSync: 'boolean',
   readOnly: 'boolean',
@@ -11,12 +20,12 @@ const LMDB_OPTION_TYPES: Readonly<Record<string, OptionType>> = {
   },
 };
 
-export const LMDB_JOURNAL_OPTION_TYPES: Readonly<Record<string, OptionType>> = {
+export const LMDB_JOURNAL_OPTION_TYPES: OptionSchema = {
   ...JOURNAL_OPTION_TYPES,
   ...LMDB_OPTION_TYPES,
 };
 
-export const LMDB_SNAPSHOT_OPTION_TYPES: Readonly<Record<string, OptionType>> = {
+export const LMDB_SNAPSHOT_OPTION_TYPES: OptionSchema = {
   ...SNAPSHOT_OPTION_TYPES,
   ...LMDB_OPTION_TYPES,
 };
@@ -25,7 +34,10 @@ export const LMDB_SNAPSHOT_OPTION_TYPES: Readonly<Record<string, OptionType>> = 
  * Checks the options open() needs before anything is touched; the shared ones (batching, serializer)
  * are checked by the base class constructors.
  */
-export function checkLmdbOptions(options: unknown): LmdbEnvironmentSettings {
+export function checkLmdbOptions(
+  owner: 'LmdbMessageJournal' | 'LmdbSnapshotStore',
+  options: unknown,
+): LmdbEnvironmentSettings {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new TypeError('options must be an object with a path');
   }
@@ -45,5 +57,10 @@ export function checkLmdbOptions(options: unknown): LmdbEnvironmentSettings {
   ) {
     throw new RangeError(`options.mapSize must be an integer number of bytes > 0, got ${String(mapSize)}`);
   }
+  checkOpenOptions(
+    owner,
+    options,
+    owner === 'LmdbMessageJournal' ? LMDB_JOURNAL_OPTION_TYPES : LMDB_SNAPSHOT_OPTION_TYPES,
+  );
   return { noSync: noSync ?? false, mapSize: mapSize as number | undefined, readOnly: readOnly ?? false };
 }

@@ -1,7 +1,6 @@
 import {
   AbstractSnapshotStore,
   type CorruptionLocation,
-  ReadOnlyError,
   SnapshotCorruptedError,
   type SnapshotMetadata,
   type SnapshotStoreCapabilities,
@@ -56,14 +55,11 @@ export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   readonly capabilities: SnapshotStoreCapabilities = { persistent: true, readOnly: true, metrics: true };
   /** The directory given to open(). */
   readonly path: string;
-  /** Opened with `readOnly: true`: save, delete and prune reject with ReadOnlyError. */
-  readonly readOnly: boolean;
   private env!: LmdbEnvironment;
 
   private constructor(options: LmdbSnapshotStoreOptions) {
     super(options);
     this.path = options.path;
-    this.readOnly = options.readOnly ?? false;
   }
 
   /**
@@ -74,19 +70,13 @@ export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
    *   ReadOnlyError when it would need migrating.
    */
   static async open<S = unknown>(options: LmdbSnapshotStoreOptions): Promise<LmdbSnapshotStore<S>> {
-    const settings = checkLmdbOptions(options);
+    const settings = checkLmdbOptions('LmdbSnapshotStore', options);
     const store = new LmdbSnapshotStore<S>(options);
     store.env = await LmdbEnvironment.acquire(options.path, settings, store.reporter);
     return store;
   }
 
-  /** Save, delete and prune reject with ReadOnlyError when opened read-only. */
-  protected override writeGate(operation: string): void {
-    if (this.readOnly) throw new ReadOnlyError(this.path, `${operation} refused, nothing written`);
-  }
-
   protected async _save(snapshot: StoredSnapshot): Promise<void> {
-    if (this.readOnly) throw new ReadOnlyError(this.path, 'save refused, nothing written');
     const key = entryKey(idPrefix(snapshot.persistenceId), snapshot.sequenceNr);
     const value = encodeSnapshotValue(key, snapshot.timestamp, encodeSnapshotEnvelope(snapshot));
     // One put is one atomic operation: no transaction callback (whose round trip through the main
@@ -163,7 +153,6 @@ export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   }
 
   protected async _delete(persistenceId: string, snapshots: readonly SnapshotMetadata[]): Promise<void> {
-    if (this.readOnly) throw new ReadOnlyError(this.path, 'delete refused, nothing written');
     const prefix = idPrefix(persistenceId);
     const db = this.env.snapshots;
     // One batch: all the removes in one transaction, executed by lmdb-js's write thread.

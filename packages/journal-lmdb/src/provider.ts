@@ -11,6 +11,7 @@ import { LmdbSnapshotStore, type LmdbSnapshotStoreOptions } from './lmdb-snapsho
  */
 export const provider: PersistenceProvider = {
   name: 'lmdb',
+  requiresPath: true,
   createJournal: (options) => LmdbMessageJournal.open(options as unknown as LmdbMessageJournalOptions),
   createSnapshotStore: (options) => LmdbSnapshotStore.open(options as unknown as LmdbSnapshotStoreOptions),
   // Offsets live in the journal's own environment; the journal is always this provider's own.

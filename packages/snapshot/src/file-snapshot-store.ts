@@ -4,9 +4,10 @@ import {
   type CorruptionLocation,
   checkOptionTypes,
   claimStoreDirectory,
+  checkDirectoryPath,
+  checkOpenOptions,
   isPersistenceError,
-  type OptionType,
-  ReadOnlyError,
+  type OptionSchema,
   SNAPSHOT_OPTION_TYPES,
   SnapshotCorruptedError,
   type SnapshotMetadata,
@@ -56,8 +57,8 @@ export interface FileSnapshotStoreOptions extends SnapshotStoreOptions {
   readonly lockStaleMs?: number;
 }
 
-/** The options FileSnapshotStore.open accepts, for a provider's validateOptions (with checkOptionTypes). */
-export const FILE_SNAPSHOT_OPTION_TYPES: Readonly<Record<string, OptionType>> = {
+/** Every option FileSnapshotStore.open takes: checked by open() and by the provider's validateOptions. */
+export const FILE_SNAPSHOT_OPTION_TYPES: OptionSchema = {
   ...SNAPSHOT_OPTION_TYPES,
   fsync: 'boolean',
   ioThreads: { check: (v) => Number.isSafeInteger(v) && (v as number) >= 1, expected: 'an integer >= 1' },
@@ -140,14 +141,10 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   private sharedLock: SharedLock | undefined;
   private readonly lockStaleMs: number;
 
-  /** Opened with `readOnly: true`: save, delete and prune reject with ReadOnlyError. */
-  readonly readOnly: boolean;
-
   private constructor(options: FileSnapshotStoreOptions, root: string, io: IoPool) {
     super(options);
     this.path = root;
     this.fsync = options.fsync ?? true;
-    this.readOnly = options.readOnly ?? false;
     this.io = io;
     this.tempDir = path.join(root, TEMP_DIRECTORY);
     this.lockStaleMs = options.lockStaleMs ?? DEFAULT_LOCK_STALE_MS;
@@ -166,12 +163,9 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
     if (typeof options.path !== 'string' || options.path.length === 0) {
       throw new TypeError('FileSnapshotStore.open: path must be a non-empty string');
     }
-    const problems = checkOptionTypes(
-      options as unknown as Record<string, unknown>,
-      FILE_SNAPSHOT_OPTION_TYPES,
-    );
-    if (problems.length > 0) throw new TypeError(`FileSnapshotStore.open: ${problems.join('; ')}`);
+    checkOpenOptions('FileSnapshotStore', options, FILE_SNAPSHOT_OPTION_TYPES);
     const root = path.resolve(options.path);
+    await checkDirectoryPath(root, 'file snapshot store');
     const io = IoPool.create({ threads: options.ioThreads });
     let store: FileSnapshotStore<S> | undefined;
     try {
@@ -311,13 +305,7 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
     return { dir, bySequenceNr: bySequenceNr(names) };
   }
 
-  /** Save, delete and prune reject with ReadOnlyError when opened read-only. */
-  protected override writeGate(operation: string): void {
-    if (this.readOnly) throw new ReadOnlyError(this.path, `${operation} refused, nothing written`);
-  }
-
   protected async _save(snapshot: StoredSnapshot): Promise<void> {
-    if (this.readOnly) throw new ReadOnlyError(this.path, 'save refused, nothing written');
     this.checkLock();
     this.prefetched.delete(snapshot.persistenceId);
     const dir = this.directoryOf(snapshot.persistenceId);
@@ -409,7 +397,6 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   }
 
   protected async _delete(persistenceId: string, snapshots: readonly SnapshotMetadata[]): Promise<void> {
-    if (this.readOnly) throw new ReadOnlyError(this.path, 'delete refused, nothing written');
     this.checkLock();
     this.prefetched.delete(persistenceId);
     const { dir, bySequenceNr } = await this.files(persistenceId);

@@ -1,6 +1,55 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import type { expect as jestExpect } from 'expect';
+
+/** The assertion function the suites use: jest's and vitest's `expect`, or the `expect` package's. */
+export type ConformanceExpect = typeof jestExpect;
+
+/**
+ * The test runner the suites register with: pass your runner's functions, so the kit runs under jest,
+ * vitest or node:test alike. Left out, the suites use the globals jest (and vitest with `globals: true`)
+ * define: `describe`, `it` and `expect`.
+ *
+ *   // node:test
+ *   import { describe, test } from 'node:test';
+ *   import { expect } from 'expect';
+ *   const runner = { describe, test, expect, skip: (t, reason) => t.skip(reason) };
+ */
+export interface ConformanceRunner {
+  describe(name: string, body: () => void): void;
+  /** Registers one case; `body` gets whatever the runner hands a test (node:test's and vitest's context). */
+  test(name: string, body: (context: never) => Promise<void>): void;
+  readonly expect: ConformanceExpect;
+  /**
+   * Marks the running case skipped with the reason (node:test: `(t, reason) => t.skip(reason)`; vitest:
+   * `(ctx, reason) => ctx.skip(reason)`). Without it (jest has no way to skip a running test) the case ends
+   * without failing and prints the reason.
+   */
+  skip?(context: never, reason: string): void;
+}
+
+/** What every suite's options may carry: the runner to register with. */
+export interface RunnerOption {
+  readonly runner?: ConformanceRunner;
+}
+
+/** The runner given, or jest's globals. */
+export function runnerOf(options: RunnerOption): ConformanceRunner {
+  if (options.runner) return options.runner;
+  const g = globalThis as unknown as Partial<Record<'describe' | 'it' | 'expect', unknown>>;
+  if (typeof g.describe !== 'function' || typeof g.it !== 'function' || typeof g.expect !== 'function') {
+    throw new TypeError(
+      'no test runner: pass `runner: { describe, test, expect }` (node:test, vitest without globals), ' +
+        'or run under jest',
+    );
+  }
+  return {
+    describe: g.describe as ConformanceRunner['describe'],
+    test: g.it as ConformanceRunner['test'],
+    expect: g.expect as ConformanceExpect,
+  };
+}
 
 /** What a factory gets: a fresh directory of its own (created, empty). */
 export interface FactoryContext {
@@ -90,34 +139,31 @@ export class CaseContext<T extends Closable> {
 }
 
 /**
- * Registers `body` as one jest test per lifecycle (fresh and reopened), each on its own directory, with
+ * Registers `body` as one test per lifecycle (fresh and reopened), each on its own directory, with
  * the case object `describeCase` builds from the context; the store is closed and the directory removed
  * afterwards, whatever the outcome.
  */
 export function registerCase<T extends Closable, C>(
+  runner: ConformanceRunner,
   create: (ctx: FactoryContext) => Promise<T>,
   title: string,
   describeCase: (ctx: CaseContext<T>) => C,
   body: (c: C) => Promise<void>,
 ): void {
   for (const lifecycle of LIFECYCLES) {
-    it(`${title} [${lifecycle}]`, async () => {
+    runner.test(`${title} [${lifecycle}]`, async (context: never) => {
       const ctx = await CaseContext.open(create, lifecycle);
       try {
         await body(describeCase(ctx));
       } catch (e) {
         if (!(e instanceof CaseSkipped)) throw e;
-        reportSkip(`${title} [${lifecycle}]`, e.message);
+        if (runner.skip) runner.skip(context, e.message);
+        else console.log(`${title} [${lifecycle}]: ${e.message}`);
       } finally {
         await ctx.dispose();
       }
     });
   }
-}
-
-/** jest cannot mark a running test skipped: the case ends without failing and prints why. */
-function reportSkip(title: string, reason: string): void {
-  console.log(`${title}: ${reason}`);
 }
 
 /** Collects an async iterable into an array. */

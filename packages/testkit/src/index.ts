@@ -8,11 +8,15 @@ export {
   CaseContext,
   CaseSkipped,
   type Closable,
+  type ConformanceExpect,
+  type ConformanceRunner,
   collect,
   type FactoryContext,
   freshId,
   LIFECYCLES,
   type Lifecycle,
+  type RunnerOption,
+  runnerOf,
 } from './conformance-context';
 export {
   type CorruptionReport,

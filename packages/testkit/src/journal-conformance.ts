@@ -7,12 +7,20 @@ import {
   type MessageJournal,
   SequenceConflictError,
 } from '@cairn/actor-core';
-import { type CaseContext, collect, type FactoryContext, freshId, registerCase } from './conformance-context';
+import {
+  type CaseContext,
+  collect,
+  type FactoryContext,
+  freshId,
+  type RunnerOption,
+  registerCase,
+  runnerOf,
+} from './conformance-context';
 import { journalModelGroup } from './journal-model';
 import { journalQueryGroup } from './journal-query';
 import { journalQueryModelGroup } from './journal-query-model';
 
-export interface JournalConformanceOptions {
+export interface JournalConformanceOptions extends RunnerOption {
   /** Shown in the suite's title, e.g. "file (fsync on)". */
   readonly name: string;
   /** Opens a journal on `dir`; called again with the same dir after close() it must reopen the same data. */
@@ -35,6 +43,7 @@ type CaseBody = (c: JournalCase) => Promise<void>;
 /** Registers `body` as one jest test per lifecycle (fresh and reopened), each with its own directory and id. */
 export function journalCase(options: JournalConformanceOptions, title: string, body: CaseBody): void {
   registerCase(
+    runnerOf(options),
     options.create,
     title,
     (ctx): JournalCase => ({
@@ -62,6 +71,7 @@ async function fill(journal: MessageJournal<unknown>, id: string, count: number)
 // ---- groups ----
 
 export function journalAppendReadGroup(options: JournalConformanceOptions): void {
+  const { describe, expect } = runnerOf(options);
   describe('append and read', () => {
     journalCase(options, 'the first append to an id gets sequenceNr 1', async ({ journal, id }) => {
       expect(await journal.append(id, 'a')).toBe(1);
@@ -189,6 +199,7 @@ export function journalAppendReadGroup(options: JournalConformanceOptions): void
 }
 
 export function journalBatchGroup(options: JournalConformanceOptions): void {
+  const { describe, expect } = runnerOf(options);
   describe('appendBatch', () => {
     journalCase(options, 'returns consecutive sequenceNrs', async ({ journal, id }) => {
       expect(await journal.appendBatch(id, ['a', 'b', 'c'])).toEqual([1, 2, 3]);
@@ -230,6 +241,7 @@ export function journalBatchGroup(options: JournalConformanceOptions): void {
 }
 
 export function journalTruncationGroup(options: JournalConformanceOptions): void {
+  const { describe, expect } = runnerOf(options);
   describe('truncateBefore', () => {
     journalCase(options, 'deletes the entries below the given sequenceNr', async ({ journal, id }) => {
       await fill(journal, id, 5);
@@ -308,6 +320,7 @@ export function journalTruncationGroup(options: JournalConformanceOptions): void
 }
 
 export function journalExpectedSequenceGroup(options: JournalConformanceOptions): void {
+  const { describe, expect } = runnerOf(options);
   describe('expectedSequenceNr', () => {
     journalCase(options, '0 on a new id succeeds', async ({ journal, id }) => {
       expect(await journal.append(id, 'a', { expectedSequenceNr: 0 })).toBe(1);
@@ -380,6 +393,7 @@ export function journalExpectedSequenceGroup(options: JournalConformanceOptions)
 }
 
 export function journalConcurrencyGroup(options: JournalConformanceOptions): void {
+  const { describe, expect } = runnerOf(options);
   describe('concurrency and ordering', () => {
     journalCase(
       options,
@@ -451,6 +465,7 @@ export function journalConcurrencyGroup(options: JournalConformanceOptions): voi
 }
 
 export function journalValidationGroup(options: JournalConformanceOptions): void {
+  const { describe, expect } = runnerOf(options);
   const rejects = async (promise: Promise<unknown>, kind: typeof TypeError | typeof RangeError) => {
     const error = await promise.then(
       () => undefined,
@@ -541,6 +556,7 @@ export function journalValidationGroup(options: JournalConformanceOptions): void
 }
 
 export function journalCloseGroup(options: JournalConformanceOptions): void {
+  const { describe, expect } = runnerOf(options);
   const isClosed = (e: unknown) =>
     e instanceof JournalClosedError || isPersistenceError(e, 'ERR_JOURNAL_CLOSED');
   describe('close', () => {
@@ -611,6 +627,7 @@ export function journalCloseGroup(options: JournalConformanceOptions): void {
 }
 
 export function journalIdsGroup(options: JournalConformanceOptions): void {
+  const { describe, expect } = runnerOf(options);
   describe('persistence ids', () => {
     journalCase(options, 'persistenceIds lists every id appended to', async ({ journal, id }) => {
       const ids = [`${id}-a`, `${id}-b`, `${id}-c`];
@@ -671,6 +688,7 @@ export function journalIdsGroup(options: JournalConformanceOptions): void {
 }
 
 export function journalMessagesGroup(options: JournalConformanceOptions): void {
+  const { describe, expect } = runnerOf(options);
   describe('messages', () => {
     journalCase(options, 'JSON-like values round-trip', async ({ journal, id }) => {
       const values = ['text', '', 0, -1.5, 1e300, true, false, null, { a: [1, { b: 'c' }] }, [], {}];
@@ -742,6 +760,7 @@ export function journalMessagesGroup(options: JournalConformanceOptions): void {
 }
 
 export function journalReopenGroup(options: JournalConformanceOptions): void {
+  const { describe, expect } = runnerOf(options);
   const durable = (title: string, body: CaseBody) =>
     journalCase(options, title, async (c) => {
       c.ctx.requires(c.journal.capabilities.persistent, 'persistent');
@@ -792,6 +811,7 @@ export function journalReopenGroup(options: JournalConformanceOptions): void {
 
 /** Cairn's tool methods: copies keep sequence numbers and timestamps, also of truncated ids. */
 export function journalImportGroup(options: JournalConformanceOptions): void {
+  const { describe, expect } = runnerOf(options);
   describe('imports (tools)', () => {
     const entry = (id: string, sequenceNr: number) => ({
       persistenceId: id,
@@ -869,6 +889,7 @@ export function journalImportGroup(options: JournalConformanceOptions): void {
  * that declares nothing fails here instead of passing every capability check by default.
  */
 export function journalCapabilitiesGroup(options: JournalConformanceOptions): void {
+  const { describe, expect } = runnerOf(options);
   describe('capabilities', () => {
     journalCase(options, 'the journal declares its capabilities on the instance', async ({ journal }) => {
       const declared = journal.capabilities as unknown;
@@ -905,6 +926,7 @@ export function journalCapabilitiesGroup(options: JournalConformanceOptions): vo
  *   journalConformance({ name: 'file', create: ({ dir }) => FileMessageJournal.open({ path: dir }) });
  */
 export function journalConformance(options: JournalConformanceOptions): void {
+  const { describe } = runnerOf(options);
   describe(`${options.name} journal conformance`, () => {
     journalCapabilitiesGroup(options);
     journalAppendReadGroup(options);

@@ -1,6 +1,6 @@
 import { isPersistenceError, type MessageJournal } from '@cairn/actor-core';
 import fc from 'fast-check';
-import { CaseContext, collect, freshId } from './conformance-context';
+import { CaseContext, type ConformanceExpect, collect, freshId, runnerOf } from './conformance-context';
 import type { JournalConformanceOptions } from './journal-conformance';
 
 /** The journal's contract as the simplest thing that could keep it: arrays in memory. */
@@ -77,6 +77,7 @@ function commands(persistent: boolean): fc.Arbitrary<Command[]> {
 }
 
 async function runAgainstModel(
+  expect: ConformanceExpect,
   ctx: CaseContext<MessageJournal<unknown>>,
   prefix: string,
   program: readonly Command[],
@@ -134,15 +135,16 @@ async function runAgainstModel(
  * minimal failing sequence.
  */
 export function journalModelGroup(options: JournalConformanceOptions): void {
+  const { describe, test, expect } = runnerOf(options);
   describe('model-based (fast-check)', () => {
-    it('random command sequences behave like the model', async () => {
+    test('random command sequences behave like the model', async () => {
       const ctx = await CaseContext.open(options.create, 'fresh');
       try {
         // Reopens are among the commands only for a journal that keeps its data across them.
         const { persistent } = ctx.store.capabilities;
         await fc.assert(
           fc.asyncProperty(commands(persistent), (program) =>
-            runAgainstModel(ctx, freshId('model'), program),
+            runAgainstModel(expect, ctx, freshId('model'), program),
           ),
           { numRuns: options.modelRuns ?? 25 },
         );

@@ -8,7 +8,7 @@ import {
   isPersistenceError,
   type MessageJournal,
 } from '@cairn/actor-core';
-import { collect, freshId } from './conformance-context';
+import { collect, freshId, runnerOf } from './conformance-context';
 import { type JournalCase, type JournalConformanceOptions, journalCase } from './journal-conformance';
 
 type QueryJournal = MessageJournal<unknown> & EventQuery<unknown>;
@@ -65,6 +65,7 @@ type Case = (c: JournalCase & { q: QueryJournal }) => Promise<void>;
  * abort and close. Gated by `capabilities.query`.
  */
 export function journalQueryGroup(options: JournalConformanceOptions): void {
+  const { describe, expect } = runnerOf(options);
   const test = (title: string, body: Case) =>
     journalCase(options, title, (c) => {
       c.ctx.requires(c.journal.capabilities.query, 'query');

@@ -1,7 +1,14 @@
 import { isPersistenceError, type SnapshotStore } from '@cairn/actor-core';
-import { type CaseContext, type FactoryContext, freshId, registerCase } from './conformance-context';
+import {
+  type CaseContext,
+  type FactoryContext,
+  freshId,
+  type RunnerOption,
+  registerCase,
+  runnerOf,
+} from './conformance-context';
 
-export interface SnapshotConformanceOptions {
+export interface SnapshotConformanceOptions extends RunnerOption {
   /** Shown in the suite's title. */
   readonly name: string;
   /** Opens a store on `dir`; called again with the same dir after close() it must reopen the same data. */
@@ -19,6 +26,7 @@ type CaseBody = (c: SnapshotCase) => Promise<void>;
 /** Registers `body` as one jest test per lifecycle, each with its own directory and id. */
 export function snapshotCase(options: SnapshotConformanceOptions, title: string, body: CaseBody): void {
   registerCase(
+    runnerOf(options),
     options.create,
     title,
     (ctx): SnapshotCase => ({
@@ -35,6 +43,7 @@ export function snapshotCase(options: SnapshotConformanceOptions, title: string,
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function snapshotSaveLoadGroup(options: SnapshotConformanceOptions): void {
+  const { describe, expect } = runnerOf(options);
   describe('save and loadLatest', () => {
     snapshotCase(options, 'loadLatest of an unknown id is undefined', async ({ store, id }) => {
       expect(await store.loadLatest(id)).toBeUndefined();
@@ -108,6 +117,7 @@ export function snapshotSaveLoadGroup(options: SnapshotConformanceOptions): void
 }
 
 export function snapshotCriteriaGroup(options: SnapshotConformanceOptions): void {
+  const { describe, expect } = runnerOf(options);
   describe('criteria', () => {
     snapshotCase(options, 'maxSequenceNr is inclusive', async ({ store, id }) => {
       for (const seq of [2, 4, 6]) await store.save(id, seq, seq);
@@ -140,6 +150,7 @@ export function snapshotCriteriaGroup(options: SnapshotConformanceOptions): void
 }
 
 export function snapshotDeleteGroup(options: SnapshotConformanceOptions): void {
+  const { describe, expect } = runnerOf(options);
   describe('delete and prune', () => {
     snapshotCase(options, 'delete without criteria removes all of the id', async ({ store, id }) => {
       await store.save(id, 1, 'a');
@@ -195,6 +206,7 @@ export function snapshotDeleteGroup(options: SnapshotConformanceOptions): void {
 }
 
 export function snapshotValidationGroup(options: SnapshotConformanceOptions): void {
+  const { describe, expect } = runnerOf(options);
   const rejects = async (call: () => Promise<unknown>, kind: typeof TypeError | typeof RangeError) => {
     let error: unknown;
     try {
@@ -241,6 +253,7 @@ export function snapshotValidationGroup(options: SnapshotConformanceOptions): vo
 }
 
 export function snapshotCloseGroup(options: SnapshotConformanceOptions): void {
+  const { describe, expect } = runnerOf(options);
   const isClosed = (e: unknown) =>
     isPersistenceError(e, 'ERR_SNAPSHOT_STORE_CLOSED') && (e as Error).name === 'SnapshotStoreClosedError';
   describe('close', () => {
@@ -282,6 +295,7 @@ export function snapshotCloseGroup(options: SnapshotConformanceOptions): void {
 }
 
 export function snapshotReopenGroup(options: SnapshotConformanceOptions): void {
+  const { describe, expect } = runnerOf(options);
   const durable = (title: string, body: CaseBody) =>
     snapshotCase(options, title, async (c) => {
       c.ctx.requires(c.store.capabilities.persistent, 'persistent');
@@ -312,6 +326,7 @@ export function snapshotReopenGroup(options: SnapshotConformanceOptions): void {
  *   snapshotConformance({ name: 'file', create: ({ dir }) => FileSnapshotStore.open({ path: dir }) });
  */
 export function snapshotConformance(options: SnapshotConformanceOptions): void {
+  const { describe, expect } = runnerOf(options);
   describe(`${options.name} snapshot store conformance`, () => {
     describe('capabilities', () => {
       snapshotCase(options, 'the store declares its capabilities on the instance', async ({ store }) => {
