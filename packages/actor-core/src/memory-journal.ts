@@ -85,8 +85,11 @@ export class MemoryMessageJournal<M = unknown> extends AbstractMessageJournal<M>
   static async open<M = unknown>(
     options: MemoryMessageJournalOptions = {},
   ): Promise<MemoryMessageJournal<M>> {
+    // The base class checks the shared options first (a RangeError for a batch size of 0); constructing
+    // a memory journal touches nothing, so the schema check (unknown options) can follow it.
+    const journal = new MemoryMessageJournal<M>(options);
     checkOpenOptions('MemoryMessageJournal', options, MEMORY_JOURNAL_OPTION_TYPES);
-    return new MemoryMessageJournal<M>(options);
+    return journal;
   }
 
   /**

@@ -216,13 +216,13 @@ describe('FileSnapshotStore', () => {
     await expectNoLeakedResources(before);
   });
 
-  it('fails to open on a path that is a file with a StorageError, leaking nothing', async () => {
+  it('fails to open on a path that is a file with a ConfigError saying so, leaking nothing', async () => {
     const before = captureResources();
     const file = path.join(root, 'plain-file');
     fs.writeFileSync(file, '');
     const error = await rejection(() => FileSnapshotStore.open({ path: file }));
-    expect(isPersistenceError(error, 'ERR_STORAGE')).toBe(true);
-    expect((error as Error).message).toContain(file);
+    expect(isPersistenceError(error, 'ERR_CONFIG')).toBe(true);
+    expect((error as Error).message).toContain(`${file} is not a directory`);
     await expectNoLeakedResources(before);
   });
 
