@@ -32,7 +32,7 @@ export {
   describeConfigOrigin,
   persistenceConfigOrigin,
 } from './config-origin';
-export { crc32, crc32Native, crc32Portable, crc32Range } from './crc32';
+export { crc32, crc32Range } from './crc32';
 export {
   ActorStoppedError,
   AskTimeoutError,
@@ -59,7 +59,6 @@ export {
   StoreMismatchError,
   WriteRejectedError,
 } from './errors';
-export { KeyedQueue } from './keyed-queue';
 export { canLease, type Lease, type LeaseOptions, type LeaseProvider } from './lease';
 export { MemoryFaults } from './memory-faults';
 export { MemoryJournalStore, MemoryMessageJournal, type MemoryMessageJournalOptions } from './memory-journal';
@@ -90,7 +89,6 @@ export type { OrderedFilter, PositionedEvent } from './query-reader';
 export { defaultReporter, type PersistenceReport, type Reporter } from './report';
 export * from './runtime';
 export {
-  defaultSerializers,
   JsonSerializer,
   jsonSerializer,
   MsgpackSerializer,

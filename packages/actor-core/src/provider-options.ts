@@ -66,12 +66,22 @@ export type OptionSchema = Readonly<Record<string, OptionType>>;
 /**
  * Checks the options given to `owner.open()` against the backend's schema, the same one its provider's
  * validateOptions uses: a misspelt or unknown option (`fsynk`, `readonly`) is a TypeError naming every
- * problem and the known options, before anything is opened, instead of being ignored.
+ * problem and the known options, before anything is opened, instead of being ignored; a number out of
+ * its range is a RangeError.
  */
 export function checkOpenOptions(owner: string, options: unknown, schema: OptionSchema): void {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new TypeError(`${owner}.open needs an options object`);
   }
-  const problems = checkOptionTypes(options as Record<string, unknown>, schema);
-  if (problems.length > 0) throw new TypeError(`${owner}.open: ${problems.join('; ')}`);
+  const given = options as Record<string, unknown>;
+  const problems = checkOptionTypes(given, schema);
+  if (problems.length === 0) return;
+  // A number outside its range (a batch size of 0) is a RangeError; anything else (an unknown option,
+  // a string where a number belongs) a TypeError.
+  const outOfRange = problems.every((p) => {
+    const key = p.slice(0, p.indexOf(':'));
+    return schema[key] !== undefined && typeof given[key] === 'number';
+  });
+  const message = `${owner}.open: ${problems.join('; ')}`;
+  throw outOfRange ? new RangeError(message) : new TypeError(message);
 }

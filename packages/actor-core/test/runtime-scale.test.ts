@@ -1,5 +1,6 @@
-import { ActorSystem, backoffDelay, MemoryFaults } from '@cairn/actor-core';
+import { ActorSystem, MemoryFaults } from '@cairn/actor-core';
 import { captureResources, expectNoLeakedResources } from '@cairn/testkit';
+import { backoffDelay } from '../src/runtime/behavior';
 import { type AccountCommand, account, MemoryWorld } from './runtime-fixtures';
 
 describe('many actors', () => {

@@ -1,5 +1,5 @@
 // actor-core's CRC32 module itself: this file also runs in IO threads, which need none of the rest.
-import { crc32 } from '@cairn/actor-core/dist/crc32';
+import { crc32 } from '@cairn/actor-core/crc32';
 import type { SegmentContents } from './segment-scan';
 
 /**

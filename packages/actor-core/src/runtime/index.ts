@@ -15,7 +15,6 @@ export {
   type SpawnOptions,
 } from './actor-system';
 export {
-  backoffDelay,
   DEFAULT_STASH_CAPACITY,
   type EventAdapter,
   EventSourcedBehavior,
