@@ -18,8 +18,11 @@ export type ConformanceExpect = typeof jestExpect;
  */
 export interface ConformanceRunner {
   describe(name: string, body: () => void): void;
-  /** Registers one case; `body` gets whatever the runner hands a test (node:test's and vitest's context). */
-  test(name: string, body: (context: never) => Promise<void>): void;
+  /**
+   * Registers one case; `body` gets whatever the runner hands a test (node:test's and vitest's context).
+   * A few long cases pass a timeout in ms as the third argument (jest and vitest take it there).
+   */
+  test(name: string, body: (context: never) => Promise<void>, timeoutMs?: number): void;
   readonly expect: ConformanceExpect;
   /**
    * Marks the running case skipped with the reason (node:test: `(t, reason) => t.skip(reason)`; vitest:

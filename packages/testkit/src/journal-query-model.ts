@@ -6,7 +6,7 @@ import {
   type MessageJournal,
 } from '@cairn/actor-core';
 import fc from 'fast-check';
-import { CaseContext, collect, freshId } from './conformance-context';
+import { CaseContext, type ConformanceExpect, collect, freshId, runnerOf } from './conformance-context';
 import type { JournalConformanceOptions } from './journal-conformance';
 
 type QueryJournal = MessageJournal<unknown> & EventQuery<unknown>;
@@ -87,6 +87,7 @@ class LiveReader {
 }
 
 async function runProgram(
+  expect: ConformanceExpect,
   ctx: CaseContext<MessageJournal<unknown>>,
   prefix: string,
   program: readonly Command[],
@@ -279,8 +280,9 @@ async function runProgram(
  * start exactly once, in that same order.
  */
 export function journalQueryModelGroup(options: JournalConformanceOptions): void {
+  const { describe, test, expect } = runnerOf(options);
   describe('queries, model-based (fast-check)', () => {
-    it('random concurrent appends, truncations, reopens and live readers never skip or reorder', async () => {
+    test('random concurrent appends, truncations, reopens and live readers never skip or reorder', async () => {
       const ctx = await CaseContext.open(options.create, 'fresh');
       try {
         // Read from the instance; a journal without queries has nothing to check here.
@@ -290,7 +292,9 @@ export function journalQueryModelGroup(options: JournalConformanceOptions): void
           return;
         }
         await fc.assert(
-          fc.asyncProperty(commands(persistent), (program) => runProgram(ctx, freshId('qmodel'), program)),
+          fc.asyncProperty(commands(persistent), (program) =>
+            runProgram(expect, ctx, freshId('qmodel'), program),
+          ),
           { numRuns: options.queryModelRuns ?? 10 },
         );
       } finally {

@@ -15,6 +15,7 @@ export {
   type SpawnOptions,
 } from './actor-system';
 export {
+  backoffDelay,
   DEFAULT_STASH_CAPACITY,
   type EventAdapter,
   EventSourcedBehavior,
