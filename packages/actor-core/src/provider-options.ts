@@ -80,7 +80,8 @@ export function checkOpenOptions(owner: string, options: unknown, schema: Option
   // a string where a number belongs) a TypeError.
   const outOfRange = problems.every((p) => {
     const key = p.slice(0, p.indexOf(':'));
-    return schema[key] !== undefined && typeof given[key] === 'number';
+    const type = schema[key];
+    return (type === 'integer' || typeof type === 'object') && typeof given[key] === 'number';
   });
   const message = `${owner}.open: ${problems.join('; ')}`;
   throw outOfRange ? new RangeError(message) : new TypeError(message);
