@@ -98,7 +98,6 @@ export {
   type SerializableClass,
   type Serializer,
   SerializerRegistry,
-  serializersFor,
 } from './serializer';
 export {
   type AppendOptions,

@@ -1,5 +1,4 @@
 import {
-  defaultSerializers,
   jsonSerializer,
   MemoryMessageJournal,
   MsgpackSerializer,
@@ -9,6 +8,7 @@ import {
   SerializerRegistry,
 } from '@cairn/actor-core';
 import fc from 'fast-check';
+import { defaultSerializers } from '../src/serializer';
 
 const roundTrip = (s: Serializer, v: unknown) => s.decode(s.encode(v));
 

@@ -2,8 +2,8 @@ import { mkdir, realpath, stat } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import * as nodePath from 'node:path';
 import {
-  claimStoreDirectory,
   checkDirectoryPath,
+  claimStoreDirectory,
   JournalCorruptedError,
   newJournalId,
   ReadOnlyError,

@@ -1,8 +1,10 @@
 import {
   AbstractMessageJournal,
   type CorruptionLocation,
+  checkOpenOptions,
   checkPersistenceId,
   isPersistenceError,
+  type JournalCapabilities,
   JournalCorruptedError,
   type JournalWrite,
   type Lease,
@@ -15,7 +17,12 @@ import {
 import { isRetryable, type SqlDatabase, storageError } from './driver';
 import { LeaseTable } from './lease-table';
 import { idFromColumn, idToColumn } from './persistence-id';
-import { type Connection, connect, type PostgresMessageJournalOptions } from './postgres-options';
+import {
+  type Connection,
+  connect,
+  POSTGRES_JOURNAL_OPTION_TYPES,
+  type PostgresMessageJournalOptions,
+} from './postgres-options';
 import { rowChecksum } from './record-check';
 import { prepareSchema, type SchemaNames } from './schema';
 
@@ -53,12 +60,15 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
    * Persistent; commits run concurrently; several processes may write (the core reads highest sequence
    * numbers from the database, never from memory); grants exclusive leases per id.
    */
-  readonly capabilities = {
+  readonly capabilities: JournalCapabilities = {
     persistent: true,
     concurrentCommits: true,
     sharedWriters: true,
     leases: true,
-  } as const;
+    import: true,
+    flush: true,
+    metrics: true,
+  };
   /** The schema holding the tables. */
   readonly schema: string;
   private readonly db: SqlDatabase;
@@ -114,6 +124,7 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
    *   its schema was made by a newer version.
    */
   static async open<M = unknown>(options: PostgresMessageJournalOptions): Promise<PostgresMessageJournal<M>> {
+    checkOpenOptions('PostgresMessageJournal', options, POSTGRES_JOURNAL_OPTION_TYPES);
     const connection = connect(options, 'journal');
     let journal: PostgresMessageJournal<M>;
     try {

@@ -1,6 +1,7 @@
 import {
   JOURNAL_OPTION_TYPES,
   type JournalOptions,
+  type OptionSchema,
   type OptionType,
   SNAPSHOT_OPTION_TYPES,
   type SnapshotStoreOptions,
@@ -47,12 +48,14 @@ const CONNECTION_OPTION_TYPES: Readonly<Record<string, OptionType>> = {
 const withoutPath = (types: Readonly<Record<string, OptionType>>) =>
   Object.fromEntries(Object.entries(types).filter(([k]) => k !== 'path'));
 
-export const POSTGRES_JOURNAL_OPTION_TYPES: Readonly<Record<string, OptionType>> = {
+/** Every option PostgresMessageJournal.open takes: checked by open() and by the provider's validateOptions. */
+export const POSTGRES_JOURNAL_OPTION_TYPES: OptionSchema = {
   ...withoutPath(JOURNAL_OPTION_TYPES),
   ...CONNECTION_OPTION_TYPES,
 };
 
-export const POSTGRES_SNAPSHOT_OPTION_TYPES: Readonly<Record<string, OptionType>> = {
+/** Every option PostgresSnapshotStore.open takes: checked by open() and by the provider's validateOptions. */
+export const POSTGRES_SNAPSHOT_OPTION_TYPES: OptionSchema = {
   ...withoutPath(SNAPSHOT_OPTION_TYPES),
   ...CONNECTION_OPTION_TYPES,
 };

@@ -1,15 +1,22 @@
 import {
   AbstractSnapshotStore,
   type CorruptionLocation,
+  checkOpenOptions,
   isPersistenceError,
   SnapshotCorruptedError,
   type SnapshotMetadata,
+  type SnapshotStoreCapabilities,
   StorageError,
   type StoredSnapshot,
 } from '@cairn/actor-core';
 import { type SqlDatabase, storageError } from './driver';
 import { idToColumn } from './persistence-id';
-import { type Connection, connect, type PostgresSnapshotStoreOptions } from './postgres-options';
+import {
+  type Connection,
+  connect,
+  POSTGRES_SNAPSHOT_OPTION_TYPES,
+  type PostgresSnapshotStoreOptions,
+} from './postgres-options';
 import { rowChecksum } from './record-check';
 import { prepareSchema, type SchemaNames } from './schema';
 
@@ -28,7 +35,7 @@ interface SnapshotRow {
  */
 export class PostgresSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   /** Snapshots survive close() and a reopen; several processes may share the table. */
-  readonly capabilities = { persistent: true } as const;
+  readonly capabilities: SnapshotStoreCapabilities = { persistent: true, metrics: true };
   readonly schema: string;
   private readonly db: SqlDatabase;
   private readonly names: SchemaNames;
@@ -47,6 +54,7 @@ export class PostgresSnapshotStore<S = unknown> extends AbstractSnapshotStore<S>
    *   its schema was made by a newer version.
    */
   static async open<S = unknown>(options: PostgresSnapshotStoreOptions): Promise<PostgresSnapshotStore<S>> {
+    checkOpenOptions('PostgresSnapshotStore', options, POSTGRES_SNAPSHOT_OPTION_TYPES);
     const connection = connect(options, 'snapshots');
     try {
       const store = new PostgresSnapshotStore<S>(options, connection);

@@ -17,7 +17,6 @@ journalConformance({
   name: 'postgres',
   create: async ({ dir }) =>
     PostgresMessageJournal.open({ connectionString: fastTestServerUrl(), schema: await schemas.forKey(dir) }),
-  imports: true,
 });
 
 // The batching edge cases again (one commit per 3 entries, no delay, 2 connections): the groups about

@@ -2,10 +2,9 @@ import * as path from 'node:path';
 import {
   AbstractSnapshotStore,
   type CorruptionLocation,
-  checkOptionTypes,
-  claimStoreDirectory,
   checkDirectoryPath,
   checkOpenOptions,
+  claimStoreDirectory,
   isPersistenceError,
   type OptionSchema,
   SNAPSHOT_OPTION_TYPES,
