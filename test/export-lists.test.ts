@@ -104,6 +104,8 @@ const surfaces: Record<string, string[]> = {
     'newJournalId',
     'persistenceConfigOrigin',
     'resolveSerializer',
+    'seesForeignCommits',
+    'storeBackendOf',
   ],
   '@cairn/snapshot': [
     'DEFAULT_CLOSE_TIMEOUT_MS',

@@ -137,9 +137,10 @@ export {
   type SnapshotEntry,
   type SnapshotStore,
   type SnapshotStoreCapabilities,
+  seesForeignCommits,
   type TransactionalOffsetStore,
 } from './spi';
-export { type ClaimOptions, claimStoreDirectory, STORE_MARKER_FILE } from './store-marker';
+export { type ClaimOptions, claimStoreDirectory, STORE_MARKER_FILE, storeBackendOf } from './store-marker';
 export { checkDirectoryPath } from './store-path';
 export { checkTag, checkTags, NO_TAGS } from './tags';
 export {

@@ -422,6 +422,14 @@ export function hasSnapshotMetrics<S>(store: SnapshotStore<S>): store is Metered
   return store.capabilities?.metrics === true;
 }
 
+/**
+ * True when the journal declares `foreignCommits`: its live queries see events other processes commit to
+ * the same storage (so a reader beside a running application, such as `cairn events --follow`, works).
+ */
+export function seesForeignCommits<M>(journal: MessageJournal<M>): boolean {
+  return journal.capabilities?.foreignCommits === true;
+}
+
 /** True when the journal or store can be opened read-only (declares `readOnly`). */
 export function canOpenReadOnly(store: MessageJournal | SnapshotStore): boolean {
   return store.capabilities?.readOnly === true;
@@ -499,6 +507,14 @@ export interface PersistenceProvider {
    * against the same schema the store's open() checks (see checkOpenOptions), so the two cannot drift.
    */
   validateOptions?(kind: 'journal' | 'snapshots', options: Record<string, unknown>): string[];
+  /**
+   * Optional, for a provider that keeps its data in a directory: true when `directory` (which exists)
+   * holds this provider's journal (`kind` 'journal') or snapshot store. Tools pointed at a bare directory
+   * (`cairn verify --journal <dir>`) ask each provider instead of knowing their file layouts. Answer
+   * from the format marker (see `storeBackendOf`) and the files only this provider writes; never create
+   * or change anything.
+   */
+  detect?(directory: string, kind: 'journal' | 'snapshots'): Promise<boolean>;
   /**
    * Optional: the OffsetStore kept with `journal` (which this provider's `createJournal` opened with
    * `options`), e.g. files beside the journal's data or a table in its database. It lives as long as the

@@ -89,3 +89,26 @@ function markerBackend(raw: string): string | undefined {
     return undefined;
   }
 }
+
+/**
+ * The backend whose data `directory` holds, by its marker, or (for data written before markers) by the
+ * files a built-in backend leaves; undefined for a directory that holds neither (or does not exist).
+ * Reads only.
+ */
+export async function storeBackendOf(directory: string): Promise<string | undefined> {
+  let raw: string | undefined;
+  try {
+    raw = await readFile(path.join(directory, STORE_MARKER_FILE), 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT') return undefined;
+  }
+  if (raw !== undefined) return markerBackend(raw);
+  let names: string[];
+  try {
+    names = await readdir(directory);
+  } catch {
+    return undefined;
+  }
+  return LEGACY_SIGNS.find((sign) => names.some(sign.test))?.backend;
+}

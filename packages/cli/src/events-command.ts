@@ -1,4 +1,10 @@
-import { canQuery, type EventEnvelope, type JournalEntry, type MessageJournal } from '@cairn/actor-core';
+import {
+  canQuery,
+  type EventEnvelope,
+  type JournalEntry,
+  type MessageJournal,
+  seesForeignCommits,
+} from '@cairn/actor-core';
 import { EXIT_NOT_FOUND, EXIT_OK, EXIT_PROBLEMS, UnsupportedError, UsageError } from './exit-codes';
 import type { OpenedStores } from './open-stores';
 import { type CliOutput, line } from './terminal-output';
@@ -117,8 +123,7 @@ export async function printEvents(
  * notices what another process commits (the journal declares it in its capabilities).
  */
 function checkFollowable(journal: MessageJournal, stores: OpenedStores): void {
-  const capabilities = (journal as { capabilities?: { foreignCommits?: boolean } }).capabilities;
-  if (capabilities?.foreignCommits !== true) {
+  if (!seesForeignCommits(journal)) {
     throw new UnsupportedError(
       `--follow: the ${stores.journalConfig?.provider ?? 'configured'} journal opened by cairn does not see ` +
         'events another process commits while it runs; list what is there without --follow, and run it again ' +

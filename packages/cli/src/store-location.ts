@@ -1,17 +1,18 @@
 import { readdir, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import {
+  BUILTIN_PROVIDERS,
   loadPersistenceConfig,
   type PersistenceConfig,
+  type PersistenceProvider,
   persistenceConfigOrigin,
   type StoreConfig,
 } from '@cairn/actor-core';
 import { UsageError } from './exit-codes';
 
-/** The backends `cairn` recognises by looking at a directory. */
-export type DetectedBackend = 'file' | 'lmdb';
+/** The name of the provider whose data a directory holds, as its `detect` hook recognised it. */
+export type DetectedBackend = string;
 
-/** What the user pointed `cairn` at: a whole configuration, or one or two directories. */
 export interface StoreSelection {
   /** `--config <file>`: a cairn.config.json. */
   readonly config?: string;
@@ -33,11 +34,41 @@ export interface ResolvedStores {
   readonly overrides: readonly string[];
 }
 
-const SEGMENT_FILE = /^\d{16}\.log$/;
-const LMDB_DATA_FILE = 'data.mdb';
-/** FileSnapshotStore's temp directory (TEMP_DIRECTORY in @cairn/snapshot): present once a store was opened. */
-const SNAPSHOT_TEMP_DIRECTORY = '.tmp';
-const SNAPSHOT_FILE = /^\d{16}-\d{16}\.snapshot$/;
+/**
+ * The built-in providers that keep their data in a directory and can recognise it (`detect`), in the
+ * order they are asked. A provider whose package is not installed is left out.
+ */
+async function directoryProviders(): Promise<PersistenceProvider[]> {
+  const found: PersistenceProvider[] = [];
+  for (const specifier of Object.values(BUILTIN_PROVIDERS)) {
+    let provider: PersistenceProvider | undefined;
+    try {
+      provider = ((await import(specifier)) as { provider?: PersistenceProvider }).provider;
+    } catch {
+      continue;
+    }
+    if (provider?.requiresPath === true && typeof provider.detect === 'function') found.push(provider);
+  }
+  return found;
+}
+
+/** The first provider that recognises `dir` as its `kind` of store, or a usage error naming those asked. */
+async function detectBackend(
+  dir: string,
+  flag: string,
+  kind: 'journal' | 'snapshots',
+): Promise<DetectedBackend> {
+  await entriesOf(dir, flag);
+  const providers = await directoryProviders();
+  for (const provider of providers) {
+    if (await provider.detect!(dir, kind)) return provider.name;
+  }
+  const what = kind === 'journal' ? 'journal' : 'snapshot store';
+  throw new UsageError(
+    `${flag} ${dir}: not a Cairn ${what} (none of the providers ${providers.map((p) => p.name).join(', ')} ` +
+      `recognises it; a store that was never written to holds nothing to read)`,
+  );
+}
 
 async function entriesOf(dir: string, flag: string): Promise<string[]> {
   let info: Awaited<ReturnType<typeof stat>>;
@@ -54,34 +85,27 @@ async function entriesOf(dir: string, flag: string): Promise<string[]> {
 }
 
 /**
- * The backend of a journal directory: LMDB keeps data.mdb, the file journal its segments
- * (`0000000000000001.log`, ...). Anything else is a usage error: opening it would create an empty
- * journal there, which is never what an operator inspecting data wants.
+ * True when the journal's own directory holds its provider's snapshot store too (LMDB keeps both in one
+ * environment when given one path), so `--journal` alone also reads those snapshots.
  */
-export async function detectJournalBackend(dir: string, flag = '--journal'): Promise<DetectedBackend> {
-  const entries = await entriesOf(dir, flag);
-  if (entries.includes(LMDB_DATA_FILE)) return 'lmdb';
-  if (entries.some((e) => SEGMENT_FILE.test(e))) return 'file';
-  throw new UsageError(
-    `${flag} ${dir}: not a Cairn journal (no data.mdb for lmdb, no NNNNNNNNNNNNNNNN.log segment for the file journal)`,
-  );
+async function holdsSnapshotsToo(journal: StoreConfig): Promise<boolean> {
+  const provider = (await directoryProviders()).find((p) => p.name === journal.provider);
+  return (await provider?.detect?.(journal.path as string, 'snapshots')) === true;
 }
 
 /**
- * The backend of a snapshot directory: LMDB keeps data.mdb, FileSnapshotStore its `.tmp` directory and
- * one directory of `<sequenceNr>-<timestamp>.snapshot` files per persistenceId.
+ * The provider of a journal directory, asked of each built-in provider's `detect` (the file journal
+ * keeps segments, LMDB its environment; each knows its own layout and format marker). Anything else is
+ * a usage error: opening it would create an empty journal there, which is never what an operator
+ * inspecting data wants.
  */
-export async function detectSnapshotBackend(dir: string, flag = '--snapshots'): Promise<DetectedBackend> {
-  const entries = await entriesOf(dir, flag);
-  if (entries.includes(LMDB_DATA_FILE)) return 'lmdb';
-  if (entries.includes(SNAPSHOT_TEMP_DIRECTORY)) return 'file';
-  for (const name of entries) {
-    const files = await readdir(path.join(dir, name)).catch(() => [] as string[]);
-    if (files.some((f) => SNAPSHOT_FILE.test(f))) return 'file';
-  }
-  throw new UsageError(
-    `${flag} ${dir}: not a Cairn snapshot store (no data.mdb for lmdb, no .tmp directory or *.snapshot files for the file store)`,
-  );
+export function detectJournalBackend(dir: string, flag = '--journal'): Promise<DetectedBackend> {
+  return detectBackend(dir, flag, 'journal');
+}
+
+/** The provider of a snapshot directory, asked as for journals. */
+export function detectSnapshotBackend(dir: string, flag = '--snapshots'): Promise<DetectedBackend> {
+  return detectBackend(dir, flag, 'snapshots');
 }
 
 /**
@@ -117,8 +141,8 @@ async function environmentOverrides(): Promise<string[]> {
 
 /**
  * Turns the command line's choice into configurations. With `--config`, the file (both halves); with
- * `--journal`/`--snapshots`, the detected backends (an LMDB journal without `--snapshots` also looks for
- * snapshots in the same environment, where the lmdb provider keeps them when given one path); with
+ * `--journal`/`--snapshots`, the detected backends (a journal without `--snapshots` also reads snapshots
+ * kept in the same directory, as the lmdb provider keeps them in one environment when given one path); with
  * neither, cairn.config.json in the working folder and the CAIRN_* variables, as the application reads them.
  * For commands that only read, every path must already exist (`mustExist`).
  */
@@ -154,8 +178,8 @@ export async function resolveStores(
     if (selection.snapshots !== undefined) {
       const dir = path.resolve(selection.snapshots);
       snapshots = { provider: await detectSnapshotBackend(dir), path: dir };
-    } else if (journal?.provider === 'lmdb') {
-      snapshots = { provider: 'lmdb', path: journal.path };
+    } else if (journal !== undefined && (await holdsSnapshotsToo(journal))) {
+      snapshots = { provider: journal.provider, path: journal.path };
     }
     return { journal, snapshots, source: 'command line', overrides: [] };
   }

@@ -1,4 +1,5 @@
 import { close as closeFd } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
@@ -21,6 +22,7 @@ import {
   SequenceConflictError,
   StorageError,
   type StoredEvent,
+  storeBackendOf,
 } from '@cairn/actor-core';
 import { DirectoryLock } from '@cairn/snapshot';
 import { COMPACTION_INTERVAL_MS, compactedFrames, runsById, sparseSegments } from './compaction';
@@ -168,6 +170,18 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
    * another open journal in this one) holds the directory. With `readOnly`, takes no lock and writes
    * nothing (see the option); a file a live writer deletes or replaces meanwhile makes it start over.
    */
+  /**
+   * True when `directory` holds a file journal: the file backend's marker (or none, as data written
+   * before markers has none) and at least one segment (`NNNNNNNNNNNNNNNN.log`). Reads only; for tools
+   * pointed at a bare directory.
+   */
+  static async holdsJournal(directory: string): Promise<boolean> {
+    const backend = await storeBackendOf(directory);
+    if (backend !== undefined && backend !== 'file') return false;
+    const names = await readdir(directory).catch(() => [] as string[]);
+    return names.some((name) => parseSegmentFileName(name) !== undefined);
+  }
+
   static async open<M = unknown>(options: FileMessageJournalOptions): Promise<FileMessageJournal<M>> {
     checkOptions(options);
     await checkDirectoryPath(options.path, 'file journal');

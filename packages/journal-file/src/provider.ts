@@ -25,4 +25,6 @@ export const provider: PersistenceProvider = {
   },
   validateOptions: (kind, options) =>
     checkOptionTypes(options, kind === 'journal' ? FILE_JOURNAL_OPTION_TYPES : FILE_SNAPSHOT_OPTION_TYPES),
+  detect: (directory, kind) =>
+    kind === 'journal' ? FileMessageJournal.holdsJournal(directory) : FileSnapshotStore.holdsStore(directory),
 };

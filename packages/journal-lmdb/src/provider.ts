@@ -1,4 +1,6 @@
-import { checkOptionTypes, type PersistenceProvider } from '@cairn/actor-core';
+import { access } from 'node:fs/promises';
+import * as path from 'node:path';
+import { checkOptionTypes, type PersistenceProvider, storeBackendOf } from '@cairn/actor-core';
 import { LmdbMessageJournal, type LmdbMessageJournalOptions } from './lmdb-message-journal';
 import { LMDB_JOURNAL_OPTION_TYPES, LMDB_SNAPSHOT_OPTION_TYPES } from './lmdb-options';
 import { LmdbSnapshotStore, type LmdbSnapshotStoreOptions } from './lmdb-snapshot-store';
@@ -23,4 +25,11 @@ export const provider: PersistenceProvider = {
   },
   validateOptions: (kind, options) =>
     checkOptionTypes(options, kind === 'journal' ? LMDB_JOURNAL_OPTION_TYPES : LMDB_SNAPSHOT_OPTION_TYPES),
+  // A journal and a snapshot store on one path share one environment: either may be asked for there.
+  detect: async (directory) =>
+    (await storeBackendOf(directory)) === 'lmdb' &&
+    (await access(path.join(directory, 'data.mdb')).then(
+      () => true,
+      () => false,
+    )),
 };

@@ -1,3 +1,4 @@
+import { readdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import {
   AbstractSnapshotStore,
@@ -14,6 +15,7 @@ import {
   type SnapshotStoreOptions,
   StorageError,
   type StoredSnapshot,
+  storeBackendOf,
 } from '@cairn/actor-core';
 import { DirectoryLock } from './directory-lock';
 import { decodeSnapshotEnvelope, encodeSnapshotEnvelope } from './envelope';
@@ -155,6 +157,24 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
    * @throws TypeError for bad options; StorageError when the directory cannot be created or read, or
    *   (readOnly) does not exist.
    */
+  /**
+   * True when `directory` holds a FileSnapshotStore: the file backend's marker (or no marker, as data
+   * written before markers has none) and this store's temp directory or one id directory of
+   * `<sequenceNr>-<timestamp>.snapshot` files. Reads only; for tools pointed at a bare directory.
+   */
+  static async holdsStore(directory: string): Promise<boolean> {
+    const backend = await storeBackendOf(directory);
+    if (backend !== undefined && backend !== 'file') return false;
+    const entries = await readdir(directory, { withFileTypes: true }).catch(() => []);
+    if (entries.some((e) => e.name === TEMP_DIRECTORY && e.isDirectory())) return true;
+    for (const entry of entries) {
+      if (!entry.isDirectory()) continue;
+      const files = await readdir(path.join(directory, entry.name)).catch(() => [] as string[]);
+      if (files.some((f) => SNAPSHOT_FILE.test(f))) return true;
+    }
+    return false;
+  }
+
   static async open<S = unknown>(options: FileSnapshotStoreOptions): Promise<FileSnapshotStore<S>> {
     if (typeof options !== 'object' || options === null) {
       throw new TypeError('FileSnapshotStore.open needs an options object with a path');
