@@ -28,8 +28,11 @@ export interface ProjectionBackoff {
 export interface ProjectionOptions<M = unknown, E = M> {
   /** The projection's name: the key of its saved offset, and what "one instance at a time" is about. */
   readonly name: string;
-  /** The journal's queries (every built-in journal implements them). */
-  readonly query: EventQuery<M>;
+  /**
+   * The journal's queries (every built-in journal implements them). A journal from `createPersistence`
+   * is typed `unknown`: pass it as it is, and the projection's type parameter says what its events are.
+   */
+  readonly query: EventQuery<M> | EventQuery<unknown>;
   /** `{ all: true }`, `{ tag }` or `{ persistenceId }`. */
   readonly source: ProjectionSource;
   /** Where the offset is kept (`createPersistence(...).offsets`, or one of your own). */
@@ -187,7 +190,8 @@ export function resolveProjectionOptions<M, E>(
   }
   return {
     name: options.name,
-    query: options.query,
+    // The caller's type parameter says what the journal's events are (see ProjectionOptions.query).
+    query: options.query as EventQuery<M>,
     source: options.source,
     offsets: options.offsets,
     handler: options.handler,
