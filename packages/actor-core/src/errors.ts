@@ -60,6 +60,8 @@ export const PERSISTENCE_ERROR_CODES = [
   'ERR_STORE_MISMATCH',
   'ERR_BACKPRESSURE',
   'ERR_DISK_LIMIT',
+  'ERR_UNKNOWN_ENTITY_KIND',
+  'ERR_DUPLICATE_ENTITY_KIND',
 ] as const;
 
 export type PersistenceErrorCode = (typeof PERSISTENCE_ERROR_CODES)[number];
