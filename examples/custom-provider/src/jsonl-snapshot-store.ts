@@ -42,6 +42,7 @@ export class JsonlSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
     persistent: true,
     readOnly: true,
     listIds: true,
+    import: true,
     metrics: true,
   };
   private readonly root: string;

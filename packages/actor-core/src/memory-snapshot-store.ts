@@ -29,7 +29,12 @@ export const MEMORY_SNAPSHOT_OPTION_TYPES: OptionSchema = {
 
 /** Snapshots held in memory. For tests and development. */
 export class MemorySnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
-  readonly capabilities: SnapshotStoreCapabilities = { persistent: false, readOnly: true, metrics: true };
+  readonly capabilities: SnapshotStoreCapabilities = {
+    persistent: false,
+    readOnly: true,
+    import: true,
+    metrics: true,
+  };
   readonly store: MemorySnapshotData;
   readonly faults: MemoryFaults;
 

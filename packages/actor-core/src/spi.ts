@@ -328,6 +328,11 @@ export interface SnapshotStoreCapabilities {
   readonly readOnly?: boolean;
   /** ListableSnapshotStore: `persistenceIds()` lists every id that has a snapshot. */
   readonly listIds?: boolean;
+  /**
+   * ImportableSnapshotStore: `importSnapshot(entry)` stores a snapshot with its own timestamp (what
+   * `cairn copy` writes through, so copied snapshots keep their times).
+   */
+  readonly import?: boolean;
   /** MeteredSnapshotStore: `metrics()` (see SnapshotStoreMetrics). */
   readonly metrics?: boolean;
   /** The store reports its health on request. */
@@ -387,6 +392,15 @@ export interface ListableSnapshotStore<S = unknown> extends SnapshotStore<S> {
   persistenceIds(): AsyncIterable<string>;
 }
 
+/** A snapshot store that tools can copy into: snapshots keep their timestamps. */
+export interface ImportableSnapshotStore<S = unknown> extends SnapshotStore<S> {
+  /**
+   * Stores `entry` as it is (its timestamp included), replacing a snapshot at the same sequenceNr;
+   * checked and durable like `save`.
+   */
+  importSnapshot(entry: SnapshotEntry<S>): Promise<void>;
+}
+
 /** A snapshot store that counts what it does. */
 export interface MeteredSnapshotStore<S = unknown> extends SnapshotStore<S> {
   metrics(): SnapshotStoreMetrics;
@@ -415,6 +429,11 @@ export function hasJournalMetrics<M>(journal: MessageJournal<M>): journal is Met
 /** True when the store declares `listIds`: it is a ListableSnapshotStore. */
 export function canListSnapshotIds<S>(store: SnapshotStore<S>): store is ListableSnapshotStore<S> {
   return store.capabilities?.listIds === true;
+}
+
+/** True when the store declares `import`: it is an ImportableSnapshotStore. */
+export function canImportSnapshots<S>(store: SnapshotStore<S>): store is ImportableSnapshotStore<S> {
+  return store.capabilities?.import === true;
 }
 
 /** True when the store declares `metrics`. */

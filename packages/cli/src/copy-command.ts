@@ -1,16 +1,16 @@
 import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { PersistenceReport } from '@cairn/actor-core';
+import { copyData } from './copy';
 import {
   type CopySource,
   type CopyTarget,
-  copyData,
   dumpAsSource,
   dumpAsTarget,
   storesAsSource,
   storesAsTarget,
-  verifyCopy,
-} from './copy';
+} from './copy-adapters';
+import { verifyCopy } from './copy-verify';
 import { DumpReader, DumpWriter } from './dump-file';
 import { EXIT_OK, EXIT_PROBLEMS, UsageError } from './exit-codes';
 import { describeStore, openStores } from './open-stores';
@@ -112,13 +112,11 @@ export async function copyCommand(opts: CopyCommandOptions, json: boolean, out: 
       ...(opts.chunk === undefined ? {} : { chunkSize: opts.chunk }),
     });
     const leftOut = copied.ids.filter((i) => i.notCopied !== undefined).map((i) => i.persistenceId);
-    const verification = await verifyCopy(
-      source,
-      await readBack(leftOut),
-      copied.ids,
-      target.keepsTimestamps,
-      target.keepsSnapshotTimestamps,
-    );
+    const verification = await verifyCopy(source, await readBack(leftOut), copied.ids, {
+      timestamps: target.keepsTimestamps,
+      tags: target.keepsTags,
+      snapshotTimestamps: target.keepsSnapshotTimestamps,
+    });
     // A target that fails to close (its last sync) is not known to hold the copy.
     const closeErrors = await closeAll(closers);
     if (closeErrors.length > 0) throw closeErrors[0];

@@ -1,98 +1,22 @@
 import { createReadStream } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
+import type { JournalEntry, ReadOptions, SnapshotCriteria, SnapshotEntry } from '@cairn/actor-core';
+import { msgpackSerializer } from '@cairn/actor-core';
 import {
-  crc32,
-  JournalCorruptedError,
-  type JournalEntry,
-  msgpackSerializer,
-  NO_TAGS,
-  type ReadOptions,
-  type SnapshotCriteria,
-  type SnapshotEntry,
-} from '@cairn/actor-core';
+  type DumpedId,
+  DumpLineParser,
+  emptyDumpedId,
+  encodeEnd,
+  encodeHighest,
+  encodeItem,
+  HEADER_LINE,
+  type StoredItem,
+} from './dump-format';
 
-/**
- * The Cairn dump: a portable copy of journals and snapshots in one text file, one JSON object per line.
- *
- *   {"format":"cairn-dump","version":1,"serializer":"msgpack"}                  first line
- *   {"type":"event","persistenceId":"a","sequenceNr":1,"timestamp":1700000000000,"message":"<base64>","crc":123}
- *   {"type":"snapshot","persistenceId":"a","sequenceNr":10,"timestamp":...,"state":"<base64>","crc":456}
- *   {"type":"highest","persistenceId":"a","sequenceNr":12}                     an id's highestSequenceNr
- *
- * Messages and states are encoded with Cairn's msgpack serializer (so Dates, Maps, Sets, BigInts survive)
- * and base64. `crc` is the CRC32 of the line's type, id, sequenceNr and timestamp followed by the payload,
- * so a changed byte anywhere that matters is detected and named (line, byte offset, id, sequenceNr).
- * Unlike a journal written through the public API, a dump keeps original sequenceNrs (also when the
- * first surviving one is above 1) and timestamps. Lines of one id may be interleaved with others'.
- */
-export const DUMP_FORMAT = 'cairn-dump';
-export const DUMP_VERSION = 1;
-const HEADER_LINE = `${JSON.stringify({ format: DUMP_FORMAT, version: DUMP_VERSION, serializer: 'msgpack' })}\n`;
+export { DUMP_FORMAT, DUMP_VERSION } from './dump-format';
+
 /** A dump being written is synced after the id during which this many bytes became unsynced. */
 const SYNC_EVERY_BYTES = 4 * 1024 * 1024;
-
-interface DumpHeader {
-  readonly format: typeof DUMP_FORMAT;
-  readonly version: number;
-  readonly serializer: 'msgpack';
-}
-
-type DumpLine =
-  | {
-      type: 'event';
-      persistenceId: string;
-      sequenceNr: number;
-      timestamp: number;
-      message: string;
-      crc: number;
-    }
-  | {
-      type: 'snapshot';
-      persistenceId: string;
-      sequenceNr: number;
-      timestamp: number;
-      state: string;
-      crc: number;
-    }
-  | { type: 'highest'; persistenceId: string; sequenceNr: number }
-  | { type: 'end'; events: number; snapshots: number; notCopied?: string[] };
-
-interface StoredItem {
-  readonly sequenceNr: number;
-  readonly timestamp: number;
-  readonly payload: Buffer;
-}
-
-interface DumpedId {
-  events: StoredItem[];
-  highest: number;
-  snapshots: Map<number, StoredItem>;
-}
-
-function lineCrc(
-  type: string,
-  persistenceId: string,
-  sequenceNr: number,
-  timestamp: number,
-  payload: Buffer,
-): number {
-  return crc32(
-    Buffer.concat([Buffer.from(JSON.stringify([type, persistenceId, sequenceNr, timestamp])), payload]),
-  );
-}
-
-function encodeItem(
-  type: 'event' | 'snapshot',
-  persistenceId: string,
-  sequenceNr: number,
-  timestamp: number,
-  value: unknown,
-): string {
-  const payload = Buffer.from(msgpackSerializer.encode(value));
-  const crc = lineCrc(type, persistenceId, sequenceNr, timestamp, payload);
-  const field = type === 'event' ? 'message' : 'state';
-  return `${JSON.stringify({ type, persistenceId, sequenceNr, timestamp, [field]: payload.toString('base64'), crc })}\n`;
-}
 
 /** The outcome of reading a dump: its ids, and where a writer may append (before a torn last line). */
 interface ParsedDump {
@@ -109,150 +33,59 @@ interface ParsedDump {
   readonly notCopied: string[];
 }
 
+/** Reads a whole dump through DumpLineParser (see dump-format.ts for the format and its checks). */
 async function parseDump(file: string, allowTornTail: boolean): Promise<ParsedDump> {
-  const ids = new Map<string, DumpedId>();
-  const stream = createReadStream(file);
+  const parser = new DumpLineParser(file);
   let pending: Buffer = Buffer.alloc(0);
   let offset = 0;
-  let lineNumber = 0;
-  let eventLines = 0;
-  let snapshotLines = 0;
-  let endAt: number | undefined;
-  const notCopied: string[] = [];
-  const corrupt = (reason: string, at: number, persistenceId?: string, sequenceNr?: number) =>
-    new JournalCorruptedError({
-      file,
-      offset: at,
-      reason: `line ${lineNumber}: ${reason}`,
-      ...(persistenceId === undefined ? {} : { persistenceId }),
-      ...(sequenceNr === undefined ? {} : { sequenceNr }),
-    });
-  const handle = (bytes: Buffer, at: number) => {
-    lineNumber++;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(bytes.toString('utf8'));
-    } catch (e) {
-      throw corrupt(`not JSON (${(e as Error).message})`, at);
-    }
-    if (lineNumber === 1) {
-      const header = parsed as Partial<DumpHeader>;
-      if (header?.format !== DUMP_FORMAT)
-        throw corrupt('not a Cairn dump (the first line is not its header)', at);
-      if (header.version !== DUMP_VERSION || header.serializer !== 'msgpack') {
-        throw corrupt(`unsupported dump version ${header.version} / serializer ${header.serializer}`, at);
-      }
-      return;
-    }
-    if (endAt !== undefined) throw corrupt('a line after the end line', at);
-    const line = parsed as Partial<DumpLine> & Record<string, unknown>;
-    if (line.type === 'end') {
-      const { events, snapshots } = line as { events?: unknown; snapshots?: unknown };
-      // Every line carries its own CRC, but a line lost whole (or a dump cut between lines) is only
-      // visible in the totals the writer recorded when it finished.
-      if (events !== eventLines || snapshots !== snapshotLines) {
-        throw corrupt(
-          `the end line counts ${String(events)} event(s) and ${String(snapshots)} snapshot(s), ` +
-            `the dump holds ${eventLines} and ${snapshotLines}: lines are missing`,
-          at,
-        );
-      }
-      endAt = at;
-      const left = (line as { notCopied?: unknown }).notCopied;
-      if (Array.isArray(left)) notCopied.push(...left.filter((x): x is string => typeof x === 'string'));
-      return;
-    }
-    const { persistenceId, sequenceNr } = line;
-    if (
-      typeof persistenceId !== 'string' ||
-      persistenceId.length === 0 ||
-      !Number.isSafeInteger(sequenceNr) ||
-      (sequenceNr as number) < 0
-    ) {
-      throw corrupt('persistenceId or sequenceNr missing or invalid', at);
-    }
-    const seq = sequenceNr as number;
-    let id = ids.get(persistenceId);
-    if (!id) {
-      id = { events: [], highest: 0, snapshots: new Map() };
-      ids.set(persistenceId, id);
-    }
-    if (line.type === 'highest') {
-      id.highest = Math.max(id.highest, seq);
-      return;
-    }
-    if (line.type !== 'event' && line.type !== 'snapshot')
-      throw corrupt(`unknown line type ${String(line.type)}`, at, persistenceId, seq);
-    const encoded = line.type === 'event' ? line.message : line.state;
-    if (
-      typeof encoded !== 'string' ||
-      !Number.isSafeInteger(line.timestamp) ||
-      typeof line.crc !== 'number'
-    ) {
-      throw corrupt(`${line.type} line incomplete`, at, persistenceId, seq);
-    }
-    const payload = Buffer.from(encoded, 'base64');
-    if (lineCrc(line.type, persistenceId, seq, line.timestamp as number, payload) !== line.crc) {
-      throw corrupt(`${line.type} CRC mismatch`, at, persistenceId, seq);
-    }
-    const item = { sequenceNr: seq, timestamp: line.timestamp as number, payload };
-    if (line.type === 'snapshot') {
-      snapshotLines++;
-      id.snapshots.set(seq, item);
-      return;
-    }
-    eventLines++;
-    const previous = id.events.at(-1)?.sequenceNr;
-    if (previous !== undefined && seq !== previous + 1) {
-      throw corrupt(
-        seq <= previous
-          ? `event ${seq} after event ${previous} (repeated or out of order)`
-          : `event ${seq} after event ${previous}: sequenceNr ${previous + 1}..${seq - 1} missing`,
-        at,
-        persistenceId,
-        seq,
-      );
-    }
-    id.events.push(item);
-    id.highest = Math.max(id.highest, seq);
-  };
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
+  for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
     pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
     let start = 0;
     for (let nl = pending.indexOf(10, start); nl !== -1; nl = pending.indexOf(10, start)) {
-      handle(pending.subarray(start, nl), offset);
+      parser.accept(pending.subarray(start, nl), offset);
       offset += nl + 1 - start;
       start = nl + 1;
     }
     pending = pending.subarray(start);
   }
-  if (pending.length > 0) {
-    lineNumber++;
+  checkTail(parser, pending, offset, allowTornTail);
+  return {
+    ids: parser.ids,
+    wholeBytes: offset,
+    tornBytes: pending.length,
+    eventLines: parser.eventLines,
+    snapshotLines: parser.snapshotLines,
+    endAt: parser.endAt,
+    notCopied: parser.notCopied,
+  };
+}
+
+/**
+ * What the end of a dump may be: a reader needs a finished dump (whole lines, an end line); a writer
+ * resuming one accepts a torn last line (cut off on open) but never writes into a file that is not a dump.
+ */
+function checkTail(parser: DumpLineParser, torn: Buffer, offset: number, allowTornTail: boolean): void {
+  if (torn.length > 0) {
+    parser.lineNumber++;
     if (!allowTornTail)
-      throw corrupt(`the last ${pending.length} bytes are not a whole line (an interrupted write)`, offset);
+      throw parser.corrupt(
+        `the last ${torn.length} bytes are not a whole line (an interrupted write)`,
+        offset,
+      );
     // Without a whole header line this is not a dump being resumed (unless the header itself was torn):
     // never cut a file that only happens to sit where the dump should go.
-    if (lineNumber === 1 && !HEADER_LINE.startsWith(pending.toString('utf8'))) {
-      throw corrupt('not a Cairn dump (no header line); refusing to write into it', 0);
+    if (parser.lineNumber === 1 && !HEADER_LINE.startsWith(torn.toString('utf8'))) {
+      throw parser.corrupt('not a Cairn dump (no header line); refusing to write into it', 0);
     }
-  } else if (lineNumber === 0) {
-    if (!allowTornTail) throw corrupt('empty file, not a Cairn dump', 0);
+  } else if (parser.lineNumber === 0 && !allowTornTail) {
+    throw parser.corrupt('empty file, not a Cairn dump', 0);
   }
-  if (!allowTornTail && endAt === undefined) {
-    throw corrupt(
+  if (!allowTornTail && parser.endAt === undefined) {
+    throw parser.corrupt(
       'no end line: the copy that wrote this dump did not finish; run it again to complete it',
       offset,
     );
   }
-  return {
-    ids,
-    wholeBytes: offset,
-    tornBytes: pending.length,
-    eventLines,
-    snapshotLines,
-    endAt,
-    notCopied,
-  };
 }
 
 /**
@@ -307,7 +140,7 @@ export class DumpReader {
         sequenceNr: item.sequenceNr,
         timestamp: item.timestamp,
         message: msgpackSerializer.decode(item.payload),
-        tags: NO_TAGS,
+        tags: item.tags,
       };
     }
   }
@@ -406,7 +239,7 @@ export class DumpWriter {
   private idData(persistenceId: string): DumpedId {
     let data = this.ids.get(persistenceId);
     if (!data) {
-      data = { events: [], highest: 0, snapshots: new Map() };
+      data = emptyDumpedId();
       this.ids.set(persistenceId, data);
     }
     return data;
@@ -431,7 +264,7 @@ export class DumpWriter {
         sequenceNr: item.sequenceNr,
         timestamp: item.timestamp,
         message: msgpackSerializer.decode(item.payload),
-        tags: NO_TAGS,
+        tags: item.tags,
       }
     );
   }
@@ -458,14 +291,16 @@ export class DumpWriter {
           `dump ${this.file}: event ${e.sequenceNr} of "${persistenceId}" after ${previous}`,
         );
       previous = e.sequenceNr;
-      text += encodeItem('event', persistenceId, e.sequenceNr, e.timestamp, e.message);
+      text += encodeItem('event', persistenceId, e.sequenceNr, e.timestamp, e.message, e.tags ?? []);
     }
     await this.append(text);
     this.eventLines += entries.length;
     data.highest = previous;
     if (last) {
       const payload = Buffer.from(msgpackSerializer.encode(last.message));
-      data.events = [{ sequenceNr: last.sequenceNr, timestamp: last.timestamp, payload }];
+      data.events = [
+        { sequenceNr: last.sequenceNr, timestamp: last.timestamp, payload, tags: last.tags ?? [] },
+      ];
     }
   }
 
@@ -473,7 +308,7 @@ export class DumpWriter {
   async markHighest(persistenceId: string, highest: number): Promise<void> {
     const data = this.idData(persistenceId);
     if (highest <= data.highest) return;
-    await this.append(`${JSON.stringify({ type: 'highest', persistenceId, sequenceNr: highest })}\n`);
+    await this.append(encodeHighest(persistenceId, highest));
     data.highest = highest;
   }
 
@@ -490,6 +325,7 @@ export class DumpWriter {
       sequenceNr: entry.sequenceNr,
       timestamp: entry.timestamp,
       payload: Buffer.alloc(0),
+      tags: [],
     });
   }
 
@@ -511,9 +347,7 @@ export class DumpWriter {
    * (`notCopied`, so a restore from it can say what it lacks). Then syncs and closes.
    */
   async finish(notCopied: readonly string[] = []): Promise<void> {
-    await this.append(
-      `${JSON.stringify({ type: 'end', events: this.eventLines, snapshots: this.snapshotLines, notCopied })}\n`,
-    );
+    await this.append(encodeEnd(this.eventLines, this.snapshotLines, notCopied));
     await this.close();
   }
 

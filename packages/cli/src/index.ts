@@ -1,16 +1,13 @@
+export { type CopyOptions, type CopyResult, copyData, type IdCopy } from './copy';
 export {
-  type CopyOptions,
-  type CopyResult,
   type CopySource,
   type CopyTarget,
-  copyData,
   dumpAsSource,
   dumpAsTarget,
-  type IdCopy,
   storesAsSource,
   storesAsTarget,
-  verifyCopy,
-} from './copy';
+} from './copy-adapters';
+export { type KeptByTarget, verifyCopy } from './copy-verify';
 export { DUMP_FORMAT, DUMP_VERSION, DumpReader, DumpWriter } from './dump-file';
 export {
   EXIT_OK,

@@ -143,6 +143,78 @@ describe('cairn copy', () => {
     expect(listed.stdout).toContain('2\t2020-01-02T03:04:05.000Z');
   });
 
+  test('tags go with every copy (store, dump, store), and the verification compares them', async () => {
+    const file = await layout(root.dir, 'file');
+    const source = await openData(file);
+    await source.journal.append('acct-g', eventOf('acct-g', 1), { tags: ['bank', 'eu'] });
+    await source.journal.append('acct-g', eventOf('acct-g', 2));
+    await source.journal.append('acct-g', eventOf('acct-g', 3), { tags: ['bank'] });
+    await source.close();
+    const lmdb = await layout(root.dir, 'lmdb');
+    const dump = path.join(root.dir, 'g.jsonl');
+    const back = await layout(root.dir, 'file', 'file-again');
+    for (const args of [
+      ['--from', file.config, '--to', lmdb.config],
+      ['--from', lmdb.config, '--to-dump', dump],
+      ['--from-dump', dump, '--to', back.config],
+    ]) {
+      const run = await cli('copy', ...args, '--json');
+      expect(JSON.parse(run.stdout)).toMatchObject({ eventsCopied: 3, ok: true });
+      expect(run.code).toBe(0);
+    }
+    const reader = await DumpReader.open(dump);
+    const dumped: JournalEntry[] = [];
+    for await (const e of reader.readFrom('acct-g', 1)) dumped.push(e);
+    await reader.close();
+    expect(dumped.map((e) => e.tags)).toEqual([['bank', 'eu'], [], ['bank']]);
+    for (const target of [lmdb, back]) {
+      const opened = await openData(target);
+      try {
+        const tags: (readonly string[])[] = [];
+        for await (const e of opened.journal.readFrom('acct-g', 1)) tags.push(e.tags);
+        expect(tags).toEqual([['bank', 'eu'], [], ['bank']]);
+      } finally {
+        await opened.close();
+      }
+    }
+    // A changed tag in the dump is a CRC mismatch, named.
+    const text = await readFile(dump, 'utf8');
+    await writeFile(dump, text.replace('["bank","eu"]', '["bank","us"]'));
+    await expect(DumpReader.open(dump)).rejects.toThrow(/event CRC mismatch/);
+  });
+
+  test('a dump written before tags were kept (version 1) still reads, its events untagged', async () => {
+    const { crc32, msgpackSerializer } = await import('@cairn/actor-core');
+    const payload = Buffer.from(msgpackSerializer.encode({ n: 1 }));
+    const crc = crc32(
+      Buffer.concat([Buffer.from(JSON.stringify(['event', 'old-1', 1, 1700000000000])), payload]),
+    );
+    const dump = path.join(root.dir, 'v1.jsonl');
+    await writeFile(
+      dump,
+      [
+        JSON.stringify({ format: 'cairn-dump', version: 1, serializer: 'msgpack' }),
+        JSON.stringify({
+          type: 'event',
+          persistenceId: 'old-1',
+          sequenceNr: 1,
+          timestamp: 1700000000000,
+          message: payload.toString('base64'),
+          crc,
+        }),
+        JSON.stringify({ type: 'end', events: 1, snapshots: 0, notCopied: [] }),
+        '',
+      ].join('\n'),
+    );
+    const reader = await DumpReader.open(dump);
+    const read: JournalEntry[] = [];
+    for await (const e of reader.readFrom('old-1', 1)) read.push(e);
+    await reader.close();
+    expect(read).toEqual([
+      { persistenceId: 'old-1', sequenceNr: 1, timestamp: 1700000000000, message: { n: 1 }, tags: [] },
+    ]);
+  });
+
   test('a dump keeps truncated ids with their numbering and every timestamp', async () => {
     const file = await layout(root.dir, 'file');
     await makeData(file);

@@ -52,7 +52,12 @@ export interface LmdbSnapshotStoreOptions extends SnapshotStoreOptions {
  */
 export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   /** Snapshots survive close() and a reopen of the same path. */
-  readonly capabilities: SnapshotStoreCapabilities = { persistent: true, readOnly: true, metrics: true };
+  readonly capabilities: SnapshotStoreCapabilities = {
+    persistent: true,
+    readOnly: true,
+    import: true,
+    metrics: true,
+  };
   /** The directory given to open(). */
   readonly path: string;
   private env!: LmdbEnvironment;

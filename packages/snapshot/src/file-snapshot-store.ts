@@ -125,7 +125,12 @@ export function parseSnapshotFileName(name: string): SnapshotMetadata | undefine
  */
 export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   /** What the conformance kit and callers may rely on: snapshots survive close, crash and reopen. */
-  readonly capabilities: SnapshotStoreCapabilities = { persistent: true, readOnly: true, metrics: true };
+  readonly capabilities: SnapshotStoreCapabilities = {
+    persistent: true,
+    readOnly: true,
+    import: true,
+    metrics: true,
+  };
   /** The store's directory, absolute. */
   readonly path: string;
   /** Whether saves are fsynced before they resolve (see FileSnapshotStoreOptions.fsync). */
