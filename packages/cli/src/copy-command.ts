@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { PersistenceReport } from '@cairn/actor-core';
-import { copyData } from './copy';
+import { copyData, type SalvageOutcome } from './copy';
 import {
   type CopySource,
   type CopyTarget,
@@ -27,6 +27,10 @@ export interface CopyCommandOptions {
   readonly to?: string;
   readonly toDump?: string;
   readonly chunk?: number;
+  /** Copy what verifies from a damaged store; the readable events after damage go to the quarantine dump. */
+  readonly salvage?: boolean;
+  /** Where a salvage puts the readable events after damaged records (a dump). */
+  readonly quarantine?: string;
 }
 
 /**
@@ -41,6 +45,24 @@ export async function copyCommand(opts: CopyCommandOptions, json: boolean, out: 
     throw new UsageError('copy needs --to <config> or --to-dump <file>');
   if (opts.fromDump !== undefined && opts.fromDump === opts.toDump)
     throw new UsageError('--from-dump and --to-dump name the same file');
+  if (opts.salvage && opts.from === undefined) {
+    throw new UsageError(
+      '--salvage copies from a damaged store: it needs --from <config> (a dump is all or nothing)',
+    );
+  }
+  if (opts.quarantine !== undefined && !opts.salvage)
+    throw new UsageError('--quarantine goes with --salvage');
+  const quarantineFile = opts.salvage
+    ? path.resolve(opts.quarantine ?? `cairn-salvage-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`)
+    : undefined;
+  if (quarantineFile !== undefined) {
+    if (!(await isDirectory(path.dirname(quarantineFile))))
+      throw new UsageError(
+        `--quarantine ${opts.quarantine}: no such directory ${path.dirname(quarantineFile)}`,
+      );
+    if (await isFile(quarantineFile))
+      throw new UsageError(`--quarantine ${quarantineFile}: already exists; name a new file`);
+  }
   if (opts.toDump !== undefined && !(await isDirectory(path.dirname(path.resolve(opts.toDump))))) {
     throw new UsageError(`--to-dump ${opts.toDump}: no such directory ${path.dirname(opts.toDump)}`);
   }
@@ -107,10 +129,17 @@ export async function copyCommand(opts: CopyCommandOptions, json: boolean, out: 
         return dumpAsSource(dump);
       };
     }
+    let quarantine: DumpWriter | undefined;
+    if (quarantineFile !== undefined) {
+      quarantine = await DumpWriter.open(quarantineFile);
+      closers.push(() => quarantine!.close());
+    }
     const copied = await copyData(source, target, {
       progress: (ids) => new ProgressBar(out.stderr, 'copying', ids),
       ...(opts.chunk === undefined ? {} : { chunkSize: opts.chunk }),
+      ...(quarantine ? { salvage: { quarantine: dumpAsTarget(quarantine) } } : {}),
     });
+    await quarantine?.finish();
     const leftOut = copied.ids.filter((i) => i.notCopied !== undefined).map((i) => i.persistenceId);
     const verification = await verifyCopy(source, await readBack(leftOut), copied.ids, {
       timestamps: target.keepsTimestamps,
@@ -156,6 +185,18 @@ export async function copyCommand(opts: CopyCommandOptions, json: boolean, out: 
       );
       for (const n of notes) line(out.stdout, `note: ${n}`);
       for (const i of notCopied) line(out.stdout, `not copied: "${i.persistenceId}": ${i.notCopied}`);
+      for (const i of copied.ids)
+        if (i.salvaged) line(out.stdout, describeSalvage(i.persistenceId, i.salvaged));
+      if (quarantineFile !== undefined) {
+        const salvaged = copied.ids.filter((i) => i.salvaged).length;
+        line(
+          out.stdout,
+          salvaged === 0
+            ? `salvage: nothing was damaged (${quarantineFile} holds no events)`
+            : `salvage: ${salvaged} id(s) cut back at damaged records; the readable events after them are in ${quarantineFile} ` +
+                '(cairn copy --from-dump can load it into a scratch store to inspect)',
+        );
+      }
       if (problems.length > 0) {
         line(out.stdout, `${problems.length} problem(s):`);
         printProblems(out, problems);
@@ -167,6 +208,15 @@ export async function copyCommand(opts: CopyCommandOptions, json: boolean, out: 
     // Already closed on success (above); here only when something failed, whose error wins.
     await closeAll(closers);
   }
+}
+
+/** One line per salvaged id: what the target kept, what went to the quarantine, what is lost. */
+function describeSalvage(id: string, s: SalvageOutcome): string {
+  const quarantined = s.quarantinedRange
+    ? `events ${s.quarantinedRange.first}..${s.quarantinedRange.last} quarantined`
+    : 'nothing after it to quarantine';
+  const lost = s.lost > 0 ? `, ${s.lost} later event(s) not readable past the damage` : '';
+  return `salvaged: "${id}": kept events up to ${s.keptThrough} (its highestSequenceNr in the target), unreadable ${s.unreadable.join(', ')}, ${quarantined}${lost}`;
 }
 
 /** Runs and forgets every closer, last opened first; resolves to the errors they threw. */

@@ -30,7 +30,7 @@ export async function verifyCopy(
   const checked = await mapConcurrently(
     copied.filter((c) => c.notCopied === undefined),
     VERIFY_COPY_CONCURRENCY,
-    ({ persistenceId }) => compareId(source, copy, persistenceId, kept),
+    ({ persistenceId, salvaged }) => compareId(source, copy, persistenceId, kept, salvaged?.keptThrough),
   );
   return {
     problems: checked.flatMap((c) => c.problems),
@@ -44,12 +44,13 @@ const VERIFY_COPY_CONCURRENCY = 8;
 
 type Mismatch = (sequenceNr: number | undefined, message: string) => void;
 
-/** verifyCopy for one id. */
+/** verifyCopy for one id; for a salvaged one, up to the last event kept (`upTo`). */
 async function compareId(
   source: CopySource,
   copy: CopySource,
   id: string,
   kept: KeptByTarget,
+  upTo?: number,
 ): Promise<{ problems: Problem[]; events: number; snapshots: number }> {
   const problems: Problem[] = [];
   const mismatch: Mismatch = (sequenceNr, message) =>
@@ -62,10 +63,15 @@ async function compareId(
   let events = 0;
   let snapshots = 0;
   try {
-    const [sh, th] = [await source.highestSequenceNr(id), await copy.highestSequenceNr(id)];
-    if (sh !== th) mismatch(undefined, `"${id}" highestSequenceNr ${sh} in the source, ${th} in the copy`);
-    events = await compareEvents(source, copy, id, kept, mismatch);
-    snapshots = await compareSnapshots(source, copy, id, kept, mismatch);
+    const [sh, th] = [upTo ?? (await source.highestSequenceNr(id)), await copy.highestSequenceNr(id)];
+    if (sh !== th) {
+      mismatch(
+        undefined,
+        `"${id}" highestSequenceNr ${sh} in the ${upTo === undefined ? 'source' : 'salvage'}, ${th} in the copy`,
+      );
+    }
+    events = await compareEvents(source, copy, id, kept, mismatch, upTo);
+    snapshots = await compareSnapshots(source, copy, id, kept, mismatch, upTo);
   } catch (e) {
     problems.push(problemOf(e, id));
   }
@@ -79,9 +85,10 @@ async function compareEvents(
   id: string,
   kept: KeptByTarget,
   mismatch: Mismatch,
+  upTo = Number.MAX_SAFE_INTEGER,
 ): Promise<number> {
   let events = 0;
-  const a = source.readFrom(id, 1)[Symbol.asyncIterator]();
+  const a = source.readFrom(id, 1, { toSequenceNr: upTo })[Symbol.asyncIterator]();
   const b = copy.readFrom(id, 1)[Symbol.asyncIterator]();
   try {
     while (true) {
@@ -129,10 +136,12 @@ async function compareSnapshots(
   id: string,
   kept: KeptByTarget,
   mismatch: Mismatch,
+  upTo = Number.MAX_SAFE_INTEGER,
 ): Promise<number> {
   if (!source.loadLatest || !copy.loadLatest) return 0;
   let snapshots = 0;
   for (const seq of await snapshotChain(source, id)) {
+    if (seq > upTo) continue;
     const [s, c] = [
       await source.loadLatest(id, { maxSequenceNr: seq }),
       await copy.loadLatest(id, { maxSequenceNr: seq }),

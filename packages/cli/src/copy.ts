@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { JournalEntry } from '@cairn/actor-core';
+import { isPersistenceError, JournalCorruptedError, type JournalEntry } from '@cairn/actor-core';
 import { mapConcurrently } from './bounded-concurrency';
 import { type CopySource, type CopyTarget, snapshotChain } from './copy-adapters';
 import type { ProgressBar } from './progress-bar';
@@ -17,6 +17,29 @@ export interface IdCopy {
   readonly snapshotsAlreadyThere: number;
   /** Set when the id's events were not (fully) copied: why. */
   readonly notCopied?: string;
+  /** Set when `--salvage` cut the id back at a damaged record (see SalvageOutcome). */
+  readonly salvaged?: SalvageOutcome;
+}
+
+/**
+ * What a salvage did with one id whose source has a damaged record: the target holds its events up to
+ * `keptThrough` (the last one before the first damaged record, and its highestSequenceNr there, so the
+ * application's next append reuses the lost numbers consistently); the readable events after the damage
+ * went into the quarantine dump; the damaged ones are listed.
+ */
+export interface SalvageOutcome {
+  readonly keptThrough: number;
+  /** The sequenceNrs that could not be read (the first damaged record, and any met after it). */
+  readonly unreadable: readonly number[];
+  /** Events after the damage written to the quarantine dump, and their first..last sequenceNrs. */
+  readonly quarantined: number;
+  readonly quarantinedRange?: { readonly first: number; readonly last: number };
+  /**
+   * Events after the damage neither copied nor quarantined: past a second damaged record, or all of them
+   * when the source cannot read past the first (the file journal's records of one id follow each other;
+   * `cairn repair` keeps their bytes in place of a salvage there).
+   */
+  readonly lost: number;
 }
 
 export interface CopyResult {
@@ -35,6 +58,12 @@ export interface CopyResult {
 export interface CopyOptions {
   /** Events per appendBatch (one atomic write each). Default 500. */
   readonly chunkSize?: number;
+  /**
+   * Salvage a damaged source: an id whose events cannot all be read is copied up to its last good event
+   * (with its snapshots up to there), its readable events after the damage go to `quarantine` (a dump),
+   * and the id counts as salvaged instead of not copied.
+   */
+  readonly salvage?: { readonly quarantine: CopyTarget };
   /** Makes a progress bar for the number of ids to copy; ticked once per id. */
   readonly progress?: (ids: number) => ProgressBar;
 }
@@ -139,9 +168,9 @@ async function planId(
 }
 
 /**
- * Appends the source's events of `id` after the target's highest, in chunks of `chunkSize`; a read
- * error (a corrupt source record) is held until the good events before it are written, then thrown.
- * Returns how many were appended.
+ * Appends the source's events of `id` from `from` to `target`, in chunks of `chunkSize`, each continuing
+ * `progress.already`; a read error (a corrupt source record) ends the reading and is returned once the
+ * good events before it are written. Resolves to how many were appended. A write error rejects.
  */
 async function copyEvents(
   source: CopySource,
@@ -151,7 +180,7 @@ async function copyEvents(
   sourceHighest: number,
   chunkSize: number,
   progress: { already: number },
-): Promise<number> {
+): Promise<{ copied: number; readError?: unknown }> {
   let copied = 0;
   let chunk: JournalEntry[] = [];
   const flush = async () => {
@@ -180,8 +209,66 @@ async function copyEvents(
     await events.return?.();
   }
   await flush();
-  if (readError !== undefined) throw readError;
-  return copied;
+  return readError === undefined ? { copied } : { copied, readError };
+}
+
+/** The sequenceNr a read error names (a JournalCorruptedError's), or undefined. */
+function damagedSequenceNr(e: unknown): number | undefined {
+  return e instanceof JournalCorruptedError || isPersistenceError(e, 'ERR_JOURNAL_CORRUPTED')
+    ? (e as JournalCorruptedError).sequenceNr
+    : undefined;
+}
+
+/**
+ * Salvage of one id after its events were copied up to `keptThrough` and the record at `damaged` failed:
+ * the readable events after it go to the quarantine, up to the next damaged record (whose number is
+ * listed too; what follows that one is counted as lost).
+ */
+async function quarantineTail(
+  source: CopySource,
+  quarantine: CopyTarget,
+  id: string,
+  keptThrough: number,
+  damaged: number,
+  sourceHighest: number,
+  chunkSize: number,
+  problems: Problem[],
+): Promise<SalvageOutcome> {
+  const unreadable = [damaged];
+  const progress = { already: await quarantine.highestSequenceNr(id) };
+  const startedAt = progress.already;
+  let quarantined = 0;
+  if (damaged < sourceHighest) {
+    const from = Math.max(damaged + 1, startedAt + 1);
+    const { copied, readError } = await copyEvents(
+      source,
+      quarantine,
+      id,
+      from,
+      sourceHighest,
+      chunkSize,
+      progress,
+    );
+    quarantined = copied;
+    if (readError !== undefined) {
+      // A backend that cannot read past the damaged record names it again: nothing more to list.
+      const next = damagedSequenceNr(readError);
+      if (next === undefined || next > damaged) problems.push(problemOf(readError, id));
+      if (next !== undefined && next > damaged) unreadable.push(next);
+    }
+  }
+  await quarantine.idDone(id);
+  return {
+    keptThrough,
+    unreadable,
+    quarantined,
+    ...(quarantined > 0
+      ? { quarantinedRange: { first: progress.already - quarantined + 1, last: progress.already } }
+      : {}),
+    // Past a second damaged record nothing more is read (a dump holds one run of consecutive events per
+    // id); a backend that cannot read past the first one loses everything after it.
+    lost: unreadable.length > 1 ? sourceHighest - unreadable[1]! : sourceHighest - damaged - quarantined,
+  };
 }
 
 /** Copies the id's snapshots that load, oldest first (so the newest lands last), skipping those there. */
@@ -189,10 +276,12 @@ async function copySnapshots(
   source: CopySource & Required<Pick<CopySource, 'loadLatest'>>,
   target: CopyTarget,
   id: string,
+  upTo = Number.MAX_SAFE_INTEGER,
 ): Promise<{ copied: number; alreadyThere: number }> {
   let copied = 0;
   let alreadyThere = 0;
   for (const seq of (await snapshotChain(source, id)).reverse()) {
+    if (seq > upTo) continue;
     const entry = await source.loadLatest(id, { maxSequenceNr: seq });
     if (!entry) continue;
     if (await target.hasSnapshot(id, seq, entry.state, entry.timestamp)) {
@@ -210,21 +299,61 @@ async function copyId(
   source: CopySource,
   target: CopyTarget,
   id: string,
-  chunkSize: number,
+  options: { readonly chunkSize: number; readonly salvage?: CopyOptions['salvage'] },
 ): Promise<{ result: IdCopy; problems: Problem[] }> {
   const problems: Problem[] = [];
   const sourceHighest = await source.highestSequenceNr(id);
   const startedAt = await target.highestSequenceNr(id);
-  const plan = await planId(source, target, id, sourceHighest, startedAt, problems);
+  let plan = await planId(source, target, id, sourceHighest, startedAt, problems);
+  if (
+    options.salvage &&
+    plan.copy === 'nothing' &&
+    plan.first === undefined &&
+    plan.notCopied?.startsWith('its first event cannot be read')
+  ) {
+    // Salvage an id whose very first event is damaged: nothing is kept, the rest is quarantined.
+    problems.pop();
+    plan = {
+      copy: 'events',
+      first: { persistenceId: id, sequenceNr: 1, timestamp: 0, message: undefined, tags: [] },
+    };
+  }
   let notCopied = plan.copy === 'nothing' ? plan.notCopied : undefined;
+  let salvaged: SalvageOutcome | undefined;
   let eventsCopied = 0;
   const progress = { already: startedAt };
   try {
+    let readError: unknown;
     if (plan.copy === 'events') {
       const from = Math.max(plan.first.sequenceNr, startedAt + 1);
-      eventsCopied = await copyEvents(source, target, id, from, sourceHighest, chunkSize, progress);
+      ({ copied: eventsCopied, readError } = await copyEvents(
+        source,
+        target,
+        id,
+        from,
+        sourceHighest,
+        options.chunkSize,
+        progress,
+      ));
     }
-    if (notCopied === undefined && target.keepsNumbering && sourceHighest > 0) {
+    if (readError !== undefined) {
+      problems.push(problemOf(readError, id));
+      const damaged = damagedSequenceNr(readError);
+      if (options.salvage && damaged !== undefined) {
+        salvaged = await quarantineTail(
+          source,
+          options.salvage.quarantine,
+          id,
+          progress.already,
+          damaged,
+          sourceHighest,
+          options.chunkSize,
+          problems,
+        );
+      } else {
+        notCopied = `copying stopped after sequenceNr ${progress.already}: ${(readError as Error).message}`;
+      }
+    } else if (notCopied === undefined && target.keepsNumbering && sourceHighest > 0) {
       await target.markHighest(id, sourceHighest);
     }
   } catch (e) {
@@ -233,11 +362,11 @@ async function copyId(
   }
   let snapshots = { copied: 0, alreadyThere: 0 };
   // Snapshots only where the events are complete: a snapshot ahead of its journal would make the
-  // target recover to a state its events do not reach.
+  // target recover to a state its events do not reach (after a salvage: up to what was kept).
   const { loadLatest } = source;
   if (notCopied === undefined && target.hasSnapshots && loadLatest) {
     try {
-      snapshots = await copySnapshots({ ...source, loadLatest }, target, id);
+      snapshots = await copySnapshots({ ...source, loadLatest }, target, id, salvaged?.keptThrough);
     } catch (e) {
       problems.push(problemOf(e, id));
       notCopied = `snapshots not copied: ${(e as Error).message}`;
@@ -254,6 +383,7 @@ async function copyId(
       snapshotsCopied: snapshots.copied,
       snapshotsAlreadyThere: snapshots.alreadyThere,
       ...(notCopied === undefined ? {} : { notCopied }),
+      ...(salvaged === undefined ? {} : { salvaged }),
     },
   };
 }
@@ -278,7 +408,10 @@ export async function copyData(
   const ids = await sourceIds(source);
   const progress = options.progress?.(ids.length);
   const outcomes = await mapConcurrently(ids, target.parallelIds, async (id) => {
-    const outcome = await copyId(source, target, id, chunkSize);
+    const outcome = await copyId(source, target, id, {
+      chunkSize,
+      ...(options.salvage ? { salvage: options.salvage } : {}),
+    });
     progress?.tick();
     return outcome;
   });

@@ -1,4 +1,4 @@
-export { type CopyOptions, type CopyResult, copyData, type IdCopy } from './copy';
+export { type CopyOptions, type CopyResult, copyData, type IdCopy, type SalvageOutcome } from './copy';
 export {
   type CopySource,
   type CopyTarget,

@@ -471,6 +471,15 @@ export async function runCli(
     .addOption(new Option('--to <config>', 'target cairn.config.json').conflicts('toDump'))
     .option('--to-dump <file>', 'target dump (JSONL); an existing one is resumed')
     .option('--chunk <events>', 'events per appendBatch (default 500)', positive('--chunk'))
+    .option(
+      '--salvage',
+      'copy everything that verifies out of a damaged store: each damaged id is cut back to its last good ' +
+        'event and the readable events after the damage go to a quarantine dump',
+    )
+    .option(
+      '--quarantine <file>',
+      'with --salvage: the quarantine dump (default cairn-salvage-<time>.jsonl here)',
+    )
     .action(async (opts: CopyCommandOptions, cmd: Command) => {
       const g = globals(cmd);
       if (g.config !== undefined || g.journal !== undefined || g.snapshots !== undefined) {

@@ -47,7 +47,10 @@ export async function repairAfterCorruption(journal: MessageJournal, backend: st
     throw new UnsupportedError(
       `the ${backend} journal offers no way to cut "${plan.persistenceId}" back to its last good record: ` +
         'it does not declare the `repair` capability (RepairableJournal: repairAfterCorruption moves the records ' +
-        'from the first bad one into a quarantine and lowers highestSequenceNr to the last good one). Nothing was changed.',
+        'from the first bad one into a quarantine and lowers highestSequenceNr to the last good one). Nothing was changed. ' +
+        'To recover what verifies, stop the application and salvage into a fresh store: ' +
+        'cairn copy --salvage --from <this config> --to <a new config>, which copies every id up to its last good event ' +
+        '(damaged ids cut back there, their readable later events kept in a quarantine dump); then point the application at the new store.',
     );
   }
   return journal.repairAfterCorruption(plan.persistenceId);

@@ -80,6 +80,7 @@ describe('FileSnapshotStore', () => {
     expect((store as FileSnapshotStore<State>).capabilities).toEqual({
       persistent: true,
       readOnly: true,
+      import: true,
       metrics: true,
     });
   });
