@@ -7,6 +7,7 @@ import {
   type PersistenceProvider,
   persistenceConfigOrigin,
   type StoreConfig,
+  storeBackendOf,
 } from '@cairn/actor-core';
 import { UsageError } from './exit-codes';
 
@@ -38,9 +39,10 @@ export interface ResolvedStores {
  * The built-in providers that keep their data in a directory and can recognise it (`detect`), in the
  * order they are asked. A provider whose package is not installed is left out.
  */
-async function directoryProviders(): Promise<PersistenceProvider[]> {
+async function directoryProviders(only?: string): Promise<PersistenceProvider[]> {
   const found: PersistenceProvider[] = [];
-  for (const specifier of Object.values(BUILTIN_PROVIDERS)) {
+  for (const [name, specifier] of Object.entries(BUILTIN_PROVIDERS)) {
+    if (only !== undefined && name !== only) continue;
     let provider: PersistenceProvider | undefined;
     try {
       provider = ((await import(specifier)) as { provider?: PersistenceProvider }).provider;
@@ -59,9 +61,17 @@ async function detectBackend(
   kind: 'journal' | 'snapshots',
 ): Promise<DetectedBackend> {
   await entriesOf(dir, flag);
+  // The format marker names the backend: ask only that provider (loading every provider's package, the
+  // database driver among them, costs each command a noticeable start-up).
+  const marked = await storeBackendOf(dir);
+  const candidates =
+    marked !== undefined && marked in BUILTIN_PROVIDERS ? await directoryProviders(marked) : [];
+  for (const provider of candidates) {
+    if (await provider.detect!(dir, kind)) return provider.name;
+  }
   const providers = await directoryProviders();
   for (const provider of providers) {
-    if (await provider.detect!(dir, kind)) return provider.name;
+    if (!candidates.includes(provider) && (await provider.detect!(dir, kind))) return provider.name;
   }
   const what = kind === 'journal' ? 'journal' : 'snapshot store';
   throw new UsageError(
