@@ -10,6 +10,7 @@ import {
   WriteRejectedError,
 } from './errors';
 import { GroupCommit, type PartialCommit, type QueuedWrite } from './group-commit';
+import { IdReader, type IdReaderHost } from './id-reader';
 import { type JournalMetrics, LatencyRecorder } from './metrics';
 import { OffsetCodec } from './offset-codec';
 import {
@@ -574,7 +575,9 @@ export abstract class AbstractMessageJournal<M = unknown>
     fromSequenceNr: number,
     options?: ReadOptions,
   ): AsyncIterable<JournalEntry<M>> {
-    return { [Symbol.asyncIterator]: () => this.reader(persistenceId, fromSequenceNr, options) };
+    return {
+      [Symbol.asyncIterator]: () => new IdReader(this.readHost, persistenceId, fromSequenceNr, options),
+    };
   }
 
   async highestSequenceNr(persistenceId: string): Promise<number> {
@@ -799,129 +802,23 @@ export abstract class AbstractMessageJournal<M = unknown>
 
   // ---- internals ----
 
-  /**
-   * The iterator behind readFrom. Hand-written rather than an async generator: a replay serves millions
-   * of entries, and serving the entries of a page already in memory costs one resolved promise each here
-   * against several generator resumptions. Validation errors reject the first next(), like a generator's.
-   */
-  private reader(
-    persistenceId: string,
-    fromSequenceNr: number,
-    options?: ReadOptions,
-  ): AsyncIterator<JournalEntry<M>> {
-    const done: IteratorResult<JournalEntry<M>> = { done: true, value: undefined };
-    let to = 0;
-    let max = 0;
-    let invalid: unknown;
-    try {
-      this.checkOpen();
-      checkPersistenceId(persistenceId);
-      checkSequenceNr(fromSequenceNr, 'fromSequenceNr');
-      checkOptionalObject(options, 'options');
-      to = options?.toSequenceNr ?? Number.MAX_SAFE_INTEGER;
-      max = options?.max ?? Number.MAX_SAFE_INTEGER;
-      checkSequenceNr(to, 'toSequenceNr');
-      checkCount(max, 'max');
-    } catch (e) {
-      invalid = e;
-    }
-    let pages: AsyncIterator<readonly StoredEvent[]> | undefined;
-    let page: readonly StoredEvent[] = [];
-    let index = 0;
-    let served = 0;
-    let previous = fromSequenceNr - 1;
-    let highest = 0;
-    let finished = invalid === undefined && (max === 0 || to < fromSequenceNr);
-
-    const finish = async (): Promise<void> => {
-      if (finished && !pages) return;
-      finished = true;
-      const open = pages;
-      pages = undefined;
-      await open?.return?.();
-    };
-    const entry = (stored: StoredEvent): JournalEntry<M> => {
-      const gap = served > 0 && index > 1 && stored.sequenceNr > previous + 1;
-      if (gap || stored.sequenceNr <= previous || stored.sequenceNr > to) {
-        // For a gap, name the first missing number: that is what a reader lacks.
-        const at = gap ? previous + 1 : stored.sequenceNr;
-        throw new JournalCorruptedError({
-          persistenceId,
-          sequenceNr: at,
-          ...this._locate(persistenceId, at),
-          reason: gap
-            ? `sequenceNr ${previous + 1} to ${stored.sequenceNr - 1} missing inside one read`
-            : `sequenceNr ${stored.sequenceNr} out of order after ${previous}`,
-        });
-      }
-      previous = stored.sequenceNr;
-      served++;
+  /** What every IdReader of this journal uses of it (see id-reader.ts). */
+  private readonly readHost: IdReaderHost<M> = {
+    checkOpen: () => this.checkOpen(),
+    isOpen: () => this.lifecycle === 'open',
+    highestSequenceNr: (id) => this.highestSequenceNr(id),
+    read: (id, from, to, max) => this._read(id, from, to, max),
+    pull: (it) => this.pull(it),
+    checkMissing: (id, from, to) => this.checkMissing(id, from, to),
+    locate: (id, seq) => this._locate(id, seq),
+    decode: (id, stored) => this.decode(id, stored),
+    eventRead: () => {
       this.counts.eventsRead++;
-      return {
-        persistenceId,
-        sequenceNr: stored.sequenceNr,
-        timestamp: stored.timestamp,
-        message: this.decode(persistenceId, stored),
-        tags: stored.tags ?? NO_TAGS,
-      };
-    };
-    const fail = async (e: unknown): Promise<never> => {
-      if (isPersistenceError(e, 'ERR_JOURNAL_CORRUPTED')) this.counts.corruptionsDetected++;
-      await finish();
-      throw e;
-    };
-    const slow = async (): Promise<IteratorResult<JournalEntry<M>>> => {
-      if (invalid !== undefined) {
-        const e = invalid;
-        invalid = undefined;
-        finished = true;
-        throw e;
-      }
-      try {
-        if (!pages) {
-          // highestSequenceNr first waits for the appends issued before this read. Its value only tells a
-          // missing tail: a storage whose highest cannot be read still serves what it has.
-          highest = await this.highestSequenceNr(persistenceId).catch(() => 0);
-          pages = this._read(persistenceId, fromSequenceNr, to, max)[Symbol.asyncIterator]();
-        }
-        for (;;) {
-          const next = await this.pull(pages);
-          if (next.done) {
-            // Nothing more: fine if the range is exhausted, otherwise entries are missing at the end.
-            if (served < max) await this.checkMissing(persistenceId, previous + 1, Math.min(to, highest));
-            await finish();
-            return done;
-          }
-          page = next.value;
-          index = 0;
-          const first = page[0];
-          if (first && first.sequenceNr > previous + 1) {
-            await this.checkMissing(persistenceId, previous + 1, first.sequenceNr - 1);
-          }
-          if (page.length > 0) return { done: false, value: entry(page[index++]!) };
-        }
-      } catch (e) {
-        return fail(e);
-      }
-    };
-    return {
-      next: () => {
-        if (invalid !== undefined) return slow();
-        if (finished) return Promise.resolve(done);
-        if (served >= max) return finish().then(() => done);
-        if (index < page.length) {
-          if (this.lifecycle !== 'open') return fail(new JournalClosedError('journal'));
-          try {
-            return Promise.resolve({ done: false, value: entry(page[index++]!) });
-          } catch (e) {
-            return fail(e);
-          }
-        }
-        return slow();
-      },
-      return: () => finish().then(() => done),
-    };
-  }
+    },
+    corruptionDetected: () => {
+      this.counts.corruptionsDetected++;
+    },
+  };
 
   protected checkOpen(): void {
     if (this.lifecycle !== 'open') throw new JournalClosedError('journal');
