@@ -14,7 +14,6 @@ import {
   JournalCorruptedError,
   type JournalWrite,
   newJournalId,
-  type OffsetStore,
   type OrderedFilter,
   type PositionedEvent,
   PositionedEventInBuffer,
@@ -1036,7 +1035,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   }
 
   /** The OffsetStore kept in this journal's directory (`offsets/`): see FileOffsetStore. */
-  offsetStore(): OffsetStore {
+  offsetStore(): FileOffsetStore {
     return new FileOffsetStore(path.join(this.dir, 'offsets'), this.fsync, () => this.closed);
   }
 

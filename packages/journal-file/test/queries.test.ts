@@ -207,6 +207,24 @@ describe('the file OffsetStore', () => {
     );
   });
 
+  it('keeps projection records: names, statuses, offset deletion, one lock per name', async () => {
+    const journal = await open(dir);
+    const store = journal.offsetStore();
+    await store.save('a', 'o1');
+    await store.saveStatus('b', '{"state":"failed"}');
+    expect(await store.names()).toEqual(['a', 'b']);
+    expect(await store.loadStatus('b')).toBe('{"state":"failed"}');
+    await store.deleteOffset('a');
+    expect(await store.load('a')).toBeUndefined();
+    expect(await store.projectionLocked('a')).toBe(false);
+    const lock = await store.lockProjection('a');
+    expect(await store.projectionLocked('a')).toBe(true);
+    await expect(store.lockProjection('a')).rejects.toMatchObject({ code: 'ERR_JOURNAL_LOCKED' });
+    await lock.release();
+    expect(await store.projectionLocked('a')).toBe(false);
+    await journal.close();
+  });
+
   it('a damaged offset file is reported with its name, not read as "no offset"', async () => {
     const journal = await open(dir);
     const offsets = journal.offsetStore();
