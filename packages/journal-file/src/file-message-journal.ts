@@ -164,12 +164,6 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   }
 
   /**
-   * Opens (creating when missing) the journal in `options.path`, taking its lock. Only what was written
-   * since the last sealed segment is scanned. Rejects with JournalLockedError when another process (or
-   * another open journal in this one) holds the directory. With `readOnly`, takes no lock and writes
-   * nothing (see the option); a file a live writer deletes or replaces meanwhile makes it start over.
-   */
-  /**
    * True when `directory` holds a file journal: the file backend's marker (or none, as data written
    * before markers has none) and at least one segment (`NNNNNNNNNNNNNNNN.log`). Reads only; for tools
    * pointed at a bare directory.
@@ -181,6 +175,12 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     return names.some((name) => parseSegmentFileName(name) !== undefined);
   }
 
+  /**
+   * Opens (creating when missing) the journal in `options.path`, taking its lock. Only what was written
+   * since the last sealed segment is scanned. Rejects with JournalLockedError when another process (or
+   * another open journal in this one) holds the directory. With `readOnly`, takes no lock and writes
+   * nothing (see the option); a file a live writer deletes or replaces meanwhile makes it start over.
+   */
   static async open<M = unknown>(options: FileMessageJournalOptions): Promise<FileMessageJournal<M>> {
     checkOptions(options);
     await checkDirectoryPath(options.path, 'file journal');

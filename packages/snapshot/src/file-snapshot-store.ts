@@ -157,12 +157,6 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   }
 
   /**
-   * Opens (creating when missing, unless readOnly) the store in `options.path`, and removes temp files
-   * that a crashed save left behind (not when readOnly).
-   * @throws TypeError for bad options; StorageError when the directory cannot be created or read, or
-   *   (readOnly) does not exist.
-   */
-  /**
    * True when `directory` holds a FileSnapshotStore: the file backend's marker (or no marker, as data
    * written before markers has none) and this store's temp directory or one id directory of
    * `<sequenceNr>-<timestamp>.snapshot` files. Reads only; for tools pointed at a bare directory.
@@ -180,6 +174,12 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
     return false;
   }
 
+  /**
+   * Opens (creating when missing, unless readOnly) the store in `options.path`, and removes temp files
+   * that a crashed save left behind (not when readOnly).
+   * @throws TypeError for bad options; StorageError when the directory cannot be created or read, or
+   *   (readOnly) does not exist.
+   */
   static async open<S = unknown>(options: FileSnapshotStoreOptions): Promise<FileSnapshotStore<S>> {
     if (typeof options !== 'object' || options === null) {
       throw new TypeError('FileSnapshotStore.open needs an options object with a path');
