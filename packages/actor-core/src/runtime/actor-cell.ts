@@ -103,16 +103,6 @@ export class ActorCell<C, E, S, R = unknown> {
     return this.phase !== 'stopped' && this.stopRequested === undefined;
   }
 
-  /** True while it handles a command, has one waiting, or a persist or snapshot in flight. */
-  get busy(): boolean {
-    return (
-      this.persistInFlight ||
-      this.mailbox.size > 0 ||
-      this.retry !== undefined ||
-      this.phase !== 'ready' ||
-      this.snapshotWork !== undefined
-    );
-  }
 
   /** First recovery; rejects with RecoveryFailedError (and the cell is then stopped). */
   async start(): Promise<void> {
