@@ -54,6 +54,7 @@ function matches(meta: SnapshotMetadata, criteria: SnapshotCriteria | undefined)
   if (criteria?.maxSequenceNr !== undefined && meta.sequenceNr > criteria.maxSequenceNr) return false;
   if (criteria?.maxTimestamp !== undefined && meta.timestamp > criteria.maxTimestamp) return false;
   if (criteria?.minSequenceNr !== undefined && meta.sequenceNr < criteria.minSequenceNr) return false;
+  if (criteria?.minTimestamp !== undefined && meta.timestamp < criteria.minTimestamp) return false;
   return true;
 }
 
@@ -62,6 +63,7 @@ function checkCriteria(criteria: SnapshotCriteria | undefined): void {
   if (criteria?.maxSequenceNr !== undefined) checkCount(criteria.maxSequenceNr, 'criteria.maxSequenceNr');
   if (criteria?.maxTimestamp !== undefined) checkCount(criteria.maxTimestamp, 'criteria.maxTimestamp');
   if (criteria?.minSequenceNr !== undefined) checkCount(criteria.minSequenceNr, 'criteria.minSequenceNr');
+  if (criteria?.minTimestamp !== undefined) checkCount(criteria.minTimestamp, 'criteria.minTimestamp');
 }
 
 /**

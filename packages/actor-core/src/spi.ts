@@ -138,6 +138,8 @@ export interface SnapshotCriteria {
    * snapshots past a repair that kept events 1..3 (`cairn snapshots delete <id> --above 3`).
    */
   readonly minSequenceNr?: number;
+  /** Only snapshots taken at or after this time (ms since epoch). */
+  readonly minTimestamp?: number;
 }
 
 /**

@@ -133,6 +133,22 @@ export function snapshotCriteriaGroup(options: SnapshotConformanceOptions): void
       expect((await store.loadLatest(id, { maxTimestamp: first }))?.state).toBe('old');
       expect(await store.loadLatest(id, { maxTimestamp: first - 1 })).toBeUndefined();
     });
+    snapshotCase(options, 'minSequenceNr and minTimestamp are inclusive', async ({ store, id }) => {
+      for (const seq of [2, 4]) await store.save(id, seq, seq);
+      expect((await store.loadLatest(id, { minSequenceNr: 4 }))?.sequenceNr).toBe(4);
+      expect(await store.loadLatest(id, { minSequenceNr: 5 })).toBeUndefined();
+      expect((await store.loadLatest(id, { minSequenceNr: 2, maxSequenceNr: 3 }))?.sequenceNr).toBe(2);
+      await sleep(5);
+      await store.save(id, 6, 6);
+      const newest = (await store.loadLatest(id))!.timestamp;
+      expect((await store.loadLatest(id, { minTimestamp: newest }))?.sequenceNr).toBe(6);
+      expect(await store.loadLatest(id, { minTimestamp: newest + 1 })).toBeUndefined();
+      // The lower bounds select what delete removes too.
+      await store.delete(id, { minTimestamp: newest });
+      expect((await store.loadLatest(id))?.sequenceNr).toBe(4);
+      await store.delete(id, { minSequenceNr: 3 });
+      expect((await store.loadLatest(id))?.sequenceNr).toBe(2);
+    });
     snapshotCase(options, '{} equals no criteria', async ({ store, id }) => {
       await store.save(id, 1, 'a');
       await store.save(id, 2, 'b');
@@ -232,6 +248,8 @@ export function snapshotValidationGroup(options: SnapshotConformanceOptions): vo
       await rejects(() => store.prune(id, -1), RangeError);
       await rejects(() => store.loadLatest(id, { maxSequenceNr: -1 }), RangeError);
       await rejects(() => store.delete(id, { maxTimestamp: -1 }), RangeError);
+      await rejects(() => store.delete(id, { minSequenceNr: -1 }), RangeError);
+      await rejects(() => store.loadLatest(id, { minTimestamp: -1 }), RangeError);
       expect((await store.loadLatest(id))?.state).toBe('a');
     });
     snapshotCase(

@@ -103,7 +103,6 @@ export class ActorCell<C, E, S, R = unknown> {
     return this.phase !== 'stopped' && this.stopRequested === undefined;
   }
 
-
   /** First recovery; rejects with RecoveryFailedError (and the cell is then stopped). */
   async start(): Promise<void> {
     try {
