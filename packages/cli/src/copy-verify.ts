@@ -44,6 +44,16 @@ const VERIFY_COPY_CONCURRENCY = 8;
 
 type Mismatch = (sequenceNr: number | undefined, message: string) => void;
 
+/** One id being compared: both ends, what the target keeps, where mismatches go, and how far to look. */
+interface Comparison {
+  readonly source: CopySource;
+  readonly copy: CopySource;
+  readonly id: string;
+  readonly kept: KeptByTarget;
+  readonly mismatch: Mismatch;
+  readonly upTo: number;
+}
+
 /** verifyCopy for one id; for a salvaged one, up to the last event kept (`upTo`). */
 async function compareId(
   source: CopySource,
@@ -70,8 +80,9 @@ async function compareId(
         `"${id}" highestSequenceNr ${sh} in the ${upTo === undefined ? 'source' : 'salvage'}, ${th} in the copy`,
       );
     }
-    events = await compareEvents(source, copy, id, kept, mismatch, upTo);
-    snapshots = await compareSnapshots(source, copy, id, kept, mismatch, upTo);
+    const comparison = { source, copy, id, kept, mismatch, upTo: upTo ?? Number.MAX_SAFE_INTEGER };
+    events = await compareEvents(comparison);
+    snapshots = await compareSnapshots(comparison);
   } catch (e) {
     problems.push(problemOf(e, id));
   }
@@ -79,14 +90,7 @@ async function compareId(
 }
 
 /** Walks both journals' events of `id` together; returns how many matched. */
-async function compareEvents(
-  source: CopySource,
-  copy: CopySource,
-  id: string,
-  kept: KeptByTarget,
-  mismatch: Mismatch,
-  upTo = Number.MAX_SAFE_INTEGER,
-): Promise<number> {
+async function compareEvents({ source, copy, id, kept, mismatch, upTo }: Comparison): Promise<number> {
   let events = 0;
   const a = source.readFrom(id, 1, { toSequenceNr: upTo })[Symbol.asyncIterator]();
   const b = copy.readFrom(id, 1)[Symbol.asyncIterator]();
@@ -130,14 +134,7 @@ async function compareEvents(
 }
 
 /** Checks that every snapshot of the source that loads is in the copy, equal; returns how many were. */
-async function compareSnapshots(
-  source: CopySource,
-  copy: CopySource,
-  id: string,
-  kept: KeptByTarget,
-  mismatch: Mismatch,
-  upTo = Number.MAX_SAFE_INTEGER,
-): Promise<number> {
+async function compareSnapshots({ source, copy, id, kept, mismatch, upTo }: Comparison): Promise<number> {
   if (!source.loadLatest || !copy.loadLatest) return 0;
   let snapshots = 0;
   for (const seq of await snapshotChain(source, id)) {

@@ -5,7 +5,7 @@ import { msgpackSerializer } from '@cairn/actor-core';
 import {
   type DumpedId,
   DumpLineParser,
-  emptyDumpedId,
+  dumpedId,
   encodeEnd,
   encodeHighest,
   encodeItem,
@@ -236,15 +236,6 @@ export class DumpWriter {
     return writer;
   }
 
-  private idData(persistenceId: string): DumpedId {
-    let data = this.ids.get(persistenceId);
-    if (!data) {
-      data = emptyDumpedId();
-      this.ids.set(persistenceId, data);
-    }
-    return data;
-  }
-
   private async append(text: string): Promise<void> {
     const bytes = Buffer.from(text, 'utf8');
     await this.handle.write(bytes, 0, bytes.length, this.position);
@@ -275,7 +266,7 @@ export class DumpWriter {
     entries: readonly JournalEntry[],
     expectedSequenceNr: number,
   ): Promise<void> {
-    const data = this.idData(persistenceId);
+    const data = dumpedId(this.ids, persistenceId);
     if (data.highest !== expectedSequenceNr) {
       throw new RangeError(
         `dump ${this.file}: "${persistenceId}" is at ${data.highest}, expected ${expectedSequenceNr}`,
@@ -306,7 +297,7 @@ export class DumpWriter {
 
   /** Records an id's highestSequenceNr when it is above its last event (events truncated away). */
   async markHighest(persistenceId: string, highest: number): Promise<void> {
-    const data = this.idData(persistenceId);
+    const data = dumpedId(this.ids, persistenceId);
     if (highest <= data.highest) return;
     await this.append(encodeHighest(persistenceId, highest));
     data.highest = highest;
@@ -321,7 +312,7 @@ export class DumpWriter {
     await this.append(
       encodeItem('snapshot', entry.persistenceId, entry.sequenceNr, entry.timestamp, entry.state),
     );
-    this.idData(entry.persistenceId).snapshots.set(entry.sequenceNr, {
+    dumpedId(this.ids, entry.persistenceId).snapshots.set(entry.sequenceNr, {
       sequenceNr: entry.sequenceNr,
       timestamp: entry.timestamp,
       payload: Buffer.alloc(0),

@@ -59,8 +59,14 @@ export interface DumpedId {
   snapshots: Map<number, StoredItem>;
 }
 
-export function emptyDumpedId(): DumpedId {
-  return { events: [], highest: 0, snapshots: new Map() };
+/** What `ids` holds of `persistenceId`, added empty when it holds nothing yet. */
+export function dumpedId(ids: Map<string, DumpedId>, persistenceId: string): DumpedId {
+  let id = ids.get(persistenceId);
+  if (!id) {
+    id = { events: [], highest: 0, snapshots: new Map() };
+    ids.set(persistenceId, id);
+  }
+  return id;
 }
 
 function lineCrc(
@@ -156,7 +162,7 @@ export class DumpLineParser {
     ) {
       throw this.corrupt('persistenceId or sequenceNr missing or invalid', at);
     }
-    const id = this.idOf(persistenceId);
+    const id = dumpedId(this.ids, persistenceId);
     if (line.type === 'highest') {
       id.highest = Math.max(id.highest, sequenceNr as number);
       return;
@@ -227,14 +233,5 @@ export class DumpLineParser {
     }
     id.events.push(item);
     id.highest = Math.max(id.highest, seq);
-  }
-
-  private idOf(persistenceId: string): DumpedId {
-    let id = this.ids.get(persistenceId);
-    if (!id) {
-      id = emptyDumpedId();
-      this.ids.set(persistenceId, id);
-    }
-    return id;
   }
 }

@@ -178,3 +178,25 @@ export function cliProcess(
     );
   });
 }
+
+/**
+ * A temp directory with the standard data set (makeData) on every backend, made before the enclosing
+ * describe's tests and removed after them. Read `root.dir` and `data.get(backend)` inside the tests.
+ */
+export function dataOnEveryBackend(): { root: { dir: string }; data: Map<Backend, DataLayout> } {
+  const data = new Map<Backend, DataLayout>();
+  const root = { dir: '' };
+  let remove: () => Promise<void> = async () => undefined;
+  beforeAll(async () => {
+    const made = await tempDir();
+    root.dir = made.dir;
+    remove = made.remove;
+    for (const backend of BACKENDS) {
+      const l = await layout(root.dir, backend);
+      await makeData(l);
+      data.set(backend, l);
+    }
+  });
+  afterAll(() => remove());
+  return { root, data };
+}

@@ -4,22 +4,11 @@ import { storeBackendOf } from '@cairn/actor-core';
 import { detectJournalBackend, detectSnapshotBackend } from '@cairn/cli';
 import { provider as fileProvider } from '@cairn/journal-file';
 import { provider as lmdbProvider } from '@cairn/journal-lmdb';
-import { BACKENDS, type DataLayout, layout, makeData, tempDir } from './cli-fixtures';
+import { dataOnEveryBackend } from './cli-fixtures';
 
 // `cairn --journal <dir>` asks each provider's detect hook instead of knowing their file layouts.
 describe('providers recognise their own directories (detect)', () => {
-  let root: { dir: string; remove: () => Promise<void> };
-  const data = new Map<string, DataLayout>();
-
-  beforeAll(async () => {
-    root = await tempDir();
-    for (const backend of BACKENDS) {
-      const l = await layout(root.dir, backend);
-      await makeData(l);
-      data.set(backend, l);
-    }
-  });
-  afterAll(() => root.remove());
+  const { root, data } = dataOnEveryBackend();
 
   it('each provider says yes to its own journal and snapshot directories and no to the other one', async () => {
     const file = data.get('file')!;

@@ -4,8 +4,8 @@ import {
   BACKENDS,
   CLI_DIST,
   cliProcess,
-  type DataLayout,
   damageMarker,
+  dataOnEveryBackend,
   layout,
   makeData,
   tempDir,
@@ -13,18 +13,7 @@ import {
 
 // The built CLI as a child process: what an operator's shell and scripts see.
 describe('cairn (built, as a child process): exit codes', () => {
-  let root: { dir: string; remove: () => Promise<void> };
-  const data = new Map<string, DataLayout>();
-
-  beforeAll(async () => {
-    root = await tempDir();
-    for (const backend of BACKENDS) {
-      const l = await layout(root.dir, backend);
-      await makeData(l);
-      data.set(backend, l);
-    }
-  });
-  afterAll(() => root.remove());
+  const { root, data } = dataOnEveryBackend();
 
   test.each(BACKENDS)(
     '%s: verify on clean data exits 0, by --journal/--snapshots and by --config',
