@@ -16,7 +16,6 @@ import {
   newJournalId,
   type OrderedFilter,
   type PositionedEvent,
-  PositionedEventInBuffer,
   ReadOnlyError,
   SequenceConflictError,
   StorageError,
@@ -46,18 +45,14 @@ import {
 import { LegacyPositions } from './legacy-positions';
 import { entryOf, type IdIndex } from './log-index';
 import { LogReader } from './log-reader';
-import { OrderedIndex, type OrderedSlot } from './ordered-index';
+import { OrderedIndex } from './ordered-index';
+import { OrderedReads } from './ordered-reads';
 import {
-  decodeRecord,
   type EncodedFrame,
   encodeFrame,
   encodeSegmentHeader,
   indexFileName,
-  isBadRecord,
-  isEventKind,
   parseSegmentFileName,
-  payloadStart,
-  recordTags,
   SEGMENT_HEADER_SIZE,
   segmentFileName,
 } from './record-codec';
@@ -75,13 +70,6 @@ import type { SegmentContents, SegmentScan } from './segment-scan';
 const READ_ONLY_OPEN_ATTEMPTS = 3;
 /** The file holding the journal's id (which offsets carry), created with the journal. */
 const JOURNAL_ID_FILE = 'journal-id';
-/** Events per page of an ordered read (allEvents, eventsByTag). */
-const ORDERED_PAGE = 512;
-/** An ordered read reads neighbouring records together, through gaps below this many bytes. */
-const ORDERED_GAP = 64 * 1024;
-/** ... in chunks of at most this many bytes. */
-const ORDERED_CHUNK = 1024 * 1024;
-
 function settledQuietly(): void {}
 
 /**
@@ -132,6 +120,8 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   private lastCompaction = Number.NEGATIVE_INFINITY;
   /** Serves reads from `index` and `segments`, which it shares. */
   private readonly logReader: LogReader;
+  /** Serves the ordered reads of the queries from `order`, through logReader. */
+  private readonly orderedReads: OrderedReads;
   /** Set when the log can no longer be written safely (lock lost, a failed write not undone). */
   private failure: StorageError | undefined;
   /** Every repair whose dead records may still be on disk (kept in the checkpoint). */
@@ -161,6 +151,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     this.logReader = new LogReader(this.io, this.dir, this.index, this.segments, (id, seq) =>
       this.legacy.positionOf(id, seq),
     );
+    this.orderedReads = new OrderedReads(this.logReader, this.order, this.index, this.segments);
   }
 
   /**
@@ -1030,133 +1021,12 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     upTo: number,
     filter: OrderedFilter,
   ): AsyncGenerator<PositionedEvent[]> {
-    if (filter.kind === 'persistenceId') return this.orderedOfId(after, upTo, filter);
-    return this.orderedPages(after, upTo, filter.kind === 'tag' ? filter.tag : undefined);
+    return this.orderedReads.read(after, upTo, filter);
   }
 
   /** The OffsetStore kept in this journal's directory (`offsets/`): see FileOffsetStore. */
   offsetStore(): FileOffsetStore {
     return new FileOffsetStore(path.join(this.dir, 'offsets'), this.fsync, () => this.closed);
-  }
-
-  /** One id's events in the global order: its own log (ascending sequenceNr is ascending position). */
-  private async *orderedOfId(
-    after: number,
-    upTo: number,
-    filter: Extract<OrderedFilter, { kind: 'persistenceId' }>,
-  ): AsyncGenerator<PositionedEvent[]> {
-    const pages = this.logReader.read(
-      filter.persistenceId,
-      filter.fromSequenceNr,
-      filter.toSequenceNr,
-      Number.MAX_SAFE_INTEGER,
-    );
-    for await (const page of pages) {
-      const kept = (page as PositionedEventInBuffer[]).filter(
-        (e) => e.position > after && e.position <= upTo,
-      );
-      if (kept.length > 0) yield kept;
-      if (page.length > 0 && (page[page.length - 1] as PositionedEventInBuffer).position > upTo) return;
-    }
-  }
-
-  /**
-   * Every event (or a tag's) in the global order, a page at a time: the page's places come from the
-   * ordered index, their records are read (neighbours together) and verified like any read.
-   */
-  private async *orderedPages(
-    after: number,
-    upTo: number,
-    tag: string | undefined,
-  ): AsyncGenerator<PositionedEvent[]> {
-    const gone = (id: string, sequenceNr: number) => sequenceNr < (this.index.get(id)?.lowWater ?? 1);
-    for (;;) {
-      const slots = this.order.page(after, upTo, tag, ORDERED_PAGE, gone);
-      if (slots.length === 0) return;
-      // Resolved now, with the slots: a compaction replaces the Segment object and moves the offsets
-      // together, so a slot and its Segment always agree (a replaced one reads as empty: page again).
-      const page = await this.readSlots(
-        slots,
-        slots.map((slot) => this.segments.get(slot.segment)),
-      );
-      if (page === undefined) continue;
-      after = slots[slots.length - 1]!.position;
-      if (page.length > 0) yield page;
-    }
-  }
-
-  /** The slots' events, or undefined when a segment was replaced or deleted meanwhile (read the page again). */
-  private async readSlots(
-    slots: readonly OrderedSlot[],
-    segments: ReadonlyArray<Segment | undefined>,
-  ): Promise<PositionedEvent[] | undefined> {
-    const page: PositionedEvent[] = [];
-    let i = 0;
-    while (i < slots.length) {
-      const segment = segments[i];
-      const first = slots[i]!;
-      if (!segment) {
-        // Deleted: every event in it was truncated. Skipped.
-        i++;
-        continue;
-      }
-      let j = i + 1;
-      let stop = first.offset + first.length;
-      while (j < slots.length && segments[j] === segment) {
-        const next = slots[j]!;
-        if (next.offset < stop || next.offset - stop > ORDERED_GAP) break;
-        if (next.offset + next.length - first.offset > ORDERED_CHUNK) break;
-        stop = next.offset + next.length;
-        j++;
-      }
-      const bytes = await this.logReader.readSegment(
-        segment,
-        first.offset,
-        stop - first.offset,
-        first.persistenceId,
-        first.sequenceNr,
-      );
-      if (bytes.length === 0) return undefined;
-      for (let k = i; k < j; k++)
-        page.push(this.positionedEvent(slots[k]!, segment.file, bytes, slots[k]!.offset - first.offset));
-      i = j;
-    }
-    return page;
-  }
-
-  /** The event of `slot` from its record at `at` in `bytes`, verified; JournalCorruptedError names it otherwise. */
-  private positionedEvent(slot: OrderedSlot, file: string, bytes: Buffer, at: number): PositionedEvent {
-    const { persistenceId, sequenceNr, position } = slot;
-    const entry = this.index.get(persistenceId);
-    const corrupt = entry?.corrupt;
-    if (corrupt && sequenceNr >= corrupt.sequenceNr) {
-      throw new JournalCorruptedError({ persistenceId, ...corrupt });
-    }
-    const idBytes = Buffer.from(persistenceId, 'utf8');
-    const record = decodeRecord(bytes, at, at + slot.length, idBytes);
-    const fail = (reason: string) =>
-      new JournalCorruptedError({ persistenceId, sequenceNr, file, offset: slot.offset, reason });
-    if (isBadRecord(record)) throw fail(record.reason);
-    if (!isEventKind(record.kind) || record.sequenceNr !== sequenceNr) {
-      throw fail(
-        `the global index expects sequenceNr ${sequenceNr} here, the record is kind ${record.kind} sequenceNr ${record.sequenceNr}`,
-      );
-    }
-    if (record.position !== 0 && record.position !== position) {
-      throw fail(`the global index expects position ${position} here, the record holds ${record.position}`);
-    }
-    const start = payloadStart(bytes, at, idBytes.length);
-    return new PositionedEventInBuffer(
-      persistenceId,
-      position,
-      sequenceNr,
-      record.timestamp,
-      record.serializerId,
-      bytes,
-      start,
-      at + record.length,
-      recordTags(bytes, at, idBytes.length),
-    );
   }
 
   protected override async _lowWaterMark(persistenceId: string): Promise<number> {
