@@ -27,7 +27,7 @@ export interface CrashRoundOptions {
   readonly ids?: number;
   /** Id prefix; keep it the same across rounds on one data directory. Default "crash". */
   readonly prefix?: string;
-  /** The writer is killed this many ms after it is ready: [min, max], picked from the seed. Default [50, 400]. */
+  /** The writer is killed this many ms after its first acknowledged write: [min, max], picked from the seed. Default [50, 400]. */
   readonly killAfterMs?: readonly [number, number];
   /** Share of appendBatch calls. Default 0.3. */
   readonly batchShare?: number;
@@ -81,6 +81,10 @@ export async function runCrashRound(options: CrashRoundOptions): Promise<CrashRo
   const isReady = new Promise<void>((resolve) => {
     ready = resolve;
   });
+  let acked: () => void = () => undefined;
+  const firstAck = new Promise<void>((resolve) => {
+    acked = resolve;
+  });
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
@@ -91,14 +95,19 @@ export async function runCrashRound(options: CrashRoundOptions): Promise<CrashRo
     for (const line of lines) {
       const [kind, a, , c] = line.split(' ');
       if (kind === 'ready') ready();
-      else if (kind === 'ack') acknowledged.events.set(Number(a), Number(c));
-      else if (kind === 'snap') acknowledged.snapshots.set(Number(a), Number(line.split(' ')[2]));
+      else if (kind === 'ack') {
+        acknowledged.events.set(Number(a), Number(c));
+        acked();
+      } else if (kind === 'snap') acknowledged.snapshots.set(Number(a), Number(line.split(' ')[2]));
     }
   });
   const exited = new Promise<string | null>((resolve) =>
     child.on('exit', (_code, signal) => resolve(signal)),
   );
   await Promise.race([isReady, exited]);
+  // The kill delay counts from the first acknowledged write: on a loaded machine the first commit alone
+  // may take longer than the delay, and a round that acknowledged nothing proves nothing.
+  await Promise.race([firstAck, exited]);
   await Promise.race([sleep(killAfterMs), exited]);
   kill(child);
   const signal = await exited;

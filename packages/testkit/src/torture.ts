@@ -15,7 +15,7 @@ export interface TortureOptions {
   readonly corruptShare?: number;
   /** Ids written concurrently. Default 8. */
   readonly ids?: number;
-  /** Kill window in ms after the writer is ready. Default [50, 400]. */
+  /** Kill window in ms after the writer's first acknowledged write. Default [50, 400]. */
   readonly killAfterMs?: readonly [number, number];
   /** 'journal' (default): the writer appends to the journal; 'actor': it drives event-sourced actors. */
   readonly mode?: 'journal' | 'actor';
