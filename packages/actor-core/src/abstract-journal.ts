@@ -16,6 +16,7 @@ import { OffsetCodec } from './offset-codec';
 import {
   type OrderedFilter,
   type OrderedSource,
+  type Position,
   type PositionedEvent,
   type QueryParameters,
   queryIterator,
@@ -183,7 +184,11 @@ const settle = (): void => undefined;
  *   frame or lock that makes it durable): an integer >= 1, unique in the journal, never reused, also after
  *   truncation, compaction or a crash. Positions grow in commit order: a commit that becomes visible
  *   after another has higher positions, a write's (an appendBatch's) events get consecutive positions in
- *   sequenceNr order. Gaps are allowed (a failed commit may burn numbers); going back is not.
+ *   sequenceNr order. Gaps are allowed (a failed commit may burn numbers); going back is not. A
+ *   position is a number, or a bigint for a backend whose order is a pair packed into one integer
+ *   (PostgreSQL: transaction id, then row position; the core only compares them and puts them in offsets).
+ *   Positions need not be assigned in commit order if the head never passes an event that is not yet
+ *   visible, and no event ever becomes visible at or below a head already reported.
  * - `_headPosition()` is the position of the last committed event (0 when nothing was ever committed),
  *   such that **every** event at or below it is committed, durable (per the sync setting) and readable by
  *   `_readOrdered`. With several commits in flight, it must not pass one that is not done yet: that is
@@ -319,14 +324,14 @@ export abstract class AbstractMessageJournal<M = unknown>
    */
   protected _journalId?(): string;
   /** Queries: the position of the last committed event, every position below it committed too; 0 when none. */
-  protected _headPosition?(): Promise<number>;
+  protected _headPosition?(): Promise<Position>;
   /**
    * Queries: pages of the surviving events with `after < position <= upTo` that match `filter`, ascending
    * position, a page read per pull (see the class comment).
    */
   protected _readOrdered?(
-    after: number,
-    upTo: number,
+    after: Position,
+    upTo: Position,
     filter: OrderedFilter,
   ): AsyncIterable<readonly PositionedEvent[]>;
   /**
@@ -669,8 +674,8 @@ export abstract class AbstractMessageJournal<M = unknown>
   async headOffset(): Promise<string | undefined> {
     this.checkOpen();
     this.checkQueries();
-    const head = await this.storage(() => this._headPosition!(), 'headOffset');
-    return head === 0 ? undefined : this.offsets().encode(head);
+    const head = await this.counted(() => this._headPosition!(), 'headOffset');
+    return head === 0 || head === 0n ? undefined : this.offsets().encode(head);
   }
 
   /**
@@ -696,7 +701,7 @@ export abstract class AbstractMessageJournal<M = unknown>
         const source: OrderedSource<M> = {
           commits: this.commits,
           checkOpen: () => this.checkOpen(),
-          head: () => this.storage(() => this._headPosition!(), 'query'),
+          head: () => this.counted(() => this._headPosition!(), 'query'),
           read: (after, upTo) =>
             filter ? this._readOrdered!(after, upTo, filter)[Symbol.asyncIterator]() : emptyPages(),
           pull: (it) => this.pull(it),
@@ -1062,11 +1067,19 @@ export abstract class AbstractMessageJournal<M = unknown>
   }
 
   /** One pull from a backend iterator, counted so close() waits for it before releasing storage. */
-  private async pull<T>(it: AsyncIterator<T>): Promise<IteratorResult<T>> {
+  private pull<T>(it: AsyncIterator<T>): Promise<IteratorResult<T>> {
+    return this.counted(() => it.next(), 'read');
+  }
+
+  /**
+   * A read of storage that close() waits for before `_close` (a pull, a query's head): a backend whose
+   * reads are asynchronous I/O never has its connections closed under one.
+   */
+  private async counted<T>(call: () => Promise<T>, operation: string): Promise<T> {
     this.checkOpen();
     this.activePulls++;
     try {
-      return await this.storage(() => it.next(), 'read');
+      return await this.storage(call, operation);
     } finally {
       if (--this.activePulls === 0) this.pullsIdle?.();
     }

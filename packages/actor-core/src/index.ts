@@ -85,7 +85,7 @@ export {
   type OptionType,
   SNAPSHOT_OPTION_TYPES,
 } from './provider-options';
-export type { OrderedFilter, PositionedEvent } from './query-reader';
+export type { OrderedFilter, Position, PositionedEvent } from './query-reader';
 export { defaultReporter, type PersistenceReport, type Reporter } from './report';
 export * from './runtime';
 export {

@@ -12,9 +12,14 @@ import type { OrderedFilter, PositionedEvent } from './query-reader';
 import type { JournalCapabilities, ProjectionLock, ProjectionRecordStore } from './spi';
 import { checkOffsetToSave, checkProjectionName } from './validation';
 
+/** An event of this journal: its positions are numbers (one counter). */
+interface NumberedEvent extends PositionedEvent {
+  readonly position: number;
+}
+
 /** One id's events in memory, ascending sequenceNr (and so ascending position). */
 interface MemoryLog {
-  events: PositionedEvent[];
+  events: NumberedEvent[];
   highest: number;
   /** Everything below this was truncated. */
   lowWater: number;
@@ -28,9 +33,9 @@ export class MemoryJournalStore {
   /** @internal */
   readonly logs = new Map<string, MemoryLog>();
   /** @internal Every surviving event, ascending position: the global order. */
-  all: PositionedEvent[] = [];
+  all: NumberedEvent[] = [];
   /** @internal The surviving events of each tag, ascending position. */
-  readonly byTag = new Map<string, PositionedEvent[]>();
+  readonly byTag = new Map<string, NumberedEvent[]>();
   /** @internal The position of the last committed event. */
   head = 0;
   /** @internal Offsets saved by projections (the memory OffsetStore). */
@@ -116,7 +121,7 @@ export class MemoryMessageJournal<M = unknown> extends AbstractMessageJournal<M>
         store.logs.set(persistenceId, log);
       }
       for (const e of events) {
-        const positioned: PositionedEvent = { ...e, persistenceId, position: ++store.head };
+        const positioned: NumberedEvent = { ...e, persistenceId, position: ++store.head };
         log.events.push(positioned);
         store.all.push(positioned);
         for (const tag of e.tags ?? []) {
@@ -164,7 +169,7 @@ export class MemoryMessageJournal<M = unknown> extends AbstractMessageJournal<M>
     after: number,
     upTo: number,
     filter: OrderedFilter,
-  ): AsyncGenerator<PositionedEvent[]> {
+  ): AsyncGenerator<NumberedEvent[]> {
     for (;;) {
       await this.faults.beforeRead();
       // Looked up again for every page: truncation replaces the arrays.
@@ -173,7 +178,7 @@ export class MemoryMessageJournal<M = unknown> extends AbstractMessageJournal<M>
       if (filter.kind === 'persistenceId') {
         index = Math.max(index, lowerBound(events, filter.fromSequenceNr, bySequenceNr));
       }
-      const page: PositionedEvent[] = [];
+      const page: NumberedEvent[] = [];
       while (index < events.length && page.length < PAGE) {
         const event = events[index++]!;
         if (event.position > upTo) break;
@@ -193,7 +198,7 @@ export class MemoryMessageJournal<M = unknown> extends AbstractMessageJournal<M>
     if (cut > 0) {
       const gone = new Set(log.events.slice(0, cut));
       log.events = log.events.slice(cut);
-      const keep = (e: PositionedEvent) => !gone.has(e);
+      const keep = (e: NumberedEvent) => !gone.has(e);
       this.store.all = this.store.all.filter(keep);
       for (const [tag, events] of this.store.byTag) {
         const left = events.filter(keep);
@@ -221,7 +226,7 @@ export class MemoryMessageJournal<M = unknown> extends AbstractMessageJournal<M>
 
   protected async _close(): Promise<void> {}
 
-  private ordered(filter: OrderedFilter): readonly PositionedEvent[] {
+  private ordered(filter: OrderedFilter): readonly NumberedEvent[] {
     switch (filter.kind) {
       case 'all':
         return this.store.all;
@@ -298,14 +303,14 @@ class MemoryOffsetStore implements ProjectionRecordStore {
   }
 }
 
-const bySequenceNr = (e: PositionedEvent) => e.sequenceNr;
-const byPosition = (e: PositionedEvent) => e.position;
+const bySequenceNr = (e: NumberedEvent) => e.sequenceNr;
+const byPosition = (e: NumberedEvent) => e.position;
 
 /** Index of the first event whose key is >= target (the events ascend by both keys). */
 function lowerBound(
-  events: readonly PositionedEvent[],
+  events: readonly NumberedEvent[],
   target: number,
-  key: (e: PositionedEvent) => number,
+  key: (e: NumberedEvent) => number,
 ): number {
   let lo = 0;
   let hi = events.length;

@@ -2,11 +2,18 @@ import type { StoredEvent } from './abstract-journal';
 import { type CommitSignal, QueryAbortedError } from './commit-signal';
 import type { EventEnvelope } from './spi';
 
+/**
+ * A place in a journal's global order: an integer >= 1. A number for backends whose order is one counter;
+ * a bigint for a backend whose order is a pair packed into one integer (PostgreSQL's (transaction id,
+ * row position)). Numbers and bigints compare with `<` and `>` as integers, so the reader needs nothing else.
+ */
+export type Position = number | bigint;
+
 /** A stored event with what a query needs besides: its id and its position in the global order. */
 export interface PositionedEvent extends StoredEvent {
   readonly persistenceId: string;
   /** Its place in the journal's global order: an integer >= 1, unique, never reused. */
-  readonly position: number;
+  readonly position: Position;
 }
 
 /** Which events an ordered read returns. */
@@ -27,9 +34,9 @@ export interface OrderedSource<M> {
   /** Throws JournalClosedError once the journal is closing. */
   checkOpen(): void;
   /** The head position (0 when empty), read from storage. */
-  head(): Promise<number>;
+  head(): Promise<Position>;
   /** The backend's pages of events with after < position <= upTo matching the filter. */
-  read(after: number, upTo: number): AsyncIterator<readonly PositionedEvent[]>;
+  read(after: Position, upTo: Position): AsyncIterator<readonly PositionedEvent[]>;
   /** One pull through the journal (counted for close(), storage errors typed). */
   pull(it: AsyncIterator<readonly PositionedEvent[]>): Promise<IteratorResult<readonly PositionedEvent[]>>;
   envelope(event: PositionedEvent): EventEnvelope<M>;
@@ -41,7 +48,7 @@ export interface OrderedSource<M> {
 
 export interface QueryParameters {
   /** Deliver positions above this (0: from the first). */
-  readonly after: number;
+  readonly after: Position;
   readonly live: boolean;
   readonly signal: AbortSignal | undefined;
   /** Ends the query after delivering an event for which this is true (an id query's toSequenceNr). */
@@ -68,8 +75,8 @@ export function queryIterator<M>(
   invalid: unknown,
 ): AsyncIterator<EventEnvelope<M>> {
   const { after = 0, live = false, signal, last } = parameters ?? ({} as Partial<QueryParameters>);
-  let position = after;
-  let upTo = -1;
+  let position: Position = after;
+  let upTo: Position = -1;
   let pages: AsyncIterator<readonly PositionedEvent[]> | undefined;
   let page: readonly PositionedEvent[] = [];
   let index = 0;
@@ -125,7 +132,7 @@ export function queryIterator<M>(
           }
           // The round covered everything up to its head: the next one starts there.
           pages = undefined;
-          position = Math.max(position, upTo);
+          position = upTo > position ? upTo : position;
           if (!live) {
             await release();
             return DONE;
@@ -145,7 +152,7 @@ export function queryIterator<M>(
           pages = source.read(position, head);
           continue;
         }
-        upTo = Math.max(upTo, head);
+        upTo = head > upTo ? head : upTo;
         if (!live || ended) {
           await release();
           return DONE;

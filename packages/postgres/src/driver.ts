@@ -16,8 +16,20 @@ export interface SqlDatabase extends SqlSession {
   transaction<T>(body: (tx: SqlSession) => Promise<T>): Promise<T>;
   /** Runs `body` on one connection of its own (no transaction), released afterwards. */
   session<T>(body: (session: SqlSession) => Promise<T>): Promise<T>;
+  /**
+   * Opens a connection of its own, outside the pool, that LISTENs on `channel`: `onNotify` gets each
+   * notification's payload, `onLost` is called once if the connection breaks (the listener is then dead;
+   * close() it and listen again).
+   */
+  listen(channel: string, onNotify: (payload: string) => void, onLost: (e: Error) => void): Promise<Listener>;
   /** Where it connects, password masked: for messages. */
   readonly target: string;
+  close(): Promise<void>;
+}
+
+/** A LISTENing connection. */
+export interface Listener {
+  /** Ends the connection (idempotent). */
   close(): Promise<void>;
 }
 
@@ -127,6 +139,38 @@ export function openPgDatabase(options: SqlDatabaseOptions): SqlDatabase {
       } finally {
         client.release(broken);
       }
+    },
+    listen: async (channel, onNotify, onLost) => {
+      const client = new pg.Client({
+        application_name: `${options.applicationName} listener`,
+        types,
+        ...(options.connectionString !== undefined ? { connectionString: options.connectionString } : {}),
+      });
+      let lost = false;
+      const lose = (e: Error) => {
+        if (lost) return;
+        lost = true;
+        onLost(e);
+      };
+      client.on('error', lose);
+      client.on('end', () => lose(new Error('the listening connection ended')));
+      client.on('notification', (message) => {
+        if (message.channel === channel) onNotify(message.payload ?? '');
+      });
+      let ended: Promise<void> | undefined;
+      const close = () => {
+        lost = true;
+        ended ??= client.end().catch(() => undefined);
+        return ended;
+      };
+      try {
+        await client.connect();
+        await client.query(`LISTEN "${channel.replace(/"/g, '""')}"`);
+      } catch (e) {
+        await close();
+        throw e;
+      }
+      return { close };
     },
     close: () => pool.end(),
   };

@@ -11,10 +11,21 @@ import {
   LeaseLostError,
   type LeaseOptions,
   type LeaseProvider,
+  type OrderedFilter,
+  type Position,
+  type PositionedEvent,
   type StoredEvent,
   type WriteConflicts,
 } from '@cairn/actor-core';
-import { isRetryable, type SqlDatabase, storageError } from './driver';
+import { isRetryable, type Listener, type SqlDatabase, storageError } from './driver';
+import {
+  headStatement,
+  ORDERED_PAGE,
+  orderedStatement,
+  packPosition,
+  truncateStatement,
+  unpackPosition,
+} from './global-order';
 import { LeaseTable } from './lease-table';
 import { idFromColumn, idToColumn } from './persistence-id';
 import {
@@ -30,6 +41,11 @@ import { prepareSchema, type SchemaNames } from './schema';
 const READ_PAGE = 2000;
 /** How often a batch rolled back by a deadlock (two processes' batches locking ids in other orders) is retried. */
 const DEADLOCK_RETRIES = 5;
+/**
+ * While live queries are open, how often the head is read besides the NOTIFY wake-ups: it finds what no
+ * notification announces (a blocking transaction that ended, a lost listening connection).
+ */
+const LIVE_POLL_MS = 250;
 
 interface EventRow {
   seq_nr: number;
@@ -38,6 +54,12 @@ interface EventRow {
   payload: Buffer;
   crc32: number;
   tags: string[];
+}
+
+interface OrderedRow extends EventRow {
+  persistence_id: string;
+  tx: string;
+  position: number;
 }
 
 /**
@@ -68,6 +90,7 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
     import: true,
     flush: true,
     metrics: true,
+    query: true,
   };
   /** The schema holding the tables. */
   readonly schema: string;
@@ -76,6 +99,19 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
   private readonly poolSize: number;
   private readonly writeSql: string;
   private readonly leases: LeaseTable;
+  private readonly headSql: string;
+  private readonly truncateSql: string;
+  private journalId = '';
+  /** Tells this journal's own notifications from other processes'. */
+  private readonly token = `${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+  /** The NOTIFY after commits: one in flight at a time, one more queued when commits happened meanwhile. */
+  private announcing: Promise<void> | undefined;
+  private announceAgain = false;
+  private shutting = false;
+  /** The watcher's listening connection (while live queries are open). */
+  private listener: Promise<Listener | undefined> | undefined;
+  /** The watcher's head read in flight, awaited by close. */
+  private polling: Promise<void> | undefined;
 
   private constructor(options: PostgresMessageJournalOptions, connection: Connection) {
     super(options);
@@ -84,6 +120,8 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
     this.poolSize = connection.poolSize;
     this.schema = connection.names.name;
     this.writeSql = groupCommitStatement(this.names);
+    this.headSql = headStatement(this.names);
+    this.truncateSql = truncateStatement(this.names);
     this.leases = new LeaseTable(this.db, this.names, (what, writing, call) => this.run(what, writing, call));
   }
 
@@ -129,7 +167,7 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
     let journal: PostgresMessageJournal<M>;
     try {
       journal = new PostgresMessageJournal<M>(options, connection);
-      await prepareSchema(connection.db, connection.names).catch((e: unknown) => {
+      journal.journalId = await prepareSchema(connection.db, connection.names).catch((e: unknown) => {
         if (isPersistenceError(e)) throw e;
         throw storageError(
           e,
@@ -216,6 +254,7 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
         }
       }
     });
+    if (stored.length > 0) this.announce();
     if (stored.length === ids.length) return new Map();
     const ok = new Set(stored.map((r) => r.persistence_id));
     const conflicting = ids.filter((id) => !ok.has(id));
@@ -265,40 +304,7 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
       );
       if (rows.length === 0) return;
       const page: StoredEvent[] = new Array(rows.length);
-      for (let i = 0; i < rows.length; i++) {
-        const row = rows[i]!;
-        const expected = rowChecksum(
-          column,
-          row.seq_nr,
-          row.written_at,
-          row.serializer_id,
-          row.payload,
-          row.tags,
-        );
-        if (expected !== row.crc32) {
-          throw new JournalCorruptedError({
-            persistenceId,
-            sequenceNr: row.seq_nr,
-            ...this._locate(persistenceId, row.seq_nr),
-            reason: `row checksum ${row.crc32} does not match its content (${expected})`,
-          });
-        }
-        page[i] =
-          row.tags.length > 0
-            ? {
-                sequenceNr: row.seq_nr,
-                timestamp: row.written_at,
-                serializerId: row.serializer_id,
-                payload: row.payload,
-                tags: row.tags,
-              }
-            : {
-                sequenceNr: row.seq_nr,
-                timestamp: row.written_at,
-                serializerId: row.serializer_id,
-                payload: row.payload,
-              };
-      }
+      for (let i = 0; i < rows.length; i++) page[i] = this.checked(persistenceId, column, rows[i]!);
       yield page;
       if (rows.length < limit) return;
       left -= rows.length;
@@ -308,15 +314,176 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
 
   protected async _truncateBefore(persistenceId: string, sequenceNr: number): Promise<void> {
     await this.run('truncateBefore', true, () =>
-      this.db.query(
-        `WITH mark AS (
-           UPDATE ${this.names.streams} SET lowest = GREATEST(lowest, $2)
-           WHERE persistence_id = $1 RETURNING persistence_id
-         )
-         DELETE FROM ${this.names.journal} WHERE persistence_id = $1 AND seq_nr < $2`,
-        [idToColumn(persistenceId), sequenceNr],
-      ),
+      this.db.query(this.truncateSql, [idToColumn(persistenceId), sequenceNr]),
     );
+  }
+
+  // ---- queries: the core's hooks (see global-order.ts for the order and why it never skips) ----
+
+  protected override _journalId(): string {
+    return this.journalId;
+  }
+
+  protected override async _headPosition(): Promise<Position> {
+    const [row] = await this.run('query', false, () =>
+      this.db.query<{ tx: string; position: number }>(this.headSql),
+    );
+    return row ? packPosition(row.tx, row.position) : 0;
+  }
+
+  protected override async *_readOrdered(
+    after: Position,
+    upTo: Position,
+    filter: OrderedFilter,
+  ): AsyncIterable<readonly PositionedEvent[]> {
+    const sql = orderedStatement(this.names, filter);
+    const [toTx, toPosition] = unpackPosition(upTo);
+    let from = filter.kind === 'persistenceId' ? filter.fromSequenceNr : 0;
+    for (;;) {
+      const [afterTx, afterPosition] = unpackPosition(after);
+      const params: unknown[] = [afterTx, afterPosition, toTx, toPosition, ORDERED_PAGE];
+      if (filter.kind === 'tag') params.push(filter.tag);
+      if (filter.kind === 'persistenceId') {
+        params.push(idToColumn(filter.persistenceId), from, filter.toSequenceNr);
+      }
+      const rows = await this.run('query', false, () => this.db.query<OrderedRow>(sql, params));
+      if (rows.length === 0) return;
+      const page: PositionedEvent[] = new Array(rows.length);
+      for (let i = 0; i < rows.length; i++) {
+        const row = rows[i]!;
+        const event = this.checked(idFromColumn(row.persistence_id), row.persistence_id, row);
+        page[i] = {
+          ...event,
+          persistenceId: idFromColumn(row.persistence_id),
+          position: packPosition(row.tx, row.position),
+        };
+      }
+      yield page;
+      if (rows.length < ORDERED_PAGE) return;
+      const last = page[page.length - 1]!;
+      if (filter.kind === 'persistenceId') from = last.sequenceNr + 1;
+      else after = last.position;
+    }
+  }
+
+  /**
+   * One LISTEN connection for the whole journal (opened with the first live query, ended with the last)
+   * plus a poll of the head every LIVE_POLL_MS: a notification from another process's journal wakes the
+   * live queries at once; the poll finds what no notification announces (a transaction that held xmin
+   * back ended) and covers a lost listening connection, which is opened again at the next poll.
+   */
+  protected override _watchForeignCommits(onCommit: () => void): () => void {
+    let stopped = false;
+    let seen: Position | undefined;
+    let polling = false;
+    const listen = () => {
+      if (stopped || this.shutting || this.listener) return;
+      const opening: Promise<Listener | undefined> = this.db
+        .listen(
+          this.names.channel,
+          (payload) => {
+            if (payload !== this.token) onCommit();
+          },
+          () => {
+            // Dead: forget it (ended), the next poll listens again.
+            if (this.listener === opening) this.listener = undefined;
+            void opening.then((l) => l?.close());
+          },
+        )
+        .catch(() => undefined);
+      this.listener = opening;
+      void opening.then((l) => {
+        if (l === undefined && this.listener === opening) this.listener = undefined;
+      });
+    };
+    const poll = () => {
+      if (polling || stopped || this.shutting) return;
+      polling = true;
+      this.polling = pollOnce().finally(() => {
+        polling = false;
+        this.polling = undefined;
+      });
+    };
+    const pollOnce = async () => {
+      try {
+        listen();
+        const head = await this._headPosition();
+        // The first poll wakes too: a commit between the readers' last head and this baseline.
+        if (head !== seen) onCommit();
+        seen = head;
+      } catch {
+        // Let the readers meet the error themselves.
+        onCommit();
+      }
+    };
+    // The first poll (and the listening connection) a moment later: the live queries' own first reads
+    // go first, on the pool's open connections.
+    const first = setTimeout(poll, 50);
+    const timer = setInterval(poll, LIVE_POLL_MS);
+    return () => {
+      stopped = true;
+      clearTimeout(first);
+      clearInterval(timer);
+      const listening = this.listener;
+      this.listener = undefined;
+      void listening?.then((l) => l?.close());
+    };
+  }
+
+  /** Tells other processes' live queries that this journal committed (coalesced: one NOTIFY in flight). */
+  private announce(): void {
+    if (this.shutting) return;
+    if (this.announcing) {
+      this.announceAgain = true;
+      return;
+    }
+    this.announcing = this.db
+      .query('SELECT pg_notify($1, $2)', [this.names.channel, this.token])
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .then(() => {
+        this.announcing = undefined;
+        if (this.announceAgain) {
+          this.announceAgain = false;
+          this.announce();
+        }
+      });
+  }
+
+  /** A row as a StoredEvent after its checksum check (JournalCorruptedError naming table, id, sequenceNr). */
+  private checked(persistenceId: string, column: string, row: EventRow): StoredEvent {
+    const expected = rowChecksum(
+      column,
+      row.seq_nr,
+      row.written_at,
+      row.serializer_id,
+      row.payload,
+      row.tags,
+    );
+    if (expected !== row.crc32) {
+      throw new JournalCorruptedError({
+        persistenceId,
+        sequenceNr: row.seq_nr,
+        ...this._locate(persistenceId, row.seq_nr),
+        reason: `row checksum ${row.crc32} does not match its content (${expected})`,
+      });
+    }
+    return row.tags.length > 0
+      ? {
+          sequenceNr: row.seq_nr,
+          timestamp: row.written_at,
+          serializerId: row.serializer_id,
+          payload: row.payload,
+          tags: row.tags,
+        }
+      : {
+          sequenceNr: row.seq_nr,
+          timestamp: row.written_at,
+          serializerId: row.serializer_id,
+          payload: row.payload,
+        };
   }
 
   protected override async _startAfter(persistenceId: string, highest: number): Promise<void> {
@@ -356,6 +523,12 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
   }
 
   protected async _close(): Promise<void> {
+    this.shutting = true;
+    const listening = this.listener;
+    this.listener = undefined;
+    await listening?.then((l) => l?.close());
+    while (this.announcing) await this.announcing;
+    await this.polling;
     await this.leases.releaseAll();
     await this.db.close();
   }
@@ -383,7 +556,8 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
  * $10 give one chain per id (the highest it continues, its new highest, the lease epoch it writes under
  * or -1); $4..$9 and $11 (tags as a JSON array, '' for none) the events. An id whose stored highest is not the one its chain continues, or whose
  * lease epoch moved on, is left out (no stream update, no event rows); the statement returns the ids it
- * stored.
+ * stored. Rows are inserted in the order given (ORDER BY the ordinality), so their positions, taken from
+ * the sequence as each row is inserted, follow it: an id's events in sequenceNr order, a batch's adjacent.
  */
 function groupCommitStatement(s: SchemaNames): string {
   return `
@@ -412,8 +586,9 @@ function groupCommitStatement(s: SchemaNames): string {
       SELECT e.persistence_id, e.seq_nr, e.written_at, e.serializer_id, e.payload, e.crc32,
         CASE WHEN e.tags = '' THEN '{}'::text[] ELSE ARRAY(SELECT jsonb_array_elements_text(e.tags::jsonb)) END
       FROM unnest($4::text[], $5::int8[], $6::int8[], $7::int4[], $8::bytea[], $9::int8[], $11::text[])
-        AS e(persistence_id, seq_nr, written_at, serializer_id, payload, crc32, tags)
+        WITH ORDINALITY AS e(persistence_id, seq_nr, written_at, serializer_id, payload, crc32, tags, n)
       WHERE e.persistence_id IN (SELECT persistence_id FROM stored)
+      ORDER BY e.n
       RETURNING 1
     )
     SELECT persistence_id FROM stored`;

@@ -1,8 +1,11 @@
-import { StorageError } from '@cairn/actor-core';
+import { isJournalId, newJournalId, StorageError } from '@cairn/actor-core';
 import type { SqlDatabase, SqlSession } from './driver';
 
-/** The layout this version of @cairn/postgres reads and writes. A newer one in the database is refused. */
-export const SCHEMA_VERSION = 1;
+/**
+ * The layout this version of @cairn/postgres reads and writes. A newer one in the database is refused; an
+ * older one is brought up to date on open (2 added the journal id and the ordering floor of queries).
+ */
+export const SCHEMA_VERSION = 2;
 
 /** A validated schema name, quoted for SQL, and the table names in it. */
 export class SchemaNames {
@@ -12,6 +15,9 @@ export class SchemaNames {
   readonly journal: string;
   readonly snapshots: string;
   readonly offsets: string;
+  readonly floor: string;
+  /** The NOTIFY channel on which journals announce commits to live queries of other processes. */
+  readonly channel: string;
 
   constructor(readonly name: string) {
     if (typeof name !== 'string' || !/^[a-z_][a-z0-9_]{0,62}$/.test(name)) {
@@ -25,6 +31,8 @@ export class SchemaNames {
     this.journal = `${this.quoted}.journal`;
     this.snapshots = `${this.quoted}.snapshots`;
     this.offsets = `${this.quoted}.offsets`;
+    this.floor = `${this.quoted}.ordering_floor`;
+    this.channel = `cairn_${name}`.slice(0, 63);
   }
 }
 
@@ -57,6 +65,13 @@ function ddl(s: SchemaNames): string[] {
       PRIMARY KEY (persistence_id, seq_nr)
     )`,
     `CREATE INDEX IF NOT EXISTS journal_global_order ON ${s.journal} (tx_id, position)`,
+    // The global order's head must not go back when truncation deletes the last events: each truncation
+    // keeps the highest (tx_id, position) it deleted here (see PostgresMessageJournal's queries).
+    `CREATE TABLE IF NOT EXISTS ${s.floor} (
+      tx_id xid8 NOT NULL,
+      position bigint NOT NULL,
+      PRIMARY KEY (tx_id, position)
+    )`,
     `CREATE TABLE IF NOT EXISTS ${s.snapshots} (
       persistence_id text NOT NULL,
       seq_nr bigint NOT NULL,
@@ -92,20 +107,38 @@ function refuseNewer(version: number, s: SchemaNames, target: string): never {
  * Processes opening a fresh database at once are serialized by a transaction-scoped advisory lock, so
  * none of them fails on another's half-made tables. A database already at this version costs one query.
  */
-export async function prepareSchema(db: SqlDatabase, s: SchemaNames): Promise<void> {
+export async function prepareSchema(db: SqlDatabase, s: SchemaNames): Promise<string> {
   const existing = await storedVersion(db, s).catch(() => undefined);
-  if (existing === SCHEMA_VERSION) return;
+  if (existing === SCHEMA_VERSION) return readJournalId(db, s);
   if (existing !== undefined && existing > SCHEMA_VERSION) refuseNewer(existing, s, db.target);
-  await db.transaction(async (tx) => {
+  return db.transaction(async (tx) => {
     // Two int4 keys: a constant for Cairn, and the schema's hash.
     await tx.query(`SELECT pg_advisory_xact_lock(1667330418, hashtext($1))`, [s.name]);
     for (const statement of ddl(s)) await tx.query(statement);
     const version = await storedVersion(tx, s);
     if (version !== undefined && version > SCHEMA_VERSION) refuseNewer(version, s, db.target);
-    if (version === undefined) {
-      await tx.query(`INSERT INTO ${s.meta} (key, value) VALUES ('schema_version', $1)`, [
-        String(SCHEMA_VERSION),
-      ]);
-    }
+    await tx.query(
+      `INSERT INTO ${s.meta} (key, value) VALUES ('schema_version', $1)
+       ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
+      [String(SCHEMA_VERSION)],
+    );
+    // The journal's id, kept with its data: offsets carry it, so one of another journal is refused.
+    await tx.query(
+      `INSERT INTO ${s.meta} (key, value) VALUES ('journal_id', $1) ON CONFLICT (key) DO NOTHING`,
+      [newJournalId()],
+    );
+    return readJournalId(tx, s);
   });
+}
+
+async function readJournalId(session: SqlSession, s: SchemaNames): Promise<string> {
+  const [row] = await session.query<{ value: string }>(
+    `SELECT value FROM ${s.meta} WHERE key = 'journal_id'`,
+  );
+  if (!isJournalId(row?.value)) {
+    throw new StorageError(
+      `schema "${s.name}": ${s.meta} holds no valid journal_id (found ${JSON.stringify(row?.value ?? null)}); it was altered behind Cairn's back`,
+    );
+  }
+  return row.value;
 }

@@ -6,6 +6,7 @@ import {
   journalConformance,
   journalExpectedSequenceGroup,
   journalModelGroup,
+  journalQueryModelGroup,
   snapshotConformance,
 } from '@cairn/testkit';
 import { fastTestServerUrl, TestSchemas } from './pg-test-env';
@@ -17,6 +18,7 @@ journalConformance({
   name: 'postgres',
   create: async ({ dir }) =>
     PostgresMessageJournal.open({ connectionString: fastTestServerUrl(), schema: await schemas.forKey(dir) }),
+  queryModelRuns: 10,
 });
 
 // The batching edge cases again (one commit per 3 entries, no delay, 2 connections): the groups about
@@ -32,12 +34,14 @@ const smallBatches: JournalConformanceOptions = {
       poolSize: 2,
     }),
   modelRuns: 5,
+  queryModelRuns: 5,
 };
 describe(`${smallBatches.name} journal conformance`, () => {
   journalConcurrencyGroup(smallBatches);
   journalExpectedSequenceGroup(smallBatches);
   journalBatchGroup(smallBatches);
   journalModelGroup(smallBatches);
+  journalQueryModelGroup(smallBatches);
 });
 
 snapshotConformance({

@@ -44,24 +44,29 @@ export class TestSchemas {
 
   /**
    * A schema for a conformance case (`key`: its directory): the same one for the same key; for a new key
-   * the file's one case schema, emptied (creating a schema per case would cost most of the suite's time).
-   * Cases of a file run one after another, so a new key means the previous case is over.
+   * one of the file's two case schemas, emptied (creating a schema per case would cost most of the
+   * suite's time): the one given out less recently, so a case that opens a second store (another key)
+   * while its own is open gets the other schema, never its own.
    */
-  private caseSchema: string | undefined;
-  private caseKey: string | undefined;
+  private readonly caseSchemas: { schema: string; key: string | undefined }[] = [];
   async forKey(key: string): Promise<string> {
-    this.caseSchema ??= this.next();
-    if (this.caseKey !== key) {
-      this.caseKey = key;
-      const s = `"${this.caseSchema}"`;
-      const [exists] = await sql<{ t: string | null }>(`SELECT to_regclass('${s}.streams')::text AS t`);
-      if (exists?.t) {
-        await sql(
-          `DELETE FROM ${s}.streams; DELETE FROM ${s}.journal; DELETE FROM ${s}.snapshots; DELETE FROM ${s}.offsets`,
-        );
-      }
+    if (this.caseSchemas.length === 0) {
+      this.caseSchemas.push({ schema: this.next(), key: undefined }, { schema: this.next(), key: undefined });
     }
-    return this.caseSchema;
+    const found = this.caseSchemas.find((c) => c.key === key);
+    if (found) return found.schema;
+    // Least recently given out first: move it to the end.
+    const slot = this.caseSchemas.shift()!;
+    this.caseSchemas.push(slot);
+    slot.key = key;
+    const s = `"${slot.schema}"`;
+    const [exists] = await sql<{ t: string | null }>(`SELECT to_regclass('${s}.streams')::text AS t`);
+    if (exists?.t) {
+      await sql(
+        `DELETE FROM ${s}.streams; DELETE FROM ${s}.journal; DELETE FROM ${s}.snapshots; DELETE FROM ${s}.offsets; DELETE FROM ${s}.ordering_floor`,
+      );
+    }
+    return slot.schema;
   }
 
   async dropAll(): Promise<void> {
