@@ -101,6 +101,7 @@ export {
 } from './serializer';
 export {
   type AppendOptions,
+  type AsyncTransactionalOffsetStore,
   type BatchedMessageJournal,
   type CorruptionRepairResult,
   canFlush,
@@ -111,6 +112,7 @@ export {
   canQuery,
   canRepair,
   canTransact,
+  canTransactAsync,
   type EventEnvelope,
   type EventQuery,
   type EventsByIdOptions,

@@ -511,6 +511,26 @@ export function canTransact(offsets: OffsetStore): offsets is TransactionalOffse
   return capabilities?.exactlyOnce === true;
 }
 
+/**
+ * An offset store that saves an offset in the same database transaction as a read model's writes, where
+ * that transaction is asynchronous (a database server's), declared in `capabilities.transactions` (ask
+ * with `canTransactAsync`): the postgres provider's. `transact(name, offset, body)` begins a transaction,
+ * runs `body(tx)`, which writes the read model through `tx` (the transaction's client; its type is the
+ * store's, e.g. @cairn/postgres's PostgresTransaction), saves `offset` in it and commits: after a crash both
+ * are there or neither is, so each event's effect is applied exactly once. If `body` throws or rejects, the
+ * transaction rolls back, nothing of it is written, and the error is rethrown.
+ */
+export interface AsyncTransactionalOffsetStore<Tx = unknown> extends OffsetStore {
+  readonly capabilities: { readonly transactions: true };
+  transact<T>(projectionName: string, offset: string, body: (tx: Tx) => T | Promise<T>): Promise<T>;
+}
+
+/** True when the offset store declares (in its `capabilities`) that it offers `transact`. */
+export function canTransactAsync(offsets: OffsetStore): offsets is AsyncTransactionalOffsetStore {
+  const capabilities = (offsets as { capabilities?: { transactions?: unknown } }).capabilities;
+  return capabilities?.transactions === true;
+}
+
 /** A named factory of journals and snapshot stores, chosen by configuration. */
 export interface PersistenceProvider {
   /** "memory", "file", "lmdb", ... */

@@ -22,8 +22,19 @@ export interface SqlDatabase extends SqlSession {
    * close() it and listen again).
    */
   listen(channel: string, onNotify: (payload: string) => void, onLost: (e: Error) => void): Promise<Listener>;
+  /**
+   * A connection of its own, outside the pool, kept until close() (for session state such as advisory
+   * locks, which the server releases when the connection ends).
+   */
+  dedicated(applicationName: string): Promise<Dedicated>;
   /** Where it connects, password masked: for messages. */
   readonly target: string;
+  close(): Promise<void>;
+}
+
+/** A connection outside the pool. */
+export interface Dedicated extends SqlSession {
+  /** Ends the connection (idempotent). */
   close(): Promise<void>;
 }
 
@@ -99,8 +110,11 @@ export function openPgDatabase(options: SqlDatabaseOptions): SqlDatabase {
   // An idle connection that dies (a server restart) is dropped by the pool; it must not crash the process.
   pool.on('error', () => undefined);
   const target = describeTarget(options.connectionString);
-  const query = async <R>(client: pg.Pool | pg.PoolClient, text: string, params?: readonly unknown[]) =>
-    (await client.query(text, params as unknown[])).rows as R[];
+  const query = async <R>(
+    client: pg.Pool | pg.PoolClient | pg.Client,
+    text: string,
+    params?: readonly unknown[],
+  ) => (await client.query(text, params as unknown[])).rows as R[];
   return {
     target,
     query: (text, params) => query(pool, text, params),
@@ -171,6 +185,27 @@ export function openPgDatabase(options: SqlDatabaseOptions): SqlDatabase {
         throw e;
       }
       return { close };
+    },
+    dedicated: async (applicationName) => {
+      const client = new pg.Client({
+        application_name: applicationName,
+        types,
+        ...(options.connectionString !== undefined ? { connectionString: options.connectionString } : {}),
+      });
+      // A dropped connection must not crash the process; its next query fails instead.
+      client.on('error', () => undefined);
+      let ended: Promise<void> | undefined;
+      const close = () => {
+        ended ??= client.end().catch(() => undefined);
+        return ended;
+      };
+      try {
+        await client.connect();
+      } catch (e) {
+        await close();
+        throw e;
+      }
+      return { query: (text, params) => query(client, text, params), close };
     },
     close: () => pool.end(),
   };

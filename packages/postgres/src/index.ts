@@ -1,4 +1,5 @@
 export { PostgresMessageJournal } from './postgres-message-journal';
+export { PostgresOffsetStore, type PostgresTransaction } from './postgres-offset-store';
 export {
   DEFAULT_POOL_SIZE,
   DEFAULT_SCHEMA,

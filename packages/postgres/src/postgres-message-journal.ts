@@ -28,6 +28,7 @@ import {
 } from './global-order';
 import { LeaseTable } from './lease-table';
 import { idFromColumn, idToColumn } from './persistence-id';
+import { PostgresOffsetStore } from './postgres-offset-store';
 import {
   type Connection,
   connect,
@@ -110,6 +111,7 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
   private shutting = false;
   /** The watcher's listening connection (while live queries are open). */
   private listener: Promise<Listener | undefined> | undefined;
+  private offsetStoreInstance: PostgresOffsetStore | undefined;
   /** The watcher's head read in flight, awaited by close. */
   private polling: Promise<void> | undefined;
 
@@ -151,6 +153,17 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
       }
     }
     return this.leases.acquire(persistenceId, options);
+  }
+
+  /**
+   * The OffsetStore kept in this journal's schema (`<schema>.offsets`), sharing its pool: projection
+   * offsets and statuses, a lock per projection name, and `transact` for exactly-once projections (see
+   * PostgresOffsetStore). One per journal; it lives as long as the journal.
+   */
+  offsetStore(): PostgresOffsetStore {
+    this.checkOpen();
+    this.offsetStoreInstance ??= new PostgresOffsetStore(() => this.checkOpen(), this.db, this.names);
+    return this.offsetStoreInstance;
   }
 
   /**
@@ -529,6 +542,7 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
     await listening?.then((l) => l?.close());
     while (this.announcing) await this.announcing;
     await this.polling;
+    await this.offsetStoreInstance?.releaseAll();
     await this.leases.releaseAll();
     await this.db.close();
   }

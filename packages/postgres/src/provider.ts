@@ -16,6 +16,12 @@ export const provider: PersistenceProvider = {
   name: 'postgres',
   createJournal: (options) => PostgresMessageJournal.open(options as PostgresMessageJournalOptions),
   createSnapshotStore: (options) => PostgresSnapshotStore.open(options as PostgresSnapshotStoreOptions),
+  createOffsetStore: async (journal) => {
+    if (!(journal instanceof PostgresMessageJournal)) {
+      throw new TypeError('the postgres provider keeps offsets only for a journal it opened');
+    }
+    return journal.offsetStore();
+  },
   validateOptions: (kind, options) =>
     checkOptionTypes(
       options,

@@ -3,7 +3,7 @@ import type { SqlDatabase, SqlSession } from './driver';
 
 /**
  * The layout this version of @cairn/postgres reads and writes. A newer one in the database is refused; an
- * older one is brought up to date on open (2 added the journal id and the ordering floor of queries).
+ * older one is brought up to date on open (2 added the journal id, the ordering floor of queries and projection statuses).
  */
 export const SCHEMA_VERSION = 2;
 
@@ -81,11 +81,15 @@ function ddl(s: SchemaNames): string[] {
       crc32 bigint NOT NULL,
       PRIMARY KEY (persistence_id, seq_nr)
     )`,
+    // One row per projection: its offset (NULL once deleted) and its status record (opaque JSON).
     `CREATE TABLE IF NOT EXISTS ${s.offsets} (
       projection text PRIMARY KEY,
-      offset_value text NOT NULL,
+      offset_value text,
+      status text,
       updated_at timestamptz NOT NULL DEFAULT now()
     )`,
+    `ALTER TABLE ${s.offsets} ALTER COLUMN offset_value DROP NOT NULL`,
+    `ALTER TABLE ${s.offsets} ADD COLUMN IF NOT EXISTS status text`,
   ];
 }
 

@@ -8,6 +8,7 @@ export { type FailedEvent, ProjectionFailedError, ProjectionRunningError } from 
 export {
   describeSource,
   type ProjectionBackoff,
+  type ProjectionContext,
   type ProjectionHandler,
   type ProjectionOptions,
   type ProjectionSource,

@@ -1,5 +1,11 @@
 import { checkCount, checkSequenceNr, type EventAdapter } from '@cairn/actor-core';
-import { canTransact, type EventEnvelope, type EventQuery, type OffsetStore } from './read-side';
+import {
+  canTransact,
+  canTransactAsync,
+  type EventEnvelope,
+  type EventQuery,
+  type OffsetStore,
+} from './read-side';
 
 /** Which events a projection reads: every event, those carrying one tag, or one persistence id's. */
 export type ProjectionSource =
@@ -12,8 +18,22 @@ export type ProjectionSource =
  * (or rejecting) makes the projection retry the same event after a backoff; nothing later is offered
  * meanwhile. Because an event may be offered again after a crash or a retry (at-least-once), a handler
  * must be idempotent: key its writes by `event.offset` or by `persistenceId` + `sequenceNr`.
+ *
+ * `context.transaction` is set only with `exactlyOnce` on a store whose transactions are a database
+ * server's (`canTransactAsync(offsets)`: the postgres provider's): the transaction's client, in which the
+ * handler writes its read model and the offset is saved (@cairn/postgres: a PostgresTransaction,
+ * `tx.query(sql, params)`).
  */
-export type ProjectionHandler<E> = (event: EventEnvelope<E>) => void | Promise<void>;
+export type ProjectionHandler<E> = (
+  event: EventEnvelope<E>,
+  context: ProjectionContext,
+) => void | Promise<void>;
+
+/** What a handler gets besides the event. */
+export interface ProjectionContext {
+  /** The transaction of an exactly-once projection on a database server's store (see ProjectionHandler). */
+  readonly transaction?: unknown;
+}
 
 /** Delays between retries of a failing event (or query): min * 2^(attempt-1), capped, plus jitter. */
 export interface ProjectionBackoff {
@@ -68,11 +88,14 @@ export interface ProjectionOptions<M = unknown, E = M> {
   readonly live?: boolean;
   /**
    * Default false (at-least-once). True: exactly-once effects where the offset store can save an offset in
-   * the read model's own transaction (`canTransact(offsets)`: the lmdb provider's). Each event's handler
-   * then runs inside `offsets.transactSync(name, event.offset, ...)`: it must be synchronous and write its
-   * read model through that store's databases (`offsets.readModel(name)` on LMDB); its writes and the
-   * offset commit together, per event (one synced transaction each: slower than checkpointing every
-   * `checkpointEvery` events, which this mode does not use). A store without it: TypeError at start.
+   * the read model's own transaction. With `canTransact(offsets)` (the lmdb provider's) each event's
+   * handler runs inside `offsets.transactSync(name, event.offset, ...)`: it must be synchronous and write
+   * its read model through that store's databases (`offsets.readModel(name)` on LMDB). With
+   * `canTransactAsync(offsets)` (the postgres provider's) it runs inside `offsets.transact(name,
+   * event.offset, tx => ...)` and gets the transaction as `context.transaction`: it writes its read model
+   * with `tx.query(...)`. Either way its writes and the offset commit together, per event (one transaction
+   * each: slower than checkpointing every `checkpointEvery` events, which this mode does not use). A store
+   * with neither: TypeError at start.
    */
   readonly exactlyOnce?: boolean;
   /** Told of every error that will be retried (the projection goes on); for logs. */
@@ -159,10 +182,10 @@ export function resolveProjectionOptions<M, E>(
   if (options.exactlyOnce !== undefined && typeof options.exactlyOnce !== 'boolean') {
     throw new TypeError('exactlyOnce must be a boolean when given');
   }
-  if (options.exactlyOnce && !canTransact(options.offsets)) {
+  if (options.exactlyOnce && !canTransact(options.offsets) && !canTransactAsync(options.offsets)) {
     throw new TypeError(
       "exactlyOnce needs an offset store that saves the offset in the read model's transaction " +
-        "(capabilities.exactlyOnce: the lmdb provider's); this one offers at-least-once only",
+        "(capabilities.exactlyOnce or capabilities.transactions: the lmdb and postgres providers'); this one offers at-least-once only",
     );
   }
   const checkpointEvery = options.checkpointEvery ?? 100;

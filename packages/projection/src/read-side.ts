@@ -1,6 +1,8 @@
 // The read-side SPI this package codes against, all from the core.
 export {
+  type AsyncTransactionalOffsetStore,
   canTransact,
+  canTransactAsync,
   type EventEnvelope,
   type EventQuery,
   type EventsByIdOptions,

@@ -4,19 +4,24 @@ import { openSource } from './projection-admin';
 import { ProjectionFailedError, ProjectionRunningError } from './projection-errors';
 import {
   describeSource,
+  type ProjectionContext,
   type ProjectionOptions,
   type ResolvedProjectionOptions,
   resolveProjectionOptions,
 } from './projection-options';
 import { decodeStatus, encodeStatus } from './projection-records';
 import {
+  canTransact,
+  canTransactAsync,
   type EventEnvelope,
   type EventQuery,
   keepsProjectionRecords,
   type ProjectionLock,
-  type TransactionalOffsetStore,
 } from './read-side';
 import { claimName, releaseName } from './running-projections';
+
+/** The context of a handler outside an asynchronous transaction. */
+const NO_CONTEXT: ProjectionContext = Object.freeze({});
 
 /** running: reading and handling events; stopped: by `stop()` or, with `live: false`, at the end; failed: gave up. */
 export type ProjectionState = 'running' | 'stopped' | 'failed';
@@ -317,20 +322,24 @@ class Projection<M, E> {
   ): Promise<ProjectionFailedError | typeof STOPPED | undefined> {
     for (let attempt = 1; ; attempt++) {
       try {
-        if (this.o.exactlyOnce) {
-          const offsets = this.o.offsets as TransactionalOffsetStore;
-          const adapted = this.adapt(envelope);
+        const offsets = this.o.offsets;
+        const adapted = this.adapt(envelope);
+        if (this.o.exactlyOnce && canTransact(offsets)) {
           offsets.transactSync(this.o.name, envelope.offset, () => {
             let result: unknown;
             for (const event of adapted) {
-              result = this.o.handler(event);
+              result = this.o.handler(event, NO_CONTEXT);
               // A promise goes back to transactSync at once, which refuses it (nothing written).
               if (typeof (result as PromiseLike<unknown> | undefined)?.then === 'function') return result;
             }
             return result;
           });
+        } else if (this.o.exactlyOnce && canTransactAsync(offsets)) {
+          await offsets.transact(this.o.name, envelope.offset, async (transaction) => {
+            for (const event of adapted) await this.o.handler(event, { transaction });
+          });
         } else {
-          for (const event of this.adapt(envelope)) await this.o.handler(event);
+          for (const event of adapted) await this.o.handler(event, NO_CONTEXT);
         }
         return undefined;
       } catch (e) {
