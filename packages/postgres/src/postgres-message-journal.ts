@@ -81,7 +81,8 @@ interface OrderedRow extends EventRow {
 export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<M> implements LeaseProvider {
   /**
    * Persistent; commits run concurrently; several processes may write (the core reads highest sequence
-   * numbers from the database, never from memory); grants exclusive leases per id.
+   * numbers from the database, never from memory); grants exclusive leases per id; EventQuery, whose live
+   * queries see other processes' commits (LISTEN/NOTIFY and polling).
    */
   readonly capabilities: JournalCapabilities = {
     persistent: true,
