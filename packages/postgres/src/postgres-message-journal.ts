@@ -6,6 +6,7 @@ import {
   isPersistenceError,
   type JournalCapabilities,
   JournalCorruptedError,
+  type JournalMetrics,
   type JournalWrite,
   type Lease,
   LeaseLostError,
@@ -35,6 +36,7 @@ import {
   POSTGRES_JOURNAL_OPTION_TYPES,
   type PostgresMessageJournalOptions,
 } from './postgres-options';
+import { describeBlocker, findReaderBlocker, type ReaderBlocker } from './reader-blocker';
 import { rowChecksum } from './record-check';
 import { prepareSchema, type SchemaNames } from './schema';
 
@@ -47,6 +49,22 @@ const DEADLOCK_RETRIES = 5;
  * notification announces (a blocking transaction that ended, a lost listening connection).
  */
 const LIVE_POLL_MS = 250;
+/** While live queries are open, every this many polls the watcher looks for a transaction holding them back. */
+const BLOCKER_EVERY_POLLS = 4;
+/** A transaction holding live queries back is named in metrics once it is this old. */
+const BLOCKER_METRIC_AGE_MS = 5_000;
+/** ... and reported (once per blocking backend) once it is this old. */
+const BLOCKER_REPORT_AGE_MS = 30_000;
+
+/** PostgresMessageJournal's metrics: the core's, plus what holds its live queries back. */
+export interface PostgresJournalMetrics extends JournalMetrics {
+  /**
+   * The transaction holding this server's live queries back, as last seen (checked about every second
+   * while live queries are open): one open for more than 5 s whose id is the xmin of every snapshot.
+   * Undefined when none (or no live query is open).
+   */
+  readonly liveQueriesHeldBackBy: ReaderBlocker | undefined;
+}
 
 interface EventRow {
   seq_nr: number;
@@ -93,6 +111,7 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
     flush: true,
     metrics: true,
     query: true,
+    foreignCommits: true,
   };
   /** The schema holding the tables. */
   readonly schema: string;
@@ -113,6 +132,8 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
   /** The watcher's listening connection (while live queries are open). */
   private listener: Promise<Listener | undefined> | undefined;
   private offsetStoreInstance: PostgresOffsetStore | undefined;
+  private heldBackBy: ReaderBlocker | undefined;
+  private readonly reportedBlockers = new Set<number>();
   /** The watcher's head read in flight, awaited by close. */
   private polling: Promise<void> | undefined;
 
@@ -165,6 +186,26 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
     this.checkOpen();
     this.offsetStoreInstance ??= new PostgresOffsetStore(() => this.checkOpen(), this.db, this.names);
     return this.offsetStoreInstance;
+  }
+
+  /**
+   * The transaction that holds every live query on this server back right now, if one has been open at
+   * least `minAgeMs` (default 0): the oldest open transaction, whose id is the xmin of every snapshot, so
+   * events committed after it began stay invisible to readers until it ends. Names its server pid, age,
+   * state, application, role and statement (see ReaderBlocker). Seeing other roles' statements needs
+   * pg_read_all_stats.
+   */
+  async readerBlocker(minAgeMs = 0): Promise<ReaderBlocker | undefined> {
+    this.checkOpen();
+    if (!(Number.isSafeInteger(minAgeMs) && minAgeMs >= 0)) {
+      throw new RangeError(`minAgeMs must be an integer >= 0, got ${String(minAgeMs)}`);
+    }
+    return this.run('readerBlocker', false, () => findReaderBlocker(this.db, minAgeMs));
+  }
+
+  /** The core's metrics plus `liveQueriesHeldBackBy` (see PostgresJournalMetrics). */
+  override metrics(): PostgresJournalMetrics {
+    return { ...super.metrics(), liveQueriesHeldBackBy: this.heldBackBy };
   }
 
   /**
@@ -390,6 +431,7 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
     let stopped = false;
     let seen: Position | undefined;
     let polling = false;
+    let polls = 0;
     const listen = () => {
       if (stopped || this.shutting || this.listener) return;
       const opening: Promise<Listener | undefined> = this.db
@@ -425,6 +467,7 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
         // The first poll wakes too: a commit between the readers' last head and this baseline.
         if (head !== seen) onCommit();
         seen = head;
+        if (++polls % BLOCKER_EVERY_POLLS === 0) await this.checkBlocker();
       } catch {
         // Let the readers meet the error themselves.
         onCommit();
@@ -436,12 +479,30 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
     const timer = setInterval(poll, LIVE_POLL_MS);
     return () => {
       stopped = true;
+      this.heldBackBy = undefined;
       clearTimeout(first);
       clearInterval(timer);
       const listening = this.listener;
       this.listener = undefined;
       void listening?.then((l) => l?.close());
     };
+  }
+
+  /** Notes (for metrics) and, once old, reports the transaction holding live queries back. */
+  private async checkBlocker(): Promise<void> {
+    const blocker = await findReaderBlocker(this.db, BLOCKER_METRIC_AGE_MS).catch(() => undefined);
+    this.heldBackBy = blocker;
+    if (
+      !blocker ||
+      blocker.transactionAgeMs < BLOCKER_REPORT_AGE_MS ||
+      this.reportedBlockers.has(blocker.pid)
+    )
+      return;
+    this.reportedBlockers.add(blocker.pid);
+    this.reporter({
+      kind: 'live-queries-held-back',
+      message: `${this.names.name}: live queries see no event committed after ${describeBlocker(blocker)} began; end it (SELECT pg_terminate_backend(${blocker.pid})) and set idle_in_transaction_session_timeout`,
+    });
   }
 
   /** Tells other processes' live queries that this journal committed (coalesced: one NOTIFY in flight). */

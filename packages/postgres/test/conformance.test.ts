@@ -8,11 +8,27 @@ import {
   journalModelGroup,
   journalQueryModelGroup,
   snapshotConformance,
+  startThrowawayPostgres,
+  type ThrowawayPostgres,
 } from '@cairn/testkit';
-import { fastTestServerUrl, TestSchemas } from './pg-test-env';
+import { TestSchemas } from './pg-test-env';
 
-const schemas = new TestSchemas('conf');
-afterAll(() => schemas.dropAll());
+/**
+ * A server of this file's own (synchronous_commit off: these are tests of behaviour, not durability). The
+ * query tests expect a live query to deliver within tens of milliseconds, and a transaction open anywhere
+ * on a server holds every reader back until it ends (the global order's xmin rule): on the run's shared
+ * server, the other test files' transactions would.
+ */
+let server: ThrowawayPostgres | undefined;
+const fastTestServerUrl = () => server!.url;
+const schemas = new TestSchemas('conf', fastTestServerUrl);
+beforeAll(async () => {
+  server = await startThrowawayPostgres({ settings: { synchronous_commit: 'off' } });
+}, 120_000);
+afterAll(async () => {
+  await schemas.dropAll();
+  await server?.stop();
+}, 60_000);
 
 journalConformance({
   name: 'postgres',

@@ -100,7 +100,7 @@ describe('the global order never skips a transaction that commits late', () => {
     await expectNoLeakedResources(resources);
   });
 
-  it('any open transaction on the server holds live readers back until it ends (found by polling)', async () => {
+  it('any open transaction on the server holds live readers back until it ends (found by polling); readerBlocker and metrics name it', async () => {
     const schema = schemas.next();
     const journal = await open(schema);
     const idle = new pg.Client({ connectionString: testServerUrl() });
@@ -115,11 +115,23 @@ describe('the global order never skips a transaction that commits late', () => {
       await journal.append('x', 'after');
       await sleep(400);
       expect(reader.seen.map((e) => e.message)).toEqual(['before']);
+      // The journal names what holds its readers back: the open transaction's server pid, state, statement.
+      const [{ pid }] = (await idle.query('SELECT pg_backend_pid() AS pid')).rows as [{ pid: number }];
+      expect(await journal.readerBlocker()).toMatchObject({
+        pid,
+        state: 'idle in transaction',
+        query: 'SELECT pg_backend_pid() AS pid',
+      });
+      expect((await journal.readerBlocker())!.transactionAgeMs).toBeGreaterThanOrEqual(400);
+      // In metrics once it is 5 s old (checked about every second while live queries are open).
+      await until(() => journal.metrics().liveQueriesHeldBackBy?.pid === pid, 'the metric names it', 15_000);
       await idle.query('COMMIT');
       // Nothing of Cairn's commits now: the poll finds that the head moved.
       await until(() => reader.seen.length === 2, 'the reader delivered the second event');
       expect(reader.seen[1]!.message).toBe('after');
+      expect(await journal.readerBlocker()).toBeUndefined();
       await reader.stop();
+      expect(journal.metrics().liveQueriesHeldBackBy).toBeUndefined();
     } finally {
       await idle.query('ROLLBACK').catch(() => undefined);
       await idle.end();

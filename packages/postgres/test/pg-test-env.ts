@@ -30,8 +30,14 @@ export class TestSchemas {
   private readonly made: string[] = [];
   private readonly prefix: string;
 
-  /** `label`: a short lower-case name of the test file. */
-  constructor(label: string) {
+  /**
+   * `label`: a short lower-case name of the test file; `url`: the server (default the run's shared one;
+   * a file with a server of its own passes its URL).
+   */
+  constructor(
+    label: string,
+    private readonly url: () => string = testServerUrl,
+  ) {
     this.prefix = `t_${label}_${process.pid}_${Math.random().toString(36).slice(2, 6)}`;
   }
 
@@ -60,17 +66,23 @@ export class TestSchemas {
     this.caseSchemas.push(slot);
     slot.key = key;
     const s = `"${slot.schema}"`;
-    const [exists] = await sql<{ t: string | null }>(`SELECT to_regclass('${s}.streams')::text AS t`);
+    const [exists] = await sql<{ t: string | null }>(
+      `SELECT to_regclass('${s}.streams')::text AS t`,
+      [],
+      this.url(),
+    );
     if (exists?.t) {
       await sql(
         `DELETE FROM ${s}.streams; DELETE FROM ${s}.journal; DELETE FROM ${s}.snapshots; DELETE FROM ${s}.offsets; DELETE FROM ${s}.ordering_floor`,
+        [],
+        this.url(),
       );
     }
     return slot.schema;
   }
 
   async dropAll(): Promise<void> {
-    const client = new pg.Client({ connectionString: testServerUrl() });
+    const client = new pg.Client({ connectionString: this.url() });
     await client.connect();
     try {
       for (const name of this.made) await client.query(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
@@ -81,8 +93,12 @@ export class TestSchemas {
 }
 
 /** Runs one statement on a connection of its own (for tests that alter rows behind Cairn's back). */
-export async function sql<R = Record<string, unknown>>(text: string, params: unknown[] = []): Promise<R[]> {
-  const client = new pg.Client({ connectionString: testServerUrl() });
+export async function sql<R = Record<string, unknown>>(
+  text: string,
+  params: unknown[] = [],
+  url: string = testServerUrl(),
+): Promise<R[]> {
+  const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
     return (await client.query(text, params)).rows as R[];
