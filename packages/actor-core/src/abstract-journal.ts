@@ -1,5 +1,12 @@
+import {
+  Backpressure,
+  type BackpressureMode,
+  DEFAULT_MAX_PENDING_BYTES,
+  DEFAULT_MAX_PENDING_EVENTS,
+} from './backpressure';
 import { CommitSignal } from './commit-signal';
 import {
+  BackpressureError,
   type CorruptionLocation,
   isPersistenceError,
   JournalClosedError,
@@ -130,6 +137,27 @@ export interface JournalOptions {
   readonly readOnly?: boolean;
   /** Where the data lives (a directory, for the built-in backends); named in error messages. */
   readonly path?: string;
+  /**
+   * The most events the journal holds for commits not yet done (numbered and queued, or in a commit in
+   * flight). Default 100,000. Past it, an append waits or is refused (`onBackpressure`). Bounds memory
+   * when storage is slower than the appends: without a bound, a stalled disk grows the queue until the
+   * process runs out of memory. An append larger than the bound on its own goes through when nothing
+   * else is pending, and is committed alone.
+   */
+  readonly maxPendingEvents?: number;
+  /**
+   * The most serialized payload bytes the journal holds for commits not yet done. Default 64 MiB. Same
+   * rules as maxPendingEvents; whichever is reached first applies.
+   */
+  readonly maxPendingBytes?: number;
+  /**
+   * What an append does when it would pass maxPendingEvents or maxPendingBytes. `'wait'` (default): it
+   * waits for earlier commits to finish, in the order appends were issued (an id's appends keep their
+   * order), and its promise settles with its own commit; awaiting callers (actors) slow down to the
+   * disk's pace. `'reject'`: it rejects at once with BackpressureError (ERR_BACKPRESSURE), numbering and
+   * storing nothing, for callers that would rather shed load than queue it (say, answer 503).
+   */
+  readonly onBackpressure?: BackpressureMode;
 }
 
 export const DEFAULT_MAX_BATCH_SIZE = 1000;
@@ -238,6 +266,8 @@ export abstract class AbstractMessageJournal<M = unknown>
     corruptionsDetected: 0,
   };
   private readonly commitLatency = new LatencyRecorder();
+  /** The bounds on pending commits (maxPendingEvents, maxPendingBytes, onBackpressure). */
+  private readonly backpressure: Backpressure;
   /** Wakes live queries at every commit. */
   private readonly commits = new CommitSignal(
     this._watchForeignCommits ? (onCommit) => this._watchForeignCommits!(onCommit) : undefined,
@@ -257,6 +287,18 @@ export abstract class AbstractMessageJournal<M = unknown>
       throw new TypeError(`options.readOnly must be a boolean, got ${typeof options.readOnly}`);
     this.readOnly = options.readOnly ?? false;
     this.location = typeof options.path === 'string' ? options.path : 'journal';
+    const maxPendingEvents = options.maxPendingEvents ?? DEFAULT_MAX_PENDING_EVENTS;
+    const maxPendingBytes = options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
+    checkSequenceNr(maxPendingEvents, 'maxPendingEvents');
+    checkSequenceNr(maxPendingBytes, 'maxPendingBytes');
+    const mode = options.onBackpressure ?? 'wait';
+    if (mode !== 'wait' && mode !== 'reject') {
+      throw new TypeError(`options.onBackpressure must be 'wait' or 'reject', got ${JSON.stringify(mode)}`);
+    }
+    this.backpressure = new Backpressure(maxPendingEvents, maxPendingBytes, mode, () => ({
+      events: this.groupCommit?.pendingSize ?? 0,
+      bytes: this.groupCommit?.pendingBytes ?? 0,
+    }));
   }
 
   private readonly location: string;
@@ -441,11 +483,19 @@ export abstract class AbstractMessageJournal<M = unknown>
     }));
     const shared = this.capabilities.sharedWriters === true;
     // With sharedWriters, storage checks that nothing was written to the id meanwhile.
-    await this.enqueue(state, {
+    const write: QueuedAppend = {
       persistenceId,
       events,
       expected: shared ? entries[0]!.sequenceNr - 1 : undefined,
-    });
+    };
+    const bytes = payloadBytes(payloads);
+    if (!this.backpressure.hasRoom(events.length, bytes)) {
+      await this.waitForRoom(state, persistenceId, events.length, bytes, () =>
+        this.enqueue(state, write, bytes),
+      );
+      return;
+    }
+    await this.enqueue(state, write, bytes);
   }
 
   /**
@@ -547,7 +597,14 @@ export abstract class AbstractMessageJournal<M = unknown>
     payloads: readonly Uint8Array[],
     tags: readonly (readonly string[])[] | undefined,
     expected: number | undefined,
+    admitted = false,
   ): Promise<number> {
+    const bytes = payloadBytes(payloads);
+    if (!admitted && !this.backpressure.hasRoom(payloads.length, bytes)) {
+      return this.waitForRoom(state, persistenceId, payloads.length, bytes, () =>
+        this.appendNumbered(state, persistenceId, payloads, tags, expected, true),
+      );
+    }
     const shared = this.capabilities.sharedWriters === true;
     if (!shared && expected !== undefined && expected !== state.assigned) {
       this.counts.sequenceConflicts++;
@@ -563,13 +620,43 @@ export abstract class AbstractMessageJournal<M = unknown>
         : { sequenceNr: first + i, timestamp, serializerId, payload, tags: tags[i] },
     );
     const write: QueuedAppend = { persistenceId, events, expected: shared ? expected : undefined };
-    return this.enqueue(state, write).then(() => write.events[0]!.sequenceNr);
+    return this.enqueue(state, write, bytes).then(() => write.events[0]!.sequenceNr);
+  }
+
+  /**
+   * An append that does not fit under maxPendingEvents/maxPendingBytes: refused with BackpressureError
+   * (onBackpressure 'reject'), or run by `admit` once earlier commits made room, in issue order. It is the
+   * id's latest write meanwhile, so reads and highestSequenceNr issued after it wait for it.
+   */
+  private waitForRoom<T>(
+    state: IdState,
+    persistenceId: string,
+    events: number,
+    bytes: number,
+    admit: () => Promise<T>,
+  ): Promise<T> {
+    if (this.backpressure.mode === 'reject') {
+      this.backpressure.rejections++;
+      throw new BackpressureError(persistenceId, this.backpressure.describe(events, bytes));
+    }
+    const admitted = new Promise<T>((resolve, reject) => {
+      this.backpressure.wait(events, bytes, () => {
+        try {
+          if (this.lifecycle === 'closed') throw new JournalClosedError('journal');
+          admit().then(resolve, reject);
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+    state.lastWrite = admitted.then(settle, settle);
+    return admitted;
   }
 
   /** Numbers the id's events as taken and queues them for the next group commit; settles with that commit. */
-  private enqueue(state: IdState, write: QueuedAppend): Promise<void> {
+  private enqueue(state: IdState, write: QueuedAppend, bytes: number): Promise<void> {
     state.assigned = write.events[write.events.length - 1]!.sequenceNr;
-    const committed = this.commitQueue().enqueue(state, write, write.events.length);
+    const committed = this.commitQueue().enqueue(state, write, write.events.length, bytes);
     // Kept as is (its callers handle its rejection); writesIssued waits on it without failing.
     state.lastWrite = committed;
     return committed;
@@ -757,6 +844,10 @@ export abstract class AbstractMessageJournal<M = unknown>
     return {
       ...this.counts,
       pendingEvents: this.groupCommit?.pendingSize ?? 0,
+      pendingBytes: this.groupCommit?.pendingBytes ?? 0,
+      backpressureWaiting: this.backpressure.waiting,
+      backpressureWaits: this.backpressure.waits,
+      backpressureRejections: this.backpressure.rejections,
       commitSeconds: this.commitLatency.snapshot(),
     };
   }
@@ -769,6 +860,14 @@ export abstract class AbstractMessageJournal<M = unknown>
     this.checkOpen();
     // Each load's append is queued by a reaction registered before this one, so it is queued by then.
     await Promise.allSettled([...this.loading.values()]);
+    await this.drainCommits();
+  }
+
+  /** Resolves when every append queued or waiting for room at the call has settled. */
+  private async drainCommits(): Promise<void> {
+    const admitted = this.backpressure.admittedSoFar();
+    await this.groupCommit?.drain();
+    await admitted;
     await this.groupCommit?.drain();
   }
 
@@ -779,7 +878,7 @@ export abstract class AbstractMessageJournal<M = unknown>
       this.closing = (async () => {
         try {
           await Promise.allSettled([...this.loading.values()]);
-          await this.groupCommit?.drain();
+          await this.drainCommits();
           this.groupCommit?.stop();
           await this.pullsSettled();
         } finally {
@@ -959,6 +1058,7 @@ export abstract class AbstractMessageJournal<M = unknown>
   }
 
   private committed(items: readonly QueuedWrite<IdState, QueuedAppend>[], error: unknown): void {
+    this.backpressure.roomFreed();
     if (error === undefined) {
       for (const { key, write } of items) {
         key.durable = Math.max(key.durable, write.events[write.events.length - 1]!.sequenceNr);
@@ -1106,6 +1206,13 @@ export abstract class AbstractMessageJournal<M = unknown>
       });
     }
   }
+}
+
+/** Serialized bytes of a write's payloads: what backpressure counts against maxPendingBytes. */
+function payloadBytes(payloads: readonly Uint8Array[]): number {
+  let bytes = 0;
+  for (const p of payloads) bytes += p.byteLength;
+  return bytes;
 }
 
 /** The pages of an empty range. */

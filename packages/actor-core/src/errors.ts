@@ -350,7 +350,7 @@ export class StoreMismatchError extends PersistenceError {
 
 /**
  * An append was refused because the journal already holds as much as its limits allow waiting to be
- * committed (`maxPendingEvents`, `maxPendingBytes`) and it was opened with `backpressure: 'reject'`.
+ * committed (`maxPendingEvents`, `maxPendingBytes`) and it was opened with `onBackpressure: 'reject'`.
  * Nothing was stored; retry later or slow down.
  */
 export class BackpressureError extends PersistenceError {

@@ -51,6 +51,8 @@ export interface QueuedWrite<K, W> {
   readonly key: K;
   readonly write: W;
   readonly size: number;
+  /** Bytes the write holds in memory until it settles (for backpressure); 0 when not counted. */
+  readonly bytes: number;
   readonly enqueuedAt: number;
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
@@ -61,6 +63,8 @@ export class GroupCommit<K, W> {
   private queue: QueuedWrite<K, W>[] = [];
   private queuedSize = 0;
   private inFlightSize = 0;
+  private queuedBytes = 0;
+  private inFlightBytes = 0;
   private readonly inFlightKeys = new Map<K, number>();
   private readonly inFlight = new Set<Promise<void>>();
   private scheduled = false;
@@ -75,15 +79,16 @@ export class GroupCommit<K, W> {
   constructor(private readonly options: GroupCommitOptions<K, W>) {}
 
   /** Queues a write; the promise settles with its commit. */
-  enqueue(key: K, write: W, size: number): Promise<void> {
+  enqueue(key: K, write: W, size: number, bytes = 0): Promise<void> {
     let resolve!: () => void;
     let reject!: (e: unknown) => void;
     const promise = new Promise<void>((res, rej) => {
       resolve = res;
       reject = rej;
     });
-    this.queue.push({ key, write, size, enqueuedAt: Date.now(), resolve, reject, promise });
+    this.queue.push({ key, write, size, bytes, enqueuedAt: Date.now(), resolve, reject, promise });
     this.queuedSize += size;
+    this.queuedBytes += bytes;
     if (this.inFlight.size < this.options.maxConcurrentCommits && !this.inFlightKeys.has(key)) {
       this.stalled = false;
     }
@@ -97,6 +102,11 @@ export class GroupCommit<K, W> {
     return this.queuedSize + this.inFlightSize;
   }
 
+  /** Bytes (summed `bytes`) queued or in a commit in flight. */
+  get pendingBytes(): number {
+    return this.queuedBytes + this.inFlightBytes;
+  }
+
   /** Removes the queued (not yet committing) writes of `key` and returns them. */
   drop(key: K): QueuedWrite<K, W>[] {
     const dropped: QueuedWrite<K, W>[] = [];
@@ -104,6 +114,7 @@ export class GroupCommit<K, W> {
       if (q.key !== key) return true;
       dropped.push(q);
       this.queuedSize -= q.size;
+      this.queuedBytes -= q.bytes;
       return false;
     });
     return dropped;
@@ -163,6 +174,7 @@ export class GroupCommit<K, W> {
     const rest: QueuedWrite<K, W>[] = [];
     const blocked = new Set<K>();
     let size = 0;
+    let bytes = 0;
     for (const q of this.queue) {
       const full = taken.length > 0 && size + q.size > this.options.maxBatchSize;
       if (full || blocked.has(q.key) || this.inFlightKeys.has(q.key)) {
@@ -172,19 +184,24 @@ export class GroupCommit<K, W> {
       }
       taken.push(q);
       size += q.size;
+      bytes += q.bytes;
     }
     this.queue = rest;
     this.queuedSize -= size;
+    this.queuedBytes -= bytes;
     return taken;
   }
 
   private run(batch: QueuedWrite<K, W>[]): void {
     let size = 0;
+    let bytes = 0;
     for (const q of batch) {
       this.inFlightKeys.set(q.key, (this.inFlightKeys.get(q.key) ?? 0) + 1);
       size += q.size;
+      bytes += q.bytes;
     }
     this.inFlightSize += size;
+    this.inFlightBytes += bytes;
     const done = this.options
       .commit(batch.map((q) => q.write))
       .then(
@@ -195,6 +212,7 @@ export class GroupCommit<K, W> {
         this.release(batch);
         this.inFlight.delete(done);
         this.inFlightSize -= size;
+        this.inFlightBytes -= bytes;
         this.stalled = false;
         if (partial) {
           this.settlePartial(batch, partial);
@@ -229,7 +247,10 @@ export class GroupCommit<K, W> {
     });
     if (again.length > 0) {
       this.queue = [...again, ...this.queue];
-      for (const q of again) this.queuedSize += q.size;
+      for (const q of again) {
+        this.queuedSize += q.size;
+        this.queuedBytes += q.bytes;
+      }
     }
     this.options.settled?.(stored, undefined);
     for (const q of stored) q.resolve();

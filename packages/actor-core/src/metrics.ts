@@ -32,6 +32,14 @@ export interface JournalMetrics {
   readonly sequenceConflicts: number;
   /** Events numbered and waiting for their commit: the write-ahead lag. */
   readonly pendingEvents: number;
+  /** Serialized payload bytes of those events (bounded by maxPendingBytes). */
+  readonly pendingBytes: number;
+  /** Appends waiting for room now (onBackpressure 'wait'): not numbered yet, not in pendingEvents. */
+  readonly backpressureWaiting: number;
+  /** Appends that had to wait for room since open. */
+  readonly backpressureWaits: number;
+  /** Appends refused with BackpressureError since open (onBackpressure 'reject'). */
+  readonly backpressureRejections: number;
   /** Events served by readFrom. */
   readonly eventsRead: number;
   /** Reads that stopped at corruption (JournalCorruptedError). */

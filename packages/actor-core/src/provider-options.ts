@@ -51,6 +51,15 @@ export const JOURNAL_OPTION_TYPES: Readonly<Record<string, OptionType>> = {
     expected: 'a serializer name, id or instance',
   },
   reporter: 'function',
+  maxPendingEvents: {
+    check: (v) => Number.isSafeInteger(v) && (v as number) >= 1,
+    expected: 'an integer >= 1',
+  },
+  maxPendingBytes: {
+    check: (v) => Number.isSafeInteger(v) && (v as number) >= 1,
+    expected: 'an integer >= 1',
+  },
+  onBackpressure: { check: (v) => v === 'wait' || v === 'reject', expected: "'wait' or 'reject'" },
 };
 
 /** Options every snapshot store accepts (see SnapshotStoreOptions). */

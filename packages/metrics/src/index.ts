@@ -129,6 +129,30 @@ const JOURNAL: ReadonlyArray<Definition<JournalMetrics>> = [
     'Events numbered and waiting for their commit (the write-ahead lag)',
     (m) => m.pendingEvents,
   ],
+  [
+    'journal_pending_bytes',
+    'gauge',
+    'Serialized bytes of the events waiting for their commit (bounded by maxPendingBytes)',
+    (m) => m.pendingBytes,
+  ],
+  [
+    'journal_backpressure_waiting',
+    'gauge',
+    'Appends waiting for room under maxPendingEvents/maxPendingBytes now',
+    (m) => m.backpressureWaiting,
+  ],
+  [
+    'journal_backpressure_waits_total',
+    'counter',
+    'Appends that had to wait for room (onBackpressure wait)',
+    (m) => m.backpressureWaits,
+  ],
+  [
+    'journal_backpressure_rejections_total',
+    'counter',
+    'Appends refused with BackpressureError (onBackpressure reject)',
+    (m) => m.backpressureRejections,
+  ],
   ['journal_events_read_total', 'counter', 'Events served by readFrom', (m) => m.eventsRead],
   [
     'journal_corruptions_detected_total',
