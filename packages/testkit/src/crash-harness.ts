@@ -170,7 +170,13 @@ export async function verifyAcknowledged(
       snapshots: { ...config.snapshots, reporter },
     });
   } catch (e) {
-    if (isPersistenceError(e, 'ERR_JOURNAL_CORRUPTED') || isPersistenceError(e, 'ERR_SNAPSHOT_CORRUPTED')) {
+    // A damaged format marker (cairn-store.json) makes the store refuse to open with StoreMismatchError
+    // naming it: detected, nothing served or written.
+    if (
+      isPersistenceError(e, 'ERR_JOURNAL_CORRUPTED') ||
+      isPersistenceError(e, 'ERR_SNAPSHOT_CORRUPTED') ||
+      isPersistenceError(e, 'ERR_STORE_MISMATCH')
+    ) {
       return { problems, lost, checked, corruptionDetected: [`open: ${(e as Error).message}`] };
     }
     throw e;

@@ -29,6 +29,7 @@ export interface TortureRound {
   readonly seed: number;
   readonly acknowledged: number;
   readonly lost: number;
+  /** This round's invariant violations: on the killed data, then on the corrupted copy (each counted in `violations`). */
   readonly problems: string[];
   readonly corruption?: CorruptionReport;
   /** 'detected' (a corruption error or report), 'no-effect' (all data intact), 'crashed' (the reader died), or undefined. */
@@ -163,9 +164,11 @@ export async function runTorture(options: TortureOptions): Promise<TortureSummar
             outcome = 'crashed';
           } else if (damaged.error) {
             violations.push(`round ${round} (seed ${roundSeed}) ${describe(corruption)}: ${damaged.error}`);
+            problems.push(`${describe(corruption)}: ${damaged.error}`);
           } else {
             for (const p of damaged.problems ?? []) {
               violations.push(`round ${round} (seed ${roundSeed}) ${describe(corruption)}: ${p}`);
+              problems.push(`${describe(corruption)}: ${p}`);
             }
             const reports = damaged.reports ?? [];
             wasRepaired = reports.some((r) => r.kind.includes('repaired'));
