@@ -8,6 +8,7 @@ import { CommitSignal } from './commit-signal';
 import {
   BackpressureError,
   type CorruptionLocation,
+  DiskLimitError,
   isPersistenceError,
   JournalClosedError,
   JournalCorruptedError,
@@ -158,6 +159,17 @@ export interface JournalOptions {
    * storing nothing, for callers that would rather shed load than queue it (say, answer 503).
    */
   readonly onBackpressure?: BackpressureMode;
+  /**
+   * A cap on the disk the journal's data may use, in bytes, as the backend measures it (the file journal:
+   * its live segments; LMDB: the environment's used pages, since data.mdb itself never shrinks). Default:
+   * none. At the cap, appends reject with DiskLimitError (ERR_DISK_LIMIT), storing nothing; reads,
+   * truncation and everything else go on (a truncation's own record may pass the cap), and what
+   * truncation frees (once the backend reclaims it) lifts the limit. An append is refused when the bytes
+   * in use plus its payload and what is pending would pass the cap, so the cap is approached, not passed,
+   * by appends (by at most one commit's record overhead). Only for a backend that measures its use
+   * (`_diskBytesUsed`); others refuse the option.
+   */
+  readonly maxDiskBytes?: number;
 }
 
 export const DEFAULT_MAX_BATCH_SIZE = 1000;
@@ -268,6 +280,10 @@ export abstract class AbstractMessageJournal<M = unknown>
   private readonly commitLatency = new LatencyRecorder();
   /** The bounds on pending commits (maxPendingEvents, maxPendingBytes, onBackpressure). */
   private readonly backpressure: Backpressure;
+  /** The cap on disk use (JournalOptions.maxDiskBytes); undefined: none. */
+  readonly maxDiskBytes: number | undefined;
+  /** Disk bytes in use as last measured (refreshed after every commit, and before refusing an append). */
+  private diskBytes: number | undefined;
   /** Wakes live queries at every commit. */
   private readonly commits = new CommitSignal(
     this._watchForeignCommits ? (onCommit) => this._watchForeignCommits!(onCommit) : undefined,
@@ -295,6 +311,15 @@ export abstract class AbstractMessageJournal<M = unknown>
     if (mode !== 'wait' && mode !== 'reject') {
       throw new TypeError(`options.onBackpressure must be 'wait' or 'reject', got ${JSON.stringify(mode)}`);
     }
+    if (options.maxDiskBytes !== undefined) {
+      checkSequenceNr(options.maxDiskBytes, 'maxDiskBytes');
+      if (!this._diskBytesUsed) {
+        throw new TypeError(
+          `${new.target.name} does not measure its disk use: maxDiskBytes is not supported`,
+        );
+      }
+    }
+    this.maxDiskBytes = options.maxDiskBytes;
     this.backpressure = new Backpressure(maxPendingEvents, maxPendingBytes, mode, () => ({
       events: this.groupCommit?.pendingSize ?? 0,
       bytes: this.groupCommit?.pendingBytes ?? 0,
@@ -383,6 +408,12 @@ export abstract class AbstractMessageJournal<M = unknown>
    * the last one or at close.
    */
   protected _watchForeignCommits?(onCommit: () => void): () => void;
+  /**
+   * Optional: the bytes of disk the journal's data uses now, as the backend counts it (see
+   * JournalOptions.maxDiskBytes), cheap enough to call after every commit. With it, maxDiskBytes is
+   * available and metrics() reports `diskBytesUsed`.
+   */
+  protected _diskBytesUsed?(): number;
   /** Where a record lives, for corruption reports. Backends with files override this. */
   protected _locate(
     persistenceId: string,
@@ -489,6 +520,7 @@ export abstract class AbstractMessageJournal<M = unknown>
       expected: shared ? entries[0]!.sequenceNr - 1 : undefined,
     };
     const bytes = payloadBytes(payloads);
+    if (this.maxDiskBytes !== undefined) this.checkDiskLimit(persistenceId, bytes);
     if (!this.backpressure.hasRoom(events.length, bytes)) {
       await this.waitForRoom(state, persistenceId, events.length, bytes, () =>
         this.enqueue(state, write, bytes),
@@ -600,6 +632,7 @@ export abstract class AbstractMessageJournal<M = unknown>
     admitted = false,
   ): Promise<number> {
     const bytes = payloadBytes(payloads);
+    if (this.maxDiskBytes !== undefined) this.checkDiskLimit(persistenceId, bytes);
     if (!admitted && !this.backpressure.hasRoom(payloads.length, bytes)) {
       return this.waitForRoom(state, persistenceId, payloads.length, bytes, () =>
         this.appendNumbered(state, persistenceId, payloads, tags, expected, true),
@@ -621,6 +654,25 @@ export abstract class AbstractMessageJournal<M = unknown>
     );
     const write: QueuedAppend = { persistenceId, events, expected: shared ? expected : undefined };
     return this.enqueue(state, write, bytes).then(() => write.events[0]!.sequenceNr);
+  }
+
+  /**
+   * Refuses (DiskLimitError) a write of `bytes` that would take the disk in use, with what is pending,
+   * past maxDiskBytes. A refusal measures again first: space freed since the last commit (a compaction)
+   * counts.
+   */
+  private checkDiskLimit(persistenceId: string, bytes: number): void {
+    const cap = this.maxDiskBytes!;
+    const pending = this.groupCommit?.pendingBytes ?? 0;
+    const over = (used: number) => used + pending + bytes > cap;
+    if (this.diskBytes !== undefined && !over(this.diskBytes)) return;
+    const used = this.measureDisk();
+    if (over(used)) throw new DiskLimitError(persistenceId, used, cap);
+  }
+
+  private measureDisk(): number {
+    this.diskBytes = this._diskBytesUsed!();
+    return this.diskBytes;
   }
 
   /**
@@ -848,6 +900,8 @@ export abstract class AbstractMessageJournal<M = unknown>
       backpressureWaiting: this.backpressure.waiting,
       backpressureWaits: this.backpressure.waits,
       backpressureRejections: this.backpressure.rejections,
+      diskBytesUsed: this._diskBytesUsed && this.lifecycle !== 'closed' ? this.measureDisk() : undefined,
+      maxDiskBytes: this.maxDiskBytes,
       commitSeconds: this.commitLatency.snapshot(),
     };
   }
@@ -963,6 +1017,7 @@ export abstract class AbstractMessageJournal<M = unknown>
       (conflicts) => {
         this.commitLatency.since(started);
         this.counts.commits++;
+        if (this.maxDiskBytes !== undefined) this.measureDisk();
         for (const w of writes) {
           if (!conflicts?.has(w.persistenceId)) this.counts.eventsAppended += w.events.length;
         }

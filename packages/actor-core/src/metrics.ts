@@ -40,6 +40,13 @@ export interface JournalMetrics {
   readonly backpressureWaits: number;
   /** Appends refused with BackpressureError since open (onBackpressure 'reject'). */
   readonly backpressureRejections: number;
+  /**
+   * Bytes of disk the data uses now, as the backend counts it (file: live segments; LMDB: used pages);
+   * undefined for a backend that does not measure it.
+   */
+  readonly diskBytesUsed?: number;
+  /** The journal's maxDiskBytes; undefined when there is no cap. */
+  readonly maxDiskBytes?: number;
   /** Events served by readFrom. */
   readonly eventsRead: number;
   /** Reads that stopped at corruption (JournalCorruptedError). */

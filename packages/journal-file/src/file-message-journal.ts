@@ -1042,6 +1042,16 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
 
   // ---- closing ----
 
+  /**
+   * maxDiskBytes counts the live segments' bytes: what truncation frees comes back when a segment with
+   * no live events left is deleted, or compacted (see segmentSize).
+   */
+  protected override _diskBytesUsed(): number {
+    let bytes = 0;
+    for (const segment of this.segments.values()) bytes += segment.end;
+    return bytes;
+  }
+
   protected async _close(): Promise<void> {
     await this.releaseResources();
   }

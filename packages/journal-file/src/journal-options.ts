@@ -67,6 +67,7 @@ export const FILE_JOURNAL_OPTION_TYPES: OptionSchema = {
   ioThreads: atLeast(1),
   lockStaleMs: atLeast(2000),
   readOnly: 'boolean',
+  maxDiskBytes: atLeast(1),
 };
 
 export function checkOptions(options: unknown): asserts options is FileMessageJournalOptions {

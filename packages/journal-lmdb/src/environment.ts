@@ -129,6 +129,35 @@ export class LmdbEnvironment {
   }
 
   /**
+   * Bytes of the pages in use: every tree's branch, leaf and overflow pages (the main database, each
+   * database of the journal, snapshots and read models, and the free list's own tree) plus the two meta
+   * pages. Pages on the free list (freed by deletes, reused by later writes) are not counted, so this
+   * falls when truncation deletes events although data.mdb keeps its size.
+   */
+  usedBytes(): number {
+    type TreeStats = {
+      pageSize: number;
+      treeBranchPageCount: number;
+      treeLeafPageCount: number;
+      overflowPages: number;
+    };
+    const pages = (s: TreeStats) => s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;
+    const first = this.journal.getStats() as TreeStats & { root: TreeStats; free: TreeStats };
+    let used = 2 + pages(first.root) + pages(first.free) + pages(first);
+    const others: Array<{ getStats(): unknown }> = [
+      this.metadata,
+      this.snapshots,
+      this.positions,
+      this.tags,
+      this.legacyPositions,
+      this.offsets,
+      ...this.readModels.values(),
+    ];
+    for (const db of others) used += pages(db.getStats() as TreeStats);
+    return used * first.pageSize;
+  }
+
+  /**
    * Opens (or shares) the environment at `directory`, creating the directory when missing, and brings
    * its metadata to the current format (the migration of the hardening plan: a journal without metadata gets each
    * id's highest from its last key). Rejects with TypeError when the path is already open in this process

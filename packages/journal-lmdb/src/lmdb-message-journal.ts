@@ -519,6 +519,14 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     }
   }
 
+  /**
+   * maxDiskBytes counts the environment's used pages (its trees, snapshots included when they share
+   * it): data.mdb never shrinks, but pages freed by truncation are reused, so they count as free.
+   */
+  protected override _diskBytesUsed(): number {
+    return this.env.usedBytes();
+  }
+
   protected async _close(): Promise<void> {
     await this.offsetStoreOfJournal?.releaseAll();
     await this.env?.release();

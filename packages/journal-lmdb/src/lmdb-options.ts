@@ -23,6 +23,10 @@ const LMDB_OPTION_TYPES: Readonly<Record<string, OptionType>> = {
 export const LMDB_JOURNAL_OPTION_TYPES: OptionSchema = {
   ...JOURNAL_OPTION_TYPES,
   ...LMDB_OPTION_TYPES,
+  maxDiskBytes: {
+    check: (v) => Number.isSafeInteger(v) && (v as number) >= 1,
+    expected: 'an integer number of bytes >= 1',
+  },
 };
 
 export const LMDB_SNAPSHOT_OPTION_TYPES: OptionSchema = {

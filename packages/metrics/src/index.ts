@@ -168,6 +168,20 @@ const JOURNAL: ReadonlyArray<Definition<JournalMetrics>> = [
   ],
 ];
 
+/** Registered for a journal that measures its disk use (file, LMDB), and for one with a cap. */
+const JOURNAL_DISK_USED: Definition<JournalMetrics> = [
+  'journal_disk_bytes',
+  'gauge',
+  "Bytes of disk the journal's data uses (file: live segments; LMDB: used pages)",
+  (m) => m.diskBytesUsed ?? 0,
+];
+const JOURNAL_DISK_CAP: Definition<JournalMetrics> = [
+  'journal_max_disk_bytes',
+  'gauge',
+  "The journal's maxDiskBytes: appends are refused once journal_disk_bytes would pass it",
+  (m) => m.maxDiskBytes ?? 0,
+];
+
 const SNAPSHOTS: ReadonlyArray<Definition<SnapshotStoreMetrics>> = [
   ['snapshot_saves_total', 'counter', 'Snapshots stored', (m) => m.saves],
   ['snapshot_save_failures_total', 'counter', 'Snapshot saves that failed in storage', (m) => m.saveFailures],
@@ -337,7 +351,13 @@ export function registerPersistenceMetrics(options: PersistenceMetricsOptions): 
     options.snapshots ?? (keepsMetrics(system?.snapshots) ? system?.snapshots : undefined);
   if (journalStore !== undefined) {
     const journal = metered<JournalMetrics>(journalStore, 'journal');
-    for (const d of JOURNAL) sources.push([d as Definition<never>, () => journal.metrics(), labels]);
+    const now = journal.metrics();
+    const definitions = [
+      ...JOURNAL,
+      ...(now.diskBytesUsed !== undefined ? [JOURNAL_DISK_USED] : []),
+      ...(now.maxDiskBytes !== undefined ? [JOURNAL_DISK_CAP] : []),
+    ];
+    for (const d of definitions) sources.push([d as Definition<never>, () => journal.metrics(), labels]);
   }
   if (snapshotStore !== undefined) {
     const snapshots = metered<SnapshotStoreMetrics>(snapshotStore, 'snapshot store');
