@@ -9,6 +9,7 @@ export {
   StoredEventInBuffer,
   type WriteConflicts,
 } from './abstract-journal';
+export type { BackpressureMode } from './backpressure';
 export {
   AbstractSnapshotStore,
   type SnapshotMetadata,
