@@ -18,6 +18,7 @@ import {
   WriteRejectedError,
 } from './errors';
 import { GroupCommit, type PartialCommit, type QueuedWrite } from './group-commit';
+import { HEALTH_NEAR_LIMIT, type HealthCheck, type HealthReport, healthReport, LastWrite } from './health';
 import { IdReader, type IdReaderHost } from './id-reader';
 import { type JournalMetrics, LatencyRecorder } from './metrics';
 import { OffsetCodec } from './offset-codec';
@@ -284,6 +285,8 @@ export abstract class AbstractMessageJournal<M = unknown>
   readonly maxDiskBytes: number | undefined;
   /** Disk bytes in use as last measured (refreshed after every commit, and before refusing an append). */
   private diskBytes: number | undefined;
+  /** The last group commit's outcome, for health(). */
+  private readonly lastCommit = new LastWrite();
   /** Wakes live queries at every commit. */
   private readonly commits = new CommitSignal(
     this._watchForeignCommits ? (onCommit) => this._watchForeignCommits!(onCommit) : undefined,
@@ -414,6 +417,11 @@ export abstract class AbstractMessageJournal<M = unknown>
    * available and metrics() reports `diskBytesUsed`.
    */
   protected _diskBytesUsed?(): number;
+  /**
+   * Optional: the backend's own health checks (its lock held, say), added to the core's in health().
+   * Synchronous and cheap: health() may be called by every probe and scrape.
+   */
+  protected _healthChecks?(): HealthCheck[];
   /** Where a record lives, for corruption reports. Backends with files override this. */
   protected _locate(
     persistenceId: string,
@@ -907,6 +915,72 @@ export abstract class AbstractMessageJournal<M = unknown>
   }
 
   /**
+   * What an operator pages on, now (see HealthReport; the status is the worst check's):
+   * - `open`: failed once closed;
+   * - `last-commit`: failed while the last group commit failed (storage broke), with its age in seconds;
+   * - `pending`: the write-ahead lag (events and bytes waiting for commits, appends waiting for room),
+   *   degraded from 80% of maxPendingEvents/maxPendingBytes or while appends wait for room;
+   * - `corruption`: degraded once a read met corruption since open (run `cairn verify`);
+   * - `disk` (journals that measure it): bytes in use, degraded from 80% of maxDiskBytes, failed at it;
+   * - and the backend's own (the file journal's `lock`).
+   */
+  health(): HealthReport {
+    const checks: HealthCheck[] = [
+      this.lifecycle === 'open'
+        ? { name: 'open', status: 'ok', detail: this.readOnly ? 'open, read-only' : 'open' }
+        : { name: 'open', status: 'failed', detail: 'closed' },
+      this.lastCommit.check('last-commit', 'commit'),
+    ];
+    const events = this.groupCommit?.pendingSize ?? 0;
+    const bytes = this.groupCommit?.pendingBytes ?? 0;
+    const waiting = this.backpressure.waiting;
+    const share = Math.max(
+      events / this.backpressure.maxPendingEvents,
+      bytes / this.backpressure.maxPendingBytes,
+    );
+    checks.push({
+      name: 'pending',
+      status: waiting > 0 || share >= HEALTH_NEAR_LIMIT ? 'degraded' : 'ok',
+      detail:
+        `${events} events (${bytes} bytes) waiting for their commit, ${waiting} appends waiting for room ` +
+        `(maxPendingEvents ${this.backpressure.maxPendingEvents}, maxPendingBytes ${this.backpressure.maxPendingBytes})`,
+      value: events,
+    });
+    const corruptions = this.counts.corruptionsDetected;
+    checks.push({
+      name: 'corruption',
+      status: corruptions > 0 ? 'degraded' : 'ok',
+      detail:
+        corruptions > 0
+          ? `${corruptions} reads stopped at corruption since open; run \`cairn verify\``
+          : 'no corruption seen since open',
+      value: corruptions,
+    });
+    if (this._diskBytesUsed && this.lifecycle !== 'closed') {
+      const used = this.measureDisk();
+      const cap = this.maxDiskBytes;
+      checks.push({
+        name: 'disk',
+        status:
+          cap === undefined
+            ? 'ok'
+            : used >= cap
+              ? 'failed'
+              : used >= cap * HEALTH_NEAR_LIMIT
+                ? 'degraded'
+                : 'ok',
+        detail:
+          cap === undefined
+            ? `${used} bytes in use (no maxDiskBytes)`
+            : `${used} of maxDiskBytes ${cap} bytes in use`,
+        value: used,
+      });
+    }
+    if (this._healthChecks && this.lifecycle !== 'closed') checks.push(...this._healthChecks());
+    return healthReport(checks);
+  }
+
+  /**
    * Resolves when every append issued before the call is durable, including appends still loading their
    * id's highest sequenceNr (not yet in the commit queue when flush was called).
    */
@@ -1017,6 +1091,7 @@ export abstract class AbstractMessageJournal<M = unknown>
       (conflicts) => {
         this.commitLatency.since(started);
         this.counts.commits++;
+        this.lastCommit.succeeded();
         if (this.maxDiskBytes !== undefined) this.measureDisk();
         for (const w of writes) {
           if (!conflicts?.has(w.persistenceId)) this.counts.eventsAppended += w.events.length;
@@ -1027,7 +1102,10 @@ export abstract class AbstractMessageJournal<M = unknown>
       (e: unknown) => {
         this.commitLatency.since(started);
         if (isPersistenceError(e, 'ERR_SEQUENCE_CONFLICT')) this.counts.sequenceConflicts++;
-        else this.counts.commitFailures++;
+        else {
+          this.counts.commitFailures++;
+          this.lastCommit.failed(e);
+        }
         throw e;
       },
     );

@@ -7,6 +7,7 @@ import {
   StorageError,
   WriteRejectedError,
 } from './errors';
+import { type HealthCheck, type HealthReport, healthReport, LastWrite } from './health';
 import { KeyedQueue } from './keyed-queue';
 import { LatencyRecorder, type SnapshotStoreMetrics } from './metrics';
 import { defaultReporter, type Reporter } from './report';
@@ -97,6 +98,8 @@ export abstract class AbstractSnapshotStore<S = unknown>
     deleted: 0,
   };
   private readonly saveLatency = new LatencyRecorder();
+  /** The last save's outcome, for health(). */
+  private readonly lastSave = new LastWrite();
   private readonly loadLatency = new LatencyRecorder();
 
   protected constructor(options: SnapshotStoreOptions = {}) {
@@ -199,10 +202,12 @@ export abstract class AbstractSnapshotStore<S = unknown>
       () => {
         this.saveLatency.since(started);
         this.counts.saves++;
+        this.lastSave.succeeded();
       },
       (e: unknown) => {
         this.saveLatency.since(started);
         this.counts.saveFailures++;
+        this.lastSave.failed(e);
         throw e;
       },
     );
@@ -291,6 +296,35 @@ export abstract class AbstractSnapshotStore<S = unknown>
   get closed(): boolean {
     return this.closing !== undefined;
   }
+
+  /**
+   * What an operator pages on, now (the status is the worst check's): `open` (failed once closed),
+   * `last-save` (failed while the last save failed, with its age in seconds), `corruption` (degraded once
+   * a corrupt snapshot was skipped since open), and the backend's own (the file store's `lock`).
+   */
+  health(): HealthReport {
+    const skipped = this.counts.corruptSkipped;
+    const checks: HealthCheck[] = [
+      this.closing
+        ? { name: 'open', status: 'failed', detail: 'closed' }
+        : { name: 'open', status: 'ok', detail: this.readOnly ? 'open, read-only' : 'open' },
+      this.lastSave.check('last-save', 'save'),
+      {
+        name: 'corruption',
+        status: skipped > 0 ? 'degraded' : 'ok',
+        detail:
+          skipped > 0
+            ? `${skipped} corrupt snapshots skipped since open; run \`cairn verify\``
+            : 'no corrupt snapshot seen since open',
+        value: skipped,
+      },
+    ];
+    if (this._healthChecks && !this.closing) checks.push(...this._healthChecks());
+    return healthReport(checks);
+  }
+
+  /** Optional: the backend's own health checks (synchronous and cheap), added to the core's in health(). */
+  protected _healthChecks?(): HealthCheck[];
 
   protected checkOpen(): void {
     if (this.closing) throw new SnapshotStoreClosedError();

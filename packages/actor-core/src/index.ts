@@ -9,13 +9,13 @@ export {
   StoredEventInBuffer,
   type WriteConflicts,
 } from './abstract-journal';
-export type { BackpressureMode } from './backpressure';
 export {
   AbstractSnapshotStore,
   type SnapshotMetadata,
   type SnapshotStoreOptions,
   type StoredSnapshot,
 } from './abstract-snapshot-store';
+export type { BackpressureMode } from './backpressure';
 export { CommitSignal, QueryAbortedError } from './commit-signal';
 export {
   BUILTIN_PROVIDERS,
@@ -60,6 +60,13 @@ export {
   StoreMismatchError,
   WriteRejectedError,
 } from './errors';
+export {
+  type HealthCheck,
+  type HealthReport,
+  type HealthStatus,
+  healthReport,
+  healthStatusValue,
+} from './health';
 export { canLease, type Lease, type LeaseOptions, type LeaseProvider } from './lease';
 export { MemoryFaults } from './memory-faults';
 export { MemoryJournalStore, MemoryMessageJournal, type MemoryMessageJournalOptions } from './memory-journal';
@@ -112,12 +119,14 @@ export {
   canOpenReadOnly,
   canQuery,
   canRepair,
+  canReportHealth,
   canTransact,
   canTransactAsync,
   type EventEnvelope,
   type EventQuery,
   type EventsByIdOptions,
   type FlushableJournal,
+  type HealthReporting,
   hasJournalMetrics,
   hasSnapshotMetrics,
   type ImportableJournal,

@@ -72,6 +72,7 @@ const PAGE = 256;
 export class MemoryMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   readonly capabilities: JournalCapabilities = {
     persistent: false,
+    health: true,
     query: true,
     readOnly: true,
     import: true,

@@ -31,6 +31,7 @@ export const MEMORY_SNAPSHOT_OPTION_TYPES: OptionSchema = {
 export class MemorySnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   readonly capabilities: SnapshotStoreCapabilities = {
     persistent: false,
+    health: true,
     readOnly: true,
     import: true,
     metrics: true,

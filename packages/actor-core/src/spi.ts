@@ -1,3 +1,4 @@
+import type { HealthReport } from './health';
 import type { JournalMetrics, SnapshotStoreMetrics } from './metrics';
 
 /**
@@ -318,7 +319,11 @@ export interface JournalCapabilities {
    * holder's appends by the lease's epoch. `spawn(behavior, { exclusive: true })` asks for one. Default false.
    */
   readonly leases?: boolean;
-  /** The journal reports its health (free space, backpressure) on request. */
+  /**
+   * HealthReporting: `health()` reports what an operator pages on (open, the last commit, the write-ahead
+   * lag against the backpressure bounds, corruption seen since open, disk use against maxDiskBytes, and
+   * the backend's own checks such as its lock). Ask with `canReportHealth(journal)`.
+   */
   readonly health?: boolean;
 }
 
@@ -337,8 +342,21 @@ export interface SnapshotStoreCapabilities {
   readonly import?: boolean;
   /** MeteredSnapshotStore: `metrics()` (see SnapshotStoreMetrics). */
   readonly metrics?: boolean;
-  /** The store reports its health on request. */
+  /** HealthReporting: `health()` (open, the last save, corrupt snapshots skipped, the backend's lock). */
   readonly health?: boolean;
+}
+
+/** A store or system that reports its health (capability `health`). */
+export interface HealthReporting {
+  /** Synchronous and cheap: for liveness probes, health endpoints and metric scrapes. */
+  health(): HealthReport;
+}
+
+/** True when the journal or snapshot store declares the `health` capability (HealthReporting). */
+export function canReportHealth<T extends MessageJournal | SnapshotStore>(
+  store: T,
+): store is T & HealthReporting {
+  return store.capabilities?.health === true;
 }
 
 /** A journal that tools can copy into: entries keep their sequence numbers and timestamps. */

@@ -2,6 +2,7 @@ import { close as closeFd } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { HealthCheck } from '@cairn/actor-core';
 import {
   AbstractMessageJournal,
   type CorruptionLocation,
@@ -92,6 +93,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
    */
   readonly capabilities: JournalCapabilities = {
     persistent: true,
+    health: true,
     concurrentCommits: true,
     query: true,
     readOnly: true,
@@ -1046,6 +1048,16 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
    * maxDiskBytes counts the live segments' bytes: what truncation frees comes back when a segment with
    * no live events left is deleted, or compacted (see segmentSize).
    */
+  /**
+   * `lock`: the directory's lock held and the log writable; failed once the lock was lost (or a failed
+   * write could not be undone): the journal then refuses writes until reopened.
+   */
+  protected override _healthChecks(): HealthCheck[] {
+    if (this.readOnly) return [{ name: 'lock', status: 'ok', detail: 'read-only: no lock taken' }];
+    if (this.failure) return [{ name: 'lock', status: 'failed', detail: this.failure.message }];
+    return [{ name: 'lock', status: 'ok', detail: `${this.dir} locked by this process` }];
+  }
+
   protected override _diskBytesUsed(): number {
     let bytes = 0;
     for (const segment of this.segments.values()) bytes += segment.end;

@@ -141,6 +141,7 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
    */
   readonly capabilities: JournalCapabilities = {
     persistent: true,
+    health: true,
     concurrentCommits: true,
     query: true,
     foreignCommits: true,

@@ -54,6 +54,7 @@ export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   /** Snapshots survive close() and a reopen of the same path. */
   readonly capabilities: SnapshotStoreCapabilities = {
     persistent: true,
+    health: true,
     readOnly: true,
     import: true,
     metrics: true,

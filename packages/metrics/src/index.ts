@@ -1,8 +1,10 @@
-import type {
-  ActorSystemMetrics,
-  JournalMetrics,
-  LatencyHistogram,
-  SnapshotStoreMetrics,
+import {
+  type ActorSystemMetrics,
+  type HealthReport,
+  healthStatusValue,
+  type JournalMetrics,
+  type LatencyHistogram,
+  type SnapshotStoreMetrics,
 } from '@cairn/actor-core';
 import type { ProjectionMetrics } from '@cairn/projection';
 import { register as defaultRegistry, type Registry } from 'prom-client';
@@ -182,6 +184,24 @@ const JOURNAL_DISK_CAP: Definition<JournalMetrics> = [
   (m) => m.maxDiskBytes ?? 0,
 ];
 
+/** A health() report as a gauge: 0 ok, 1 degraded, 2 failed (alert on 2, look at 1). */
+function healthGauge(what: string): Definition<HealthReport> {
+  return [
+    `${what}_health_status`,
+    'gauge',
+    `The ${what.replace('_', ' ')}'s health(): 0 ok, 1 degraded, 2 failed (the worst of its checks)`,
+    (h) => healthStatusValue(h.status),
+  ];
+}
+
+/** health() of a store or system that declares it (capability `health`; an ActorSystem always has it). */
+function reportsHealth(store: unknown): { health(): HealthReport } | undefined {
+  const s = store as { health?: unknown; capabilities?: { health?: unknown } } | undefined;
+  if (typeof s?.health !== 'function') return undefined;
+  if (s.capabilities !== undefined && s.capabilities.health !== true) return undefined;
+  return s as { health(): HealthReport };
+}
+
 const SNAPSHOTS: ReadonlyArray<Definition<SnapshotStoreMetrics>> = [
   ['snapshot_saves_total', 'counter', 'Snapshots stored', (m) => m.saves],
   ['snapshot_save_failures_total', 'counter', 'Snapshot saves that failed in storage', (m) => m.saveFailures],
@@ -344,6 +364,8 @@ export function registerPersistenceMetrics(options: PersistenceMetricsOptions): 
   if (system !== undefined) {
     const actors = metered<ActorSystemMetrics>(system, 'actor system');
     for (const d of SYSTEM) sources.push([d as Definition<never>, () => actors.metrics(), labels]);
+    const healthy = reportsHealth(system);
+    if (healthy) sources.push([healthGauge('system') as Definition<never>, () => healthy.health(), labels]);
   }
   // A system's own stores count too unless others are named; stores that keep no metrics are left out.
   const journalStore = options.journal ?? (keepsMetrics(system?.journal) ? system?.journal : undefined);
@@ -358,10 +380,15 @@ export function registerPersistenceMetrics(options: PersistenceMetricsOptions): 
       ...(now.maxDiskBytes !== undefined ? [JOURNAL_DISK_CAP] : []),
     ];
     for (const d of definitions) sources.push([d as Definition<never>, () => journal.metrics(), labels]);
+    const healthy = reportsHealth(journalStore);
+    if (healthy) sources.push([healthGauge('journal') as Definition<never>, () => healthy.health(), labels]);
   }
   if (snapshotStore !== undefined) {
     const snapshots = metered<SnapshotStoreMetrics>(snapshotStore, 'snapshot store');
     for (const d of SNAPSHOTS) sources.push([d as Definition<never>, () => snapshots.metrics(), labels]);
+    const healthy = reportsHealth(snapshotStore);
+    if (healthy)
+      sources.push([healthGauge('snapshot_store') as Definition<never>, () => healthy.health(), labels]);
   }
   if (options.projections !== undefined && !Array.isArray(options.projections)) {
     throw new TypeError('projections must be an array of projection handles');

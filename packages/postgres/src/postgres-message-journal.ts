@@ -104,6 +104,7 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
    */
   readonly capabilities: JournalCapabilities = {
     persistent: true,
+    health: true,
     concurrentCommits: true,
     sharedWriters: true,
     leases: true,

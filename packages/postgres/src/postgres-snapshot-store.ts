@@ -35,7 +35,12 @@ interface SnapshotRow {
  */
 export class PostgresSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   /** Snapshots survive close() and a reopen; several processes may share the table. */
-  readonly capabilities: SnapshotStoreCapabilities = { persistent: true, import: true, metrics: true };
+  readonly capabilities: SnapshotStoreCapabilities = {
+    persistent: true,
+    health: true,
+    import: true,
+    metrics: true,
+  };
   readonly schema: string;
   private readonly db: SqlDatabase;
   private readonly names: SchemaNames;

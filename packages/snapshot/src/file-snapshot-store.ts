@@ -1,5 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import * as path from 'node:path';
+import type { HealthCheck } from '@cairn/actor-core';
 import {
   AbstractSnapshotStore,
   type CorruptionLocation,
@@ -127,6 +128,7 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   /** What the conformance kit and callers may rely on: snapshots survive close, crash and reopen. */
   readonly capabilities: SnapshotStoreCapabilities = {
     persistent: true,
+    health: true,
     readOnly: true,
     import: true,
     metrics: true,
@@ -446,6 +448,14 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
       ),
       offset: 0,
     };
+  }
+
+  /** `lock`: the directory's lock held; failed once it was lost (saves are refused from then on). */
+  protected override _healthChecks(): HealthCheck[] {
+    if (this.readOnly) return [{ name: 'lock', status: 'ok', detail: 'read-only: no lock taken' }];
+    const lost = this.sharedLock?.lost;
+    if (lost) return [{ name: 'lock', status: 'failed', detail: lost.message }];
+    return [{ name: 'lock', status: 'ok', detail: `${this.path} locked by this process` }];
   }
 
   protected async _close(): Promise<void> {

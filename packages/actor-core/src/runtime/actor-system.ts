@@ -1,9 +1,10 @@
 import { createPersistence, type PersistenceConfig } from '../config';
 import { ActorStoppedError, isPersistenceError } from '../errors';
+import { type HealthCheck, type HealthReport, healthReport } from '../health';
 import { canLease, type Lease } from '../lease';
 import { type ActorSystemMetrics, LatencyRecorder } from '../metrics';
 import { defaultReporter, type Reporter } from '../report';
-import type { MessageJournal, SnapshotStore } from '../spi';
+import { canReportHealth, type MessageJournal, type SnapshotStore } from '../spi';
 import { checkOptionalObject, describe } from '../validation';
 import { ActorCell, type CellContext } from './actor-cell';
 import { DuplicatePersistenceIdError } from './actor-errors';
@@ -374,6 +375,36 @@ export class ActorSystem {
       entityPassivations: this.entities.counts.passivations,
       recoverySeconds: recoveryLatency.snapshot(),
     };
+  }
+
+  /**
+   * What an operator pages on, now: `system` (failed once terminating), `actors` (live actors, and those
+   * stopped by failures since creation: degraded when any were), then the journal's and the snapshot
+   * store's checks (those that declare the `health` capability), named `journal.<check>` and
+   * `snapshots.<check>`. The status is the worst check's. Synchronous and cheap.
+   */
+  health(): HealthReport {
+    const { failureStops } = this.context.counts;
+    const checks: HealthCheck[] = [
+      this.terminating
+        ? { name: 'system', status: 'failed', detail: 'terminated' }
+        : { name: 'system', status: 'ok', detail: 'running' },
+      {
+        name: 'actors',
+        status: failureStops > 0 ? 'degraded' : 'ok',
+        detail: `${this.cells.size} live actors; ${failureStops} stopped by a failure since the system was created`,
+        value: this.cells.size,
+      },
+    ];
+    const stores: Array<[string, MessageJournal<unknown> | SnapshotStore<unknown>]> = [
+      ['journal', this.journal],
+      ['snapshots', this.snapshots],
+    ];
+    for (const [prefix, store] of stores) {
+      if (!canReportHealth(store)) continue;
+      for (const c of store.health().checks) checks.push({ ...c, name: `${prefix}.${c.name}` });
+    }
+    return healthReport(checks);
   }
 
   /** The persistenceIds of the live actors. */
