@@ -79,6 +79,7 @@ describe('FileSnapshotStore', () => {
     const store: SnapshotStore<State> = await openStore();
     expect((store as FileSnapshotStore<State>).capabilities).toEqual({
       persistent: true,
+      health: true,
       readOnly: true,
       import: true,
       metrics: true,
