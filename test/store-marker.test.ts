@@ -1,7 +1,9 @@
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import {
+  claimStoreDirectory,
   createPersistence,
   isPersistenceError,
   STORE_MARKER_FILE,
@@ -117,6 +119,39 @@ describe("a directory holding one backend's data is refused by the others", () =
     expect((refusedLmdb as StoreMismatchError).found).toMatch(/^"file" data \(\d{16}\.(log|idx)\)$/);
     expect(fs.existsSync(path.join(fileDir, 'data.mdb'))).toBe(false);
   });
+
+  it('processes racing to open a fresh directory all succeed: none reads a marker half written', async () => {
+    // Two processes opening one new LMDB environment at once once found the marker created but not yet
+    // written, and refused it as unreadable. Eight processes claim each of several fresh directories.
+    const script = `
+      const { claimStoreDirectory } = require(${JSON.stringify(path.join(__dirname, '..', 'packages', 'actor-core', 'dist', 'index.js'))});
+      const dirs = JSON.parse(process.argv[1]);
+      (async () => { for (const dir of dirs) await claimStoreDirectory(dir, 'lmdb'); })()
+        .catch((e) => { console.error(e.message); process.exit(1); });
+    `;
+    const dirs = Array.from({ length: 80 }, (_, i) => path.join(root, `race-${i}`));
+    for (const dir of dirs) fs.mkdirSync(dir);
+    const runs = Array.from(
+      { length: 8 },
+      () =>
+        new Promise<{ code: number | null; stderr: string }>((resolve) => {
+          const child = spawn(process.execPath, ['-e', script, JSON.stringify(dirs)], {
+            stdio: ['ignore', 'ignore', 'pipe'],
+          });
+          let stderr = '';
+          child.stderr.on('data', (d) => {
+            stderr += d;
+          });
+          child.on('exit', (code) => resolve({ code, stderr }));
+        }),
+    );
+    expect(await Promise.all(runs)).toEqual(Array.from({ length: 8 }, () => ({ code: 0, stderr: '' })));
+    for (const dir of dirs) {
+      expect(marker(dir)).toMatchObject({ backend: 'lmdb' });
+      // Nothing but the marker is left behind (the temp files are removed).
+      expect(fs.readdirSync(dir)).toEqual([STORE_MARKER_FILE]);
+    }
+  }, 60_000);
 
   it('an unreadable marker is refused, not overwritten', async () => {
     const dir = path.join(root, 'garbled');

@@ -1,4 +1,5 @@
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { link, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { StoreMismatchError } from './errors';
 
@@ -71,12 +72,21 @@ export async function claimStoreDirectory(
   }
   if (options.readOnly) return;
   const marker = `${JSON.stringify({ cairn: 'store', backend, version: MARKER_VERSION })}\n`;
-  // wx: two opens racing on a fresh directory must not both decide; the loser reads the winner's marker.
+  // Written whole under a temp name, then linked into place: link() fails when the marker exists, so two
+  // opens racing on a fresh directory cannot both decide (the loser reads the winner's marker), and no
+  // open ever reads a marker half written (a plain exclusive create is visible empty until its write).
+  const temp = path.join(
+    directory,
+    `.${STORE_MARKER_FILE}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`,
+  );
+  await writeFile(temp, marker);
   try {
-    await writeFile(markerFile, marker, { flag: 'wx' });
+    await link(temp, markerFile);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     return claimStoreDirectory(directory, backend, options);
+  } finally {
+    await unlink(temp).catch(() => undefined);
   }
 }
 

@@ -1,11 +1,31 @@
 import type { EventEnvelope } from '@cairn/actor-core';
 import { PostgresMessageJournal } from '@cairn/postgres';
-import { captureResources, collect, expectNoLeakedResources } from '@cairn/testkit';
+import {
+  captureResources,
+  collect,
+  expectNoLeakedResources,
+  startThrowawayPostgres,
+  type ThrowawayPostgres,
+} from '@cairn/testkit';
 import pg from 'pg';
-import { sql, TestSchemas, testServerUrl } from './pg-test-env';
+import { sql as sqlOn, TestSchemas } from './pg-test-env';
 
-const schemas = new TestSchemas('order');
-afterAll(() => schemas.dropAll());
+/**
+ * A server of this file's own: these tests hold transactions open and watch what holds live readers back,
+ * and on the run's shared server every other test file's transactions would hold them back too (and be
+ * named as the blocker).
+ */
+let server: ThrowawayPostgres | undefined;
+const testServerUrl = () => server!.url;
+const sql = (text: string) => sqlOn(text, [], testServerUrl());
+const schemas = new TestSchemas('order', testServerUrl);
+beforeAll(async () => {
+  server = await startThrowawayPostgres();
+}, 120_000);
+afterAll(async () => {
+  await schemas.dropAll();
+  await server?.stop();
+}, 60_000);
 
 const open = (schema: string) =>
   PostgresMessageJournal.open<string>({ connectionString: testServerUrl(), schema });
