@@ -1,10 +1,17 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import type { expect as jestExpect } from 'expect';
-
-/** The assertion function the suites use: jest's and vitest's `expect`, or the `expect` package's. */
-export type ConformanceExpect = typeof jestExpect;
+/**
+ * The assertion function the suites use: jest's and vitest's `expect`, or the `expect` package's. Typed
+ * by the little the suites need (a call, jest-style matchers on its result, `arrayContaining`), so that
+ * the kit's types load in an application that has none of those packages installed.
+ */
+export interface ConformanceExpect {
+  // biome-ignore lint/suspicious/noExplicitAny: each runner types its matchers its own way; the suites use the jest-style ones all of them share
+  (actual: unknown): any;
+  // biome-ignore lint/suspicious/noExplicitAny: as above
+  arrayContaining(sample: readonly unknown[]): any;
+}
 
 /**
  * The test runner the suites register with: pass your runner's functions, so the kit runs under jest,
