@@ -297,6 +297,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     }
     const repairs = this.repairs;
     const events: Array<Parameters<OrderedIndex['add']>[0]> = [];
+    let givenOut = 0;
     for (const c of contents) {
       const tagsOf = new Map<number, string[]>();
       for (let t = 0; t < c.tagged.length; t += 2) {
@@ -308,6 +309,8 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
       for (let e = 0; e < c.events.length; e += 5) {
         const persistenceId = c.ids[c.events[e]!]!;
         const sequenceNr = c.events[e + 3]!;
+        // A truncated or cut event's position was given out all the same: the head never goes below it.
+        if (c.events[e + 4]! > givenOut) givenOut = c.events[e + 4]!;
         const entry = this.index.get(persistenceId);
         if (!entry || sequenceNr < entry.lowWater) continue;
         const dead = repairs.some(
@@ -338,7 +341,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     }
     events.sort((a, b) => a.position - b.position);
     for (const event of events) this.order.add(event);
-    this.head = Math.max(this.order.last, checkpoint?.lastPosition ?? 0, this.legacy.count);
+    this.head = Math.max(this.order.last, checkpoint?.lastPosition ?? 0, this.legacy.count, givenOut);
     this.nextPosition = this.head + 1;
     if (this.readOnly) return;
     if (this.activeVersion < 2) await this.roll();
