@@ -211,6 +211,7 @@ const surfaces: Record<string, string[]> = {
     'snapshotConformance',
     'snapshotCriteriaGroup',
     'snapshotDeleteGroup',
+    'snapshotListIdsGroup',
     'snapshotReopenGroup',
     'snapshotSaveLoadGroup',
     'snapshotValidationGroup',

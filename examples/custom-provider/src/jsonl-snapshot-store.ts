@@ -69,11 +69,14 @@ export class JsonlSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
     return new JsonlSnapshotStore<S>(options);
   }
 
-  /** Every persistence id with a snapshot directory (the `listIds` capability). */
-  async *persistenceIds(): AsyncIterable<string> {
+  /**
+   * The `listIds` capability: every id whose directory holds a snapshot (deleting all of an id's
+   * snapshots leaves its directory, which then lists nothing). The core's persistenceIds() calls this.
+   */
+  protected override async *_persistenceIds(): AsyncGenerator<string> {
     for (const name of await readdir(this.root)) {
       const id = await readFile(path.join(this.root, name, ID_FILE), 'utf8').catch(() => undefined);
-      if (id !== undefined) yield id;
+      if (id !== undefined && (await this._list(id)).length > 0) yield id;
     }
   }
 

@@ -13,9 +13,11 @@ import { LatencyRecorder, type SnapshotStoreMetrics } from './metrics';
 import { defaultReporter, type Reporter } from './report';
 import { resolveSerializer, type Serializer, type SerializerRegistry, serializersFor } from './serializer';
 import type {
+  ListableSnapshotStore,
   MeteredSnapshotStore,
   SnapshotCriteria,
   SnapshotEntry,
+  SnapshotInfo,
   SnapshotStore,
   SnapshotStoreCapabilities,
 } from './spi';
@@ -31,10 +33,7 @@ export interface StoredSnapshot {
 }
 
 /** What a backend can tell about a snapshot without loading it. */
-export interface SnapshotMetadata {
-  readonly sequenceNr: number;
-  readonly timestamp: number;
-}
+export type SnapshotMetadata = SnapshotInfo;
 
 export interface SnapshotStoreOptions {
   /** How states are encoded: a Serializer, or "msgpack" (default) or "json". */
@@ -77,7 +76,7 @@ function checkCriteria(criteria: SnapshotCriteria | undefined): void {
  * `_list` never fails because one snapshot is corrupt (list what can be listed).
  */
 export abstract class AbstractSnapshotStore<S = unknown>
-  implements SnapshotStore<S>, MeteredSnapshotStore<S>
+  implements SnapshotStore<S>, MeteredSnapshotStore<S>, ListableSnapshotStore<S>
 {
   abstract readonly capabilities: SnapshotStoreCapabilities;
   /** Opened with `readOnly: true`: save, delete and prune reject with ReadOnlyError. */
@@ -101,6 +100,9 @@ export abstract class AbstractSnapshotStore<S = unknown>
   /** The last save's outcome, for health(). */
   private readonly lastSave = new LastWrite();
   private readonly loadLatency = new LatencyRecorder();
+  /** Reads outside the per-id queue in progress (see `counted`), and who waits for them to end. */
+  private activeReads = 0;
+  private readsIdle: (() => void) | undefined;
 
   protected constructor(options: SnapshotStoreOptions = {}) {
     checkOptionalObject(options, 'options');
@@ -119,6 +121,12 @@ export abstract class AbstractSnapshotStore<S = unknown>
   protected abstract _load(persistenceId: string, meta: SnapshotMetadata): Promise<StoredSnapshot>;
   protected abstract _delete(persistenceId: string, snapshots: readonly SnapshotMetadata[]): Promise<void>;
   protected abstract _close(): Promise<void>;
+  /**
+   * Optional, for a backend that declares `listIds`: every persistenceId with at least one snapshot,
+   * each once, read in pages (the core checks the store is open before each page and close() waits for
+   * a page being read). A backend that implements it declares `listIds: true`.
+   */
+  protected _persistenceIds?(): AsyncIterable<string>;
   /** Where a snapshot lives, for corruption reports. Backends with files override this. */
   protected _locate(
     persistenceId: string,
@@ -282,10 +290,56 @@ export abstract class AbstractSnapshotStore<S = unknown>
     });
   }
 
+  /**
+   * ListableSnapshotStore (capability `listIds`): every persistenceId with at least one snapshot, each
+   * once, in no set order. Rejects with TypeError on a store that does not declare `listIds` (ask
+   * `canListSnapshotIds(store)` first), with SnapshotStoreClosedError once closed (also between pages).
+   */
+  async *persistenceIds(): AsyncGenerator<string, void, undefined> {
+    this.checkOpen();
+    const listing = this._persistenceIds;
+    if (this.capabilities.listIds !== true || listing === undefined) {
+      throw new TypeError(
+        'this snapshot store cannot list its persistenceIds (it does not declare the listIds capability; ' +
+          'ask canListSnapshotIds(store) first)',
+      );
+    }
+    const ids = listing.call(this)[Symbol.asyncIterator]();
+    try {
+      while (true) {
+        const next = await this.counted(() => ids.next(), 'persistenceIds');
+        if (next.done) return;
+        yield next.value;
+      }
+    } finally {
+      await ids.return?.();
+    }
+  }
+
+  /**
+   * ListableSnapshotStore (capability `listIds`): the snapshots of `persistenceId` by ascending
+   * sequenceNr, without loading or checking any (corrupt ones are listed too). TypeError on a store that
+   * does not declare `listIds`.
+   */
+  async listSnapshots(persistenceId: string): Promise<SnapshotInfo[]> {
+    this.checkOpen();
+    checkPersistenceId(persistenceId);
+    if (this.capabilities.listIds !== true) {
+      throw new TypeError(
+        'this snapshot store cannot list snapshots (it does not declare the listIds capability)',
+      );
+    }
+    const listed = await this.run(persistenceId, 'list', () => this._list(persistenceId));
+    return listed
+      .map(({ sequenceNr, timestamp }) => ({ sequenceNr, timestamp }))
+      .sort((a, b) => a.sequenceNr - b.sequenceNr);
+  }
+
   close(): Promise<void> {
     this.closing ??= (async () => {
       try {
         await this.queue.idle();
+        await this.readsSettled();
       } finally {
         await this._close();
       }
@@ -328,6 +382,30 @@ export abstract class AbstractSnapshotStore<S = unknown>
 
   protected checkOpen(): void {
     if (this.closing) throw new SnapshotStoreClosedError();
+  }
+
+  /** A read outside the per-id queue (a page of persistenceIds), counted so close() waits for it. */
+  private async counted<T>(call: () => Promise<T>, operation: string): Promise<T> {
+    this.checkOpen();
+    this.activeReads++;
+    try {
+      return await call();
+    } catch (e) {
+      if (isPersistenceError(e)) throw e;
+      throw new StorageError(`snapshot ${operation} failed: ${(e as Error)?.message ?? e}`, { cause: e });
+    } finally {
+      if (--this.activeReads === 0) this.readsIdle?.();
+    }
+  }
+
+  private readsSettled(): Promise<void> {
+    if (this.activeReads === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.readsIdle = () => {
+        this.readsIdle = undefined;
+        resolve();
+      };
+    });
   }
 
   private decode(persistenceId: string, meta: SnapshotMetadata, stored: StoredSnapshot): SnapshotEntry<S> {

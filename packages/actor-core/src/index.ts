@@ -149,6 +149,7 @@ export {
   type RepairableJournal,
   type SnapshotCriteria,
   type SnapshotEntry,
+  type SnapshotInfo,
   type SnapshotStore,
   type SnapshotStoreCapabilities,
   seesForeignCommits,

@@ -35,6 +35,7 @@ export class MemorySnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
     readOnly: true,
     import: true,
     metrics: true,
+    listIds: true,
   };
   readonly store: MemorySnapshotData;
   readonly faults: MemoryFaults;
@@ -76,6 +77,11 @@ export class MemorySnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
     const byId = this.store.snapshots.get(persistenceId);
     for (const s of snapshots) byId?.delete(s.sequenceNr);
     if (byId?.size === 0) this.store.snapshots.delete(persistenceId);
+  }
+
+  protected override async *_persistenceIds(): AsyncGenerator<string> {
+    // A copy: saves and deletes while the caller iterates must not disturb the iteration.
+    yield* [...this.store.snapshots.keys()];
   }
 
   protected async _close(): Promise<void> {}

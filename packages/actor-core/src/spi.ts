@@ -406,10 +406,30 @@ export interface MeteredJournal<M = unknown> extends MessageJournal<M> {
   metrics(): JournalMetrics;
 }
 
-/** A snapshot store that can list the ids it holds snapshots of. */
+/** What is known of a stored snapshot without loading its state. */
+export interface SnapshotInfo {
+  readonly sequenceNr: number;
+  /** Milliseconds since the epoch, when the snapshot was saved (or the original time, when imported). */
+  readonly timestamp: number;
+}
+
+/**
+ * A snapshot store that can list the ids it holds snapshots of, and each id's snapshots, without loading
+ * a state (capability `listIds`; ask with `canListSnapshotIds(store)`). What tools such as `cairn ls`,
+ * `cairn verify` and `cairn copy` use to find ids that have snapshots but no events.
+ */
 export interface ListableSnapshotStore<S = unknown> extends SnapshotStore<S> {
-  /** Every persistenceId with at least one snapshot (corrupt ones included), each once, in no set order. */
+  /**
+   * Every persistenceId with at least one snapshot (corrupt ones included), each once, in no set order;
+   * an id whose snapshots were all deleted is not listed. Read page by page, in bounded memory. Saves
+   * and deletes that resolved before the call are reflected; ones in flight may or may not be.
+   */
   persistenceIds(): AsyncIterable<string>;
+  /**
+   * The snapshots of `persistenceId` by ascending sequenceNr (one per sequenceNr, corrupt ones included:
+   * nothing is loaded or checked), `[]` when it has none.
+   */
+  listSnapshots(persistenceId: string): Promise<SnapshotInfo[]>;
 }
 
 /** A snapshot store that tools can copy into: snapshots keep their timestamps. */

@@ -2,6 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import {
   canImport,
   canImportSnapshots,
+  canListSnapshotIds,
   type JournalEntry,
   type MessageJournal,
   type ReadOptions,
@@ -11,7 +12,6 @@ import {
 } from '@cairn/actor-core';
 import type { DumpReader, DumpWriter } from './dump-file';
 import type { OpenedStores } from './open-stores';
-import { listSnapshotDirectories } from './snapshot-ids';
 
 /**
  * The two ends of `cairn copy`: a source (a journal and snapshot store, or a dump) and a target (the
@@ -72,9 +72,10 @@ export function storesAsSource(stores: OpenedStores, description: string): CopyS
   return {
     description,
     persistenceIds: journal ? () => journal.persistenceIds() : async function* () {},
-    async *snapshotIds() {
-      for (const d of (await listSnapshotDirectories(stores.snapshotsConfig)) ?? []) yield d.persistenceId;
-    },
+    snapshotIds: () =>
+      snapshots !== undefined && canListSnapshotIds(snapshots)
+        ? snapshots.persistenceIds()
+        : (async function* () {})(),
     highestSequenceNr: (id) => (journal ? journal.highestSequenceNr(id) : Promise.resolve(0)),
     readFrom: (id, from, options) =>
       journal ? journal.readFrom(id, from, options) : (async function* () {})(),

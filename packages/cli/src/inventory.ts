@@ -1,8 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import * as path from 'node:path';
-import type { MessageJournal, StoreConfig } from '@cairn/actor-core';
+import { canListSnapshotIds, type MessageJournal, type StoreConfig } from '@cairn/actor-core';
 import type { OpenedStores } from './open-stores';
-import { listSnapshotDirectories } from './snapshot-ids';
 import { allPersistenceIds, type Problem, problemOf } from './verify';
 
 /** One row of `cairn ls`. */
@@ -13,8 +12,11 @@ export interface IdSummary {
   readonly firstSequenceNr: number | undefined;
   /** highest - first + 1: contiguous by the journal's contract, which `cairn verify` checks. */
   readonly events: number;
-  /** Snapshot files of the id, when the snapshot store is a FileSnapshotStore (it can be listed). */
-  readonly snapshotFiles: number | undefined;
+  /**
+   * The id's snapshots (one per sequenceNr, corrupt ones included), when the snapshot store can list
+   * them (capability `listIds`); undefined without a snapshot store or with one that cannot.
+   */
+  readonly snapshots: number | undefined;
   /** Why the id could not be summarised (its first event is corrupt, say). */
   readonly problem?: Problem;
 }
@@ -38,45 +40,37 @@ export async function idBounds(
   return { highest, ...(first ? { first } : {}), ...(last ? { last } : {}) };
 }
 
-/** `cairn ls`: every id with its highest and first surviving sequenceNr and event count. */
+/** `cairn ls`: every id with its highest and first surviving sequenceNr, event and snapshot count. */
 export async function listIds(stores: OpenedStores): Promise<IdSummary[]> {
-  const files = new Map(
-    ((await listSnapshotDirectories(stores.snapshotsConfig)) ?? []).map((d) => [d.persistenceId, d.files]),
-  );
-  const knowsFiles = stores.snapshotsConfig?.provider === 'file';
+  const listable =
+    stores.snapshots !== undefined && canListSnapshotIds(stores.snapshots) ? stores.snapshots : undefined;
   const rows: IdSummary[] = [];
   for (const id of await allPersistenceIds(stores)) {
-    const snapshotFiles = knowsFiles ? (files.get(id) ?? 0) : undefined;
-    if (!stores.journal) {
-      rows.push({
-        persistenceId: id,
-        highestSequenceNr: 0,
-        firstSequenceNr: undefined,
-        events: 0,
-        snapshotFiles,
-      });
-      continue;
+    let problem: Problem | undefined;
+    const snapshots = listable
+      ? await listable.listSnapshots(id).then(
+          (listed) => listed.length,
+          (e: unknown) => {
+            problem = problemOf(e, id);
+            return undefined;
+          },
+        )
+      : undefined;
+    let bounds = { highestSequenceNr: 0, firstSequenceNr: undefined as number | undefined, events: 0 };
+    if (stores.journal) {
+      try {
+        const { highest, first } = await idBounds(stores.journal, id);
+        bounds = {
+          highestSequenceNr: highest,
+          firstSequenceNr: first?.sequenceNr,
+          events: first ? highest - first.sequenceNr + 1 : 0,
+        };
+      } catch (e) {
+        bounds.highestSequenceNr = await stores.journal.highestSequenceNr(id).catch(() => 0);
+        problem ??= problemOf(e, id);
+      }
     }
-    try {
-      const { highest, first } = await idBounds(stores.journal, id);
-      rows.push({
-        persistenceId: id,
-        highestSequenceNr: highest,
-        firstSequenceNr: first?.sequenceNr,
-        events: first ? highest - first.sequenceNr + 1 : 0,
-        snapshotFiles,
-      });
-    } catch (e) {
-      const highest = await stores.journal.highestSequenceNr(id).catch(() => 0);
-      rows.push({
-        persistenceId: id,
-        highestSequenceNr: highest,
-        firstSequenceNr: undefined,
-        events: 0,
-        snapshotFiles,
-        problem: problemOf(e, id),
-      });
-    }
+    rows.push({ persistenceId: id, ...bounds, snapshots, ...(problem ? { problem } : {}) });
   }
   return rows;
 }

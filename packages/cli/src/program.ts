@@ -161,17 +161,17 @@ export async function runCli(
       const rows = await withOpened(await openSelected(cmd), listIds);
       if (globals(cmd).json) line(out.stdout, toJson(rows));
       else {
-        const withFiles = rows.some((r) => r.snapshotFiles !== undefined);
+        const withSnapshots = rows.some((r) => r.snapshots !== undefined);
         line(
           out.stdout,
           table(
-            ['ID', 'HIGHEST', 'FIRST', 'EVENTS', ...(withFiles ? ['SNAPSHOT FILES'] : [])],
+            ['ID', 'HIGHEST', 'FIRST', 'EVENTS', ...(withSnapshots ? ['SNAPSHOTS'] : [])],
             rows.map((r) => [
               r.persistenceId,
               String(r.highestSequenceNr),
               r.firstSequenceNr === undefined ? '-' : String(r.firstSequenceNr),
               r.problem ? `unreadable: ${r.problem.message}` : String(r.events),
-              ...(withFiles ? [String(r.snapshotFiles ?? 0)] : []),
+              ...(withSnapshots ? [r.snapshots === undefined ? '?' : String(r.snapshots)] : []),
             ]),
           ),
         );

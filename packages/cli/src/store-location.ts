@@ -35,43 +35,55 @@ export interface ResolvedStores {
   readonly overrides: readonly string[];
 }
 
+/** Each built-in provider's module, imported at most once per process (undefined: not installed). */
+const loadedProviders = new Map<string, Promise<PersistenceProvider | undefined>>();
+
 /**
- * The built-in providers that keep their data in a directory and can recognise it (`detect`), in the
- * order they are asked. A provider whose package is not installed is left out.
+ * The built-in provider `name` when it keeps its data in a directory and can recognise it (`detect`);
+ * undefined otherwise, or when its package is not installed.
  */
-async function directoryProviders(only?: string): Promise<PersistenceProvider[]> {
-  const found: PersistenceProvider[] = [];
-  for (const [name, specifier] of Object.entries(BUILTIN_PROVIDERS)) {
-    if (only !== undefined && name !== only) continue;
-    let provider: PersistenceProvider | undefined;
-    try {
-      provider = ((await import(specifier)) as { provider?: PersistenceProvider }).provider;
-    } catch {
-      continue;
-    }
-    if (provider?.requiresPath === true && typeof provider.detect === 'function') found.push(provider);
+function directoryProvider(name: string): Promise<PersistenceProvider | undefined> {
+  let loading = loadedProviders.get(name);
+  if (!loading) {
+    const specifier = BUILTIN_PROVIDERS[name];
+    loading = (async () => {
+      if (specifier === undefined) return undefined;
+      try {
+        const { provider } = (await import(specifier)) as { provider?: PersistenceProvider };
+        return provider?.requiresPath === true && typeof provider.detect === 'function'
+          ? provider
+          : undefined;
+      } catch {
+        return undefined;
+      }
+    })();
+    loadedProviders.set(name, loading);
   }
-  return found;
+  return loading;
+}
+
+/** Every built-in provider that keeps its data in a directory, in the order they are asked. */
+async function directoryProviders(): Promise<PersistenceProvider[]> {
+  const all = await Promise.all(Object.keys(BUILTIN_PROVIDERS).map(directoryProvider));
+  return all.filter((p): p is PersistenceProvider => p !== undefined);
 }
 
 /** The first provider that recognises `dir` as its `kind` of store, or a usage error naming those asked. */
-async function detectBackend(
+async function detectProvider(
   dir: string,
   flag: string,
   kind: 'journal' | 'snapshots',
-): Promise<DetectedBackend> {
+): Promise<PersistenceProvider> {
   await entriesOf(dir, flag);
-  // The format marker names the backend: ask only that provider (loading every provider's package, the
-  // database driver among them, costs each command a noticeable start-up).
+  // The format marker names the backend: ask that provider first, alone (loading every provider's
+  // package, the database driver among them, costs each command a noticeable start-up).
   const marked = await storeBackendOf(dir);
-  const candidates =
-    marked !== undefined && marked in BUILTIN_PROVIDERS ? await directoryProviders(marked) : [];
-  for (const provider of candidates) {
-    if (await provider.detect!(dir, kind)) return provider.name;
-  }
+  const first =
+    marked !== undefined && marked in BUILTIN_PROVIDERS ? await directoryProvider(marked) : undefined;
+  if (first && (await first.detect!(dir, kind))) return first;
   const providers = await directoryProviders();
   for (const provider of providers) {
-    if (!candidates.includes(provider) && (await provider.detect!(dir, kind))) return provider.name;
+    if (provider !== first && (await provider.detect!(dir, kind))) return provider;
   }
   const what = kind === 'journal' ? 'journal' : 'snapshot store';
   throw new UsageError(
@@ -95,27 +107,18 @@ async function entriesOf(dir: string, flag: string): Promise<string[]> {
 }
 
 /**
- * True when the journal's own directory holds its provider's snapshot store too (LMDB keeps both in one
- * environment when given one path), so `--journal` alone also reads those snapshots.
- */
-async function holdsSnapshotsToo(journal: StoreConfig): Promise<boolean> {
-  const provider = (await directoryProviders()).find((p) => p.name === journal.provider);
-  return (await provider?.detect?.(journal.path as string, 'snapshots')) === true;
-}
-
-/**
  * The provider of a journal directory, asked of each built-in provider's `detect` (the file journal
  * keeps segments, LMDB its environment; each knows its own layout and format marker). Anything else is
  * a usage error: opening it would create an empty journal there, which is never what an operator
  * inspecting data wants.
  */
-export function detectJournalBackend(dir: string, flag = '--journal'): Promise<DetectedBackend> {
-  return detectBackend(dir, flag, 'journal');
+export async function detectJournalBackend(dir: string, flag = '--journal'): Promise<DetectedBackend> {
+  return (await detectProvider(dir, flag, 'journal')).name;
 }
 
 /** The provider of a snapshot directory, asked as for journals. */
-export function detectSnapshotBackend(dir: string, flag = '--snapshots'): Promise<DetectedBackend> {
-  return detectBackend(dir, flag, 'snapshots');
+export async function detectSnapshotBackend(dir: string, flag = '--snapshots'): Promise<DetectedBackend> {
+  return (await detectProvider(dir, flag, 'snapshots')).name;
 }
 
 /**
@@ -181,14 +184,21 @@ export async function resolveStores(
   if (selection.journal !== undefined || selection.snapshots !== undefined) {
     let journal: StoreConfig | undefined;
     let snapshots: StoreConfig | undefined;
+    let journalProvider: PersistenceProvider | undefined;
     if (selection.journal !== undefined) {
       const dir = path.resolve(selection.journal);
-      journal = { provider: await detectJournalBackend(dir), path: dir };
+      journalProvider = await detectProvider(dir, '--journal', 'journal');
+      journal = { provider: journalProvider.name, path: dir };
     }
     if (selection.snapshots !== undefined) {
       const dir = path.resolve(selection.snapshots);
-      snapshots = { provider: await detectSnapshotBackend(dir), path: dir };
-    } else if (journal !== undefined && (await holdsSnapshotsToo(journal))) {
+      snapshots = { provider: (await detectProvider(dir, '--snapshots', 'snapshots')).name, path: dir };
+    } else if (
+      journal !== undefined &&
+      (await journalProvider?.detect?.(journal.path as string, 'snapshots'))
+    ) {
+      // The journal's own directory holds its provider's snapshot store too (LMDB keeps both in one
+      // environment when given one path), so `--journal` alone also reads those snapshots.
       snapshots = { provider: journal.provider, path: journal.path };
     }
     return { journal, snapshots, source: 'command line', overrides: [] };

@@ -1,4 +1,5 @@
 import {
+  canListSnapshotIds,
   isPersistenceError,
   type MessageJournal,
   type PersistenceReport,
@@ -9,7 +10,6 @@ import { UsageError } from './exit-codes';
 import { describeStore, type OpenedStores } from './open-stores';
 import type { ProgressBar } from './progress-bar';
 import { describeRepair, hasRepairHistory } from './repair-history';
-import { listSnapshotDirectories } from './snapshot-ids';
 
 /** One thing wrong with the data, located as precisely as the backend can say. */
 export interface Problem {
@@ -231,15 +231,17 @@ export function reportProblem(report: PersistenceReport): Problem | undefined {
 export async function allPersistenceIds(stores: OpenedStores): Promise<string[]> {
   const ids = new Set<string>();
   if (stores.journal) for await (const id of stores.journal.persistenceIds()) ids.add(id);
-  const directories = await listSnapshotDirectories(stores.snapshotsConfig);
-  if (!stores.journal && directories === undefined) {
+  const snapshots = stores.snapshots;
+  if (snapshots !== undefined && canListSnapshotIds(snapshots)) {
+    for await (const id of snapshots.persistenceIds()) ids.add(id);
+  } else if (!stores.journal) {
     // Checking nothing and printing OK would be a lie.
     throw new UsageError(
-      `the ${stores.snapshotsConfig?.provider ?? 'configured'} snapshot store cannot list its persistenceIds; ` +
-        'give the journal too (--journal or --config), whose ids are then checked',
+      `the ${stores.snapshotsConfig?.provider ?? 'configured'} snapshot store cannot list its persistenceIds ` +
+        '(it does not declare the listIds capability); give the journal too (--journal or --config), ' +
+        'whose ids are then checked',
     );
   }
-  for (const dir of directories ?? []) ids.add(dir.persistenceId);
   return [...ids].sort();
 }
 

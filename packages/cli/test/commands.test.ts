@@ -24,16 +24,32 @@ describe.each(BACKENDS)('cairn commands on the %s backend', (backend) => {
           highestSequenceNr: number;
           firstSequenceNr: number;
           events: number;
-        }) => [r.persistenceId, r.highestSequenceNr, r.firstSequenceNr, r.events],
+          snapshots: number;
+        }) => [r.persistenceId, r.highestSequenceNr, r.firstSequenceNr, r.events, r.snapshots],
       ),
     ).toEqual([
-      ['acct-a', 30, 1, 30],
-      ['acct-b', 12, 1, 12],
-      ['acct-c', 20, 6, 15],
+      ['acct-a', 30, 1, 30, 2],
+      ['acct-b', 12, 1, 12, 1],
+      ['acct-c', 20, 6, 15, 1],
     ]);
-    const text = await cli('ls', '--journal', l.journal);
-    expect(text.stdout.split('\n')[0]).toMatch(/^ID\s+HIGHEST\s+FIRST\s+EVENTS/);
-    expect(text.stdout).toMatch(/acct-c\s+20\s+6\s+15/);
+    const text = await cli('ls', '--config', l.config);
+    expect(text.stdout.split('\n')[0]).toMatch(/^ID\s+HIGHEST\s+FIRST\s+EVENTS\s+SNAPSHOTS$/);
+    expect(text.stdout).toMatch(/acct-c\s+20\s+6\s+15\s+1/);
+  });
+
+  test('ls with only the snapshot store: its ids, listed through the listIds capability', async () => {
+    const run = await cli('ls', '--snapshots', l.snapshots, '--json');
+    expect(run.code).toBe(0);
+    const rows = JSON.parse(run.stdout) as Array<{
+      persistenceId: string;
+      events: number;
+      snapshots: number;
+    }>;
+    expect(rows.map((r) => [r.persistenceId, r.events, r.snapshots])).toEqual([
+      ['acct-a', 0, 2],
+      ['acct-b', 0, 1],
+      ['acct-c', 0, 1],
+    ]);
   });
 
   test('events: decoded, with --from/--to/--max, Dates and Maps kept in --json', async () => {

@@ -9,9 +9,10 @@ import {
   type StoredSnapshot,
 } from '@cairn/actor-core';
 import { decodeSnapshotEnvelope, encodeSnapshotEnvelope } from '@cairn/snapshot';
-import { LmdbEnvironment } from './environment';
+import { firstOf, LmdbEnvironment } from './environment';
 import { checkLmdbOptions } from './lmdb-options';
 import {
+  decodeEntryKey,
   encodeSnapshotValue,
   entryKey,
   entryKeyEnd,
@@ -43,6 +44,9 @@ export interface LmdbSnapshotStoreOptions extends SnapshotStoreOptions {
   readonly readOnly?: boolean;
 }
 
+/** Ids per page of persistenceIds(). */
+const IDS_PAGE = 1000;
+
 /**
  * Snapshots in the `snapshots` database of an LMDB environment, keyed [persistenceId, sequenceNr]. Each
  * value is the checksummed envelope of @cairn/snapshot behind a small prefix holding the timestamp (with
@@ -58,6 +62,7 @@ export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
     readOnly: true,
     import: true,
     metrics: true,
+    listIds: true,
   };
   /** The directory given to open(). */
   readonly path: string;
@@ -99,6 +104,42 @@ export class LmdbSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
 
   protected async _load(persistenceId: string, meta: SnapshotMetadata): Promise<StoredSnapshot> {
     return this.guard(this.site(persistenceId, meta.sequenceNr), () => this.loadStored(persistenceId, meta));
+  }
+
+  /**
+   * The distinct ids of the snapshot keys, found by seeking: the first key at or after the last id's
+   * range end names the next id, so each id costs one B-tree seek however many snapshots it has, and no
+   * value is read. Read in pages of IDS_PAGE ids.
+   */
+  protected override async *_persistenceIds(): AsyncGenerator<string> {
+    let start: Buffer | undefined;
+    for (;;) {
+      const from = start;
+      const page = this.guard({ key: 'snapshots:<persistence ids>' }, () => this.idsFrom(from));
+      for (const id of page.ids) yield id;
+      if (page.next === undefined) return;
+      start = page.next;
+    }
+  }
+
+  /** Up to IDS_PAGE ids from key `start` on, and where the next page starts (undefined: no more). */
+  private idsFrom(start: Buffer | undefined): { ids: string[]; next: Buffer | undefined } {
+    const ids: string[] = [];
+    let at = start;
+    while (ids.length < IDS_PAGE) {
+      const key = firstOf(this.env.snapshots.getKeys({ ...(at ? { start: at } : {}), limit: 1 }));
+      if (key === undefined) return { ids, next: undefined };
+      const decoded = decodeEntryKey(key);
+      if (!decoded) {
+        throw new SnapshotCorruptedError({
+          key: `snapshots:0x${Buffer.from(key).toString('hex')}`,
+          reason: 'the key is not [persistenceId, sequenceNr]; the ids after it cannot be listed',
+        });
+      }
+      ids.push(decoded.persistenceId);
+      at = entryKeyEnd(idPrefix(decoded.persistenceId));
+    }
+    return { ids, next: at };
   }
 
   private listStored(persistenceId: string): SnapshotMetadata[] {

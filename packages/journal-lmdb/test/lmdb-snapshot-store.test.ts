@@ -48,6 +48,28 @@ describe('LmdbSnapshotStore', () => {
     });
   });
 
+  it("lists its ids by seeking, page after page, each once, without the journal's ids", async () => {
+    const path = tempDir();
+    const journal = await LmdbMessageJournal.open<number>({ path });
+    const store = await LmdbSnapshotStore.open<number>({ path });
+    await journal.appendBatch('events-only', [1]);
+    // More ids than one page holds (1000), several snapshots each, ids that prefix one another.
+    const ids = Array.from({ length: 2100 }, (_, i) => `id-${i}`);
+    await Promise.all(ids.map((id) => Promise.all([1, 2, 3].map((seq) => store.save(id, seq, seq)))));
+    const listed: string[] = [];
+    for await (const id of store.persistenceIds()) listed.push(id);
+    expect(listed).toHaveLength(ids.length);
+    expect(new Set(listed)).toEqual(new Set(ids));
+    expect(await store.listSnapshots('id-7')).toEqual(
+      [1, 2, 3].map((sequenceNr) => ({
+        sequenceNr,
+        timestamp: expect.any(Number),
+      })),
+    );
+    await store.close();
+    await journal.close();
+  });
+
   it('shares one environment with a journal on the same path', async () => {
     const path = tempDir();
     const journal = await LmdbMessageJournal.open<number>({ path });

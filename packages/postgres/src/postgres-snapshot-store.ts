@@ -10,7 +10,7 @@ import {
   type StoredSnapshot,
 } from '@cairn/actor-core';
 import { type SqlDatabase, storageError } from './driver';
-import { idToColumn } from './persistence-id';
+import { idFromColumn, idToColumn } from './persistence-id';
 import {
   type Connection,
   connect,
@@ -19,6 +19,9 @@ import {
 } from './postgres-options';
 import { rowChecksum } from './record-check';
 import { prepareSchema, type SchemaNames } from './schema';
+
+/** Ids per page of persistenceIds(). */
+const IDS_PAGE = 1000;
 
 interface SnapshotRow {
   written_at: number;
@@ -40,6 +43,7 @@ export class PostgresSnapshotStore<S = unknown> extends AbstractSnapshotStore<S>
     health: true,
     import: true,
     metrics: true,
+    listIds: true,
   };
   readonly schema: string;
   private readonly db: SqlDatabase;
@@ -108,6 +112,29 @@ export class PostgresSnapshotStore<S = unknown> extends AbstractSnapshotStore<S>
       ),
     );
     return rows.map((r) => ({ sequenceNr: r.seq_nr, timestamp: r.written_at }));
+  }
+
+  /** The distinct ids of the table, in pages of IDS_PAGE by id (keyset paging on the primary key). */
+  protected override async *_persistenceIds(): AsyncGenerator<string> {
+    let after: string | undefined;
+    for (;;) {
+      const from = after;
+      const rows = await this.guard('persistenceIds', false, () =>
+        from === undefined
+          ? this.db.query<{ persistence_id: string }>(
+              `SELECT DISTINCT persistence_id FROM ${this.names.snapshots}
+               ORDER BY persistence_id LIMIT ${IDS_PAGE}`,
+            )
+          : this.db.query<{ persistence_id: string }>(
+              `SELECT DISTINCT persistence_id FROM ${this.names.snapshots} WHERE persistence_id > $1
+               ORDER BY persistence_id LIMIT ${IDS_PAGE}`,
+              [from],
+            ),
+      );
+      for (const row of rows) yield idFromColumn(row.persistence_id);
+      if (rows.length < IDS_PAGE) return;
+      after = rows[rows.length - 1]!.persistence_id;
+    }
   }
 
   protected async _load(persistenceId: string, meta: SnapshotMetadata): Promise<StoredSnapshot> {

@@ -22,9 +22,11 @@ import { DirectoryLock } from './directory-lock';
 import { decodeSnapshotEnvelope, encodeSnapshotEnvelope } from './envelope';
 import { IoPool } from './io-pool';
 import {
+  isHashedDirectoryName,
   PERSISTENCE_ID_FILE,
   type PersistenceIdDirectoryName,
   persistenceIdDirectoryName,
+  persistenceIdFromDirectoryName,
 } from './persistence-id-directory';
 
 export interface FileSnapshotStoreOptions extends SnapshotStoreOptions {
@@ -132,6 +134,7 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
     readOnly: true,
     import: true,
     metrics: true,
+    listIds: true,
   };
   /** The store's directory, absolute. */
   readonly path: string;
@@ -384,6 +387,76 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
     const metas: SnapshotMetadata[] = [];
     for (const same of bySequenceNr(names).values()) metas.push(newest(same));
     return metas;
+  }
+
+  /**
+   * The ids of the directories that hold at least one snapshot file (an id whose snapshots were all
+   * deleted keeps an empty directory, and is not listed). A plain directory name decodes to its id; a
+   * hashed one names it in its id file, or, should that be missing, in its snapshots' envelopes. A
+   * hashed directory that names no id it hashes to is reported (SnapshotCorruptedError naming the
+   * directory) and left out; anything that is no id directory (the temp directory, the lock, the format
+   * marker) is not an id.
+   */
+  protected override async *_persistenceIds(): AsyncGenerator<string> {
+    const names = await this.io.run({ op: 'readdir', args: { path: this.path } });
+    for (const name of names) {
+      let persistenceId = persistenceIdFromDirectoryName(name);
+      const hashed = persistenceId === undefined && isHashedDirectoryName(name);
+      if (persistenceId === undefined && !hashed) continue;
+      const dir = path.join(this.path, name);
+      let files: string[];
+      try {
+        files = await this.io.run({ op: 'readdir', args: { path: dir, missingOk: true } });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') continue; // a file of that name, no id
+        throw e;
+      }
+      const snapshots = files.filter((f) => SNAPSHOT_FILE.test(f));
+      if (snapshots.length === 0) continue;
+      if (hashed) persistenceId = await this.idOfHashedDirectory(dir, name, snapshots);
+      if (persistenceId !== undefined) yield persistenceId;
+    }
+  }
+
+  /** The id a hashed directory belongs to: its id file's, or its newest readable snapshot's. */
+  private async idOfHashedDirectory(
+    dir: string,
+    name: string,
+    snapshots: readonly string[],
+  ): Promise<string | undefined> {
+    const belongs = (id: string) => persistenceIdDirectoryName(id).name === name;
+    const idFile = path.join(dir, PERSISTENCE_ID_FILE);
+    try {
+      const bytes = await this.io.run({ op: 'readFile', args: { path: idFile } });
+      const id = Buffer.from(bytes).toString('utf8');
+      if (belongs(id)) return id;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    for (const file of [...snapshots].reverse()) {
+      const where = path.join(dir, file);
+      try {
+        const stored = decodeSnapshotEnvelope(await this.io.run({ op: 'readFile', args: { path: where } }), {
+          file: where,
+        });
+        if (belongs(stored.persistenceId)) return stored.persistenceId;
+      } catch (e) {
+        if (!isPersistenceError(e, 'ERR_SNAPSHOT_CORRUPTED')) throw e;
+      }
+    }
+    const error = new SnapshotCorruptedError({
+      file: idFile,
+      offset: 0,
+      reason:
+        `the hashed snapshot directory ${name} names no persistenceId that hashes to it (its id file is ` +
+        'missing or altered, and no snapshot in it names one); its snapshots cannot be listed',
+    });
+    this.reporter({
+      kind: 'snapshot-skipped',
+      error,
+      message: `${error.message}; it is left out of persistenceIds`,
+    });
+    return undefined;
   }
 
   protected async _load(persistenceId: string, meta: SnapshotMetadata): Promise<StoredSnapshot> {

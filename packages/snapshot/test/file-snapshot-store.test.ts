@@ -20,7 +20,7 @@ import {
   snapshotFileName,
   TEMP_DIRECTORY,
 } from '@cairn/snapshot';
-import { captureResources, expectNoLeakedResources } from '@cairn/testkit';
+import { captureResources, collect, expectNoLeakedResources } from '@cairn/testkit';
 import fc from 'fast-check';
 
 type State = { balance: number; history?: number[] };
@@ -483,6 +483,43 @@ describe('FileSnapshotStore persistence ids', () => {
         : persistenceIdFromDirectoryName(dir);
       expect(tricky).toContain(id);
     }
+    expect((await collect(store.persistenceIds())).sort()).toEqual([...tricky].sort());
+  });
+
+  it('lists ids from their directories only: not the temp dir, lock, marker or stray entries', async () => {
+    const store = await openStore();
+    await store.save('kept', 1, { balance: 1 });
+    await store.save('emptied', 1, { balance: 1 });
+    await store.delete('emptied');
+    fs.writeFileSync(path.join(root, 'stray-file'), 'not a directory'); // a name that decodes to an id
+    fs.mkdirSync(path.join(root, 'not an id'));
+    fs.mkdirSync(path.join(root, 'no-snapshots-here'));
+    fs.writeFileSync(path.join(root, TEMP_DIRECTORY, 'leftover'), 'x');
+    expect(await collect(store.persistenceIds())).toEqual(['kept']);
+    const reader = await openStore({ readOnly: true });
+    expect(await collect(reader.persistenceIds())).toEqual(['kept']);
+    expect(await reader.listSnapshots('kept')).toEqual([{ sequenceNr: 1, timestamp: expect.any(Number) }]);
+    expect(reports).toEqual([]);
+  });
+
+  it("finds a hashed directory's id in its snapshots when the id file is gone, and reports one that names none", async () => {
+    const long = 'long/'.repeat(60);
+    const other = 'other/'.repeat(60);
+    const store = await openStore();
+    await store.save(long, 1, { balance: 1 });
+    await store.save(other, 1, { balance: 2 });
+    const longDir = path.join(root, persistenceIdDirectoryName(long).name);
+    const otherDir = path.join(root, persistenceIdDirectoryName(other).name);
+    // Another id's snapshot and id file copied over: nothing in the directory names an id that hashes to it.
+    for (const name of fs.readdirSync(otherDir)) fs.rmSync(path.join(otherDir, name));
+    for (const name of fs.readdirSync(longDir))
+      fs.copyFileSync(path.join(longDir, name), path.join(otherDir, name));
+    fs.rmSync(path.join(longDir, PERSISTENCE_ID_FILE));
+    expect(await collect(store.persistenceIds())).toEqual([long]);
+    expect(reports).toHaveLength(1);
+    expect(reports[0]).toMatchObject({ kind: 'snapshot-skipped' });
+    expect(isPersistenceError(reports[0]!.error, 'ERR_SNAPSHOT_CORRUPTED')).toBe(true);
+    expect(reports[0]!.message).toContain(otherDir);
   });
 
   it('maps ids to names reversibly and injectively (property)', () => {

@@ -83,6 +83,7 @@ export {
   snapshotConformance,
   snapshotCriteriaGroup,
   snapshotDeleteGroup,
+  snapshotListIdsGroup,
   snapshotReopenGroup,
   snapshotSaveLoadGroup,
   snapshotValidationGroup,

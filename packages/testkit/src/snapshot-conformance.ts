@@ -1,6 +1,12 @@
-import { isPersistenceError, type SnapshotStore } from '@cairn/actor-core';
+import {
+  canListSnapshotIds,
+  isPersistenceError,
+  type ListableSnapshotStore,
+  type SnapshotStore,
+} from '@cairn/actor-core';
 import {
   type CaseContext,
+  collect,
   type FactoryContext,
   freshId,
   type RunnerOption,
@@ -337,6 +343,95 @@ export function snapshotReopenGroup(options: SnapshotConformanceOptions): void {
   });
 }
 
+/** The awkward ids every listing must hand back exactly (separators, case, unicode, a hashed-length id). */
+const AWKWARD_IDS = ['a:b', 'a_b', 'a/b', 'A:B', '..', '.tmp', 'é', 'e\u0301', '🙂', 'x'.repeat(400)];
+
+/**
+ * The `listIds` capability (ListableSnapshotStore): persistenceIds() and listSnapshots(). Skipped, saying
+ * so, for a store that does not declare it. Other cases' ids may share the storage (a database), so each
+ * case looks only at the ids it made.
+ */
+export function snapshotListIdsGroup(options: SnapshotConformanceOptions): void {
+  const { describe, expect } = runnerOf(options);
+  const listable = (c: SnapshotCase): ListableSnapshotStore<unknown> => {
+    c.ctx.requires(c.store.capabilities.listIds, 'listIds');
+    if (!canListSnapshotIds(c.store)) throw new Error('listIds declared but canListSnapshotIds says no');
+    return c.store;
+  };
+  /** The ids of this case that `store` lists, sorted, duplicates kept (so a repeat shows). */
+  const listedOf = async (store: ListableSnapshotStore<unknown>, id: string) =>
+    (await collect(store.persistenceIds())).filter((p) => p.startsWith(id)).sort();
+  describe('listing ids (listIds)', () => {
+    snapshotCase(options, 'persistenceIds lists each id with snapshots once', async (c) => {
+      const store = listable(c);
+      const [a, b] = [`${c.id}-a`, `${c.id}-b`];
+      for (const seq of [1, 2, 3]) await store.save(a, seq, seq);
+      await store.save(b, 1, 'b');
+      expect(await listedOf(store, c.id)).toEqual([a, b]);
+    });
+    snapshotCase(options, 'an id whose snapshots were all deleted is no longer listed', async (c) => {
+      const store = listable(c);
+      const [a, b, kept] = [`${c.id}-a`, `${c.id}-b`, `${c.id}-c`];
+      for (const seq of [1, 2]) await store.save(a, seq, seq);
+      await store.save(b, 1, 'b');
+      for (const seq of [1, 2]) await store.save(kept, seq, seq);
+      await store.delete(a);
+      expect(await store.prune(b, 0)).toBe(1);
+      await store.delete(kept, { maxSequenceNr: 1 });
+      expect(await listedOf(store, c.id)).toEqual([kept]);
+      await store.save(a, 9, 'again');
+      expect(await listedOf(store, c.id)).toEqual([a, kept]);
+    });
+    snapshotCase(options, 'ids with awkward characters are listed exactly', async (c) => {
+      const store = listable(c);
+      const ids = AWKWARD_IDS.map((t) => `${c.id}|${t}`);
+      for (const [i, pid] of ids.entries()) await store.save(pid, i + 1, i);
+      const listed = await listedOf(store, c.id);
+      expect(listed).toEqual([...ids].sort());
+      for (const pid of listed) expect((await store.loadLatest(pid))?.state).toBe(ids.indexOf(pid));
+    });
+    snapshotCase(options, 'listSnapshots lists each snapshot by sequenceNr', async (c) => {
+      const store = listable(c);
+      const before = Date.now();
+      for (const seq of [5, 2, 9, 2]) await store.save(c.id, seq, seq);
+      const after = Date.now();
+      const listed = await store.listSnapshots(c.id);
+      expect(listed.map((s) => s.sequenceNr)).toEqual([2, 5, 9]);
+      for (const s of listed) {
+        expect(s.timestamp).toBeGreaterThanOrEqual(before);
+        expect(s.timestamp).toBeLessThanOrEqual(after);
+      }
+      expect(await store.listSnapshots(`${c.id}-none`)).toEqual([]);
+      await store.prune(c.id, 1);
+      expect((await store.listSnapshots(c.id)).map((s) => s.sequenceNr)).toEqual([9]);
+    });
+    snapshotCase(options, 'the listing rejects with SnapshotStoreClosedError once closed', async (c) => {
+      const store = listable(c);
+      await store.save(c.id, 1, 'x');
+      await store.close();
+      for (const call of [() => collect(store.persistenceIds()), () => store.listSnapshots(c.id)]) {
+        let error: unknown;
+        try {
+          await call();
+        } catch (e) {
+          error = e;
+        }
+        expect(isPersistenceError(error, 'ERR_SNAPSHOT_STORE_CLOSED')).toBe(true);
+      }
+    });
+    snapshotCase(options, 'listed ids survive reopen', async (c) => {
+      listable(c);
+      c.ctx.requires(c.store.capabilities.persistent, 'persistent');
+      const ids = [`${c.id}-a`, `${c.id}|${AWKWARD_IDS[AWKWARD_IDS.length - 1]}`];
+      for (const pid of ids) await c.store.save(pid, 1, pid);
+      const reopened = await c.ctx.reopen();
+      if (!canListSnapshotIds(reopened)) throw new Error('the reopened store no longer declares listIds');
+      expect(await listedOf(reopened, c.id)).toEqual([...ids].sort());
+      expect((await reopened.listSnapshots(ids[0]!)).map((s) => s.sequenceNr)).toEqual([1]);
+    });
+  });
+}
+
 /**
  * The snapshot store conformance suite: every group, each case on a fresh id and temp directory, on a
  * fresh store and on a reopened one.
@@ -356,7 +451,10 @@ export function snapshotConformance(options: SnapshotConformanceOptions): void {
         }
       });
       snapshotCase(options, 'each declared capability comes with its methods', async ({ store }) => {
-        const methods: Record<string, string[]> = { listIds: ['persistenceIds'], metrics: ['metrics'] };
+        const methods: Record<string, string[]> = {
+          listIds: ['persistenceIds', 'listSnapshots'],
+          metrics: ['metrics'],
+        };
         const missing: string[] = [];
         for (const [flag, names] of Object.entries(methods)) {
           if ((store.capabilities as unknown as Record<string, unknown>)[flag] !== true) continue;
@@ -374,5 +472,6 @@ export function snapshotConformance(options: SnapshotConformanceOptions): void {
     snapshotValidationGroup(options);
     snapshotCloseGroup(options);
     snapshotReopenGroup(options);
+    snapshotListIdsGroup(options);
   });
 }
