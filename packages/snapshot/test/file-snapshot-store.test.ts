@@ -83,6 +83,7 @@ describe('FileSnapshotStore', () => {
       readOnly: true,
       import: true,
       metrics: true,
+      listIds: true,
     });
   });
 
