@@ -6,6 +6,13 @@ import {
 } from './backpressure';
 import { CommitSignal } from './commit-signal';
 import {
+  DELETION_MARKER_PAYLOAD,
+  DELETION_MARKER_SERIALIZER_ID,
+  deletionEnvelope,
+  isDeletionMarker,
+  withoutMarkers,
+} from './deletion';
+import {
   BackpressureError,
   type CorruptionLocation,
   DiskLimitError,
@@ -27,6 +34,7 @@ import {
   type OrderedSource,
   type Position,
   type PositionedEvent,
+  type QueryItem,
   type QueryParameters,
   queryIterator,
 } from './query-reader';
@@ -35,6 +43,9 @@ import { resolveSerializer, type Serializer, type SerializerRegistry, serializer
 import type {
   AppendOptions,
   BatchedMessageJournal,
+  DeletableJournal,
+  DeletionEnvelope,
+  DeletionMarker,
   EventEnvelope,
   EventQuery,
   EventsByIdOptions,
@@ -44,7 +55,9 @@ import type {
   MeteredJournal,
   QueryOptions,
   ReadOptions,
+  WithDeletions,
 } from './spi';
+import { MAX_TAGS_PER_EVENT } from './spi';
 import { checkTag, checkTags, NO_TAGS, tagsForMessages } from './tags';
 import { checkCount, checkOptionalObject, checkPersistenceId, checkSequenceNr } from './validation';
 
@@ -250,7 +263,12 @@ const settle = (): void => undefined;
  *   watching. The core runs one watcher while at least one live query is open, and stops it at close.
  */
 export abstract class AbstractMessageJournal<M = unknown>
-  implements BatchedMessageJournal<M>, EventQuery<M>, ImportableJournal<M>, MeteredJournal<M>
+  implements
+    BatchedMessageJournal<M>,
+    EventQuery<M>,
+    ImportableJournal<M>,
+    MeteredJournal<M>,
+    DeletableJournal<M>
 {
   readonly maxBatchSize: number;
   readonly maxBatchDelayMs: number;
@@ -612,15 +630,18 @@ export abstract class AbstractMessageJournal<M = unknown>
     tags: readonly (readonly string[])[] | undefined,
     expected: number | undefined,
     operation: string,
+    serializerId = this.serializer.id,
   ): Promise<number> {
     const gate = this.gate(persistenceId, operation);
     const numbered = (state: IdState): Promise<number> => {
       if (this.lifecycle === 'closed') throw new JournalClosedError('journal');
-      return this.appendNumbered(state, persistenceId, payloads, tags, expected);
+      return this.appendNumbered(state, persistenceId, payloads, tags, expected, serializerId);
     };
     if (gate === undefined) {
       const state = this.ids.get(persistenceId);
-      if (state !== undefined) return this.appendNumbered(state, persistenceId, payloads, tags, expected);
+      if (state !== undefined) {
+        return this.appendNumbered(state, persistenceId, payloads, tags, expected, serializerId);
+      }
       // Started now: close() waits for state loads before it drains, so an append issued before close()
       // still lands.
       return this.loadState(persistenceId).then(numbered);
@@ -637,13 +658,14 @@ export abstract class AbstractMessageJournal<M = unknown>
     payloads: readonly Uint8Array[],
     tags: readonly (readonly string[])[] | undefined,
     expected: number | undefined,
+    serializerId: number,
     admitted = false,
   ): Promise<number> {
     const bytes = payloadBytes(payloads);
     if (this.maxDiskBytes !== undefined) this.checkDiskLimit(persistenceId, bytes);
     if (!admitted && !this.backpressure.hasRoom(payloads.length, bytes)) {
       return this.waitForRoom(state, persistenceId, payloads.length, bytes, () =>
-        this.appendNumbered(state, persistenceId, payloads, tags, expected, true),
+        this.appendNumbered(state, persistenceId, payloads, tags, expected, serializerId, true),
       );
     }
     const shared = this.capabilities.sharedWriters === true;
@@ -654,7 +676,6 @@ export abstract class AbstractMessageJournal<M = unknown>
     const timestamp = Date.now();
     // With sharedWriters storage judges the expectation, and these numbers are provisional.
     const first = (shared && expected !== undefined ? expected : state.assigned) + 1;
-    const serializerId = this.serializer.id;
     const events: StoredEvent[] = payloads.map((payload, i) =>
       tags === undefined || tags[i]!.length === 0
         ? { sequenceNr: first + i, timestamp, serializerId, payload }
@@ -725,8 +746,18 @@ export abstract class AbstractMessageJournal<M = unknown>
   readFrom(
     persistenceId: string,
     fromSequenceNr: number,
+    options: WithDeletions<ReadOptions>,
+  ): AsyncIterable<JournalEntry<M> | DeletionMarker>;
+  readFrom(
+    persistenceId: string,
+    fromSequenceNr: number,
     options?: ReadOptions,
-  ): AsyncIterable<JournalEntry<M>> {
+  ): AsyncIterable<JournalEntry<M>>;
+  readFrom(
+    persistenceId: string,
+    fromSequenceNr: number,
+    options?: ReadOptions,
+  ): AsyncIterable<JournalEntry<M> | DeletionMarker> {
     return {
       [Symbol.asyncIterator]: () => new IdReader(this.readHost, persistenceId, fromSequenceNr, options),
     };
@@ -763,6 +794,84 @@ export abstract class AbstractMessageJournal<M = unknown>
     await this.storage(() => this._truncateBefore(persistenceId, before, highest), 'truncateBefore');
   }
 
+  /**
+   * DeletableJournal (on every journal that declares `deletion`): appends a deletion marker after the id's
+   * highest, carrying every tag the id's events carried, then truncates everything before it. A crash
+   * between the two leaves the marker with the old events still there (readFrom and recovery start after
+   * the marker all the same); running the deletion again finishes it. A write by another process in
+   * between (sharedWriters) is a conflict: the deletion starts over, at most three times.
+   */
+  async deletePersistenceId(persistenceId: string): Promise<void> {
+    this.checkOpen();
+    checkPersistenceId(persistenceId);
+    if (!this.capabilities.deletion) {
+      throw new TypeError(
+        `${this.constructor.name} does not implement deletion (capabilities.deletion is not set); ask canDelete(journal) first`,
+      );
+    }
+    this.refuseWhenReadOnly('deletePersistenceId');
+    for (let attempt = 1; ; attempt++) {
+      const highest = await this.highestSequenceNr(persistenceId);
+      if (highest === 0) return;
+      const survivors = await this.survivingTags(persistenceId, highest);
+      if (survivors.markerAt === highest) {
+        // Deleted already and nothing appended since: finish a truncation a crash may have cut short.
+        if (survivors.before) await this.truncateBefore(persistenceId, highest);
+        return;
+      }
+      const tags = [...survivors.tags];
+      if (tags.length > MAX_TAGS_PER_EVENT) {
+        throw new RangeError(
+          `"${persistenceId}" cannot be deleted: its events carry ${tags.length} distinct tags and a deletion marker holds at most ${MAX_TAGS_PER_EVENT}`,
+        );
+      }
+      let marker: number;
+      try {
+        marker = await this.appendPayloads(
+          persistenceId,
+          [DELETION_MARKER_PAYLOAD],
+          tags.length === 0 ? undefined : [tags],
+          highest,
+          'deletePersistenceId',
+          DELETION_MARKER_SERIALIZER_ID,
+        );
+      } catch (e) {
+        if (attempt < 3 && isPersistenceError(e, 'ERR_SEQUENCE_CONFLICT')) continue;
+        throw e;
+      }
+      await this.truncateBefore(persistenceId, marker);
+      return;
+    }
+  }
+
+  /**
+   * The distinct tags of an id's surviving records, where its last deletion marker is (if it is the
+   * highest) and whether records below that marker survive. Reads the stored records without decoding.
+   */
+  private async survivingTags(
+    persistenceId: string,
+    highest: number,
+  ): Promise<{ tags: Set<string>; markerAt: number | undefined; before: boolean }> {
+    const tags = new Set<string>();
+    let markerAt: number | undefined;
+    let before = false;
+    const pages = this._read(persistenceId, 1, highest, Number.MAX_SAFE_INTEGER)[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        const next = await this.pull(pages);
+        if (next.done) break;
+        for (const stored of next.value) {
+          if (stored.sequenceNr === highest && isDeletionMarker(stored)) markerAt = highest;
+          else before = true;
+          for (const tag of stored.tags ?? NO_TAGS) tags.add(tag);
+        }
+      }
+    } finally {
+      await pages.return?.();
+    }
+    return { tags, markerAt, before };
+  }
+
   async *persistenceIds(): AsyncGenerator<string, void, undefined> {
     this.checkOpen();
     await this.flush();
@@ -780,14 +889,21 @@ export abstract class AbstractMessageJournal<M = unknown>
 
   // ---- queries (EventQuery; see the class comment for the backend's part) ----
 
-  allEvents(options?: QueryOptions): AsyncIterable<EventEnvelope<M>> {
+  allEvents(options: WithDeletions<QueryOptions>): AsyncIterable<EventEnvelope<M> | DeletionEnvelope>;
+  allEvents(options?: QueryOptions): AsyncIterable<EventEnvelope<M>>;
+  allEvents(options?: QueryOptions): AsyncIterable<QueryItem<M>> {
     return this.query(() => {
       checkOptionalObject(options, 'options');
       return [{ kind: 'all' }, this.queryParameters(options), undefined];
     });
   }
 
-  eventsByTag(tag: string, options?: QueryOptions): AsyncIterable<EventEnvelope<M>> {
+  eventsByTag(
+    tag: string,
+    options: WithDeletions<QueryOptions>,
+  ): AsyncIterable<EventEnvelope<M> | DeletionEnvelope>;
+  eventsByTag(tag: string, options?: QueryOptions): AsyncIterable<EventEnvelope<M>>;
+  eventsByTag(tag: string, options?: QueryOptions): AsyncIterable<QueryItem<M>> {
     return this.query(() => {
       checkTag(tag);
       checkOptionalObject(options, 'options');
@@ -795,7 +911,12 @@ export abstract class AbstractMessageJournal<M = unknown>
     });
   }
 
-  eventsByPersistenceId(persistenceId: string, options?: EventsByIdOptions): AsyncIterable<EventEnvelope<M>> {
+  eventsByPersistenceId(
+    persistenceId: string,
+    options: WithDeletions<EventsByIdOptions>,
+  ): AsyncIterable<EventEnvelope<M> | DeletionEnvelope>;
+  eventsByPersistenceId(persistenceId: string, options?: EventsByIdOptions): AsyncIterable<EventEnvelope<M>>;
+  eventsByPersistenceId(persistenceId: string, options?: EventsByIdOptions): AsyncIterable<QueryItem<M>> {
     return this.query(() => {
       checkPersistenceId(persistenceId);
       checkOptionalObject(options, 'options');
@@ -832,7 +953,7 @@ export abstract class AbstractMessageJournal<M = unknown>
    */
   private query(
     prepare: () => [OrderedFilter | undefined, QueryParameters, (() => Promise<boolean>) | undefined],
-  ): AsyncIterable<EventEnvelope<M>> {
+  ): AsyncIterable<QueryItem<M>> {
     return {
       [Symbol.asyncIterator]: () => {
         let prepared: ReturnType<typeof prepare> | undefined;
@@ -849,8 +970,11 @@ export abstract class AbstractMessageJournal<M = unknown>
           commits: this.commits,
           checkOpen: () => this.checkOpen(),
           head: () => this.counted(() => this._headPosition!(), 'query'),
-          read: (after, upTo) =>
-            filter ? this._readOrdered!(after, upTo, filter)[Symbol.asyncIterator]() : emptyPages(),
+          read: (after, upTo) => {
+            if (!filter) return emptyPages();
+            const pages = this._readOrdered!(after, upTo, filter)[Symbol.asyncIterator]();
+            return parameters!.deletions ? pages : withoutMarkers(pages);
+          },
           pull: (it) => this.pull(it),
           envelope: (event) => this.envelope(event),
           failed: (e) => {
@@ -870,8 +994,12 @@ export abstract class AbstractMessageJournal<M = unknown>
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       throw new TypeError('options.signal must be an AbortSignal');
     }
+    const deletions = options?.deletions ?? false;
+    if (typeof deletions !== 'boolean') {
+      throw new TypeError(`options.deletions must be a boolean, got ${typeof deletions}`);
+    }
     const after = options?.after === undefined ? 0 : this.offsets().decode(options.after, 'options.after');
-    return { after, live, signal };
+    return { after, live, signal, deletions };
   }
 
   private checkQueries(): void {
@@ -887,7 +1015,8 @@ export abstract class AbstractMessageJournal<M = unknown>
     return this.offsetCodec;
   }
 
-  private envelope(event: PositionedEvent): EventEnvelope<M> {
+  private envelope(event: PositionedEvent): QueryItem<M> {
+    if (isDeletionMarker(event)) return deletionEnvelope(event, this.offsets().encode(event.position));
     this.counts.eventsRead++;
     return {
       persistenceId: event.persistenceId,

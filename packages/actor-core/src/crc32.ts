@@ -18,7 +18,9 @@ const zlibCrc32 = (zlib as unknown as { crc32?: ZlibCrc32 }).crc32;
 
 /** CRC-32 computed natively by zlib (Node >= 20.15 / 22.2), or undefined where Node lacks it. */
 export const crc32Native: ((data: Uint8Array, initial?: number) => number) | undefined = zlibCrc32
-  ? (data, initial = 0) => zlibCrc32(data, initial) >>> 0
+  ? // An empty view may have no backing store, and zlib's crc32 answers a NULL buffer with 0 (its
+    // "initial value") instead of the running CRC: the CRC of nothing more is `initial` itself.
+    (data, initial = 0) => (data.byteLength === 0 ? initial >>> 0 : zlibCrc32(data, initial) >>> 0)
   : undefined;
 
 /**

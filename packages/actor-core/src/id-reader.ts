@@ -1,11 +1,12 @@
 import type { StoredEvent } from './abstract-journal';
+import { deletionMarker, isDeletionMarker } from './deletion';
 import {
   type CorruptionLocation,
   isPersistenceError,
   JournalClosedError,
   JournalCorruptedError,
 } from './errors';
-import type { JournalEntry, ReadOptions } from './spi';
+import type { DeletionMarker, JournalEntry, ReadOptions } from './spi';
 import { NO_TAGS } from './tags';
 import { checkCount, checkOptionalObject, checkPersistenceId, checkSequenceNr } from './validation';
 
@@ -39,9 +40,11 @@ const DONE: IteratorResult<never> = { done: true, value: undefined };
  * entries of a page already in memory costs one resolved promise each here against several generator
  * resumptions. Validation errors reject the first next(), like a generator's.
  */
-export class IdReader<M> implements AsyncIterator<JournalEntry<M>> {
+export class IdReader<M> implements AsyncIterator<JournalEntry<M> | DeletionMarker> {
   private to = 0;
   private max = 0;
+  /** Serve the id's deletion marker (`deletions: true`); otherwise it is passed over. */
+  private deletions = false;
   private invalid: unknown;
   private pages: AsyncIterator<readonly StoredEvent[]> | undefined;
   private page: readonly StoredEvent[] = [];
@@ -66,6 +69,11 @@ export class IdReader<M> implements AsyncIterator<JournalEntry<M>> {
       this.max = options?.max ?? Number.MAX_SAFE_INTEGER;
       checkSequenceNr(this.to, 'toSequenceNr');
       checkCount(this.max, 'max');
+      const deletions = options?.deletions ?? false;
+      if (typeof deletions !== 'boolean') {
+        throw new TypeError(`options.deletions must be a boolean, got ${typeof deletions}`);
+      }
+      this.deletions = deletions;
     } catch (e) {
       this.invalid = e;
     }
@@ -73,14 +81,15 @@ export class IdReader<M> implements AsyncIterator<JournalEntry<M>> {
     this.finished = this.invalid === undefined && (this.max === 0 || this.to < fromSequenceNr);
   }
 
-  next(): Promise<IteratorResult<JournalEntry<M>>> {
+  next(): Promise<IteratorResult<JournalEntry<M> | DeletionMarker>> {
     if (this.invalid !== undefined) return this.slow();
     if (this.finished) return Promise.resolve(DONE);
     if (this.served >= this.max) return this.finish().then(() => DONE);
-    if (this.index < this.page.length) {
+    while (this.index < this.page.length) {
       if (!this.host.isOpen()) return this.fail(new JournalClosedError('journal'));
       try {
-        return Promise.resolve({ done: false, value: this.entry(this.page[this.index++]!) });
+        const value = this.entry(this.page[this.index++]!);
+        if (value !== undefined) return Promise.resolve({ done: false, value });
       } catch (e) {
         return this.fail(e);
       }
@@ -88,7 +97,7 @@ export class IdReader<M> implements AsyncIterator<JournalEntry<M>> {
     return this.slow();
   }
 
-  return(): Promise<IteratorResult<JournalEntry<M>>> {
+  return(): Promise<IteratorResult<JournalEntry<M> | DeletionMarker>> {
     return this.finish().then(() => DONE);
   }
 
@@ -100,9 +109,11 @@ export class IdReader<M> implements AsyncIterator<JournalEntry<M>> {
     await open?.return?.();
   }
 
-  private entry(stored: StoredEvent): JournalEntry<M> {
+  /** The entry for a stored record, checked; undefined for a deletion marker that is passed over. */
+  private entry(stored: StoredEvent): JournalEntry<M> | DeletionMarker | undefined {
     const { persistenceId, previous } = this;
-    const gap = this.served > 0 && this.index > 1 && stored.sequenceNr > previous + 1;
+    // `previous` at or past the start: a record of this read came before (a served or passed-over one).
+    const gap = previous >= this.fromSequenceNr && this.index > 1 && stored.sequenceNr > previous + 1;
     if (gap || stored.sequenceNr <= previous || stored.sequenceNr > this.to) {
       // For a gap, name the first missing number: that is what a reader lacks.
       const at = gap ? previous + 1 : stored.sequenceNr;
@@ -116,6 +127,11 @@ export class IdReader<M> implements AsyncIterator<JournalEntry<M>> {
       });
     }
     this.previous = stored.sequenceNr;
+    if (isDeletionMarker(stored)) {
+      if (!this.deletions) return undefined;
+      this.served++;
+      return deletionMarker(persistenceId, stored);
+    }
     this.served++;
     this.host.eventRead();
     return {
@@ -134,7 +150,7 @@ export class IdReader<M> implements AsyncIterator<JournalEntry<M>> {
   }
 
   /** The next page from the backend (the first pull opens the read), with the missing-number checks. */
-  private async slow(): Promise<IteratorResult<JournalEntry<M>>> {
+  private async slow(): Promise<IteratorResult<JournalEntry<M> | DeletionMarker>> {
     if (this.invalid !== undefined) {
       const e = this.invalid;
       this.invalid = undefined;
@@ -147,7 +163,10 @@ export class IdReader<M> implements AsyncIterator<JournalEntry<M>> {
         // highestSequenceNr first waits for the appends issued before this read. Its value only tells a
         // missing tail: a storage whose highest cannot be read still serves what it has.
         this.highest = await host.highestSequenceNr(persistenceId).catch(() => 0);
-        this.pages = host.read(persistenceId, this.fromSequenceNr, this.to, this.max)[Symbol.asyncIterator]();
+        // One more than asked: a deletion marker passed over takes a record's place (an id has at most
+        // one: each deletion truncates everything before its own marker).
+        const max = this.deletions || this.max >= Number.MAX_SAFE_INTEGER ? this.max : this.max + 1;
+        this.pages = host.read(persistenceId, this.fromSequenceNr, this.to, max)[Symbol.asyncIterator]();
       }
       for (;;) {
         const next = await host.pull(this.pages);
@@ -165,7 +184,10 @@ export class IdReader<M> implements AsyncIterator<JournalEntry<M>> {
         if (first && first.sequenceNr > this.previous + 1) {
           await host.checkMissing(persistenceId, this.previous + 1, first.sequenceNr - 1);
         }
-        if (this.page.length > 0) return { done: false, value: this.entry(this.page[this.index++]!) };
+        while (this.index < this.page.length) {
+          const value = this.entry(this.page[this.index++]!);
+          if (value !== undefined) return { done: false, value };
+        }
       }
     } catch (e) {
       return this.fail(e);

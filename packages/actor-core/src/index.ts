@@ -112,6 +112,7 @@ export {
   type AsyncTransactionalOffsetStore,
   type BatchedMessageJournal,
   type CorruptionRepairResult,
+  canDelete,
   canFlush,
   canImport,
   canImportSnapshots,
@@ -122,6 +123,9 @@ export {
   canReportHealth,
   canTransact,
   canTransactAsync,
+  type DeletableJournal,
+  type DeletionEnvelope,
+  type DeletionMarker,
   type EventEnvelope,
   type EventQuery,
   type EventsByIdOptions,
@@ -154,6 +158,7 @@ export {
   type SnapshotStoreCapabilities,
   seesForeignCommits,
   type TransactionalOffsetStore,
+  type WithDeletions,
 } from './spi';
 export { type ClaimOptions, claimStoreDirectory, STORE_MARKER_FILE, storeBackendOf } from './store-marker';
 export { checkDirectoryPath } from './store-path';

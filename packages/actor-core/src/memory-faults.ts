@@ -10,6 +10,7 @@ export class MemoryFaults {
   private readFaults: Error[] = [];
   private saveFaults: Error[] = [];
   private loadFaults: Error[] = [];
+  private truncateFaults: Error[] = [];
   /** Milliseconds every write (journal commit) waits before it takes effect. */
   writeDelayMs = 0;
   /** Milliseconds every journal read page waits. */
@@ -47,12 +48,19 @@ export class MemoryFaults {
     return this;
   }
 
+  /** The next journal truncation (truncateBefore, or the one a deletion ends with) fails; nothing is cut. */
+  failNextTruncate(error: Error = new StorageError('injected truncation failure')): this {
+    this.truncateFaults.push(error);
+    return this;
+  }
+
   /** Disarms every fault and delay. */
   reset(): void {
     this.writeFaults = [];
     this.readFaults = [];
     this.saveFaults = [];
     this.loadFaults = [];
+    this.truncateFaults = [];
     this.writeDelayMs = 0;
     this.readDelayMs = 0;
     this.snapshotLoadDelayMs = 0;
@@ -75,6 +83,12 @@ export class MemoryFaults {
   /** @internal */
   async beforeSnapshotSave(): Promise<void> {
     const fault = this.saveFaults.shift();
+    if (fault) throw fault;
+  }
+
+  /** @internal */
+  beforeTruncate(): void {
+    const fault = this.truncateFaults.shift();
     if (fault) throw fault;
   }
 

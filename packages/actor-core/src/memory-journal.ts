@@ -74,6 +74,7 @@ export class MemoryMessageJournal<M = unknown> extends AbstractMessageJournal<M>
     persistent: false,
     health: true,
     query: true,
+    deletion: true,
     readOnly: true,
     import: true,
     flush: true,
@@ -193,6 +194,7 @@ export class MemoryMessageJournal<M = unknown> extends AbstractMessageJournal<M>
   }
 
   protected async _truncateBefore(persistenceId: string, sequenceNr: number): Promise<void> {
+    this.faults.beforeTruncate();
     const log = this.store.logs.get(persistenceId);
     if (!log) return;
     const cut = lowerBound(log.events, sequenceNr, bySequenceNr);

@@ -1,6 +1,9 @@
 import type { StoredEvent } from './abstract-journal';
 import { type CommitSignal, QueryAbortedError } from './commit-signal';
-import type { EventEnvelope } from './spi';
+import type { DeletionEnvelope, EventEnvelope } from './spi';
+
+/** What a query serves: events, and deletion markers where it asked for them. */
+export type QueryItem<M> = EventEnvelope<M> | DeletionEnvelope;
 
 /**
  * A place in a journal's global order: an integer >= 1. A number for backends whose order is one counter;
@@ -39,7 +42,7 @@ export interface OrderedSource<M> {
   read(after: Position, upTo: Position): AsyncIterator<readonly PositionedEvent[]>;
   /** One pull through the journal (counted for close(), storage errors typed). */
   pull(it: AsyncIterator<readonly PositionedEvent[]>): Promise<IteratorResult<readonly PositionedEvent[]>>;
-  envelope(event: PositionedEvent): EventEnvelope<M>;
+  envelope(event: PositionedEvent): QueryItem<M>;
   /** A corruption error passed through here before the query rethrows it (for metrics). */
   failed(error: unknown): void;
   /** Live queries of one id with an upper bound: true once the id's highest committed is >= that bound. */
@@ -51,6 +54,8 @@ export interface QueryParameters {
   readonly after: Position;
   readonly live: boolean;
   readonly signal: AbortSignal | undefined;
+  /** Deletion markers are served (the journal filters them out of the pages otherwise). */
+  readonly deletions?: boolean;
   /** Ends the query after delivering an event for which this is true (an id query's toSequenceNr). */
   readonly last?: (event: PositionedEvent) => boolean;
 }
@@ -73,7 +78,7 @@ export function queryIterator<M>(
   source: OrderedSource<M>,
   parameters: QueryParameters | undefined,
   invalid: unknown,
-): AsyncIterator<EventEnvelope<M>> {
+): AsyncIterator<QueryItem<M>> {
   const { after = 0, live = false, signal, last } = parameters ?? ({} as Partial<QueryParameters>);
   let position: Position = after;
   let upTo: Position = -1;
@@ -100,7 +105,7 @@ export function queryIterator<M>(
     await release();
     throw e;
   };
-  const serve = (): IteratorResult<EventEnvelope<M>> => {
+  const serve = (): IteratorResult<QueryItem<M>> => {
     const event = page[index++]!;
     position = event.position;
     if (last?.(event)) {
@@ -109,7 +114,7 @@ export function queryIterator<M>(
     }
     return { done: false, value: source.envelope(event) };
   };
-  const slow = async (): Promise<IteratorResult<EventEnvelope<M>>> => {
+  const slow = async (): Promise<IteratorResult<QueryItem<M>>> => {
     try {
       if (invalid !== undefined) throw invalid;
       if (!started) {

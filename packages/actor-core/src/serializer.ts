@@ -1,4 +1,5 @@
 import { addExtension, Packr } from 'msgpackr';
+import { DELETION_MARKER_SERIALIZER_ID } from './deletion';
 
 /**
  * Turns messages and states into bytes and back. The `id` is stored beside every record and snapshot,
@@ -381,6 +382,11 @@ export class SerializerRegistry {
   register(serializer: Serializer): void {
     if (!Number.isInteger(serializer.id) || serializer.id < 0 || serializer.id > 0xffff) {
       throw new RangeError(`serializer id must be an integer in 0..65535, got ${serializer.id}`);
+    }
+    if (serializer.id === DELETION_MARKER_SERIALIZER_ID) {
+      throw new RangeError(
+        `serializer id ${DELETION_MARKER_SERIALIZER_ID} is reserved for deletion markers; pick 100 or above`,
+      );
     }
     const existing = this.byId.get(serializer.id);
     if (existing && existing !== serializer) {

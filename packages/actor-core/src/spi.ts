@@ -20,6 +20,8 @@ export interface JournalEntry<M = unknown> {
    * removed; `[]` when it was stored without tags, and for data written before journals stored tags.
    */
   readonly tags: readonly string[];
+  /** Never set on an event: only a DeletionMarker (read with `deletions: true`) has `deleted: true`. */
+  readonly deleted?: false;
 }
 
 /** A tag is a non-empty string of at most this many UTF-8 bytes. */
@@ -55,6 +57,11 @@ export interface ReadOptions {
   readonly toSequenceNr?: number;
   /** At most this many entries; `0` returns nothing. Default: no limit. */
   readonly max?: number;
+  /**
+   * Default false. True (on a journal that declares `deletion`): the id's deletion marker, if it has one,
+   * is served too, as a `DeletionMarker` in its place in sequence order (recovery uses it to start afresh).
+   */
+  readonly deletions?: boolean;
 }
 
 /**
@@ -168,6 +175,66 @@ export interface SnapshotStore<S = unknown> {
   close(): Promise<void>;
 }
 
+// ---- deletion ----
+
+/**
+ * What `deletePersistenceId` leaves in an id's place: one record, numbered after the id's old highest, that
+ * stands for everything before it. `readFrom` and the queries skip it unless asked for it
+ * (`deletions: true`); it carries every tag the id's events carried, so a read model fed by
+ * `eventsByTag` hears of the deletion too. Events appended afterwards (a new incarnation) follow it.
+ */
+export interface DeletionMarker {
+  readonly deleted: true;
+  readonly persistenceId: string;
+  /** The marker's own number: the id's highest when it was deleted, plus one. */
+  readonly sequenceNr: number;
+  /** When the id was deleted (ms since epoch). */
+  readonly timestamp: number;
+  /** Every tag the deleted events carried (at most 64). */
+  readonly tags: readonly string[];
+  /** A marker has no message; present so `entry.message` reads on the union without narrowing. */
+  readonly message: undefined;
+}
+
+/** A deletion marker with its place in the global order (queries with `deletions: true`). */
+export interface DeletionEnvelope extends DeletionMarker {
+  /** As EventEnvelope.offset. */
+  readonly offset: string;
+}
+
+/**
+ * A journal that can delete a persistence id whole (capability `deletion`): `deletePersistenceId(id)`
+ * makes every event of the id unreadable at once and leaves a deletion marker numbered after its highest,
+ * so the id never reuses a sequence number (a new incarnation continues after the marker). Snapshots are
+ * kept by the snapshot store: delete them there (`snapshots.delete(id)`), or use the runtime's
+ * `system.deleteEntity`, which does both. The bytes leave the disk later, per backend (see the README).
+ */
+export interface DeletableJournal<M = unknown> extends MessageJournal<M> {
+  /**
+   * Resolves once the id's events are unreadable (truncated) and its marker is durable; an id that was
+   * never written, or is deleted already with nothing appended since, is left as it is. Rejects with
+   * ReadOnlyError on a read-only journal and with the storage error otherwise; a deletion that failed
+   * part way can be run again.
+   */
+  deletePersistenceId(persistenceId: string): Promise<void>;
+  /** As MessageJournal.readFrom; with `deletions: true` the id's marker is served too. */
+  readFrom(
+    persistenceId: string,
+    fromSequenceNr: number,
+    options: ReadOptions & { readonly deletions: true },
+  ): AsyncIterable<JournalEntry<M> | DeletionMarker>;
+  readFrom(
+    persistenceId: string,
+    fromSequenceNr: number,
+    options?: ReadOptions,
+  ): AsyncIterable<JournalEntry<M>>;
+}
+
+/** True when the journal declares `deletion`: it is a DeletableJournal. */
+export function canDelete<M>(journal: MessageJournal<M>): journal is DeletableJournal<M> {
+  return journal.capabilities?.deletion === true;
+}
+
 // ---- read side ----
 
 /** An entry with its position in the journal's global order. */
@@ -191,6 +258,12 @@ export interface QueryOptions {
   readonly live?: boolean;
   /** Aborting ends the query: the pending or next `next()` rejects with an error named `AbortError`. */
   readonly signal?: AbortSignal;
+  /**
+   * Default false. True: where an id was deleted (`deletePersistenceId`, `system.deleteEntity`), the query
+   * delivers a `DeletionEnvelope` (`deleted: true`) in the global order, so a read model can erase the id
+   * too. A tag query delivers it when the id's deleted events carried the tag.
+   */
+  readonly deletions?: boolean;
 }
 
 export interface EventsByIdOptions {
@@ -204,7 +277,12 @@ export interface EventsByIdOptions {
   readonly live?: boolean;
   /** As `QueryOptions.signal`. */
   readonly signal?: AbortSignal;
+  /** As `QueryOptions.deletions`. */
+  readonly deletions?: boolean;
 }
+
+/** Query options asking for deletion markers: the query's items are events or DeletionEnvelopes. */
+export type WithDeletions<O> = O & { readonly deletions: true };
 
 /**
  * Reads a journal's events in its one global order: what read models and projections are built from.
@@ -230,10 +308,19 @@ export interface EventsByIdOptions {
  */
 export interface EventQuery<M = unknown> {
   /** Every event of the journal, in the global order. */
+  allEvents(options: WithDeletions<QueryOptions>): AsyncIterable<EventEnvelope<M> | DeletionEnvelope>;
   allEvents(options?: QueryOptions): AsyncIterable<EventEnvelope<M>>;
   /** The events stored with `tag`, in the global order. */
+  eventsByTag(
+    tag: string,
+    options: WithDeletions<QueryOptions>,
+  ): AsyncIterable<EventEnvelope<M> | DeletionEnvelope>;
   eventsByTag(tag: string, options?: QueryOptions): AsyncIterable<EventEnvelope<M>>;
   /** One id's events, ascending sequenceNr (which is also the global order), optionally bounded. */
+  eventsByPersistenceId(
+    persistenceId: string,
+    options: WithDeletions<EventsByIdOptions>,
+  ): AsyncIterable<EventEnvelope<M> | DeletionEnvelope>;
   eventsByPersistenceId(persistenceId: string, options?: EventsByIdOptions): AsyncIterable<EventEnvelope<M>>;
   /**
    * The offset of the last committed event (undefined when nothing was ever committed), so
@@ -298,6 +385,11 @@ export interface JournalCapabilities {
    * `canQuery(journal)`. Default false: the query methods reject with a TypeError saying so.
    */
   readonly query?: boolean;
+  /**
+   * DeletableJournal: `deletePersistenceId(id)` deletes an id whole and leaves a deletion marker that
+   * keeps its sequence numbers from being reused and tells queries (`deletions: true`) of the deletion.
+   */
+  readonly deletion?: boolean;
   /**
    * Live queries notice events other processes commit to the same storage (the backend implements
    * `_watchForeignCommits`), so a reader beside a running application, such as `cairn events --follow`,

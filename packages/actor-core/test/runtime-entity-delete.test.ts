@@ -20,18 +20,29 @@ describe('deleteEntity', () => {
     expect(world.snapshotSequenceNrs('account-1')).toEqual([2]);
     await system.deleteEntity('account', '1');
     expect(system.metrics().activeEntities).toBe(0);
-    expect(world.storedSequenceNrs('account-1')).toEqual([]);
-    // Only the tombstone: the empty state at the old highest.
-    expect(world.snapshotSequenceNrs('account-1')).toEqual([3]);
+    // Only the deletion marker, numbered after the old highest; no snapshot.
+    expect(world.storedSequenceNrs('account-1')).toEqual([4]);
+    expect(world.snapshotSequenceNrs('account-1')).toEqual([]);
     const { journal, snapshots } = await world.open();
-    expect(await journal.highestSequenceNr('account-1')).toBe(3);
+    expect(await journal.highestSequenceNr('account-1')).toBe(4);
     const read: unknown[] = [];
     for await (const e of journal.readFrom('account-1', 1)) read.push(e);
     expect(read).toEqual([]);
-    expect((await snapshots.loadLatest('account-1'))?.state).toEqual({ balance: 0, history: 0 });
+    const withMarker: unknown[] = [];
+    for await (const e of journal.readFrom('account-1', 1, { deletions: true })) withMarker.push(e);
+    expect(withMarker).toEqual([
+      {
+        deleted: true,
+        persistenceId: 'account-1',
+        sequenceNr: 4,
+        timestamp: expect.any(Number),
+        tags: [],
+        message: undefined,
+      },
+    ]);
     await expect(ref.ask({ type: 'balance' })).resolves.toBe(0);
     await expect(ref.ask({ type: 'deposit', amount: 7 })).resolves.toBe(7);
-    expect(world.storedSequenceNrs('account-1')).toEqual([4]);
+    expect(world.storedSequenceNrs('account-1')).toEqual([4, 5]);
     await system.terminate();
     // After a restart too.
     system = await bank(world);
@@ -69,33 +80,51 @@ describe('deleteEntity', () => {
     await system.terminate();
   });
 
-  it('a deletion interrupted after its tombstone leaves the entity empty, and running it again finishes it', async () => {
+  it('a deletion cut short after its marker leaves the entity empty, also over an older snapshot; running it again finishes it', async () => {
     const world = new MemoryWorld();
-    const system = await bank(world, { snapshotEvery: undefined });
+    const system = await bank(world);
     const ref = system.entityRef('account', '4');
     for (const amount of [1, 2, 3]) await ref.ask({ type: 'deposit', amount });
-    // A second system whose journal cannot truncate: the deletion stops after the tombstone.
-    const journal = system.journal;
-    const failingJournal = new Proxy(journal, {
+    expect(world.snapshotSequenceNrs('account-4')).toEqual([2]);
+    // The truncation after the marker fails: the old events and the snapshot at 2 are still stored.
+    world.faults.failNextTruncate();
+    await expect(system.deleteEntity('account', '4')).rejects.toThrow('injected truncation failure');
+    expect(world.storedSequenceNrs('account-4')).toEqual([1, 2, 3, 4]);
+    expect(world.snapshotSequenceNrs('account-4')).toEqual([2]);
+    // Recovery (from the snapshot at 2, then 3, then the marker) starts afresh after the marker.
+    const other = await world.system();
+    other.registerEntity('account', (id) => account(`account-${id}`).behavior);
+    await expect(other.entityRef('account', '4').ask({ type: 'balance' })).resolves.toBe(0);
+    await other.terminate();
+    await expect(ref.ask({ type: 'balance' })).resolves.toBe(0);
+    // Running the deletion again finishes it, without a second marker.
+    await system.deleteEntity('account', '4');
+    expect(world.storedSequenceNrs('account-4')).toEqual([4]);
+    expect(world.snapshotSequenceNrs('account-4')).toEqual([]);
+    await system.terminate();
+  });
+
+  it('on a journal without the deletion capability, a tombstone snapshot and a truncation', async () => {
+    const world = new MemoryWorld();
+    const { journal, snapshots } = await world.open();
+    const plain = new Proxy(journal, {
       get: (target, property) => {
-        if (property === 'truncateBefore') return () => Promise.reject(new Error('disk went away'));
+        if (property === 'capabilities') return { ...target.capabilities, deletion: false };
         const value = Reflect.get(target, property);
         return typeof value === 'function' ? value.bind(target) : value;
       },
     });
-    const failing = await ActorSystem.create({
-      persistence: { journal: failingJournal, snapshots: system.snapshots },
-    });
-    failing.registerEntity('account', (id) => account(`account-${id}`).behavior);
-    await expect(failing.deleteEntity('account', '4')).rejects.toThrow('disk went away');
-    expect(world.storedSequenceNrs('account-4')).toEqual([1, 2, 3]);
-    expect(world.snapshotSequenceNrs('account-4')).toEqual([3]);
-    await expect(failing.entityRef('account', '4').ask({ type: 'balance' })).resolves.toBe(0);
-    await failing.terminate();
-    // The first system's incarnation still holds its state in memory (see the TSDoc); deleting there finishes.
-    await expect(ref.ask({ type: 'balance' })).resolves.toBe(6);
-    await system.deleteEntity('account', '4');
-    expect(world.storedSequenceNrs('account-4')).toEqual([]);
+    const system = await ActorSystem.create({ persistence: { journal: plain, snapshots } });
+    system.registerEntity('account', (id) => account(`account-${id}`).behavior);
+    const ref = system.entityRef('account', '5');
+    for (const amount of [1, 2, 3]) await ref.ask({ type: 'deposit', amount });
+    await system.deleteEntity('account', '5');
+    expect(world.storedSequenceNrs('account-5')).toEqual([]);
+    expect(world.snapshotSequenceNrs('account-5')).toEqual([3]);
+    await expect(ref.ask({ type: 'deposit', amount: 7 })).resolves.toBe(7);
+    expect(world.storedSequenceNrs('account-5')).toEqual([4]);
     await system.terminate();
+    await journal.close();
+    await snapshots.close();
   });
 });

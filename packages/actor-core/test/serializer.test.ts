@@ -159,6 +159,9 @@ describe('serializer selection', () => {
     };
     expect(() => registry.register(impostor)).toThrow(/taken by "msgpack"/);
     expect(() => registry.register({ ...impostor, id: 70000 })).toThrow(RangeError);
+    // Id 0 marks deletion markers: no serializer may claim it, so no event is ever taken for one.
+    expect(() => registry.register({ ...impostor, id: 0 })).toThrow(/reserved for deletion markers/);
+    expect(() => resolveSerializer({ ...impostor, id: 0 })).toThrow(RangeError);
   });
 });
 

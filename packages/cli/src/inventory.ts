@@ -1,6 +1,6 @@
 import { readdir, stat } from 'node:fs/promises';
 import * as path from 'node:path';
-import { canListSnapshotIds, type MessageJournal, type StoreConfig } from '@cairn/actor-core';
+import { canDelete, canListSnapshotIds, type MessageJournal, type StoreConfig } from '@cairn/actor-core';
 import type { OpenedStores } from './open-stores';
 import { allPersistenceIds, type Problem, problemOf } from './verify';
 
@@ -17,6 +17,11 @@ export interface IdSummary {
    * them (capability `listIds`); undefined without a snapshot store or with one that cannot.
    */
   readonly snapshots: number | undefined;
+  /**
+   * Deleted (`deletePersistenceId`, `system.deleteEntity`) with nothing appended since: only its deletion
+   * marker is left, numbered `highestSequenceNr`.
+   */
+  readonly deleted?: true;
   /** Why the id could not be summarised (its first event is corrupt, say). */
   readonly problem?: Problem;
 }
@@ -40,6 +45,14 @@ export async function idBounds(
   return { highest, ...(first ? { first } : {}), ...(last ? { last } : {}) };
 }
 
+/** True when the id's record at `highest` is its deletion marker (on a journal that can delete). */
+async function isDeleted(journal: MessageJournal, persistenceId: string, highest: number): Promise<boolean> {
+  if (!canDelete(journal)) return false;
+  for await (const e of journal.readFrom(persistenceId, highest, { max: 1, deletions: true }))
+    return e.deleted === true;
+  return false;
+}
+
 /** `cairn ls`: every id with its highest and first surviving sequenceNr, event and snapshot count. */
 export async function listIds(stores: OpenedStores): Promise<IdSummary[]> {
   const listable =
@@ -57,6 +70,7 @@ export async function listIds(stores: OpenedStores): Promise<IdSummary[]> {
         )
       : undefined;
     let bounds = { highestSequenceNr: 0, firstSequenceNr: undefined as number | undefined, events: 0 };
+    let deleted = false;
     if (stores.journal) {
       try {
         const { highest, first } = await idBounds(stores.journal, id);
@@ -65,12 +79,19 @@ export async function listIds(stores: OpenedStores): Promise<IdSummary[]> {
           firstSequenceNr: first?.sequenceNr,
           events: first ? highest - first.sequenceNr + 1 : 0,
         };
+        deleted = !first && highest > 0 && (await isDeleted(stores.journal, id, highest));
       } catch (e) {
         bounds.highestSequenceNr = await stores.journal.highestSequenceNr(id).catch(() => 0);
         problem ??= problemOf(e, id);
       }
     }
-    rows.push({ persistenceId: id, ...bounds, snapshots, ...(problem ? { problem } : {}) });
+    rows.push({
+      persistenceId: id,
+      ...bounds,
+      snapshots,
+      ...(deleted ? { deleted: true as const } : {}),
+      ...(problem ? { problem } : {}),
+    });
   }
   return rows;
 }

@@ -170,7 +170,7 @@ export async function runCli(
               r.persistenceId,
               String(r.highestSequenceNr),
               r.firstSequenceNr === undefined ? '-' : String(r.firstSequenceNr),
-              r.problem ? `unreadable: ${r.problem.message}` : String(r.events),
+              r.problem ? `unreadable: ${r.problem.message}` : r.deleted ? 'deleted' : String(r.events),
               ...(withSnapshots ? [r.snapshots === undefined ? '?' : String(r.snapshots)] : []),
             ]),
           ),

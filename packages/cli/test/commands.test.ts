@@ -1,6 +1,16 @@
 import { readdir } from 'node:fs/promises';
 import * as path from 'node:path';
-import { BACKENDS, cli, type DataLayout, damageMarker, layout, makeData, tempDir } from './cli-fixtures';
+import { canDelete } from '@cairn/actor-core';
+import {
+  BACKENDS,
+  cli,
+  type DataLayout,
+  damageMarker,
+  layout,
+  makeData,
+  openData,
+  tempDir,
+} from './cli-fixtures';
 
 describe.each(BACKENDS)('cairn commands on the %s backend', (backend) => {
   let root: { dir: string; remove: () => Promise<void> };
@@ -50,6 +60,32 @@ describe.each(BACKENDS)('cairn commands on the %s backend', (backend) => {
       ['acct-b', 0, 1],
       ['acct-c', 0, 1],
     ]);
+  });
+
+  test('ls: a deleted id is listed as deleted, and again as live once written after', async () => {
+    const own = await layout(root.dir, backend, `${backend}-deleted`);
+    const { journal, close } = await openData(own);
+    try {
+      if (!canDelete(journal)) throw new Error('the journal does not declare deletion');
+      await journal.appendBatch('gone', ['a', 'b']);
+      await journal.deletePersistenceId('gone');
+      await journal.appendBatch('back', ['a']);
+      await journal.deletePersistenceId('back');
+      await journal.append('back', 'c');
+      await journal.append('kept', 'x');
+    } finally {
+      await close();
+    }
+    const run = await cli('ls', '--config', own.config, '--json');
+    expect(run.code).toBe(0);
+    const rows = JSON.parse(run.stdout) as { persistenceId: string; events: number; deleted?: boolean }[];
+    expect(rows.map((r) => [r.persistenceId, r.events, r.deleted === true])).toEqual([
+      ['back', 1, false],
+      ['gone', 0, true],
+      ['kept', 1, false],
+    ]);
+    const text = await cli('ls', '--config', own.config);
+    expect(text.stdout).toMatch(/gone\s+3\s+-\s+deleted/);
   });
 
   test('events: decoded, with --from/--to/--max, Dates and Maps kept in --json', async () => {

@@ -96,6 +96,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     health: true,
     concurrentCommits: true,
     query: true,
+    deletion: true,
     readOnly: true,
     import: true,
     repair: true,

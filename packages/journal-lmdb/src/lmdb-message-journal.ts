@@ -144,6 +144,7 @@ export class LmdbMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     health: true,
     concurrentCommits: true,
     query: true,
+    deletion: true,
     foreignCommits: true,
     sharedWriters: true,
     readOnly: true,

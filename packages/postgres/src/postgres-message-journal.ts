@@ -112,6 +112,7 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
     flush: true,
     metrics: true,
     query: true,
+    deletion: true,
     foreignCommits: true,
   };
   /** The schema holding the tables. */

@@ -6,6 +6,7 @@ export {
 } from './projection-admin';
 export { type FailedEvent, ProjectionFailedError, ProjectionRunningError } from './projection-errors';
 export {
+  type DeletionHandler,
   describeSource,
   type ProjectionBackoff,
   type ProjectionContext,

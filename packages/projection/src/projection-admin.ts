@@ -148,7 +148,7 @@ export function openSource(
   query: EventQuery,
   source: ProjectionSource,
   after: string | undefined,
-  extra: { live?: boolean; signal?: AbortSignal } = {},
+  extra: { live?: boolean; signal?: AbortSignal; deletions?: boolean } = {},
 ): AsyncIterable<EventEnvelope> {
   const options = { ...(after === undefined ? {} : { after }), ...extra };
   if ('all' in source) return query.allEvents(options);

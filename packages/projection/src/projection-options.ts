@@ -2,6 +2,7 @@ import { checkCount, checkSequenceNr, type EventAdapter } from '@cairn/actor-cor
 import {
   canTransact,
   canTransactAsync,
+  type DeletionEnvelope,
   type EventEnvelope,
   type EventQuery,
   type OffsetStore,
@@ -28,6 +29,13 @@ export type ProjectionHandler<E> = (
   event: EventEnvelope<E>,
   context: ProjectionContext,
 ) => void | Promise<void>;
+
+/**
+ * Handles the deletion of an id (`system.deleteEntity`, `journal.deletePersistenceId`): erase what the
+ * read model holds of `marker.persistenceId`. Offered in the global order, retried and checkpointed like
+ * an event (so it must be idempotent too); `context` as for the handler.
+ */
+export type DeletionHandler = (marker: DeletionEnvelope, context: ProjectionContext) => void | Promise<void>;
 
 /** What a handler gets besides the event. */
 export interface ProjectionContext {
@@ -58,6 +66,12 @@ export interface ProjectionOptions<M = unknown, E = M> {
   /** Where the offset is kept (`createPersistence(...).offsets`, or one of your own). */
   readonly offsets: OffsetStore;
   readonly handler: ProjectionHandler<E>;
+  /**
+   * Given, the projection also reads deletion markers (queries with `deletions: true`) and hands each to
+   * this instead of the handler; a tag projection gets the markers of ids whose deleted events carried its
+   * tag. Default: none, and deletions pass the projection by (the read model keeps the deleted id's rows).
+   */
+  readonly onDeletion?: DeletionHandler;
   /**
    * Upcasts stored events to their current shape before the handler sees them (the same adapter the
    * behaviors use: its `fromJournal(stored, sequenceNr)`). Throwing counts as a handler failure.
@@ -109,6 +123,7 @@ export interface ResolvedProjectionOptions<M, E> {
   readonly source: ProjectionSource;
   readonly offsets: OffsetStore;
   readonly handler: ProjectionHandler<E>;
+  readonly onDeletion: DeletionHandler | undefined;
   readonly eventAdapter: EventAdapter<E> | undefined;
   readonly checkpointEvery: number;
   readonly checkpointAfterMs: number;
@@ -125,6 +140,7 @@ const KNOWN = new Set([
   'source',
   'offsets',
   'handler',
+  'onDeletion',
   'eventAdapter',
   'checkpointEvery',
   'checkpointAfterMs',
@@ -169,6 +185,9 @@ export function resolveProjectionOptions<M, E>(
     );
   }
   if (typeof options.handler !== 'function') throw new TypeError('handler must be a function');
+  if (options.onDeletion !== undefined && typeof options.onDeletion !== 'function') {
+    throw new TypeError('onDeletion must be a function when given');
+  }
   checkSource(options.source);
   if (options.eventAdapter !== undefined && !isObject(options.eventAdapter)) {
     throw new TypeError('eventAdapter must be an object (with fromJournal) when given');
@@ -218,6 +237,7 @@ export function resolveProjectionOptions<M, E>(
     source: options.source,
     offsets: options.offsets,
     handler: options.handler,
+    onDeletion: options.onDeletion,
     eventAdapter: options.eventAdapter,
     checkpointEvery,
     checkpointAfterMs,

@@ -3,6 +3,7 @@ export {
   type AsyncTransactionalOffsetStore,
   canTransact,
   canTransactAsync,
+  type DeletionEnvelope,
   type EventEnvelope,
   type EventQuery,
   type EventsByIdOptions,

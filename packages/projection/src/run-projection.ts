@@ -13,6 +13,7 @@ import { decodeStatus, encodeStatus } from './projection-records';
 import {
   canTransact,
   canTransactAsync,
+  type DeletionEnvelope,
   type EventEnvelope,
   type EventQuery,
   keepsProjectionRecords,
@@ -290,6 +291,8 @@ class Projection<M, E> {
     return openSource(this.o.query as EventQuery, this.o.source, after, {
       live: this.o.live,
       signal,
+      // Deletion markers only for a projection that handles them (they come typed as DeletionEnvelope).
+      deletions: this.o.onDeletion !== undefined,
     }) as AsyncIterable<EventEnvelope<M>>;
   }
 
@@ -323,12 +326,12 @@ class Projection<M, E> {
     for (let attempt = 1; ; attempt++) {
       try {
         const offsets = this.o.offsets;
-        const adapted = this.adapt(envelope);
+        const steps = this.steps(envelope);
         if (this.o.exactlyOnce && canTransact(offsets)) {
           offsets.transactSync(this.o.name, envelope.offset, () => {
             let result: unknown;
-            for (const event of adapted) {
-              result = this.o.handler(event, NO_CONTEXT);
+            for (const step of steps) {
+              result = step(NO_CONTEXT);
               // A promise goes back to transactSync at once, which refuses it (nothing written).
               if (typeof (result as PromiseLike<unknown> | undefined)?.then === 'function') return result;
             }
@@ -336,10 +339,10 @@ class Projection<M, E> {
           });
         } else if (this.o.exactlyOnce && canTransactAsync(offsets)) {
           await offsets.transact(this.o.name, envelope.offset, async (transaction) => {
-            for (const event of adapted) await this.o.handler(event, { transaction });
+            for (const step of steps) await step({ transaction });
           });
         } else {
-          for (const event of adapted) await this.o.handler(event, NO_CONTEXT);
+          for (const step of steps) await step(NO_CONTEXT);
         }
         return undefined;
       } catch (e) {
@@ -374,6 +377,16 @@ class Projection<M, E> {
         if ((await this.retryAfter(e, attempt, undefined)) === STOPPED) return STOPPED;
       }
     }
+  }
+
+  /** What handling one envelope takes: onDeletion for a deletion marker, the handler for each adapted event. */
+  private steps(envelope: EventEnvelope<M>): ((context: ProjectionContext) => unknown)[] {
+    const item = envelope as EventEnvelope<M> | DeletionEnvelope;
+    if (item.deleted) {
+      const onDeletion = this.o.onDeletion!;
+      return [(context) => onDeletion(item, context)];
+    }
+    return this.adapt(envelope).map((event) => (context) => this.o.handler(event, context));
   }
 
   /**

@@ -465,6 +465,75 @@ describe('runProjection on the memory journal', () => {
   });
 });
 
+describe('runProjection with onDeletion', () => {
+  it('hands a deleted id to onDeletion in the global order (a tag projection too), retried like an event; without it deletions pass by', async () => {
+    const { MemoryMessageJournal } = await import('@cairn/actor-core');
+    const journal = await MemoryMessageJournal.open();
+    const offsets = journal.offsetStore();
+    const balances = new Map<string, number>();
+    const log: string[] = [];
+    let failDeletionOnce = true;
+    const handle = await runProjection({
+      name: 'balances',
+      query: journal,
+      source: { tag: 'account' },
+      offsets,
+      backoff: fast,
+      handler: (e: EventEnvelope<unknown>) => {
+        balances.set(e.persistenceId, (balances.get(e.persistenceId) ?? 0) + (e.message as number));
+        log.push(`${e.persistenceId}+${e.message}`);
+      },
+      onDeletion: (marker) => {
+        if (failDeletionOnce) {
+          failDeletionOnce = false;
+          throw new Error('read model busy');
+        }
+        balances.delete(marker.persistenceId);
+        log.push(`${marker.persistenceId} deleted at ${marker.sequenceNr}`);
+      },
+    });
+    const plain: string[] = [];
+    const plainHandle = await runProjection({
+      name: 'plain',
+      query: journal,
+      source: { all: true },
+      offsets,
+      handler: (e: EventEnvelope<unknown>) => {
+        plain.push(`${e.persistenceId}+${e.message}`);
+      },
+    });
+    await journal.append('a', 5, { tags: ['account'] });
+    await journal.append('b', 7, { tags: ['account'] });
+    await journal.deletePersistenceId('a');
+    await journal.append('a', 1, { tags: ['account'] });
+    await until(() => log.length === 4, 'the events and the deletion');
+    expect(log).toEqual(['a+5', 'b+7', 'a deleted at 2', 'a+1']);
+    expect([...balances]).toEqual([
+      ['b', 7],
+      ['a', 1],
+    ]);
+    await until(() => plain.length === 3, 'the plain projection');
+    expect(plain).toEqual(['a+5', 'b+7', 'a+1']);
+    await handle.stop();
+    await plainHandle.stop();
+    await journal.close();
+  });
+
+  it('refuses an onDeletion that is not a function', async () => {
+    const log = new FakeLog();
+    await expect(
+      runProjection({
+        name: 'p',
+        query: log,
+        source: { all: true },
+        offsets: new RecordingOffsets(),
+        handler: () => undefined,
+        onDeletion: 'erase' as never,
+      }),
+    ).rejects.toThrow(/onDeletion must be a function/);
+  });
+});
+
 describe('runProjection on a store that keeps projection records', () => {
   it('refuses a second instance through another journal on the same storage, and records state for operators', async () => {
     const { MemoryJournalStore, MemoryMessageJournal } = await import('@cairn/actor-core');

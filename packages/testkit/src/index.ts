@@ -61,6 +61,7 @@ export {
   journalTruncationGroup,
   journalValidationGroup,
 } from './journal-conformance';
+export { journalDeletionGroup } from './journal-deletion';
 export { journalModelGroup } from './journal-model';
 export { journalQueryGroup } from './journal-query';
 export { journalQueryModelGroup } from './journal-query-model';

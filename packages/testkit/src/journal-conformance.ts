@@ -16,6 +16,7 @@ import {
   registerCase,
   runnerOf,
 } from './conformance-context';
+import { journalDeletionGroup } from './journal-deletion';
 import { journalModelGroup } from './journal-model';
 import { journalQueryGroup } from './journal-query';
 import { journalQueryModelGroup } from './journal-query-model';
@@ -905,6 +906,7 @@ export function journalCapabilitiesGroup(options: JournalConformanceOptions): vo
         repair: ['repairAfterCorruption'],
         flush: ['flush'],
         metrics: ['metrics'],
+        deletion: ['deletePersistenceId'],
       };
       const missing: string[] = [];
       for (const [flag, names] of Object.entries(methods)) {
@@ -943,5 +945,6 @@ export function journalConformance(options: JournalConformanceOptions): void {
     journalModelGroup(options);
     journalQueryGroup(options);
     journalQueryModelGroup(options);
+    journalDeletionGroup(options);
   });
 }

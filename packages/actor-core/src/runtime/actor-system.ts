@@ -4,7 +4,7 @@ import { type HealthCheck, type HealthReport, healthReport } from '../health';
 import { canLease, type Lease } from '../lease';
 import { type ActorSystemMetrics, LatencyRecorder } from '../metrics';
 import { defaultReporter, type Reporter } from '../report';
-import { canReportHealth, type MessageJournal, type SnapshotStore } from '../spi';
+import { canDelete, canReportHealth, type MessageJournal, type SnapshotStore } from '../spi';
 import { checkOptionalObject, describe } from '../validation';
 import { ActorCell, type CellContext } from './actor-cell';
 import { DuplicatePersistenceIdError } from './actor-errors';
@@ -299,10 +299,13 @@ export class ActorSystem {
 
   /**
    * Deletes entity `entityId` of `kind`: its actor in this system is stopped (messages arriving meanwhile
-   * wait), its snapshots are deleted, and its events become unreadable at once (truncated; the journal
-   * keeps the id's highest sequenceNr, so a new incarnation continues after it and never reuses a number).
-   * A snapshot of the behavior's `emptyState` at that highest is saved first, as a tombstone: the next
-   * message starts the entity afresh from it. Resolves once done; the waiting messages then start it.
+   * wait), its events become unreadable at once and its snapshots are deleted. On a journal that declares
+   * `deletion` (every built-in one) this is `deletePersistenceId`: a deletion marker after the id's highest
+   * keeps its numbers from being reused (a new incarnation continues after it), and queries with
+   * `deletions: true` deliver it so read models can erase the entity too. On another journal, a snapshot
+   * of the behavior's `emptyState` at the id's highest is saved first as a tombstone, then the events are
+   * truncated. The next message starts the entity afresh. Resolves once done; the waiting messages then
+   * start it.
    *
    * Other processes serving the same entity are not stopped: an incarnation live there keeps its state in
    * memory and may persist it again. Stop serving the entity elsewhere first. How soon the bytes leave the
@@ -325,6 +328,13 @@ export class ActorSystem {
   ): Promise<void> {
     const id = behavior.persistenceId;
     if (this.cells.has(id)) throw new DuplicatePersistenceIdError(id);
+    if (canDelete(this.journal)) {
+      // The marker first: from then on recovery starts after it, whatever snapshot is left, so a crash
+      // before the snapshots are gone leaves the entity empty, never half deleted.
+      await this.journal.deletePersistenceId(id);
+      await this.snapshots.delete(id);
+      return;
+    }
     const highest = await this.journal.highestSequenceNr(id);
     if (highest === 0) {
       await this.snapshots.delete(id);

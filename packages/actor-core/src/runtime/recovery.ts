@@ -1,5 +1,13 @@
 import { isPersistenceError, RecoveryFailedError } from '../errors';
-import type { MessageJournal, SnapshotCriteria, SnapshotEntry, SnapshotStore } from '../spi';
+import {
+  canDelete,
+  type DeletionMarker,
+  type JournalEntry,
+  type MessageJournal,
+  type SnapshotCriteria,
+  type SnapshotEntry,
+  type SnapshotStore,
+} from '../spi';
 import type { EventSourcedBehavior, Signal } from './behavior';
 
 /** What recovery rebuilt. */
@@ -62,7 +70,17 @@ export async function recover<C, E, S, R>(
   if (expected <= target) {
     const fromJournal = behavior.eventAdapter?.fromJournal?.bind(behavior.eventAdapter);
     try {
-      for await (const entry of journal.readFrom(id, expected, { toSequenceNr: target })) {
+      // With deletions, the id's deletion marker comes too: everything before it is gone, and the entity
+      // starts afresh after it (also over a snapshot taken before the deletion).
+      const entries: AsyncIterable<JournalEntry<unknown> | DeletionMarker> = canDelete(journal)
+        ? journal.readFrom(id, expected, { toSequenceNr: target, deletions: true })
+        : journal.readFrom(id, expected, { toSequenceNr: target });
+      for await (const entry of entries) {
+        if (entry.deleted) {
+          state = behavior.emptyState;
+          expected = entry.sequenceNr + 1;
+          continue;
+        }
         if (entry.sequenceNr !== expected) {
           throw fail(
             `sequenceNr ${expected} is missing from the journal (next found: ${entry.sequenceNr}); ` +
