@@ -230,7 +230,12 @@ export async function verifyAcknowledged(
           );
         }
         if (snapshot.sequenceNr > last) {
-          problems.push(`${id}: snapshot at ${snapshot.sequenceNr} is ahead of the journal (${last})`);
+          const ahead = `${id}: snapshot at ${snapshot.sequenceNr} is ahead of the journal (${last})`;
+          // Where losing acknowledged events is allowed (a deliberately damaged copy whose journal tail was
+          // cut, or fsync off), an intact snapshot past the journal's new end is their consequence, and
+          // recovery refuses it (RecoveryFailedError, as actor mode checks): detected, not served.
+          if (!durable && last < ackedHighest) corruptionDetected.push(ahead);
+          else problems.push(ahead);
         }
       }
       const skipped = options.reports?.some((r) => r.kind === 'snapshot-skipped' && r.persistenceId === id);
