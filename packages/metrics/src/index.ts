@@ -304,6 +304,12 @@ const PROJECTIONS: ReadonlyArray<Definition<ProjectionMetrics>> = [
     'Handler, query and checkpoint errors a projection retried after a backoff',
     (m) => m.retries,
   ],
+  [
+    'projection_behind_seconds',
+    'gauge',
+    'How far behind the journal a projection is: the age of the event in hand, else how old the last one was when handled',
+    (m) => m.behindMs / 1000,
+  ],
   ['projection_checkpoints_total', 'counter', 'Offsets a projection saved', (m) => m.checkpoints],
   [
     'projection_state',
@@ -397,6 +403,9 @@ export function registerPersistenceMetrics(options: PersistenceMetricsOptions): 
     const projection = metered<ProjectionMetrics>(handle, 'projection');
     const withName = { ...labels, projection: projection.metrics().name };
     for (const d of PROJECTIONS) sources.push([d as Definition<never>, () => projection.metrics(), withName]);
+    const healthy = reportsHealth(handle);
+    if (healthy)
+      sources.push([healthGauge('projection') as Definition<never>, () => healthy.health(), withName]);
   }
   if (sources.length === 0) {
     throw new TypeError(

@@ -154,9 +154,12 @@ describe('registerPersistenceMetrics', () => {
     expect(sampleValue(text, `cairn_projection_retries_total${labels}`)).toBe(1);
     expect(sampleValue(text, `cairn_projection_state${labels}`)).toBe(0);
     expect(sampleValue(text, `cairn_projection_lag_seconds${labels}`)).toBeGreaterThanOrEqual(0);
+    expect(sampleValue(text, `cairn_projection_behind_seconds${labels}`)).toBeGreaterThanOrEqual(0);
+    expect(sampleValue(text, `cairn_projection_health_status${labels}`)).toBe(0);
     await handle.stop();
     text = await registry.metrics();
     expect(sampleValue(text, `cairn_projection_state${labels}`)).toBe(1);
+    expect(sampleValue(text, `cairn_projection_health_status${labels}`)).toBe(1);
     expect(sampleValue(text, `cairn_projection_checkpoints_total${labels}`)).toBe(1);
     unregister();
     expect(await registry.metrics()).not.toContain('cairn_projection');

@@ -112,6 +112,11 @@ export interface ProjectionOptions<M = unknown, E = M> {
    * with neither: TypeError at start.
    */
   readonly exactlyOnce?: boolean;
+  /**
+   * `handle.health()` reports the projection degraded once it is more than this many milliseconds behind
+   * the journal (see ProjectionMetrics.behindMs). Default 60 000.
+   */
+  readonly healthyLagMs?: number;
   /** Told of every error that will be retried (the projection goes on); for logs. */
   readonly onRetry?: (error: unknown, attempt: number, event: EventEnvelope<M> | undefined) => void;
 }
@@ -131,6 +136,7 @@ export interface ResolvedProjectionOptions<M, E> {
   readonly backoff: { minBackoffMs: number; maxBackoffMs: number; jitter: number; maxRestarts: number };
   readonly live: boolean;
   readonly exactlyOnce: boolean;
+  readonly healthyLagMs: number;
   readonly onRetry: ProjectionOptions<M, E>['onRetry'];
 }
 
@@ -149,6 +155,7 @@ const KNOWN = new Set([
   'live',
   'exactlyOnce',
   'onRetry',
+  'healthyLagMs',
 ]);
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -211,6 +218,8 @@ export function resolveProjectionOptions<M, E>(
   checkSequenceNr(checkpointEvery, 'checkpointEvery');
   const checkpointAfterMs = options.checkpointAfterMs ?? 1000;
   checkCount(checkpointAfterMs, 'checkpointAfterMs');
+  const healthyLagMs = options.healthyLagMs ?? 60_000;
+  checkCount(healthyLagMs, 'healthyLagMs');
   const maxRetries = options.maxRetries ?? 10;
   checkCount(maxRetries, 'maxRetries');
   if (options.backoff !== undefined && !isObject(options.backoff)) {
@@ -245,6 +254,7 @@ export function resolveProjectionOptions<M, E>(
     backoff,
     live: options.live ?? true,
     exactlyOnce: options.exactlyOnce ?? false,
+    healthyLagMs,
     onRetry: options.onRetry,
   };
 }

@@ -1,4 +1,10 @@
-import { backoffDelay, isPersistenceError } from '@cairn/actor-core';
+import {
+  backoffDelay,
+  type HealthCheck,
+  type HealthReport,
+  healthReport,
+  isPersistenceError,
+} from '@cairn/actor-core';
 import { Checkpointer } from './checkpointer';
 import { openSource } from './projection-admin';
 import { ProjectionFailedError, ProjectionRunningError } from './projection-errors';
@@ -50,6 +56,13 @@ export interface ProjectionMetrics {
    * with the quiet time, so read it together with the journal's appends.
    */
   readonly lagMs: number | undefined;
+  /**
+   * How far behind the journal the projection is, in milliseconds: while an event is in hand (being
+   * handled or retried), now minus that event's timestamp; otherwise how old the last handled event was
+   * when its handler resolved (small once caught up; large while catching up). 0 before the first event.
+   * Unlike `lagMs` it does not grow while nothing is written.
+   */
+  readonly behindMs: number;
   /** Handler, query and checkpoint retries (each one an error that was retried after a backoff). */
   readonly retries: number;
   /** Offsets saved. */
@@ -72,6 +85,12 @@ export interface ProjectionHandle {
    */
   stop(): Promise<void>;
   metrics(): ProjectionMetrics;
+  /**
+   * Synchronous and cheap, for a health endpoint beside `system.health()`: `projection.<name>.state` (ok
+   * while running, degraded once stopped, failed when it gave up) and `projection.<name>.lag` (degraded
+   * when `behindMs` passes `healthyLagMs`, default 60 s; its value in seconds).
+   */
+  health(): HealthReport;
 }
 
 /**
@@ -149,6 +168,10 @@ class Projection<M, E> {
   private eventsHandled = 0;
   private retries = 0;
   private lastEventTimestamp: number | undefined;
+  /** The timestamp of the event being handled (or retried), undefined between events. */
+  private inHand: number | undefined;
+  /** How old the last handled event was when its handler resolved. */
+  private lastDelayMs = 0;
   private readonly done: Promise<ProjectionEnd>;
   readonly handle: ProjectionHandle;
 
@@ -171,6 +194,7 @@ class Projection<M, E> {
       done: this.done,
       stop: () => this.stop(),
       metrics: () => this.metrics(),
+      health: () => this.health(),
     };
   }
 
@@ -193,9 +217,32 @@ class Projection<M, E> {
       savedOffset: this.checkpointer.saved,
       lagMs:
         this.lastEventTimestamp === undefined ? undefined : Math.max(0, Date.now() - this.lastEventTimestamp),
+      behindMs: this.behindMs(),
       retries: this.retries,
       checkpoints: this.checkpointer.saves,
     };
+  }
+
+  private behindMs(): number {
+    return this.inHand === undefined ? this.lastDelayMs : Math.max(0, Date.now() - this.inHand);
+  }
+
+  private health(): HealthReport {
+    const prefix = `projection.${this.o.name}`;
+    const state: HealthCheck =
+      this.state === 'running'
+        ? { name: `${prefix}.state`, status: 'ok', detail: `running (${describeSource(this.o.source)})` }
+        : this.state === 'stopped'
+          ? { name: `${prefix}.state`, status: 'degraded', detail: 'stopped: the read model is not updated' }
+          : { name: `${prefix}.state`, status: 'failed', detail: this.error?.message ?? 'failed' };
+    const behind = this.behindMs();
+    const lag: HealthCheck = {
+      name: `${prefix}.lag`,
+      status: behind > this.o.healthyLagMs ? 'degraded' : 'ok',
+      detail: `${(behind / 1000).toFixed(1)} s behind the journal (healthy up to ${this.o.healthyLagMs / 1000} s)`,
+      value: behind / 1000,
+    };
+    return healthReport([state, lag]);
   }
 
   private async run(): Promise<ProjectionEnd> {
@@ -248,11 +295,14 @@ class Projection<M, E> {
       try {
         for await (const envelope of this.open(this.checkpointer.handled, controller.signal)) {
           queryAttempt = 0;
+          this.inHand = envelope.timestamp;
           const failure = await this.handleWithRetries(envelope);
+          this.inHand = undefined;
           if (failure === STOPPED) return undefined;
           if (failure) return failure;
           this.eventsHandled++;
           this.lastEventTimestamp = envelope.timestamp;
+          this.lastDelayMs = Math.max(0, Date.now() - envelope.timestamp);
           if (this.o.exactlyOnce) this.checkpointer.markSaved(envelope.offset);
           else if (this.checkpointer.markHandled(envelope.offset)) {
             const saveFailure = await this.saveWithRetries();

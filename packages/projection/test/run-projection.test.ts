@@ -465,6 +465,60 @@ describe('runProjection on the memory journal', () => {
   });
 });
 
+describe('projection health', () => {
+  it('is ok while running and caught up, degraded once behind past healthyLagMs or stopped, failed when it gave up', async () => {
+    const { MemoryMessageJournal } = await import('@cairn/actor-core');
+    const journal = await MemoryMessageJournal.open();
+    let release: (() => void) | undefined;
+    let failing = false;
+    const handle = await runProjection({
+      name: 'slow',
+      query: journal,
+      source: { all: true },
+      offsets: journal.offsetStore(),
+      healthyLagMs: 50,
+      maxRetries: 0,
+      handler: async (e: EventEnvelope<unknown>) => {
+        if (failing) throw new Error('read model gone');
+        if (e.message === 'slow') await new Promise<void>((r) => (release = r));
+      },
+    });
+    await journal.append('a', 'quick');
+    await until(() => handle.metrics().eventsHandled === 1, 'the quick event');
+    expect(handle.health()).toEqual({
+      status: 'ok',
+      checks: [
+        { name: 'projection.slow.state', status: 'ok', detail: 'running (all events)' },
+        expect.objectContaining({ name: 'projection.slow.lag', status: 'ok' }),
+      ],
+    });
+    // A handler that takes longer than healthyLagMs: the event in hand ages, the projection is behind.
+    await journal.append('a', 'slow');
+    await until(() => release !== undefined, 'the slow event in hand');
+    await new Promise((r) => setTimeout(r, 80));
+    const behind = handle.health();
+    expect(behind.status).toBe('degraded');
+    expect(behind.checks[1]).toMatchObject({ name: 'projection.slow.lag', status: 'degraded' });
+    expect(behind.checks[1]!.value).toBeGreaterThanOrEqual(0.05);
+    expect(handle.metrics().behindMs).toBeGreaterThanOrEqual(50);
+    release!();
+    await until(() => handle.metrics().eventsHandled === 2, 'the slow event handled');
+    // Caught up: the figure is how late the last event was handled, and it does not grow while quiet.
+    const settled = handle.metrics().behindMs;
+    await new Promise((r) => setTimeout(r, 30));
+    expect(handle.metrics().behindMs).toBe(settled);
+    failing = true;
+    await journal.append('a', 'boom');
+    await handle.done;
+    expect(handle.health().status).toBe('failed');
+    expect(handle.health().checks[0]).toMatchObject({
+      status: 'failed',
+      detail: expect.stringMatching(/handler kept failing/),
+    });
+    await journal.close();
+  });
+});
+
 describe('runProjection with onDeletion', () => {
   it('hands a deleted id to onDeletion in the global order (a tag projection too), retried like an event; without it deletions pass by', async () => {
     const { MemoryMessageJournal } = await import('@cairn/actor-core');
