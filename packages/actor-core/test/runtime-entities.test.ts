@@ -126,26 +126,36 @@ describe('entities: refs by id', () => {
 describe('entities: passivation', () => {
   it('passivates after passivateAfterMs without messages; the next message recovers the state', async () => {
     const world = new MemoryWorld();
-    const system = await systemOn(world, { passivateAfterMs: 40 });
+    const passivateAfterMs = 200;
+    const system = await systemOn(world, { passivateAfterMs });
     const signals = registerAccounts(system);
     const ref = system.entityRef('account', 'a');
     await ref.ask({ type: 'deposit', amount: 5 });
-    // Messages keep it alive: 6 messages 15 ms apart span more than passivateAfterMs.
-    for (let i = 0; i < 6; i++) {
-      await sleep(15);
+    // Messages keep it alive: 10 messages 25 ms apart span more than passivateAfterMs. A machine that
+    // stalls one gap past passivateAfterMs (a loaded CI box) passivates it legitimately: then only the
+    // outcome is checked, not the history.
+    let last = Date.now();
+    let longestGap = 0;
+    for (let i = 0; i < 10; i++) {
+      await sleep(25);
+      longestGap = Math.max(longestGap, Date.now() - last);
       await ref.ask({ type: 'deposit', amount: 1 });
+      last = Date.now();
     }
-    expect(signalsOf(signals.get('a')!, 'stopped')).toEqual([]);
+    const stalled = longestGap >= passivateAfterMs;
+    if (!stalled) expect(signalsOf(signals.get('a')!, 'stopped')).toEqual([]);
     await eventually(() => system.metrics().activeEntities === 0, 'the idle entity passivated');
-    expect(signalsOf(signals.get('a')!, 'stopped')).toEqual([{ type: 'stopped', reason: 'passivated' }]);
     expect(system.lookup('account-a')).toBeUndefined();
-    await expect(ref.ask({ type: 'balance' })).resolves.toBe(11);
-    expect(signalsOf(signals.get('a')!, 'recoveryCompleted').map((s) => s.replayed)).toEqual([0, 7]);
-    expect(system.metrics()).toMatchObject({
-      entityActivations: 2,
-      entityPassivations: 1,
-      activeEntities: 1,
-    });
+    await expect(ref.ask({ type: 'balance' })).resolves.toBe(15);
+    if (!stalled) {
+      expect(signalsOf(signals.get('a')!, 'stopped')).toEqual([{ type: 'stopped', reason: 'passivated' }]);
+      expect(signalsOf(signals.get('a')!, 'recoveryCompleted').map((s) => s.replayed)).toEqual([0, 11]);
+      expect(system.metrics()).toMatchObject({
+        entityActivations: 2,
+        entityPassivations: 1,
+        activeEntities: 1,
+      });
+    }
     await system.terminate();
   });
 

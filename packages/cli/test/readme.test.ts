@@ -117,4 +117,5 @@ test('every console example in the README runs with the output and exit code sho
   } finally {
     await root.remove();
   }
-});
+  // Every example is a CLI process of its own (~13 s in all on an idle machine); room for a busy one.
+}, 120_000);
