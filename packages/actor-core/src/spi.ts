@@ -687,6 +687,13 @@ export interface PersistenceProvider {
    */
   detect?(directory: string, kind: 'journal' | 'snapshots'): Promise<boolean>;
   /**
+   * Optional: where a store opened with `options` keeps its data, in one line for tools' messages (the
+   * stores `cairn verify` names as checked, say), e.g. `postgres postgres://app@db:5432/prod schema "cairn"`.
+   * Never holds a secret: a password in the options is left out or masked. Without it, tools print the
+   * provider's name and `path`.
+   */
+  describe?(kind: 'journal' | 'snapshots', options: Record<string, unknown>): string;
+  /**
    * Optional: the OffsetStore kept with `journal` (which this provider's `createJournal` opened with
    * `options`), e.g. files beside the journal's data or a table in its database. It lives as long as the
    * journal: after the journal closes, its calls reject with JournalClosedError. A provider without it

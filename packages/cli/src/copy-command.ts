@@ -13,7 +13,7 @@ import {
 import { verifyCopy } from './copy-verify';
 import { DumpReader, DumpWriter } from './dump-file';
 import { EXIT_OK, EXIT_PROBLEMS, UsageError } from './exit-codes';
-import { describeStore, openStores } from './open-stores';
+import { openStores } from './open-stores';
 import { ProgressBar } from './progress-bar';
 import { readConfigFile, resolveStores } from './store-location';
 import { type CliOutput, line, printProblems } from './terminal-output';
@@ -82,10 +82,7 @@ export async function copyCommand(opts: CopyCommandOptions, json: boolean, out: 
       const opened = await openStores(sourceStores, { readOnly: true });
       closers.push(() => opened.close());
       reports.push(opened.reports);
-      source = storesAsSource(
-        opened,
-        `${describeStore(opened.journalConfig)} + ${describeStore(opened.snapshotsConfig)}`,
-      );
+      source = storesAsSource(opened, `${opened.journalDescription} + ${opened.snapshotsDescription}`);
     } else {
       if (!(await isFile(opts.fromDump!))) throw new UsageError(`--from-dump ${opts.fromDump}: no such file`);
       const dump = await DumpReader.open(opts.fromDump!);
@@ -109,7 +106,7 @@ export async function copyCommand(opts: CopyCommandOptions, json: boolean, out: 
       });
       closers.push(() => opened.close());
       reports.push(opened.reports);
-      const description = `${describeStore(opened.journalConfig)} + ${describeStore(opened.snapshotsConfig)}`;
+      const description = `${opened.journalDescription} + ${opened.snapshotsDescription}`;
       target = storesAsTarget(opened.journal, opened.snapshots, description);
       readBack = async () => storesAsSource(opened, description);
     } else {

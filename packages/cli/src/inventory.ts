@@ -116,8 +116,12 @@ export interface StoreStats {
   readonly events: number;
   readonly oldestTimestamp: number | undefined;
   readonly newestTimestamp: number | undefined;
+  /** Sizes of the data directories; undefined for a store kept elsewhere (a database) or not given. */
   readonly journal: DirectoryStats | undefined;
   readonly snapshots: DirectoryStats | undefined;
+  /** Where each store keeps its data (see OpenedStores): 'none' when not given. */
+  readonly journalStore: string;
+  readonly snapshotsStore: string;
   readonly problems: Problem[];
 }
 
@@ -189,6 +193,8 @@ export async function storeStats(stores: OpenedStores): Promise<StoreStats> {
     newestTimestamp: newest,
     journal: await directoryStats(stores.journalConfig),
     snapshots: await directoryStats(stores.snapshotsConfig),
+    journalStore: stores.journalDescription,
+    snapshotsStore: stores.snapshotsDescription,
     problems,
   };
 }

@@ -4,6 +4,7 @@ import {
   loadProvider,
   type MessageJournal,
   type OffsetStore,
+  type PersistenceProvider,
   type PersistenceReport,
   type SnapshotStore,
   type StoreConfig,
@@ -19,6 +20,9 @@ export interface OpenedStores {
   readonly offsets: OffsetStore | undefined;
   readonly journalConfig: StoreConfig | undefined;
   readonly snapshotsConfig: StoreConfig | undefined;
+  /** Where each store keeps its data, for messages (its provider's `describe`; never a secret). */
+  readonly journalDescription: string;
+  readonly snapshotsDescription: string;
   /**
    * Everything the backends reported while open (a torn tail cut back on open, corruption found by a
    * scan, a corrupt snapshot skipped by loadLatest), in order. Collected through the `reporter` option
@@ -28,10 +32,31 @@ export interface OpenedStores {
   close(): Promise<void>;
 }
 
-/** "lmdb /data/journal", for headers and messages. */
-export function describeStore(config: StoreConfig | undefined): string {
+/**
+ * "lmdb /data/journal", for headers and messages: the provider's own description when it has one
+ * (`describe`: a database names its server and schema, never a password), else its name and path.
+ */
+export function describeStore(
+  config: StoreConfig | undefined,
+  provider?: PersistenceProvider,
+  kind: 'journal' | 'snapshots' = 'journal',
+): string {
   if (!config) return 'none';
+  if (provider?.describe) {
+    const { provider: _name, ...options } = config;
+    return provider.describe(kind, options);
+  }
   return config.path === undefined ? config.provider : `${config.provider} ${config.path}`;
+}
+
+/** describeStore with the config's provider loaded (a provider that cannot be loaded: name and path). */
+export async function describeConfiguredStore(
+  config: StoreConfig | undefined,
+  kind: 'journal' | 'snapshots',
+): Promise<string> {
+  if (!config) return 'none';
+  const provider = await loadProvider(config.provider).catch(() => undefined);
+  return describeStore(config, provider, kind);
 }
 
 /**
@@ -71,7 +96,7 @@ export async function openStores(
     if (writable) {
       await persistence.close();
       throw new UnsupportedError(
-        `the ${describeStore(writable === journal ? stores.journal : stores.snapshots)} store took readOnly ` +
+        `the ${writable === journal ? await describeConfiguredStore(stores.journal, 'journal') : await describeConfiguredStore(stores.snapshots, 'snapshots')} store took readOnly ` +
           'but does not declare the readOnly capability, so it may have opened writable; it was closed again.',
       );
     }
@@ -82,6 +107,8 @@ export async function openStores(
     offsets: stores.journal ? persistence.offsets : undefined,
     journalConfig: stores.journal,
     snapshotsConfig: stores.snapshots,
+    journalDescription: await describeConfiguredStore(stores.journal, 'journal'),
+    snapshotsDescription: await describeConfiguredStore(stores.snapshots, 'snapshots'),
     reports,
     close: () => persistence.close(),
   };

@@ -55,8 +55,9 @@ function positive(name: string): (value: string) => number {
   };
 }
 
-function directoryLine(label: string, d: DirectoryStats | undefined): string {
-  if (!d) return `${label}: none`;
+/** A store's line of `cairn stats`: its directory's sizes, or where it is when it has no directory. */
+function directoryLine(label: string, d: DirectoryStats | undefined, store: string): string {
+  if (!d) return `${label}: ${store}`;
   const extra = [
     d.segments !== undefined ? `${d.segments} segment(s), ${d.segmentIndexes} index file(s)` : undefined,
     d.snapshotFiles !== undefined ? `${d.snapshotFiles} snapshot file(s)` : undefined,
@@ -312,8 +313,8 @@ export async function runCli(
         line(out.stdout, `events: ${stats.events}`);
         line(out.stdout, `oldest event: ${isoTime(stats.oldestTimestamp)}`);
         line(out.stdout, `newest event: ${isoTime(stats.newestTimestamp)}`);
-        line(out.stdout, directoryLine('journal', stats.journal));
-        line(out.stdout, directoryLine('snapshots', stats.snapshots));
+        line(out.stdout, directoryLine('journal', stats.journal, stats.journalStore));
+        line(out.stdout, directoryLine('snapshots', stats.snapshots, stats.snapshotsStore));
         if (stats.problems.length > 0) {
           line(out.stdout, `${stats.problems.length} id(s) could not be read:`);
           printProblems(out, stats.problems);

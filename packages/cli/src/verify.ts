@@ -7,7 +7,7 @@ import {
 } from '@cairn/actor-core';
 import { mapConcurrently } from './bounded-concurrency';
 import { UsageError } from './exit-codes';
-import { describeStore, type OpenedStores } from './open-stores';
+import type { OpenedStores } from './open-stores';
 import type { ProgressBar } from './progress-bar';
 import { describeRepair, hasRepairHistory } from './repair-history';
 
@@ -347,8 +347,8 @@ export async function verifyStores(stores: OpenedStores, options: VerifyOptions 
   reported.sort((a, b) => (a.persistenceId ?? '').localeCompare(b.persistenceId ?? ''));
   problems.push(...uniqueProblems(reported));
   return {
-    journal: describeStore(stores.journalConfig),
-    snapshots: describeStore(stores.snapshotsConfig),
+    journal: stores.journalDescription,
+    snapshots: stores.snapshotsDescription,
     ids: ids.length,
     events,
     snapshotsVerified,

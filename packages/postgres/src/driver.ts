@@ -51,7 +51,14 @@ export interface SqlDatabaseOptions {
   /** Server-side statement_timeout for every connection, in ms; 0 = none. */
   readonly statementTimeoutMs: number;
   readonly applicationName: string;
+  /**
+   * Every connection's transactions are read-only (`default_transaction_read_only`): the server refuses
+   * any write, a second guard behind the stores' own refusal.
+   */
+  readonly readOnly?: boolean;
 }
+
+const READ_ONLY_SESSION = 'SET default_transaction_read_only = on';
 
 /** SQLSTATE classes after which a write's outcome is unknown: the connection or the server went away. */
 function outcomeUnknown(e: unknown): boolean {
@@ -104,6 +111,8 @@ export function openPgDatabase(options: SqlDatabaseOptions): SqlDatabase {
     application_name: options.applicationName,
     types,
     ...(options.statementTimeoutMs > 0 ? { statement_timeout: options.statementTimeoutMs } : {}),
+    // Awaited by the pool before it hands a new connection out (its failure fails that checkout).
+    ...(options.readOnly ? { onConnect: (client: pg.ClientBase) => client.query(READ_ONLY_SESSION) } : {}),
   };
   if (options.connectionString !== undefined) config.connectionString = options.connectionString;
   const pool = new pg.Pool(config);
@@ -179,6 +188,7 @@ export function openPgDatabase(options: SqlDatabaseOptions): SqlDatabase {
       };
       try {
         await client.connect();
+        if (options.readOnly) await client.query(READ_ONLY_SESSION);
         await client.query(`LISTEN "${channel.replace(/"/g, '""')}"`);
       } catch (e) {
         await close();
@@ -201,6 +211,7 @@ export function openPgDatabase(options: SqlDatabaseOptions): SqlDatabase {
       };
       try {
         await client.connect();
+        if (options.readOnly) await client.query(READ_ONLY_SESSION);
       } catch (e) {
         await close();
         throw e;

@@ -38,7 +38,7 @@ import {
 } from './postgres-options';
 import { describeBlocker, findReaderBlocker, type ReaderBlocker } from './reader-blocker';
 import { rowChecksum } from './record-check';
-import { prepareSchema, type SchemaNames } from './schema';
+import { checkSchemaForReading, prepareSchema, type SchemaNames } from './schema';
 
 /** Rows one read query fetches. */
 const READ_PAGE = 2000;
@@ -100,10 +100,13 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
   /**
    * Persistent; commits run concurrently; several processes may write (the core reads highest sequence
    * numbers from the database, never from memory); grants exclusive leases per id; EventQuery, whose live
-   * queries see other processes' commits (LISTEN/NOTIFY and polling).
+   * queries see other processes' commits (LISTEN/NOTIFY and polling); opens read-only (`readOnly: true`:
+   * the schema must exist at this layout version, nothing is created or migrated, every write, lease,
+   * offset save and projection lock is refused with ReadOnlyError, and the server sessions are read-only).
    */
   readonly capabilities: JournalCapabilities = {
     persistent: true,
+    readOnly: true,
     health: true,
     concurrentCommits: true,
     sharedWriters: true,
@@ -161,6 +164,7 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
   async acquireLease(persistenceId: string, options: LeaseOptions = {}): Promise<Lease> {
     this.checkOpen();
     checkPersistenceId(persistenceId);
+    this.refuseWhenReadOnly('acquireLease');
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
     const { holder, waitMs, ttlMs } = options;
     if (holder !== undefined && (typeof holder !== 'string' || holder.length === 0)) {
@@ -186,7 +190,12 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
    */
   offsetStore(): PostgresOffsetStore {
     this.checkOpen();
-    this.offsetStoreInstance ??= new PostgresOffsetStore(() => this.checkOpen(), this.db, this.names);
+    this.offsetStoreInstance ??= new PostgresOffsetStore(
+      () => this.checkOpen(),
+      this.db,
+      this.names,
+      this.readOnly,
+    );
     return this.offsetStoreInstance;
   }
 
@@ -224,7 +233,8 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
     let journal: PostgresMessageJournal<M>;
     try {
       journal = new PostgresMessageJournal<M>(options, connection);
-      journal.journalId = await prepareSchema(connection.db, connection.names).catch((e: unknown) => {
+      const prepare = options.readOnly ? checkSchemaForReading : prepareSchema;
+      journal.journalId = await prepare(connection.db, connection.names).catch((e: unknown) => {
         if (isPersistenceError(e)) throw e;
         throw storageError(
           e,

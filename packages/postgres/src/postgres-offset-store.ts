@@ -6,6 +6,7 @@ import {
   JournalLockedError,
   type ProjectionLock,
   type ProjectionRecordStore,
+  ReadOnlyError,
 } from '@cairn/actor-core';
 import { type SqlDatabase, type SqlSession, storageError } from './driver';
 import type { SchemaNames } from './schema';
@@ -47,6 +48,8 @@ export class PostgresOffsetStore
     private readonly checkOpen: () => void,
     private readonly db: SqlDatabase,
     private readonly schema: SchemaNames,
+    /** The journal was opened read-only: every write, lock and transaction is refused with ReadOnlyError. */
+    private readonly readOnly = false,
   ) {}
 
   async load(projectionName: string): Promise<string | undefined> {
@@ -127,6 +130,7 @@ export class PostgresOffsetStore
   async lockProjection(projectionName: string): Promise<ProjectionLock> {
     checkProjectionName(projectionName);
     this.checkOpen();
+    this.refuseWhenReadOnly('lockProjection');
     const key = this.lockName(projectionName);
     const where = `${this.db.target} schema "${this.schema.name}" projection "${projectionName}"`;
     let connection: Awaited<ReturnType<SqlDatabase['dedicated']>>;
@@ -187,6 +191,7 @@ export class PostgresOffsetStore
     checkOffsetToSave(offset);
     if (typeof body !== 'function') throw new TypeError('body must be a function');
     this.checkOpen();
+    this.refuseWhenReadOnly('transact');
     let failedInBody = false;
     try {
       return await this.db.transaction(async (tx) => {
@@ -223,8 +228,18 @@ export class PostgresOffsetStore
     return `${this.schema.name}/${projectionName}`;
   }
 
+  private refuseWhenReadOnly(operation: string): void {
+    if (this.readOnly) {
+      throw new ReadOnlyError(
+        `${this.db.target} schema "${this.schema.name}"`,
+        `offsets ${operation} refused, nothing written`,
+      );
+    }
+  }
+
   private async run<T>(what: string, writing: boolean, call: (s: SqlSession) => Promise<T>): Promise<T> {
     this.checkOpen();
+    if (writing) this.refuseWhenReadOnly(what);
     try {
       return await call(this.db);
     } catch (e) {

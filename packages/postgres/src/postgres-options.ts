@@ -43,6 +43,7 @@ const CONNECTION_OPTION_TYPES: Readonly<Record<string, OptionType>> = {
   },
   poolSize: { check: (v) => Number.isSafeInteger(v) && (v as number) >= 1, expected: 'an integer >= 1' },
   statementTimeoutMs: 'integer',
+  readOnly: 'boolean',
 };
 
 const withoutPath = (types: Readonly<Record<string, OptionType>>) =>
@@ -71,7 +72,10 @@ export interface Connection {
  * Checks the connection options (TypeError/RangeError naming the option, nothing opened) and opens a
  * pool; connections are made on first use.
  */
-export function connect(options: PostgresConnectionOptions, role: string): Connection {
+export function connect(
+  options: PostgresConnectionOptions & { readonly readOnly?: boolean },
+  role: string,
+): Connection {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new TypeError('options must be an object ({ connectionString, schema })');
   }
@@ -97,7 +101,8 @@ export function connect(options: PostgresConnectionOptions, role: string): Conne
     ...(connectionString !== undefined ? { connectionString } : {}),
     poolSize: size,
     statementTimeoutMs: statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS,
-    applicationName: `cairn ${role}`,
+    applicationName: `cairn ${role}${options.readOnly ? ' (read-only)' : ''}`,
+    ...(options.readOnly ? { readOnly: true } : {}),
   });
   return { db, names, poolSize: size };
 }

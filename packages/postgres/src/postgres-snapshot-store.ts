@@ -18,7 +18,7 @@ import {
   type PostgresSnapshotStoreOptions,
 } from './postgres-options';
 import { rowChecksum } from './record-check';
-import { prepareSchema, type SchemaNames } from './schema';
+import { checkSchemaForReading, prepareSchema, type SchemaNames } from './schema';
 
 /** Ids per page of persistenceIds(). */
 const IDS_PAGE = 1000;
@@ -37,9 +37,14 @@ interface SnapshotRow {
  * reported by loadLatest and skipped in favour of an older one, never deleted automatically.
  */
 export class PostgresSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
-  /** Snapshots survive close() and a reopen; several processes may share the table. */
+  /**
+   * Snapshots survive close() and a reopen; several processes may share the table. Opens read-only
+   * (`readOnly: true`: the schema must exist at this layout version, nothing is created or migrated,
+   * save, delete and prune are refused with ReadOnlyError, and the server sessions are read-only).
+   */
   readonly capabilities: SnapshotStoreCapabilities = {
     persistent: true,
+    readOnly: true,
     health: true,
     import: true,
     metrics: true,
@@ -67,7 +72,8 @@ export class PostgresSnapshotStore<S = unknown> extends AbstractSnapshotStore<S>
     const connection = connect(options, 'snapshots');
     try {
       const store = new PostgresSnapshotStore<S>(options, connection);
-      await prepareSchema(connection.db, connection.names).catch((e: unknown) => {
+      const prepare = options.readOnly ? checkSchemaForReading : prepareSchema;
+      await prepare(connection.db, connection.names).catch((e: unknown) => {
         if (isPersistenceError(e)) throw e;
         throw storageError(
           e,

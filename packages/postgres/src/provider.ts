@@ -1,6 +1,8 @@
 import { checkOptionTypes, type PersistenceProvider } from '@cairn/actor-core';
+import { describeTarget } from './driver';
 import { PostgresMessageJournal } from './postgres-message-journal';
 import {
+  DEFAULT_SCHEMA,
   POSTGRES_JOURNAL_OPTION_TYPES,
   POSTGRES_SNAPSHOT_OPTION_TYPES,
   type PostgresMessageJournalOptions,
@@ -22,6 +24,9 @@ export const provider: PersistenceProvider = {
     }
     return journal.offsetStore();
   },
+  // The server, user, database and schema; the password never (describeTarget leaves it out).
+  describe: (_kind, options) =>
+    `postgres ${describeTarget(typeof options.connectionString === 'string' ? options.connectionString : undefined)} schema "${typeof options.schema === 'string' ? options.schema : DEFAULT_SCHEMA}"`,
   validateOptions: (kind, options) =>
     checkOptionTypes(
       options,

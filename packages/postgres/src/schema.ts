@@ -1,4 +1,4 @@
-import { isJournalId, newJournalId, StorageError } from '@cairn/actor-core';
+import { isJournalId, newJournalId, ReadOnlyError, StorageError } from '@cairn/actor-core';
 import type { SqlDatabase, SqlSession } from './driver';
 
 /**
@@ -145,4 +145,35 @@ async function readJournalId(session: SqlSession, s: SchemaNames): Promise<strin
     );
   }
   return row.value;
+}
+
+/**
+ * For a read-only open: checks that the schema holds tables of this layout version, creating and changing
+ * nothing, and returns the journal id. A missing schema is a StorageError (a read-only open never creates
+ * one); an older layout a ReadOnlyError (bringing it up to date takes a writable open); a newer one is
+ * refused as on any open.
+ */
+export async function checkSchemaForReading(db: SqlDatabase, s: SchemaNames): Promise<string> {
+  const [found] = await db.query<{ meta: string | null }>(`SELECT to_regclass($1)::text AS meta`, [
+    `${s.quoted}.cairn_meta`,
+  ]);
+  if (!found?.meta) {
+    throw new StorageError(
+      `no Cairn schema "${s.name}" on ${db.target} (no ${s.meta} table); a read-only open never creates one`,
+    );
+  }
+  const version = await storedVersion(db, s);
+  if (version === undefined) {
+    throw new StorageError(
+      `schema "${s.name}" on ${db.target} records no layout version; it was not made by Cairn or was altered`,
+    );
+  }
+  if (version > SCHEMA_VERSION) refuseNewer(version, s, db.target);
+  if (version < SCHEMA_VERSION) {
+    throw new ReadOnlyError(
+      `schema "${s.name}" on ${db.target}`,
+      `it has layout version ${version}, which a writable open brings up to ${SCHEMA_VERSION}; a read-only open changes nothing`,
+    );
+  }
+  return readJournalId(db, s);
 }
