@@ -557,6 +557,103 @@ export abstract class AbstractMessageJournal<M = unknown>
   }
 
   /**
+   * Writes entries of several ids in the order given, each keeping its sequenceNr, timestamp and tags: for
+   * tools that copy a journal in its global order (`cairn copy`), so that queries on this journal deliver
+   * the entries in the order they came in. Per id, as for importEntries: consecutive, continuing the id's
+   * highest exactly (an id that never had events may start above 1, the numbers below recorded as
+   * truncated). At most `maxBatchSize` entries (more is a RangeError). Waits for the commits in flight,
+   * then commits the entries together in one commit, so they get positions in the global order in the
+   * order given, after everything committed before. Any invalid entry is a RangeError or TypeError and
+   * writes nothing; nothing else should write these ids meanwhile.
+   */
+  async importInOrder(
+    entries: readonly (Omit<JournalEntry<M>, 'tags'> & { readonly tags?: readonly string[] })[],
+  ): Promise<void> {
+    this.checkOpen();
+    if (!Array.isArray(entries)) throw new TypeError('entries must be an array');
+    if (entries.length === 0) throw new RangeError('importInOrder needs at least one entry');
+    if (entries.length > this.maxBatchSize) {
+      throw new RangeError(
+        `importInOrder takes at most maxBatchSize (${this.maxBatchSize}) entries, got ${entries.length}`,
+      );
+    }
+    // Runs of consecutive entries of one id, in order; per id, each run continues the one before.
+    const runs: { id: string; entries: (typeof entries)[number][] }[] = [];
+    const lastOf = new Map<string, number>();
+    const firstOf = new Map<string, number>();
+    entries.forEach((e, i) => {
+      checkPersistenceId(e?.persistenceId);
+      checkSequenceNr(e.sequenceNr, `entries[${i}].sequenceNr`);
+      checkCount(e.timestamp, `entries[${i}].timestamp`);
+      const last = lastOf.get(e.persistenceId);
+      if (last !== undefined && e.sequenceNr !== last + 1) {
+        throw new RangeError(
+          `entries of "${e.persistenceId}" must be consecutive: ${last} is followed by ${e.sequenceNr}`,
+        );
+      }
+      if (last === undefined) firstOf.set(e.persistenceId, e.sequenceNr);
+      lastOf.set(e.persistenceId, e.sequenceNr);
+      const run = runs[runs.length - 1];
+      if (run !== undefined && run.id === e.persistenceId) run.entries.push(e);
+      else runs.push({ id: e.persistenceId, entries: [e] });
+    });
+    const tags = entries.map((e, i) => (e.tags === undefined ? NO_TAGS : checkTags(e.tags, `entries[${i}]`)));
+    const payloads = runs.map((run) =>
+      this.encodeAll(
+        run.id,
+        run.entries.map((e) => e.message),
+      ),
+    );
+    for (const id of firstOf.keys()) await this.gate(id, 'importInOrder');
+    const states = new Map<string, IdState>();
+    for (const [id, first] of firstOf) {
+      const state = this.ids.get(id) ?? (await this.loadState(id));
+      if (this.lifecycle === 'closed') throw new JournalClosedError('journal');
+      if (first !== state.assigned + 1 && !(first > 1 && state.assigned === 0)) {
+        throw new RangeError(
+          `imported entries of "${id}" must start at ${state.assigned + 1} (its highest + 1), not ${first}`,
+        );
+      }
+      states.set(id, state);
+    }
+    // Every id checked: only now is anything recorded (the truncated numbers of ids that start above 1).
+    for (const [id, first] of firstOf) {
+      const state = states.get(id)!;
+      if (first > 1 && state.assigned === 0) await this.startAfter(id, state, first - 1, 'importInOrder');
+    }
+    // Alone in its commit: what is in flight commits first, and nothing is pipelined beside this one.
+    await this.groupCommit?.drain();
+    this.checkOpen();
+    for (const [id, first] of firstOf) {
+      if (this.ids.get(id) !== states.get(id) || states.get(id)!.assigned !== first - 1) {
+        throw new RangeError(`"${id}" was written meanwhile: importInOrder wrote nothing`);
+      }
+    }
+    const shared = this.capabilities.sharedWriters === true;
+    let at = 0;
+    const writes = runs.map((run, r) => {
+      const events: StoredEvent[] = run.entries.map((e, k) => ({
+        sequenceNr: e.sequenceNr,
+        timestamp: e.timestamp,
+        serializerId: this.serializer.id,
+        payload: payloads[r]![k]!,
+        tags: tags[at + k]!.length > 0 ? tags[at + k] : undefined,
+      }));
+      at += run.entries.length;
+      const write: QueuedAppend = {
+        persistenceId: run.id,
+        events,
+        expected: shared ? run.entries[0]!.sequenceNr - 1 : undefined,
+      };
+      const bytes = payloadBytes(payloads[r]!);
+      if (this.maxDiskBytes !== undefined) this.checkDiskLimit(run.id, bytes);
+      return { state: states.get(run.id)!, write, bytes };
+    });
+    // Queued in one go, in order, with nothing in flight: one commit takes them all (they fit in one).
+    await Promise.all(writes.map(({ state, write, bytes }) => this.enqueue(state, write, bytes)));
+  }
+
+  /**
    * Records that an id which has never had events had them up to `highest`, all truncated: afterwards
    * highestSequenceNr answers `highest`, reads find nothing, and the next append is numbered
    * `highest + 1`. For tools that copy a journal (an id whose events were all deleted after a snapshot

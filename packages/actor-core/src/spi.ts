@@ -461,6 +461,13 @@ export interface ImportableJournal<M = unknown> extends MessageJournal<M> {
    */
   importEntries(persistenceId: string, entries: readonly JournalEntry<M>[]): Promise<void>;
   /**
+   * Writes entries of several ids in the order given (at most the journal's maxBatchSize), each id's
+   * consecutive and continuing its highest as for importEntries, in one commit after those in flight:
+   * the journal's global order then has them in the order given. For copying a journal in its global
+   * order. Anything invalid is a RangeError or TypeError and writes nothing.
+   */
+  importInOrder(entries: readonly JournalEntry<M>[]): Promise<void>;
+  /**
    * Records that an id which never had events had them up to `highest`, all truncated: highestSequenceNr
    * answers `highest` and the next append gets `highest + 1`. RangeError, changing nothing, when the id
    * has events or a higher highest.

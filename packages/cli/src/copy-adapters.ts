@@ -1,8 +1,10 @@
 import { isDeepStrictEqual } from 'node:util';
 import {
+  canFlush,
   canImport,
   canImportSnapshots,
   canListSnapshotIds,
+  canQuery,
   type JournalEntry,
   type MessageJournal,
   type ReadOptions,
@@ -28,6 +30,12 @@ export interface CopySource {
   readFrom(persistenceId: string, fromSequenceNr: number, options?: ReadOptions): AsyncIterable<JournalEntry>;
   /** Undefined when there is no snapshot store. */
   loadLatest?(persistenceId: string, criteria?: SnapshotCriteria): Promise<SnapshotEntry | undefined>;
+  /**
+   * Every surviving event of every id in the source's global order (the order its queries, and so its
+   * projections, deliver them), up to what was committed when the iteration started. Undefined when the
+   * source has no global order (a journal without queries, a dump).
+   */
+  globalOrder?(): AsyncIterable<JournalEntry>;
 }
 
 /** Where `cairn copy` writes. */
@@ -45,6 +53,14 @@ export interface CopyTarget {
   /** True when copied snapshots keep their original timestamps (a dump, or a store with importSnapshot). */
   readonly keepsSnapshotTimestamps: boolean;
   readonly hasSnapshots: boolean;
+  /**
+   * Writes entries of several ids in the order given, in one commit, so that the target's global order
+   * has them in that order (a journal with queries and `importInOrder`). Undefined when the target has no
+   * global order of its own (a dump keeps each id's events together).
+   */
+  appendInOrder?(entries: readonly JournalEntry[]): Promise<void>;
+  /** The most entries one appendInOrder takes (the journal's maxBatchSize). */
+  readonly maxInOrder?: number;
   /**
    * Ids copied at once. A journal takes several (their appends share group commits, so a durable target
    * syncs far less often); a dump takes one, so each id's lines stay together and in order.
@@ -80,6 +96,7 @@ export function storesAsSource(stores: OpenedStores, description: string): CopyS
     readFrom: (id, from, options) =>
       journal ? journal.readFrom(id, from, options) : (async function* () {})(),
     ...(snapshots ? { loadLatest: (id: string, c?: SnapshotCriteria) => snapshots.loadLatest(id, c) } : {}),
+    ...(journal && canQuery(journal) ? { globalOrder: () => journal.allEvents({ live: false }) } : {}),
   };
 }
 
@@ -113,6 +130,12 @@ export function storesAsTarget(
     keepsTags: importer !== undefined,
     keepsSnapshotTimestamps: snapshotImporter !== undefined,
     hasSnapshots: snapshots !== undefined,
+    ...(importer && canQuery(importer)
+      ? {
+          appendInOrder: (entries: readonly JournalEntry[]) => importer.importInOrder(entries),
+          ...(canFlush(importer) ? { maxInOrder: importer.maxBatchSize } : {}),
+        }
+      : {}),
     parallelIds: 8,
     highestSequenceNr: (id) => (journal ? journal.highestSequenceNr(id) : Promise.resolve(0)),
     async eventAt(id, sequenceNr) {

@@ -10,7 +10,7 @@ import {
   storesAsSource,
   storesAsTarget,
 } from './copy-adapters';
-import { verifyCopy } from './copy-verify';
+import { verifyCopy, verifyOrder } from './copy-verify';
 import { DumpReader, DumpWriter } from './dump-file';
 import { EXIT_OK, EXIT_PROBLEMS, UsageError } from './exit-codes';
 import { openStores } from './open-stores';
@@ -138,11 +138,14 @@ export async function copyCommand(opts: CopyCommandOptions, json: boolean, out: 
     });
     await quarantine?.finish();
     const leftOut = copied.ids.filter((i) => i.notCopied !== undefined).map((i) => i.persistenceId);
-    const verification = await verifyCopy(source, await readBack(leftOut), copied.ids, {
+    const copy = await readBack(leftOut);
+    const verification = await verifyCopy(source, copy, copied.ids, {
       timestamps: target.keepsTimestamps,
       tags: target.keepsTags,
       snapshotTimestamps: target.keepsSnapshotTimestamps,
     });
+    // Copied in the source's global order: the copy's queries must deliver them in that order.
+    const order = copied.inGlobalOrder ? await verifyOrder(source, copy, copied.ids) : undefined;
     // A target that fails to close (its last sync) is not known to hold the copy.
     const closeErrors = await closeAll(closers);
     if (closeErrors.length > 0) throw closeErrors[0];
@@ -153,7 +156,12 @@ export async function copyCommand(opts: CopyCommandOptions, json: boolean, out: 
       if (problem) reported.push(problem);
       else notes.push(`${report.kind}: ${report.message}`);
     }
-    const problems = [...copied.problems, ...uniqueProblems(reported), ...verification.problems];
+    const problems = [
+      ...copied.problems,
+      ...uniqueProblems(reported),
+      ...verification.problems,
+      ...(order?.problems ?? []),
+    ];
     const notCopied = copied.ids.filter((i) => i.notCopied !== undefined);
     const ok = problems.length === 0 && notCopied.length === 0;
     if (json)
@@ -163,7 +171,11 @@ export async function copyCommand(opts: CopyCommandOptions, json: boolean, out: 
           ...copied,
           problems,
           notes,
-          verified: { events: verification.events, snapshots: verification.snapshots },
+          verified: {
+            events: verification.events,
+            snapshots: verification.snapshots,
+            ...(order ? { inGlobalOrder: order.events } : {}),
+          },
           ok,
         }),
       );
@@ -180,6 +192,9 @@ export async function copyCommand(opts: CopyCommandOptions, json: boolean, out: 
         out.stdout,
         `verified: ${verification.events} event(s) and ${verification.snapshots} snapshot(s) equal in source and copy`,
       );
+      if (order && order.problems.length === 0) {
+        line(out.stdout, `order: ${order.events} event(s) in the source's global order`);
+      }
       for (const n of notes) line(out.stdout, `note: ${n}`);
       for (const i of notCopied) line(out.stdout, `not copied: "${i.persistenceId}": ${i.notCopied}`);
       for (const i of copied.ids)

@@ -155,3 +155,64 @@ async function compareSnapshots({ source, copy, id, kept, mismatch, upTo }: Comp
   }
   return snapshots;
 }
+
+/**
+ * After a copy in the global order: walks both global orders and checks that the copied ids' events come
+ * in the same order in the copy as in the source (events of other ids, and source events committed after
+ * the copy planned an id, are left out of the comparison). Resolves to how many events were compared, and
+ * a problem at the first place the orders differ.
+ */
+export async function verifyOrder(
+  source: CopySource,
+  copy: CopySource,
+  copied: readonly IdCopy[],
+): Promise<{ problems: Problem[]; events: number }> {
+  if (!source.globalOrder || !copy.globalOrder) return { problems: [], events: 0 };
+  const highest = new Map(
+    copied.filter((c) => c.notCopied === undefined).map((c) => [c.persistenceId, c.sourceHighest]),
+  );
+  const relevant = async function* (events: AsyncIterable<JournalEntry>) {
+    for await (const e of events) {
+      const upTo = highest.get(e.persistenceId);
+      if (upTo !== undefined && e.sequenceNr <= upTo) yield e;
+    }
+  };
+  const a = relevant(source.globalOrder())[Symbol.asyncIterator]();
+  const b = relevant(copy.globalOrder())[Symbol.asyncIterator]();
+  let events = 0;
+  const differ = (message: string, at?: JournalEntry): { problems: Problem[]; events: number } => ({
+    problems: [
+      {
+        kind: 'read-failed',
+        ...(at ? { persistenceId: at.persistenceId, sequenceNr: at.sequenceNr } : {}),
+        message: `copy differs: ${message}`,
+      },
+    ],
+    events,
+  });
+  try {
+    for (;;) {
+      const [x, y] = [await a.next(), await b.next()];
+      if (x.done && y.done) return { problems: [], events };
+      if (x.done || y.done) {
+        const extra = (x.done ? y.value : x.value) as JournalEntry;
+        return differ(
+          `in the global order, "${extra.persistenceId}" event ${extra.sequenceNr} is only in the ${x.done ? 'copy' : 'source'}`,
+          extra,
+        );
+      }
+      if (x.value.persistenceId !== y.value.persistenceId || x.value.sequenceNr !== y.value.sequenceNr) {
+        return differ(
+          `the global order differs after ${events} event(s): the source has "${x.value.persistenceId}" event ${x.value.sequenceNr} where the copy has "${y.value.persistenceId}" event ${y.value.sequenceNr}`,
+          x.value,
+        );
+      }
+      events++;
+    }
+  } catch (e) {
+    return { problems: [problemOf(e, '')], events };
+  } finally {
+    await a.return?.();
+    await b.return?.();
+  }
+}

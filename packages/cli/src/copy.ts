@@ -3,7 +3,7 @@ import { isPersistenceError, JournalCorruptedError, type JournalEntry } from '@c
 import { mapConcurrently } from './bounded-concurrency';
 import { type CopySource, type CopyTarget, snapshotChain } from './copy-adapters';
 import type { ProgressBar } from './progress-bar';
-import { type Problem, problemOf } from './verify';
+import { type Problem, problemOf, uniqueProblems } from './verify';
 
 /** How one id fared. */
 export interface IdCopy {
@@ -48,6 +48,12 @@ export interface CopyResult {
   readonly ids: IdCopy[];
   readonly eventsCopied: number;
   readonly snapshotsCopied: number;
+  /**
+   * True when the events were written in the source's global order (a source with queries into a target
+   * with queries, no salvage, the walk not stopped by a read error), so the target's queries deliver
+   * them in the source's order.
+   */
+  readonly inGlobalOrder: boolean;
   /** Problems met while copying (corrupt source data) and those found verifying the target afterwards. */
   readonly problems: Problem[];
   /** Events and snapshots compared after the copy. */
@@ -294,19 +300,34 @@ async function copySnapshots(
   return { copied, alreadyThere };
 }
 
-/** Copies one id (see copyData); its outcome and the problems met. */
-async function copyId(
+/** One id being copied: its plan, how far its events got, and what went wrong. */
+interface IdWork {
+  readonly id: string;
+  readonly sourceHighest: number;
+  /** The target's highest before this run. */
+  readonly startedAt: number;
+  readonly plan: IdPlan;
+  /** The target's highest as the copy goes on (what the next chunk continues). */
+  readonly progress: { already: number };
+  readonly problems: Problem[];
+  eventsCopied: number;
+  notCopied: string | undefined;
+  salvaged: SalvageOutcome | undefined;
+}
+
+/** Plans one id (see planId); a salvage also takes an id whose very first event is damaged. */
+async function planWork(
   source: CopySource,
   target: CopyTarget,
   id: string,
-  options: { readonly chunkSize: number; readonly salvage?: CopyOptions['salvage'] },
-): Promise<{ result: IdCopy; problems: Problem[] }> {
+  salvage: CopyOptions['salvage'],
+): Promise<IdWork> {
   const problems: Problem[] = [];
   const sourceHighest = await source.highestSequenceNr(id);
   const startedAt = await target.highestSequenceNr(id);
   let plan = await planId(source, target, id, sourceHighest, startedAt, problems);
   if (
-    options.salvage &&
+    salvage &&
     plan.copy === 'nothing' &&
     plan.first === undefined &&
     plan.notCopied?.startsWith('its first event cannot be read')
@@ -318,15 +339,36 @@ async function copyId(
       first: { persistenceId: id, sequenceNr: 1, timestamp: 0, message: undefined, tags: [] },
     };
   }
-  let notCopied = plan.copy === 'nothing' ? plan.notCopied : undefined;
-  let salvaged: SalvageOutcome | undefined;
-  let eventsCopied = 0;
-  const progress = { already: startedAt };
+  return {
+    id,
+    sourceHighest,
+    startedAt,
+    plan,
+    progress: { already: startedAt },
+    problems,
+    eventsCopied: 0,
+    notCopied: plan.copy === 'nothing' ? plan.notCopied : undefined,
+    salvaged: undefined,
+  };
+}
+
+/**
+ * Copies the id's events the target does not hold yet (after `progress.already`), one id's read; a read
+ * error stops it (and, with a salvage, sends the readable rest to the quarantine).
+ */
+async function copyIdEvents(
+  source: CopySource,
+  target: CopyTarget,
+  work: IdWork,
+  options: { readonly chunkSize: number; readonly salvage?: CopyOptions['salvage'] },
+): Promise<void> {
+  const { id, plan, progress, problems, sourceHighest } = work;
   try {
     let readError: unknown;
-    if (plan.copy === 'events') {
-      const from = Math.max(plan.first.sequenceNr, startedAt + 1);
-      ({ copied: eventsCopied, readError } = await copyEvents(
+    if (plan.copy === 'events' && progress.already < sourceHighest) {
+      const from = Math.max(plan.first.sequenceNr, progress.already + 1);
+      let copied: number;
+      ({ copied, readError } = await copyEvents(
         source,
         target,
         id,
@@ -335,12 +377,13 @@ async function copyId(
         options.chunkSize,
         progress,
       ));
+      work.eventsCopied += copied;
     }
     if (readError !== undefined) {
       problems.push(problemOf(readError, id));
       const damaged = damagedSequenceNr(readError);
       if (options.salvage && damaged !== undefined) {
-        salvaged = await quarantineTail(
+        work.salvaged = await quarantineTail(
           source,
           options.salvage.quarantine,
           id,
@@ -351,41 +394,133 @@ async function copyId(
           problems,
         );
       } else {
-        notCopied = `copying stopped after sequenceNr ${progress.already}: ${(readError as Error).message}`;
+        work.notCopied = `copying stopped after sequenceNr ${progress.already}: ${(readError as Error).message}`;
       }
-    } else if (notCopied === undefined && target.keepsNumbering && sourceHighest > 0) {
+    } else if (work.notCopied === undefined && target.keepsNumbering && sourceHighest > 0) {
       await target.markHighest(id, sourceHighest);
     }
   } catch (e) {
     problems.push(problemOf(e, id));
-    notCopied = `copying stopped after sequenceNr ${progress.already}: ${(e as Error).message}`;
+    work.notCopied = `copying stopped after sequenceNr ${progress.already}: ${(e as Error).message}`;
   }
+}
+
+/** After its events: the id's snapshots, and its outcome. */
+async function finishId(source: CopySource, target: CopyTarget, work: IdWork): Promise<IdCopy> {
+  const { id, problems, plan, startedAt } = work;
   let snapshots = { copied: 0, alreadyThere: 0 };
   // Snapshots only where the events are complete: a snapshot ahead of its journal would make the
   // target recover to a state its events do not reach (after a salvage: up to what was kept).
   const { loadLatest } = source;
-  if (notCopied === undefined && target.hasSnapshots && loadLatest) {
+  if (work.notCopied === undefined && target.hasSnapshots && loadLatest) {
     try {
-      snapshots = await copySnapshots({ ...source, loadLatest }, target, id, salvaged?.keptThrough);
+      snapshots = await copySnapshots({ ...source, loadLatest }, target, id, work.salvaged?.keptThrough);
     } catch (e) {
       problems.push(problemOf(e, id));
-      notCopied = `snapshots not copied: ${(e as Error).message}`;
+      work.notCopied = `snapshots not copied: ${(e as Error).message}`;
     }
   }
   await target.idDone(id);
   return {
-    problems,
-    result: {
-      persistenceId: id,
-      sourceHighest,
-      eventsCopied,
-      eventsAlreadyThere: Math.max(0, startedAt - Math.max(0, (plan.first?.sequenceNr ?? 1) - 1)),
-      snapshotsCopied: snapshots.copied,
-      snapshotsAlreadyThere: snapshots.alreadyThere,
-      ...(notCopied === undefined ? {} : { notCopied }),
-      ...(salvaged === undefined ? {} : { salvaged }),
-    },
+    persistenceId: id,
+    sourceHighest: work.sourceHighest,
+    eventsCopied: work.eventsCopied,
+    eventsAlreadyThere: Math.max(0, startedAt - Math.max(0, (plan.first?.sequenceNr ?? 1) - 1)),
+    snapshotsCopied: snapshots.copied,
+    snapshotsAlreadyThere: snapshots.alreadyThere,
+    ...(work.notCopied === undefined ? {} : { notCopied: work.notCopied }),
+    ...(work.salvaged === undefined ? {} : { salvaged: work.salvaged }),
   };
+}
+
+/** Copies one id (see copyData); its outcome and the problems met. */
+async function copyId(
+  source: CopySource,
+  target: CopyTarget,
+  id: string,
+  options: { readonly chunkSize: number; readonly salvage?: CopyOptions['salvage'] },
+): Promise<{ result: IdCopy; problems: Problem[] }> {
+  const work = await planWork(source, target, id, options.salvage);
+  await copyIdEvents(source, target, work, options);
+  const result = await finishId(source, target, work);
+  return { result, problems: work.problems };
+}
+
+/**
+ * Copies the events of the planned ids in the source's global order: chunks of up to `chunkSize` events
+ * as they come in that order (several ids mixed), each written in that order in one commit
+ * (`appendInOrder`) before the next starts, so the target's global order is the source's. Events of ids
+ * not planned for copying, already in the target, or committed after the ids were planned are passed
+ * over; an id whose events do not continue what the target holds, or whose write failed, leaves the walk
+ * (its own copy afterwards continues from what the target holds, and stops there with the reason).
+ * Resolves to the read error that ended the walk, if one did.
+ */
+async function copyInGlobalOrder(
+  events: AsyncIterable<JournalEntry>,
+  target: CopyTarget & Required<Pick<CopyTarget, 'appendInOrder'>>,
+  works: ReadonlyMap<string, IdWork>,
+  chunkSize: number,
+): Promise<unknown> {
+  // The next sequenceNr each id's walk takes; an id out of the walk is not in it.
+  const next = new Map<IdWork, number>();
+  for (const work of works.values()) {
+    if (work.plan.copy === 'events' && work.notCopied === undefined && work.startedAt < work.sourceHighest) {
+      next.set(work, Math.max(work.plan.first.sequenceNr, work.startedAt + 1));
+    }
+  }
+  let chunk: { work: IdWork; entry: JournalEntry }[] = [];
+  const flush = async () => {
+    const writing = chunk;
+    chunk = [];
+    if (writing.length === 0) return;
+    try {
+      await target.appendInOrder(writing.map((c) => c.entry));
+      for (const { work, entry } of writing) {
+        work.progress.already = entry.sequenceNr;
+        work.eventsCopied++;
+      }
+    } catch {
+      // Out of the walk: each id's own copy continues from what the target really holds.
+      for (const work of new Set(writing.map((c) => c.work))) {
+        next.delete(work);
+        const held = await target.highestSequenceNr(work.id).catch(() => work.progress.already);
+        if (held > work.progress.already && held <= work.sourceHighest) {
+          work.eventsCopied += held - work.progress.already;
+          work.progress.already = held;
+        }
+      }
+    }
+  };
+  const iterator = events[Symbol.asyncIterator]();
+  let readError: unknown;
+  try {
+    for (;;) {
+      let item: IteratorResult<JournalEntry>;
+      try {
+        item = await iterator.next();
+      } catch (e) {
+        readError = e;
+        break;
+      }
+      if (item.done) break;
+      const entry = item.value;
+      const work = works.get(entry.persistenceId);
+      const expected = work === undefined ? undefined : next.get(work);
+      if (work === undefined || expected === undefined || entry.sequenceNr < expected) continue;
+      if (entry.sequenceNr !== expected || entry.sequenceNr > work.sourceHighest) {
+        // A gap (or an event past what was planned): the id's own copy reads it again and says why.
+        next.delete(work);
+        continue;
+      }
+      chunk.push({ work, entry });
+      next.set(work, expected + 1);
+      if (chunk.length >= chunkSize) await flush();
+    }
+    await flush();
+  } finally {
+    await iterator.return?.();
+  }
+  return readError;
 }
 
 /**
@@ -407,22 +542,57 @@ export async function copyData(
   const chunkSize = options.chunkSize ?? 500;
   const ids = await sourceIds(source);
   const progress = options.progress?.(ids.length);
-  const outcomes = await mapConcurrently(ids, target.parallelIds, async (id) => {
-    const outcome = await copyId(source, target, id, {
-      chunkSize,
-      ...(options.salvage ? { salvage: options.salvage } : {}),
+  const salvage = options.salvage ? { salvage: options.salvage } : {};
+  let outcomes: { result: IdCopy; problems: Problem[] }[];
+  let inGlobalOrder = false;
+  const walkProblems: Problem[] = [];
+  const walk = source.globalOrder;
+  const appendInOrder = target.appendInOrder;
+  if (walk && appendInOrder && !options.salvage) {
+    // Plan every id, walk the source's global order writing one id's run at a time, then finish each id
+    // (what the walk left: events past a read error or a gap, then highest and snapshots).
+    const works = await mapConcurrently(ids, target.parallelIds, (id) =>
+      planWork(source, target, id, undefined),
+    );
+    const byId = new Map(works.map((w) => [w.id, w]));
+    const readError = await copyInGlobalOrder(
+      walk.call(source),
+      { ...target, appendInOrder },
+      byId,
+      Math.min(chunkSize, target.maxInOrder ?? chunkSize),
+    );
+    inGlobalOrder = readError === undefined;
+    outcomes = await mapConcurrently(works, target.parallelIds, async (work) => {
+      await copyIdEvents(source, target, work, { chunkSize });
+      const result = await finishId(source, target, work);
+      progress?.tick();
+      return { result, problems: work.problems };
     });
-    progress?.tick();
-    return outcome;
-  });
+    if (readError !== undefined) {
+      // The id's own copy met the damage again and reported it (the same problem, listed once); a
+      // failure it did not meet is reported here.
+      const failedId = (readError as { persistenceId?: unknown }).persistenceId;
+      walkProblems.push(problemOf(readError, typeof failedId === 'string' ? failedId : ''));
+    }
+  } else {
+    outcomes = await mapConcurrently(ids, target.parallelIds, async (id) => {
+      const outcome = await copyId(source, target, id, { chunkSize, ...salvage });
+      progress?.tick();
+      return outcome;
+    });
+  }
   progress?.finish();
   const results = outcomes.map((o) => o.result);
   return {
     from: source.description,
     to: target.description,
     ids: results,
+    inGlobalOrder,
     eventsCopied: results.reduce((n, r) => n + r.eventsCopied, 0),
     snapshotsCopied: results.reduce((n, r) => n + r.snapshotsCopied, 0),
-    problems: outcomes.flatMap((o) => o.problems),
+    problems:
+      walkProblems.length === 0
+        ? outcomes.flatMap((o) => o.problems)
+        : uniqueProblems([...outcomes.flatMap((o) => o.problems), ...walkProblems]),
   };
 }

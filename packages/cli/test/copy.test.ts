@@ -274,7 +274,7 @@ describe('cairn copy', () => {
     });
     expect(result.problems).toEqual([]);
     // acct-c too, whose events start at 6 (truncated below).
-    expect(result.verified).toEqual({ events: 57, snapshots: 4 });
+    expect(result.verified).toEqual({ events: 57, snapshots: 4, inGlobalOrder: 57 });
 
     // Again: nothing left to do.
     const again: CopyJson = JSON.parse(

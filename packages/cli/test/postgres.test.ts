@@ -1,9 +1,17 @@
 import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { canQuery, createPersistence, type Persistence } from '@cairn/actor-core';
+import {
+  canQuery,
+  createPersistence,
+  type EventEnvelope,
+  type MessageJournal,
+  type Persistence,
+  type SnapshotStore,
+} from '@cairn/actor-core';
 import { runProjection } from '@cairn/projection';
+import { collect } from '@cairn/testkit';
 import { sql, TestSchemas, testServerUrl } from '../../postgres/test/pg-test-env';
-import { type CliRun, cli, eventOf, stateOf, tempDir } from './cli-fixtures';
+import { type CliRun, cli, eventOf, layout, makeData, openData, stateOf, tempDir } from './cli-fixtures';
 
 /**
  * `cairn` on the postgres provider, against the test run's server (a schema per case). The connection
@@ -289,5 +297,91 @@ describe('cairn on postgres', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/journal-corrupted .*"acct-b".*sequenceNr 5/);
     expect(r.stdout).toContain(`"${schema}".journal`);
+  });
+});
+
+/** Everything a store holds, read back in the ways an application and its projections read it. */
+async function everything(journal: MessageJournal, snapshots: SnapshotStore, ids: readonly string[]) {
+  if (!canQuery(journal)) throw new Error('the journal offers queries');
+  const strip = (e: EventEnvelope) => ({
+    persistenceId: e.persistenceId,
+    sequenceNr: e.sequenceNr,
+    timestamp: e.timestamp,
+    tags: [...e.tags],
+    message: e.message,
+  });
+  const all = (await collect(journal.allEvents())).map(strip);
+  const byTag = (await collect(journal.eventsByTag('even'))).map(strip);
+  const perId: Record<string, unknown> = {};
+  for (const id of ids) {
+    const chain = [];
+    for (let s = await snapshots.loadLatest(id); s; ) {
+      chain.push({ sequenceNr: s.sequenceNr, timestamp: s.timestamp, state: s.state });
+      s = s.sequenceNr > 1 ? await snapshots.loadLatest(id, { maxSequenceNr: s.sequenceNr - 1 }) : undefined;
+    }
+    perId[id] = { highest: await journal.highestSequenceNr(id), snapshots: chain };
+  }
+  return { all, byTag, perId };
+}
+
+describe('cairn copy file -> postgres -> file', () => {
+  it('keeps events, sequenceNrs, timestamps, tags, snapshots and the global order, both ways', async () => {
+    const src = await layout(root.dir, 'file', 'order-src');
+    const back = await layout(root.dir, 'file', 'order-back');
+    const schema = schemas.next();
+    const pgConfig = await configFor(schema);
+    const ids = ['acct-a', 'acct-b', 'acct-c', 'x-1', 'x-2', 'x-3', 'x-4', 'gone'];
+    await makeData(src);
+    const data = await openData(src);
+    try {
+      // Interleaved: rounds of concurrent appends to four ids (shared commits), then single ones.
+      for (let round = 1; round <= 6; round++) {
+        await Promise.all(
+          ['x-1', 'x-2', 'x-3', 'x-4'].map((id, i) =>
+            data.journal.append(id, eventOf(id, round), { tags: (round + i) % 2 === 0 ? ['even'] : ['odd'] }),
+          ),
+        );
+        await data.journal.append(`x-${(round % 4) + 1}`, eventOf('single', round), { tags: ['even'] });
+      }
+      await data.journal.append('acct-b', eventOf('acct-b', 13), { tags: ['even', 'late'] });
+      await data.snapshots.save('x-2', 5, stateOf('x-2', 5));
+      // An id whose events were all truncated keeps its numbering.
+      await data.journal.appendBatch(
+        'gone',
+        [1, 2, 3].map((n) => eventOf('gone', n)),
+      );
+      await data.snapshots.save('gone', 3, stateOf('gone', 3));
+      await data.journal.truncateBefore('gone', 4);
+    } finally {
+      await data.close();
+    }
+
+    const there = await run('copy', '--from', src.config, '--to', pgConfig, '--chunk', '4');
+    expect(there.stdout).toContain("order: 88 event(s) in the source's global order");
+    expect(there.stdout).toMatch(/OK\n$/);
+    expect(there.code).toBe(0);
+    const home = await run('copy', '--from', pgConfig, '--to', back.config);
+    expect(home.stdout).toContain("order: 88 event(s) in the source's global order");
+    expect(home.code).toBe(0);
+
+    const before = await openData(src);
+    const after = await openData(back);
+    const pg = await openPg(schema);
+    try {
+      const original = await everything(before.journal, before.snapshots, ids);
+      // The order is not one id after the other, so an id-by-id copy could not have kept it.
+      const order = original.all.map((e) => e.persistenceId);
+      expect(order).not.toEqual([...order].sort());
+      expect(original.all).toHaveLength(88);
+      expect(original.byTag.length).toBeGreaterThan(10);
+      expect(original.perId.gone).toEqual({
+        highest: 3,
+        snapshots: [expect.objectContaining({ sequenceNr: 3 })],
+      });
+      expect(await everything(pg.journal, pg.snapshots, ids)).toEqual(original);
+      expect(await everything(after.journal, after.snapshots, ids)).toEqual(original);
+    } finally {
+      await Promise.all([before.close(), after.close(), pg.close()]);
+    }
   });
 });

@@ -3,7 +3,13 @@ import * as path from 'node:path';
 import { FileMessageJournal } from '@cairn/journal-file';
 import { FileSnapshotStore } from '@cairn/snapshot';
 import { flipByte } from '@cairn/testkit';
+import { TestSchemas, testServerUrl } from '../../postgres/test/pg-test-env';
 import { cliProcess, offsetsOf, tempDir } from './cli-fixtures';
+
+/** The README's postgres.config.json names a schema of this test run's server. */
+const schemas = new TestSchemas('readme');
+const pgSchema = schemas.next();
+afterAll(() => schemas.dropAll());
 
 interface Example {
   readonly argv: string[];
@@ -64,6 +70,8 @@ async function makeReadmeData(dir: string): Promise<void> {
     });
   await writeFile(path.join(dir, 'cairn.config.json'), config('file', 'data'));
   await writeFile(path.join(dir, 'restored.config.json'), config('file', 'restored'));
+  const pg = { provider: 'postgres', connectionString: testServerUrl(), schema: pgSchema };
+  await writeFile(path.join(dir, 'postgres.config.json'), JSON.stringify({ journal: pg, snapshots: pg }));
   await writeFile(
     path.join(dir, 'lmdb.config.json'),
     JSON.stringify({
@@ -75,9 +83,16 @@ async function makeReadmeData(dir: string): Promise<void> {
 
 /** Timestamps of the run and the temp directory differ from the README's; everything else must not. */
 function normalize(text: string, dir: string): string {
+  const server = new URL(testServerUrl());
   return (
     text
       .replaceAll(dir, '/srv/app')
+      // The test server and schema stand in for the README's database.
+      .replaceAll(
+        `postgres://${decodeURIComponent(server.username)}@${server.host}${server.pathname}`,
+        'postgres://app@db:5432/prod',
+      )
+      .replaceAll(`schema "${pgSchema}"`, 'schema "cairn"')
       .replace(/20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/g, '<time>')
       .replace(/"timestamp":\d+/g, '"timestamp":<ms>')
       // Sizes and offsets follow the backends' formats, which may change under the CLI.

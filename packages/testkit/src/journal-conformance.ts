@@ -1,6 +1,7 @@
 import {
   canFlush,
   canImport,
+  canQuery,
   isPersistenceError,
   JournalClosedError,
   type JournalEntry,
@@ -870,6 +871,54 @@ export function journalImportGroup(options: JournalConformanceOptions): void {
         const reopened = await ctx.reopen();
         expect(await reopened.highestSequenceNr(id)).toBe(12);
         expect(await reopened.append(id, 'next')).toBe(13);
+      },
+    );
+    journalCase(
+      options,
+      'importInOrder writes several ids in the order given, which the global order keeps',
+      async ({ ctx, journal, id }) => {
+        const [a, b, c] = [`${id}-a`, `${id}-b`, `${id}-c`];
+        const given = [
+          entry(a, 1),
+          entry(b, 1),
+          entry(a, 2),
+          entry(c, 7),
+          entry(b, 2),
+          entry(b, 3),
+          entry(a, 3),
+        ];
+        // At most maxBatchSize entries a call: one call after the other keeps the order too.
+        const most = canFlush(journal) ? journal.maxBatchSize : given.length;
+        for (let at = 0; at < given.length; at += most) {
+          await importing(journal, ctx).importInOrder(given.slice(at, at + most));
+        }
+        expect(await collect(journal.readFrom(a, 1))).toEqual([entry(a, 1), entry(a, 2), entry(a, 3)]);
+        expect(await collect(journal.readFrom(c, 1))).toEqual([entry(c, 7)]);
+        expect(await journal.append(b, 'next')).toBe(4);
+        if (canQuery(journal)) {
+          const ours = new Set([a, b, c]);
+          const order = (await collect(journal.allEvents()))
+            .filter((e) => ours.has(e.persistenceId))
+            .map((e) => `${e.persistenceId}#${e.sequenceNr}`);
+          expect(order).toEqual([...given.map((e) => `${e.persistenceId}#${e.sequenceNr}`), `${b}#4`]);
+        }
+      },
+    );
+    journalCase(
+      options,
+      'importInOrder refuses a gap, or entries not continuing an id, writing nothing',
+      async ({ ctx, journal, id }) => {
+        const [a, b] = [`${id}-a`, `${id}-b`];
+        await journal.append(b, 'first');
+        const importer = importing(journal, ctx);
+        await expect(importer.importInOrder([entry(a, 1), entry(b, 2), entry(a, 3)])).rejects.toThrow(
+          RangeError,
+        );
+        await expect(importer.importInOrder([entry(a, 1), entry(b, 3)])).rejects.toThrow(RangeError);
+        await expect(importer.importInOrder([])).rejects.toThrow(RangeError);
+        expect(await journal.highestSequenceNr(a)).toBe(0);
+        expect(await journal.highestSequenceNr(b)).toBe(1);
+        expect(await journal.append(a, 'next')).toBe(1);
       },
     );
     journalCase(
