@@ -27,6 +27,8 @@ describe('snapshot ids through the listIds capability', () => {
     offsets: undefined,
     journalConfig: undefined,
     snapshotsConfig: { provider: 'third-party' },
+    journalDescription: 'none',
+    snapshotsDescription: 'third-party',
     reports: [],
     close: async () => {},
   });
