@@ -123,14 +123,14 @@ describe('cairn on postgres', () => {
     expect(one.code).toBe(2);
   });
 
-  it('ls lists ids with highest, first surviving and count', async () => {
+  it('ls lists ids with highest, first surviving, count and snapshots', async () => {
     const r = await run('ls', '--config', store.config);
     expect(r.code).toBe(0);
     expect(r.stdout.trim().split('\n')).toEqual([
-      'ID      HIGHEST  FIRST  EVENTS',
-      'acct-a  30       1      30',
-      'acct-b  12       1      12',
-      'acct-c  20       6      15',
+      'ID      HIGHEST  FIRST  EVENTS  SNAPSHOTS',
+      'acct-a  30       1      30      2',
+      'acct-b  12       1      12      1',
+      'acct-c  20       6      15      1',
     ]);
   });
 
@@ -256,7 +256,7 @@ describe('cairn on postgres', () => {
     try {
       const r = await run('ls', '--config', config);
       expect(r.code).toBe(0);
-      expect(r.stdout).toContain('acct-c  20       6      15');
+      expect(r.stdout).toContain('acct-c  20       6      15      1');
       const v = await run('verify', '--config', config);
       expect(v.stdout).toContain(`schema "${store.schema}"`);
       expect(v.stdout).toContain('(PG* variables)');
