@@ -231,6 +231,13 @@ describe('cairn on postgres', () => {
     ]);
   });
 
+  it('projections reset, a writing command, moves a stopped projection back to the start', async () => {
+    const reset = await run('projections', 'reset', 'totals', '--config', store.config);
+    expect(reset.code).toBe(0);
+    const r = await run('projections', '--json', '--config', store.config);
+    expect(JSON.parse(r.stdout)).toEqual([expect.objectContaining({ name: 'totals', behind: 30 })]);
+  });
+
   it('the read commands write nothing: every row of the schema is as it was', async () => {
     const before = await sql(`SELECT * FROM "${store.schema}".journal ORDER BY persistence_id, seq_nr`);
     const streams = await sql(`SELECT * FROM "${store.schema}".streams ORDER BY persistence_id`);
@@ -383,5 +390,24 @@ describe('cairn copy file -> postgres -> file', () => {
     } finally {
       await Promise.all([before.close(), after.close(), pg.close()]);
     }
+  });
+});
+
+describe('cairn copy lmdb -> postgres', () => {
+  it('copies and verifies, in the LMDB journal global order, truncated ids keeping their numbering', async () => {
+    const src = await layout(root.dir, 'lmdb', 'lmdb-src');
+    await makeData(src);
+    const schema = schemas.next();
+    const r = await run('copy', '--from', src.config, '--to', await configFor(schema), '--json');
+    expect(r.code).toBe(0);
+    const result = JSON.parse(r.stdout);
+    expect(result).toMatchObject({
+      inGlobalOrder: true,
+      problems: [],
+      verified: { events: 57, snapshots: 4, inGlobalOrder: 57 },
+      ok: true,
+    });
+    const ls = await run('ls', '--config', await configFor(schema));
+    expect(ls.stdout).toContain('acct-c  20       6      15      1');
   });
 });
