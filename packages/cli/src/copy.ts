@@ -113,16 +113,21 @@ export async function sourceIds(source: CopySource): Promise<string[]> {
   return [...ids].sort();
 }
 
-/** What copying one id comes to before any event moves: copy events from `first`, or not at all (why). */
+/**
+ * What copying one id comes to before any event moves: copy events from `from` (the source's first
+ * surviving sequenceNr), or not at all (why); `from` is undefined when the source has no readable event.
+ */
 type IdPlan =
-  | { readonly copy: 'events'; readonly first: JournalEntry }
-  | { readonly copy: 'nothing'; readonly first: JournalEntry | undefined; readonly notCopied?: string };
+  | { readonly copy: 'events'; readonly from: number }
+  | { readonly copy: 'nothing'; readonly from: number | undefined; readonly notCopied?: string };
 
 /**
  * Decides what to do with one id: nothing when the target is ahead, when its events are not the start of
  * the source's (another history), or when a journal written through the public API cannot keep the
  * numbering (events truncated at the start, or all of them); the highest alone when every event was
- * truncated and the target keeps numbering; otherwise copy the events.
+ * truncated and the target keeps numbering; otherwise copy the events. An id whose first event cannot
+ * be read is not copied, or with `salvage` copied from 1, so that the read stops at the damaged record
+ * at once and the readable events after it go to the quarantine.
  */
 async function planId(
   source: CopySource,
@@ -131,33 +136,41 @@ async function planId(
   sourceHighest: number,
   already: number,
   problems: Problem[],
+  salvage: boolean,
 ): Promise<IdPlan> {
   let first: JournalEntry | undefined;
   try {
     first = await firstEvent(source, id);
   } catch (e) {
+    // A salvage meets (and reports) the damage again when it reads from 1.
+    if (salvage) return { copy: 'events', from: 1 };
     problems.push(problemOf(e, id));
-    return { copy: 'nothing', first, notCopied: `its first event cannot be read: ${(e as Error).message}` };
+    return {
+      copy: 'nothing',
+      from: undefined,
+      notCopied: `its first event cannot be read: ${(e as Error).message}`,
+    };
   }
+  const from = first?.sequenceNr;
   if (already > sourceHighest) {
     return {
       copy: 'nothing',
-      first,
+      from,
       notCopied: `the target is ahead (highestSequenceNr ${already} there, ${sourceHighest} in the source)`,
     };
   }
   if (first === undefined) {
-    if (sourceHighest === 0 || target.keepsNumbering) return { copy: 'nothing', first };
+    if (sourceHighest === 0 || target.keepsNumbering) return { copy: 'nothing', from };
     return {
       copy: 'nothing',
-      first,
+      from,
       notCopied: `every event was truncated (highestSequenceNr ${sourceHighest}); the journal API cannot record a highestSequenceNr without events`,
     };
   }
   if (first.sequenceNr > 1 && !target.keepsNumbering) {
     return {
       copy: 'nothing',
-      first,
+      from,
       notCopied:
         `its first surviving event is ${first.sequenceNr} (events below were truncated); appended through the journal API ` +
         `they would be numbered from 1, so it is not copied (a dump keeps the numbering)`,
@@ -170,7 +183,9 @@ async function planId(
     problems.push(problemOf(e, id));
     diverged = `the target's event ${already} cannot be compared with the source's: ${(e as Error).message}`;
   }
-  return diverged === undefined ? { copy: 'events', first } : { copy: 'nothing', first, notCopied: diverged };
+  return diverged === undefined
+    ? { copy: 'events', from: first.sequenceNr }
+    : { copy: 'nothing', from, notCopied: diverged };
 }
 
 /**
@@ -325,20 +340,7 @@ async function planWork(
   const problems: Problem[] = [];
   const sourceHighest = await source.highestSequenceNr(id);
   const startedAt = await target.highestSequenceNr(id);
-  let plan = await planId(source, target, id, sourceHighest, startedAt, problems);
-  if (
-    salvage &&
-    plan.copy === 'nothing' &&
-    plan.first === undefined &&
-    plan.notCopied?.startsWith('its first event cannot be read')
-  ) {
-    // Salvage an id whose very first event is damaged: nothing is kept, the rest is quarantined.
-    problems.pop();
-    plan = {
-      copy: 'events',
-      first: { persistenceId: id, sequenceNr: 1, timestamp: 0, message: undefined, tags: [] },
-    };
-  }
+  const plan = await planId(source, target, id, sourceHighest, startedAt, problems, !!salvage);
   return {
     id,
     sourceHighest,
@@ -366,7 +368,7 @@ async function copyIdEvents(
   try {
     let readError: unknown;
     if (plan.copy === 'events' && progress.already < sourceHighest) {
-      const from = Math.max(plan.first.sequenceNr, progress.already + 1);
+      const from = Math.max(plan.from, progress.already + 1);
       let copied: number;
       ({ copied, readError } = await copyEvents(
         source,
@@ -425,7 +427,7 @@ async function finishId(source: CopySource, target: CopyTarget, work: IdWork): P
     persistenceId: id,
     sourceHighest: work.sourceHighest,
     eventsCopied: work.eventsCopied,
-    eventsAlreadyThere: Math.max(0, startedAt - Math.max(0, (plan.first?.sequenceNr ?? 1) - 1)),
+    eventsAlreadyThere: Math.max(0, startedAt - Math.max(0, (plan.from ?? 1) - 1)),
     snapshotsCopied: snapshots.copied,
     snapshotsAlreadyThere: snapshots.alreadyThere,
     ...(work.notCopied === undefined ? {} : { notCopied: work.notCopied }),
@@ -465,7 +467,7 @@ async function copyInGlobalOrder(
   const next = new Map<IdWork, number>();
   for (const work of works.values()) {
     if (work.plan.copy === 'events' && work.notCopied === undefined && work.startedAt < work.sourceHighest) {
-      next.set(work, Math.max(work.plan.first.sequenceNr, work.startedAt + 1));
+      next.set(work, Math.max(work.plan.from, work.startedAt + 1));
     }
   }
   let chunk: { work: IdWork; entry: JournalEntry }[] = [];

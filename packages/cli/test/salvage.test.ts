@@ -142,6 +142,52 @@ describe.each(BACKENDS)('cairn copy --salvage (%s source)', (backend) => {
     expect(quarantined.map((e) => e.message)).toEqual(expected.map((s) => eventOf('acct-b', s)));
   });
 
+  test('an id whose very first event is damaged keeps nothing, its readable rest goes to the quarantine', async () => {
+    const source = await layout(root.dir, backend, 'damaged-first');
+    await makeData(source);
+    const file =
+      backend === 'lmdb'
+        ? path.join(source.journal, 'data.mdb')
+        : path.join(source.journal, '0000000000000001.log');
+    await damageMarker(file, 'MARK-acct-b-1-END');
+    const quarantine = path.join(root.dir, 'quarantine-first.jsonl');
+    const run = await cli(
+      'copy',
+      '--salvage',
+      '--from',
+      source.config,
+      '--to-dump',
+      path.join(root.dir, 'copy-first.jsonl'),
+      '--quarantine',
+      quarantine,
+      '--json',
+    );
+    expect(run.code).toBe(1);
+    const result = JSON.parse(run.stdout) as SalvageJson;
+    const acctB = result.ids.find((i) => i.persistenceId === 'acct-b')!;
+    expect(acctB.notCopied).toBeUndefined();
+    expect(acctB).toMatchObject({
+      eventsCopied: 0,
+      snapshotsCopied: 0,
+      salvaged:
+        backend === 'lmdb'
+          ? {
+              keptThrough: 0,
+              unreadable: [1],
+              quarantined: 11,
+              quarantinedRange: { first: 2, last: 12 },
+              lost: 0,
+            }
+          : { keptThrough: 0, unreadable: [1], quarantined: 0, lost: 11 },
+    });
+    // The damage is named once, though the plan met it before the copy read it again.
+    const named = result.problems.filter(
+      (p) => p.kind === 'journal-corrupted' && p.persistenceId === 'acct-b' && p.sequenceNr === 1,
+    );
+    expect(named).toHaveLength(1);
+    expect(result.verified.events).toBe(30 + 15);
+  });
+
   test('--salvage needs a store as source and a new quarantine file', async () => {
     const source = await damagedStore();
     const fresh = await layout(root.dir, 'file', 'fresh');

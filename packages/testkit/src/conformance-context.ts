@@ -2,15 +2,36 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 /**
+ * The jest-style matchers the suites use, which jest's, vitest's and the `expect` package's `expect`
+ * all provide (each types them its own way; these are what they share).
+ */
+export interface ConformanceMatchers {
+  toBe(expected: unknown): void;
+  toEqual(expected: unknown): void;
+  toMatchObject(expected: object): void;
+  toMatch(expected: RegExp | string): void;
+  toContain(expected: unknown): void;
+  toBeUndefined(): void;
+  toBeInstanceOf(expected: unknown): void;
+  toHaveLength(expected: number): void;
+  toBeLessThanOrEqual(expected: number): void;
+  toBeGreaterThanOrEqual(expected: number): void;
+  /** For a promise: its rejection. */
+  readonly rejects: {
+    toThrow(expected?: unknown): Promise<void>;
+    toBe(expected: unknown): Promise<void>;
+  };
+}
+
+/**
  * The assertion function the suites use: jest's and vitest's `expect`, or the `expect` package's. Typed
- * by the little the suites need (a call, jest-style matchers on its result, `arrayContaining`), so that
+ * by the little the suites need (a call, the matchers above on its result, `arrayContaining`), so that
  * the kit's types load in an application that has none of those packages installed.
  */
 export interface ConformanceExpect {
-  // biome-ignore lint/suspicious/noExplicitAny: each runner types its matchers its own way; the suites use the jest-style ones all of them share
-  (actual: unknown): any;
-  // biome-ignore lint/suspicious/noExplicitAny: as above
-  arrayContaining(sample: readonly unknown[]): any;
+  (actual: unknown): ConformanceMatchers;
+  /** An asymmetric matcher: any array holding every element of `sample`. */
+  arrayContaining(sample: readonly unknown[]): unknown;
 }
 
 /**
