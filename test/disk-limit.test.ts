@@ -32,7 +32,7 @@ const backends: Array<[string, (dir: string, maxDiskBytes?: number) => Promise<O
         segmentSize: 64 * 1024,
         ...(maxDiskBytes === undefined ? {} : { maxDiskBytes }),
       });
-      return { journal, reclaim: () => journal.compact() };
+      return { journal, reclaim: async () => void (await journal.compact()) };
     },
   ],
   [

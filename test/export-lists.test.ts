@@ -70,6 +70,7 @@ const surfaces: Record<string, string[]> = {
     'UnknownEntityKindError',
     'WriteRejectedError',
     'backoffDelay',
+    'canCompact',
     'canDelete',
     'canFlush',
     'canImport',

@@ -230,6 +230,27 @@ export interface DeletableJournal<M = unknown> extends MessageJournal<M> {
   ): AsyncIterable<JournalEntry<M>>;
 }
 
+/** What a compaction freed: the journal's bytes on disk before and after. */
+export interface CompactionResult {
+  readonly bytesBefore: number;
+  readonly bytesAfter: number;
+}
+
+/** A journal that can give the space of truncated and deleted events back at once (capability `compact`). */
+export interface CompactableJournal<M = unknown> extends MessageJournal<M> {
+  /**
+   * Rewrites or removes whatever storage holds only truncated or deleted events, the part still being
+   * written included, so their bytes leave the disk when it resolves. Appends and reads go on meanwhile.
+   * Rejects with ReadOnlyError on a read-only journal.
+   */
+  compact(): Promise<CompactionResult>;
+}
+
+/** True when the journal declares `compact`: it is a CompactableJournal. */
+export function canCompact<M>(journal: MessageJournal<M>): journal is CompactableJournal<M> {
+  return journal.capabilities?.compact === true;
+}
+
 /** True when the journal declares `deletion`: it is a DeletableJournal. */
 export function canDelete<M>(journal: MessageJournal<M>): journal is DeletableJournal<M> {
   return journal.capabilities?.deletion === true;
@@ -390,6 +411,11 @@ export interface JournalCapabilities {
    * keeps its sequence numbers from being reused and tells queries (`deletions: true`) of the deletion.
    */
   readonly deletion?: boolean;
+  /**
+   * CompactableJournal: `compact()` gives the space of truncated and deleted events back to the disk now,
+   * instead of at the backend's own pace (`cairn compact`).
+   */
+  readonly compact?: boolean;
   /**
    * Live queries notice events other processes commit to the same storage (the backend implements
    * `_watchForeignCommits`), so a reader beside a running application, such as `cairn events --follow`,

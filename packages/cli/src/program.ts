@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { isPersistenceError } from '@cairn/actor-core';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { compactJournal } from './compact-command';
 import { type CopyCommandOptions, copyCommand } from './copy-command';
 import { type EventsCommandOptions, eventsSelection, printEvents } from './events-command';
 import {
@@ -396,6 +397,17 @@ export async function runCli(
           }
         }
       });
+    });
+
+  program
+    .command('compact')
+    .description(
+      'give the space of truncated and deleted events back to the disk now (file journal); stop the application first',
+    )
+    .action(async (_opts, cmd: Command) => {
+      await withOpened(await openSelected(cmd, { readOnly: false }), (stores) =>
+        compactJournal(stores, globals(cmd).json === true, out),
+      );
     });
 
   const deleteSnapshotsCommand = async (

@@ -1,4 +1,5 @@
 import {
+  canDelete,
   canListSnapshotIds,
   isPersistenceError,
   type MessageJournal,
@@ -48,6 +49,11 @@ export interface JournalIdCheck {
   readonly events: number;
   readonly oldestTimestamp: number | undefined;
   readonly newestTimestamp: number | undefined;
+  /**
+   * The sequenceNr of the id's deletion marker (`deletePersistenceId`), on a journal that can delete:
+   * everything below it is gone on purpose, and recovery starts afresh after it.
+   */
+  readonly deletedAt?: number;
   readonly problems: Problem[];
 }
 
@@ -121,45 +127,56 @@ export async function checkJournalId(
   }
   let first: number | undefined;
   let last: number | undefined;
+  /** The last record read, a deletion marker included: where the next must follow. */
+  let previous: number | undefined;
+  let deletedAt: number | undefined;
   let events = 0;
   let oldest: number | undefined;
   let newest: number | undefined;
   try {
-    for await (const entry of journal.readFrom(persistenceId, 1)) {
+    const records = canDelete(journal)
+      ? journal.readFrom(persistenceId, 1, { deletions: true })
+      : journal.readFrom(persistenceId, 1);
+    for await (const entry of records) {
       const seq = entry.sequenceNr;
-      if (last === undefined) first = seq;
-      else if (seq > last + 1) {
+      if (previous !== undefined && seq > previous + 1) {
         problems.push({
           kind: 'sequence-gap',
           persistenceId,
-          sequenceNr: last + 1,
-          message: `"${persistenceId}": sequenceNr ${last + 1}${seq - 1 > last + 1 ? `..${seq - 1}` : ''} missing (read ${last}, then ${seq})`,
+          sequenceNr: previous + 1,
+          message: `"${persistenceId}": sequenceNr ${previous + 1}${seq - 1 > previous + 1 ? `..${seq - 1}` : ''} missing (read ${previous}, then ${seq})`,
         });
       }
+      previous = seq;
+      if (entry.deleted) {
+        deletedAt = seq;
+        continue;
+      }
+      first ??= seq;
       last = seq;
       events++;
       oldest = oldest === undefined ? entry.timestamp : Math.min(oldest, entry.timestamp);
       newest = newest === undefined ? entry.timestamp : Math.max(newest, entry.timestamp);
     }
-    if (last !== undefined && last < highestSequenceNr) {
+    if (previous !== undefined && previous < highestSequenceNr) {
       problems.push({
         kind: 'missing-tail',
         persistenceId,
-        sequenceNr: last + 1,
-        message: `"${persistenceId}": sequenceNr ${last + 1}..${highestSequenceNr} missing (highestSequenceNr is ${highestSequenceNr}, the last event read is ${last})`,
+        sequenceNr: previous + 1,
+        message: `"${persistenceId}": sequenceNr ${previous + 1}..${highestSequenceNr} missing (highestSequenceNr is ${highestSequenceNr}, the last event read is ${previous})`,
       });
     }
-    if (last !== undefined && last > highestSequenceNr) {
+    if (previous !== undefined && previous > highestSequenceNr) {
       problems.push({
         kind: 'journal-corrupted',
         persistenceId,
-        sequenceNr: last,
-        message: `"${persistenceId}": event ${last} is above highestSequenceNr ${highestSequenceNr}`,
+        sequenceNr: previous,
+        message: `"${persistenceId}": event ${previous} is above highestSequenceNr ${highestSequenceNr}`,
       });
     }
   } catch (e) {
     const problem = problemOf(e, persistenceId);
-    const from = problem.sequenceNr ?? (last === undefined ? 1 : last + 1);
+    const from = problem.sequenceNr ?? (previous === undefined ? 1 : previous + 1);
     problems.push({
       ...problem,
       message: `${problem.message} (sequenceNr ${from}..${highestSequenceNr} of "${persistenceId}" unreadable)`,
@@ -173,6 +190,7 @@ export async function checkJournalId(
     events,
     oldestTimestamp: oldest,
     newestTimestamp: newest,
+    ...(deletedAt === undefined ? {} : { deletedAt }),
     problems,
   };
 }
@@ -280,7 +298,9 @@ async function verifyId(
     if (check && check.highestSequenceNr > 0) {
       // Events below the first surviving one were truncated: a snapshot at or above first - 1 must cover them.
       const first = check.firstSequenceNr ?? (check.problems.length === 0 ? check.highestSequenceNr + 1 : 1);
-      if (first > 1 && (newest === undefined || newest < first - 1)) {
+      // A deletion marker stands for everything below it: recovery starts afresh after it.
+      const covered = Math.max(newest ?? 0, check.deletedAt ?? 0);
+      if (first > 1 && covered < first - 1) {
         problems.push({
           kind: 'unrecoverable',
           persistenceId: id,

@@ -86,6 +86,35 @@ describe.each(BACKENDS)('cairn commands on the %s backend', (backend) => {
     ]);
     const text = await cli('ls', '--config', own.config);
     expect(text.stdout).toMatch(/gone\s+3\s+-\s+deleted/);
+    // A deletion is not damage: the marker stands for the events below it, recovery starts after it.
+    const verified = await cli('verify', '--config', own.config);
+    expect([verified.code, verified.stdout]).toEqual([0, expect.stringContaining('OK: no problems found')]);
+  });
+
+  test("compact: the file journal gives a deleted id's space back; LMDB says what to do instead", async () => {
+    const own = await layout(root.dir, backend, `${backend}-compact`);
+    const { journal, close } = await openData(own);
+    try {
+      if (!canDelete(journal)) throw new Error('the journal does not declare deletion');
+      for (let i = 0; i < 50; i++) await journal.append('gone', { pad: 'x'.repeat(500), i });
+      await journal.append('kept', 'x');
+      await journal.deletePersistenceId('gone');
+    } finally {
+      await close();
+    }
+    const run = await cli('compact', '--config', own.config, '--json');
+    if (backend === 'file') {
+      expect(run.code).toBe(0);
+      const result = JSON.parse(run.stdout) as { bytesBefore: number; bytesAfter: number };
+      expect(result.bytesBefore - result.bytesAfter).toBeGreaterThan(50 * 500);
+      const text = await cli('compact', '--config', own.config);
+      expect(text.stdout).toMatch(/^compacted: .* on disk \(.* freed\)/);
+      const verified = await cli('verify', '--config', own.config);
+      expect([verified.code, verified.stdout]).toEqual([0, expect.stringContaining('OK')]);
+    } else {
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/cannot compact on demand: LMDB .*compacting copy/);
+    }
   });
 
   test('events: decoded, with --from/--to/--max, Dates and Maps kept in --json', async () => {

@@ -4,6 +4,7 @@ import {
   decodeRecord,
   encodeRawFrame,
   encodeSegmentHeader,
+  FRAME_HEADER_SIZE,
   isBadRecord,
   SEGMENT_HEADER_SIZE,
 } from './record-codec';
@@ -34,6 +35,37 @@ export function sparseSegments(
       s.liveIds > 0 &&
       (live.get(s.number) ?? 0) < COMPACT_BELOW * (s.end - SEGMENT_HEADER_SIZE),
   );
+}
+
+/**
+ * Of `candidates`, the segments holding a record that is not live (a truncated or deleted event, a
+ * low-water mark record, commit framing the compacted form does without): what an explicit compaction
+ * rewrites, so that a deleted id's bytes leave the disk. An id's run that begins below its low-water mark
+ * marks its segment (part of it is dead); otherwise a segment whose bytes exceed its live bytes in
+ * compacted frames holds dead records too, so a segment rewritten before, with nothing dead since, is
+ * left alone. Walks the whole index on the main thread.
+ */
+export function withDeadRecords(
+  index: ReadonlyMap<string, IdIndex>,
+  candidates: readonly Segment[],
+): Segment[] {
+  const live = new Map<number, number>();
+  const partlyDead = new Set<number>();
+  for (const entry of index.values()) {
+    entry.liveBytes(live);
+    for (let r = 0; r < entry.runCount; r++) {
+      if (entry.firstOf(r) < entry.lowWater && entry.lastOf(r) >= entry.lowWater) {
+        partlyDead.add(entry.segmentOf(r));
+      }
+    }
+  }
+  return candidates.filter((s) => {
+    if (s.end <= SEGMENT_HEADER_SIZE) return false;
+    if (partlyDead.has(s.number)) return true;
+    const liveBytes = live.get(s.number) ?? 0;
+    const frames = liveBytes === 0 ? 0 : Math.floor(liveBytes / COMPACT_FRAME_BYTES) + 1;
+    return s.end > SEGMENT_HEADER_SIZE + liveBytes + frames * FRAME_HEADER_SIZE;
+  });
 }
 
 /**

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import type { HealthCheck } from '@cairn/actor-core';
 import {
   AbstractMessageJournal,
+  type CompactionResult,
   type CorruptionLocation,
   checkDirectoryPath,
   checkPersistenceId,
@@ -65,6 +66,7 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     concurrentCommits: true,
     query: true,
     deletion: true,
+    compact: true,
     readOnly: true,
     import: true,
     repair: true,
@@ -237,17 +239,20 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
   // ---- compaction ----
 
   /**
-   * Compacts now: deletes sealed segments with no live event and rewrites those whose live events fill
-   * less than half of them, then resolves. The journal does this on its own in the background after
-   * truncations and on open (a close in progress skips it); call this to reclaim space at a moment of
-   * your choosing, e.g. after a bulk truncation. Appends and reads go on meanwhile.
+   * CompactableJournal: gives the space of truncated and deleted events back now, then resolves with the
+   * log's bytes before and after. It seals the segment being written when that holds a dead record,
+   * deletes the sealed segments with no live event and rewrites every one holding a dead record (records
+   * copied as they are, checksums included), so no truncated or deleted event's bytes are left in the
+   * log's files (a quarantine file of a repair keeps what it cut). In the background the journal only
+   * rewrites sealed segments less than half live, after truncations and on open; call this after a
+   * deletion, or to reclaim space at a moment of your choosing. Appends and reads go on meanwhile.
    */
-  async compact(): Promise<void> {
+  async compact(): Promise<CompactionResult> {
     this.checkOpen();
     this.refuseWhenReadOnly('compact');
-    this.log.maintenance.removeDeadSegments();
-    this.log.maintenance.scheduleCompaction(true);
-    await this.log.maintenance.settled();
+    const bytesBefore = this.log.bytesUsed();
+    await this.log.maintenance.compactAll();
+    return { bytesBefore, bytesAfter: this.log.bytesUsed() };
   }
 
   // ---- reading ----

@@ -1,5 +1,11 @@
 import * as path from 'node:path';
-import { COMPACTION_INTERVAL_MS, compactedFrames, runsById, sparseSegments } from './compaction';
+import {
+  COMPACTION_INTERVAL_MS,
+  compactedFrames,
+  runsById,
+  sparseSegments,
+  withDeadRecords,
+} from './compaction';
 import { indexFileName } from './record-codec';
 import { closeWhenUnread, type Segment } from './segment';
 import type { SegmentLog } from './segment-log';
@@ -92,6 +98,31 @@ export class LogMaintenance {
         await this.compactSegment(segment);
       }
     });
+  }
+
+  /**
+   * An explicit compaction (`journal.compact()`, `cairn compact`): seals the segment being written when it
+   * holds a record that is not live (appends go on in a fresh one), deletes the segments left without a
+   * live event and rewrites every sealed segment holding a dead record, however much of it is live; then
+   * resolves. Afterwards no truncated or deleted event's bytes are left in the log's files.
+   */
+  async compactAll(): Promise<void> {
+    const log = this.log;
+    await log.enqueue(async () => {
+      if (log.failure) throw log.failure;
+      if (withDeadRecords(log.index, [log.active]).length > 0) await log.roll();
+    });
+    this.removeDeadSegments();
+    this.inBackground(async () => {
+      const sealed = [...log.segments.values()].filter(
+        (s) => s.sealed && s !== log.active && !s.problems && !s.deleted && s.liveIds > 0,
+      );
+      for (const segment of withDeadRecords(log.index, sealed)) {
+        if (this.closed()) return;
+        await this.compactSegment(segment);
+      }
+    });
+    await this.settled();
   }
 
   /**
