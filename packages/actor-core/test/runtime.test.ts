@@ -219,6 +219,40 @@ describe('recovery', () => {
     await second.terminate();
   });
 
+  it('recovers from the events alone when the snapshot store names damage but no snapshot (a damaged listing)', async () => {
+    const world = new MemoryWorld();
+    const first = await world.system();
+    const ref = await first.spawn(account('listing', { snapshotEvery: 3 }).behavior);
+    for (let i = 0; i < 7; i++) await ref.ask({ type: 'deposit', amount: 1 });
+    await first.terminate();
+    const { SnapshotCorruptedError } = await import('@cairn/actor-core');
+    const damage = new SnapshotCorruptedError({
+      persistenceId: 'listing',
+      key: 'snapshots:listing#*',
+      reason: 'LMDB page structure damaged',
+    });
+    // The store itself throws (as LMDB does when a damaged page breaks its listing), naming no snapshot.
+    const { journal, snapshots } = await world.open();
+    const damaged = new Proxy(snapshots, {
+      get: (target, property) => {
+        if (property === 'loadLatest') return () => Promise.reject(damage);
+        const value = Reflect.get(target, property);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const second = await ActorSystem.create({ persistence: { journal, snapshots: damaged } });
+    const { behavior, signals } = account('listing');
+    const again = await second.spawn(behavior);
+    await expect(again.ask({ type: 'balance' })).resolves.toBe(7);
+    expect(signalsOf(signals, 'snapshotSkipped')).toEqual([
+      { type: 'snapshotSkipped', sequenceNr: 0, error: damage },
+    ]);
+    expect(signalsOf(signals, 'recoveryCompleted')).toEqual([expect.objectContaining({ replayed: 7 })]);
+    await second.terminate();
+    await journal.close();
+    await snapshots.close();
+  });
+
   it('fails when the snapshot is ahead of the journal', async () => {
     const world = new MemoryWorld();
     const { journal, snapshots } = await world.open();

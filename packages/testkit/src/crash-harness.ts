@@ -218,7 +218,15 @@ export async function verifyAcknowledged(
       if (highest !== last) problems.push(`${id}: highestSequenceNr ${highest}, last event ${last}`);
 
       const ackedSnapshot = acknowledged.snapshots.get(i);
-      const snapshot = await persistence.snapshots.loadLatest(id);
+      let snapshot: Awaited<ReturnType<typeof persistence.snapshots.loadLatest>>;
+      try {
+        snapshot = await persistence.snapshots.loadLatest(id);
+      } catch (e) {
+        // Damage the store names but cannot skip past (a damaged LMDB page under its listing): detected.
+        if (!isPersistenceError(e, 'ERR_SNAPSHOT_CORRUPTED')) throw e;
+        corruptionDetected.push(`${id}: ${(e as Error).message}`);
+        continue;
+      }
       if (snapshot) {
         const wanted =
           options.mode === 'actor'

@@ -91,7 +91,10 @@ export type Signal<E, S> =
       readonly sequenceNr: number;
     }
   | { readonly type: 'recoveryFailed'; readonly error: RecoveryFailedError }
-  /** A snapshot was passed over during recovery (corrupt, or its state could not be used). */
+  /**
+   * A snapshot was passed over during recovery (corrupt, or its state could not be used). sequenceNr 0:
+   * the store's damage named no snapshot (it could not list them), so recovery replayed the events alone.
+   */
   | { readonly type: 'snapshotSkipped'; readonly sequenceNr: number; readonly error: unknown }
   | { readonly type: 'snapshotCompleted'; readonly sequenceNr: number }
   /** Saving, pruning or the journal truncation after a snapshot failed; the actor carries on. */

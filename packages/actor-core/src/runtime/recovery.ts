@@ -143,9 +143,14 @@ async function loadUsableSnapshot<C, E, S, R>(
     } catch (e) {
       // The store skips corrupt snapshots itself; one that throws a corruption error instead is passed
       // over here, so the outcome does not depend on which store is configured.
-      const corruptSeq = isPersistenceError(e, 'ERR_SNAPSHOT_CORRUPTED')
-        ? (e as { sequenceNr?: number }).sequenceNr
-        : undefined;
+      const corrupted = isPersistenceError(e, 'ERR_SNAPSHOT_CORRUPTED');
+      const corruptSeq = corrupted ? (e as { sequenceNr?: number }).sequenceNr : undefined;
+      if (corrupted && corruptSeq === undefined) {
+        // Damage that names no snapshot (the store could not even list the id's snapshots, as a damaged
+        // LMDB page can do): recover from the events alone, which fails if they were truncated.
+        signal(behavior.emptyState, { type: 'snapshotSkipped', sequenceNr: 0, error: e });
+        return undefined;
+      }
       if (corruptSeq === undefined)
         throw fail(`loading the latest snapshot failed: ${message(e)}`, undefined, e);
       signal(behavior.emptyState, { type: 'snapshotSkipped', sequenceNr: corruptSeq, error: e });
