@@ -57,7 +57,7 @@ describe('examples/multi-node', () => {
     } finally {
       await sql.end();
     }
-  }, 60_000);
+  }, 180_000);
 
   it('with no server given, starts one of its own and removes it', async () => {
     const run = await runExample({
@@ -72,5 +72,5 @@ describe('examples/multi-node', () => {
     expect(lines[0]).toMatch(/^postgres: a throwaway server it started/);
     const dataDir = /data in (\S+)\)/.exec(lines[0]!)![1]!;
     expect(existsSync(dataDir)).toBe(false);
-  }, 90_000);
+  }, 240_000); // ~6 s idle; starting a server (initdb) took over 90 s in a run at load 10
 });
