@@ -159,6 +159,7 @@ export {
   type SnapshotInfo,
   type SnapshotStore,
   type SnapshotStoreCapabilities,
+  type StoreFiles,
   seesForeignCommits,
   type TransactionalOffsetStore,
   type WithDeletions,

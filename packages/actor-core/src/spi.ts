@@ -695,6 +695,15 @@ export function canTransactAsync(offsets: OffsetStore): offsets is AsyncTransact
 }
 
 /** A named factory of journals and snapshot stores, chosen by configuration. */
+/** One kind of file a store keeps in its directory, as `PersistenceProvider.describeFiles` reports it. */
+export interface StoreFiles {
+  /** What they are, plural, as the provider's README names them: "segments", "snapshot files". */
+  readonly label: string;
+  readonly count: number;
+  /** Their sizes added up. */
+  readonly bytes: number;
+}
+
 export interface PersistenceProvider {
   /** "memory", "file", "lmdb", ... */
   readonly name: string;
@@ -719,6 +728,13 @@ export interface PersistenceProvider {
    * or change anything.
    */
   detect?(directory: string, kind: 'journal' | 'snapshots'): Promise<boolean>;
+  /**
+   * Optional, for a provider that keeps its data in a directory: the kinds of file its `kind` of store
+   * keeps in `directory` (which exists), each counted and sized, for an operator (`cairn stats` shows
+   * them). Tools ask this instead of knowing the provider's file layout. Reads only; never creates or
+   * changes anything.
+   */
+  describeFiles?(directory: string, kind: 'journal' | 'snapshots'): Promise<StoreFiles[]>;
   /**
    * Optional: where a store opened with `options` keeps its data, in one line for tools' messages (the
    * stores `cairn verify` names as checked, say), e.g. `postgres postgres://app@db:5432/prod schema "cairn"`.

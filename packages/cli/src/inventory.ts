@@ -1,6 +1,13 @@
 import { readdir, stat } from 'node:fs/promises';
 import * as path from 'node:path';
-import { canDelete, canListSnapshotIds, type MessageJournal, type StoreConfig } from '@cairn/actor-core';
+import {
+  canDelete,
+  canListSnapshotIds,
+  loadProvider,
+  type MessageJournal,
+  type StoreConfig,
+  type StoreFiles,
+} from '@cairn/actor-core';
 import type { OpenedStores } from './open-stores';
 import { allPersistenceIds, type Problem, problemOf } from './verify';
 
@@ -96,18 +103,14 @@ export async function listIds(stores: OpenedStores): Promise<IdSummary[]> {
   return rows;
 }
 
-/** Sizes of one data directory, with what its backend's layout tells. */
+/** Sizes of one data directory, with the kinds of file its provider names (`describeFiles`). */
 export interface DirectoryStats {
   readonly path: string;
   readonly backend: string;
   readonly bytes: number;
   readonly files: number;
-  /** File journal: segment files (*.log) and sealed-segment indexes (*.idx). */
-  readonly segments?: number;
-  readonly segmentIndexes?: number;
-  /** FileSnapshotStore: snapshot files. LMDB: the data.mdb size. */
-  readonly snapshotFiles?: number;
-  readonly lmdbDataBytes?: number;
+  /** What the provider says its files are (segments, snapshot files, data.mdb), when it says. */
+  readonly kinds: readonly StoreFiles[];
 }
 
 /** The output of `cairn stats`. */
@@ -133,32 +136,21 @@ async function walk(dir: string, visit: (file: string, size: number) => void): P
   }
 }
 
-export async function directoryStats(config: StoreConfig | undefined): Promise<DirectoryStats | undefined> {
+export async function directoryStats(
+  config: StoreConfig | undefined,
+  kind: 'journal' | 'snapshots',
+): Promise<DirectoryStats | undefined> {
   if (!config || typeof config.path !== 'string') return undefined;
   let bytes = 0;
   let files = 0;
-  let segments = 0;
-  let segmentIndexes = 0;
-  let snapshotFiles = 0;
-  let lmdbDataBytes: number | undefined;
-  await walk(config.path, (file, size) => {
+  await walk(config.path, (_file, size) => {
     bytes += size;
     files++;
-    const name = path.basename(file);
-    if (/^\d{16}\.log$/.test(name)) segments++;
-    else if (/^\d{16}\.idx$/.test(name)) segmentIndexes++;
-    else if (/\.snapshot$/.test(name)) snapshotFiles++;
-    else if (name === 'data.mdb') lmdbDataBytes = size;
   });
-  return {
-    path: config.path,
-    backend: config.provider,
-    bytes,
-    files,
-    ...(segments + segmentIndexes > 0 ? { segments, segmentIndexes } : {}),
-    ...(snapshotFiles > 0 ? { snapshotFiles } : {}),
-    ...(lmdbDataBytes === undefined ? {} : { lmdbDataBytes }),
-  };
+  // The layout is the provider's to know: a provider without the hook (or not loadable) adds nothing.
+  const provider = await loadProvider(config.provider).catch(() => undefined);
+  const kinds = (await provider?.describeFiles?.(config.path, kind)) ?? [];
+  return { path: config.path, backend: config.provider, bytes, files, kinds };
 }
 
 /**
@@ -191,8 +183,8 @@ export async function storeStats(stores: OpenedStores): Promise<StoreStats> {
     events,
     oldestTimestamp: oldest,
     newestTimestamp: newest,
-    journal: await directoryStats(stores.journalConfig),
-    snapshots: await directoryStats(stores.snapshotsConfig),
+    journal: await directoryStats(stores.journalConfig, 'journal'),
+    snapshots: await directoryStats(stores.snapshotsConfig, 'snapshots'),
     journalStore: stores.journalDescription,
     snapshotsStore: stores.snapshotsDescription,
     problems,

@@ -59,12 +59,8 @@ function positive(name: string): (value: string) => number {
 /** A store's line of `cairn stats`: its directory's sizes, or where it is when it has no directory. */
 function directoryLine(label: string, d: DirectoryStats | undefined, store: string): string {
   if (!d) return `${label}: ${store}`;
-  const extra = [
-    d.segments !== undefined ? `${d.segments} segment(s), ${d.segmentIndexes} index file(s)` : undefined,
-    d.snapshotFiles !== undefined ? `${d.snapshotFiles} snapshot file(s)` : undefined,
-    d.lmdbDataBytes !== undefined ? `data.mdb ${humanBytes(d.lmdbDataBytes)}` : undefined,
-  ].filter((x) => x !== undefined);
-  return `${label}: ${d.backend} ${d.path}: ${humanBytes(d.bytes)} in ${d.files} file(s)${extra.length > 0 ? ` (${extra.join(', ')})` : ''}`;
+  const extra = d.kinds.map((k) => `${k.label}: ${k.count} (${humanBytes(k.bytes)})`);
+  return `${label}: ${d.backend} ${d.path}: ${humanBytes(d.bytes)} in ${d.files} file(s)${extra.length > 0 ? ` (${extra.join('; ')})` : ''}`;
 }
 
 /** How a caller controls a running `cairn` command. */

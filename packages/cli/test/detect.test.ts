@@ -30,6 +30,22 @@ describe('providers recognise their own directories (detect)', () => {
     expect(await storeBackendOf(lmdb.journal)).toBe('lmdb');
   });
 
+  it('each provider names and sizes the files of its own directories (describeFiles)', async () => {
+    const file = data.get('file')!;
+    const lmdb = data.get('lmdb')!;
+    const counts = (kinds: Array<{ label: string; count: number; bytes: number }>) =>
+      Object.fromEntries(kinds.map((k) => [k.label, k.count]));
+    const journalFiles = await fileProvider.describeFiles!(file.journal, 'journal');
+    expect(counts(journalFiles)).toEqual({ segments: 1, 'segment indexes': 0 });
+    expect(journalFiles[0]!.bytes).toBeGreaterThan(0);
+    expect(counts(await fileProvider.describeFiles!(file.snapshots, 'snapshots'))).toEqual({
+      'snapshot files': 4,
+    });
+    const environment = await lmdbProvider.describeFiles!(lmdb.journal, 'journal');
+    expect(counts(environment)).toEqual({ 'data.mdb': 1 });
+    expect(environment[0]!.bytes).toBeGreaterThan(0);
+  });
+
   it('the CLI names the provider that recognised the directory', async () => {
     expect(await detectJournalBackend(data.get('file')!.journal)).toBe('file');
     expect(await detectSnapshotBackend(data.get('file')!.snapshots)).toBe('file');

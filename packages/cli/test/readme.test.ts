@@ -97,6 +97,7 @@ function normalize(text: string, dir: string): string {
       .replace(/"timestamp":\d+/g, '"timestamp":<ms>')
       // Sizes and offsets follow the backends' formats, which may change under the CLI.
       .replace(/\d+(\.\d)? (B|KiB|MiB) in/g, '<size> in')
+      .replace(/\(\d+(\.\d)? (B|KiB|MiB)\)/g, '(<size>)')
       .replace(/offset \d+/g, 'offset <n>')
       .replace(/\(\d+ bytes\)/g, '(<n> bytes)')
       .replace(/quarantine\/\S+\.records/g, 'quarantine/<time>-<id>.records')

@@ -1,4 +1,4 @@
-import { access } from 'node:fs/promises';
+import { access, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { checkOptionTypes, type PersistenceProvider, storeBackendOf } from '@cairn/actor-core';
 import { LmdbMessageJournal, type LmdbMessageJournalOptions } from './lmdb-message-journal';
@@ -32,4 +32,12 @@ export const provider: PersistenceProvider = {
       () => true,
       () => false,
     )),
+  // One environment file holds everything (journal, snapshots, read models); it never shrinks.
+  describeFiles: async (directory) => {
+    const size = await stat(path.join(directory, 'data.mdb')).then(
+      (s) => s.size,
+      () => undefined,
+    );
+    return size === undefined ? [] : [{ label: 'data.mdb', count: 1, bytes: size }];
+  },
 };

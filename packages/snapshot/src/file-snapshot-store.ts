@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { HealthCheck } from '@cairn/actor-core';
 import {
@@ -16,6 +16,7 @@ import {
   type SnapshotStoreOptions,
   StorageError,
   type StoredSnapshot,
+  type StoreFiles,
   storeBackendOf,
 } from '@cairn/actor-core';
 import { DirectoryLock } from './directory-lock';
@@ -177,6 +178,31 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
       if (files.some((f) => SNAPSHOT_FILE.test(f))) return true;
     }
     return false;
+  }
+
+  /**
+   * The snapshot files (`<sequenceNr>-<timestamp>.snapshot`) in the id directories of `directory`,
+   * counted and sized; temp files of saves in progress are not counted. Reads only; for tools.
+   */
+  static async describeFiles(directory: string): Promise<StoreFiles[]> {
+    const snapshots = { label: 'snapshot files', count: 0, bytes: 0 };
+    for (const entry of await readdir(directory, { withFileTypes: true })) {
+      if (!entry.isDirectory() || entry.name === TEMP_DIRECTORY) continue;
+      const dir = path.join(directory, entry.name);
+      const names = await readdir(dir).catch(() => [] as string[]);
+      for (const name of names) {
+        if (!SNAPSHOT_FILE.test(name)) continue;
+        // A file a live writer replaced meanwhile is simply not counted.
+        const size = await stat(path.join(dir, name)).then(
+          (s) => s.size,
+          () => undefined,
+        );
+        if (size === undefined) continue;
+        snapshots.count++;
+        snapshots.bytes += size;
+      }
+    }
+    return [snapshots];
   }
 
   /**
