@@ -214,7 +214,15 @@ export async function verifyAcknowledged(
         lost += ackedHighest - last;
         if (durable) problems.push(`${id}: acknowledged up to ${ackedHighest}, journal ends at ${last}`);
       }
-      const highest = await persistence.journal.highestSequenceNr(id);
+      let highest: number;
+      try {
+        highest = await persistence.journal.highestSequenceNr(id);
+      } catch (e) {
+        // Damage to the id's own bookkeeping (LMDB: its metadata entry), named with key and sequenceNr.
+        if (!isPersistenceError(e, 'ERR_JOURNAL_CORRUPTED')) throw e;
+        corruptionDetected.push(`${id}: ${(e as Error).message}`);
+        continue;
+      }
       if (highest !== last) problems.push(`${id}: highestSequenceNr ${highest}, last event ${last}`);
 
       const ackedSnapshot = acknowledged.snapshots.get(i);
