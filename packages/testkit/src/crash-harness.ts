@@ -184,8 +184,10 @@ export async function verifyAcknowledged(
   try {
     for (const [i, ackedHighest] of acknowledged.events) {
       const id = `${prefix}-${i}`;
-      let expected = 1;
+      // Typed damage named by the stores (a corrupt record, an id's damaged metadata, a snapshot listing
+      // an LMDB page broke) or recovery refusing the data: detected for this id, never served.
       try {
+        let expected = 1;
         for await (const entry of persistence.journal.readFrom(id, 1)) {
           const want = crashEvent(i, entry.sequenceNr);
           if (entry.sequenceNr !== expected) {
@@ -204,70 +206,51 @@ export async function verifyAcknowledged(
           expected += 1;
           checked += 1;
         }
-      } catch (e) {
-        if (!isPersistenceError(e, 'ERR_JOURNAL_CORRUPTED')) throw e;
-        corruptionDetected.push(`${id}: ${(e as Error).message}`);
-        continue;
-      }
-      const last = expected - 1;
-      if (last < ackedHighest) {
-        lost += ackedHighest - last;
-        if (durable) problems.push(`${id}: acknowledged up to ${ackedHighest}, journal ends at ${last}`);
-      }
-      let highest: number;
-      try {
-        highest = await persistence.journal.highestSequenceNr(id);
-      } catch (e) {
-        // Damage to the id's own bookkeeping (LMDB: its metadata entry), named with key and sequenceNr.
-        if (!isPersistenceError(e, 'ERR_JOURNAL_CORRUPTED')) throw e;
-        corruptionDetected.push(`${id}: ${(e as Error).message}`);
-        continue;
-      }
-      if (highest !== last) problems.push(`${id}: highestSequenceNr ${highest}, last event ${last}`);
+        const last = expected - 1;
+        if (last < ackedHighest) {
+          lost += ackedHighest - last;
+          if (durable) problems.push(`${id}: acknowledged up to ${ackedHighest}, journal ends at ${last}`);
+        }
+        const highest = await persistence.journal.highestSequenceNr(id);
+        if (highest !== last) problems.push(`${id}: highestSequenceNr ${highest}, last event ${last}`);
 
-      const ackedSnapshot = acknowledged.snapshots.get(i);
-      let snapshot: Awaited<ReturnType<typeof persistence.snapshots.loadLatest>>;
-      try {
-        snapshot = await persistence.snapshots.loadLatest(id);
-      } catch (e) {
-        // Damage the store names but cannot skip past (a damaged LMDB page under its listing): detected.
-        if (!isPersistenceError(e, 'ERR_SNAPSHOT_CORRUPTED')) throw e;
-        corruptionDetected.push(`${id}: ${(e as Error).message}`);
-        continue;
-      }
-      if (snapshot) {
-        const wanted =
-          options.mode === 'actor'
-            ? { seq: snapshot.sequenceNr, sum: crashState(i, snapshot.sequenceNr) }
-            : crashState(i, snapshot.sequenceNr);
-        if (!isDeepStrictEqual(snapshot.state, wanted)) {
+        const ackedSnapshot = acknowledged.snapshots.get(i);
+        const snapshot = await persistence.snapshots.loadLatest(id);
+        if (snapshot) {
+          const wanted =
+            options.mode === 'actor'
+              ? { seq: snapshot.sequenceNr, sum: crashState(i, snapshot.sequenceNr) }
+              : crashState(i, snapshot.sequenceNr);
+          if (!isDeepStrictEqual(snapshot.state, wanted)) {
+            problems.push(
+              `${id}: snapshot at ${snapshot.sequenceNr} holds ${String(snapshot.state)}, not the fold`,
+            );
+          }
+          if (snapshot.sequenceNr > last) {
+            const ahead = `${id}: snapshot at ${snapshot.sequenceNr} is ahead of the journal (${last})`;
+            // Where losing acknowledged events is allowed (a deliberately damaged copy whose journal tail was
+            // cut, or fsync off), an intact snapshot past the journal's new end is their consequence, and
+            // recovery refuses it (RecoveryFailedError, as actor mode checks): detected, not served.
+            if (!durable && last < ackedHighest) corruptionDetected.push(ahead);
+            else problems.push(ahead);
+          }
+        }
+        const skipped = options.reports?.some((r) => r.kind === 'snapshot-skipped' && r.persistenceId === id);
+        if (
+          durable &&
+          ackedSnapshot !== undefined &&
+          (snapshot?.sequenceNr ?? 0) < ackedSnapshot &&
+          !skipped
+        ) {
           problems.push(
-            `${id}: snapshot at ${snapshot.sequenceNr} holds ${String(snapshot.state)}, not the fold`,
+            `${id}: snapshot at ${ackedSnapshot} was acknowledged, newest loadable is ${snapshot?.sequenceNr}`,
           );
         }
-        if (snapshot.sequenceNr > last) {
-          const ahead = `${id}: snapshot at ${snapshot.sequenceNr} is ahead of the journal (${last})`;
-          // Where losing acknowledged events is allowed (a deliberately damaged copy whose journal tail was
-          // cut, or fsync off), an intact snapshot past the journal's new end is their consequence, and
-          // recovery refuses it (RecoveryFailedError, as actor mode checks): detected, not served.
-          if (!durable && last < ackedHighest) corruptionDetected.push(ahead);
-          else problems.push(ahead);
-        }
-      }
-      const skipped = options.reports?.some((r) => r.kind === 'snapshot-skipped' && r.persistenceId === id);
-      if (durable && ackedSnapshot !== undefined && (snapshot?.sequenceNr ?? 0) < ackedSnapshot && !skipped) {
-        problems.push(
-          `${id}: snapshot at ${ackedSnapshot} was acknowledged, newest loadable is ${snapshot?.sequenceNr}`,
-        );
-      }
-      if (options.mode === 'actor') {
-        try {
-          problems.push(...(await checkRecovery(system(), prefix, i, last)));
-        } catch (e) {
-          // Refusing to recover (data damaged after the journal was cut back) is detection, not a wrong state.
-          if (!isPersistenceError(e, 'ERR_RECOVERY_FAILED')) throw e;
-          corruptionDetected.push(`${id}: ${(e as Error).message}`);
-        }
+        // Refusing to recover (data damaged after the journal was cut back) is detection, not a wrong state.
+        if (options.mode === 'actor') problems.push(...(await checkRecovery(system(), prefix, i, last)));
+      } catch (e) {
+        if (!DETECTED.some((code) => isPersistenceError(e, code))) throw e;
+        corruptionDetected.push(`${id}: ${(e as Error).message}`);
       }
     }
   } finally {
@@ -276,6 +259,9 @@ export async function verifyAcknowledged(
   }
   return { problems, lost, checked, corruptionDetected };
 }
+
+/** What a check of one id counts as detected damage when it is thrown. */
+const DETECTED = ['ERR_JOURNAL_CORRUPTED', 'ERR_SNAPSHOT_CORRUPTED', 'ERR_RECOVERY_FAILED'] as const;
 
 /** Spawns the crash account on the data and checks it recovers exactly the fold of events 1..last. */
 async function checkRecovery(
