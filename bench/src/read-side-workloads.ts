@@ -28,7 +28,9 @@ function triangle(n: number): number {
 }
 
 function onlyCairn(system: BenchSystem): string | undefined {
-  return system.id.startsWith('cairn-') ? undefined : 'the peers have no global order across ids to query';
+  return system.id.startsWith('cairn-') || system.globalOrder
+    ? undefined
+    : 'the peers have no global order across ids to query';
 }
 
 async function withQuery<T>(

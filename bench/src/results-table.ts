@@ -1,6 +1,6 @@
 import type { CellOutcome } from './cell';
 import type { SystemId } from './system';
-import { RAW_PEER, SYSTEMS } from './system-registry';
+import { INDEXED_PEER, RAW_PEER, SYSTEMS } from './system-registry';
 import type { Figure, WorkloadId } from './workloads';
 
 /** One cell as the runner recorded it. */
@@ -85,6 +85,11 @@ export function renderTable(records: readonly CellRecord[]): string {
       notes.unshift(
         `heap +${record.heapGrowthMiB.toFixed(1)} MiB, RSS +${(record.rssGrowthMiB ?? 0).toFixed(1)} MiB`,
       );
+    }
+    const indexedPeer = INDEXED_PEER[record.system];
+    const indexedFigures = indexedPeer && find(records, compareWith, indexedPeer)?.figures;
+    if (indexedPeer && indexedFigures) {
+      notes.unshift(`${ratio(record.figures, indexedFigures)}${suffix} ${SYSTEMS[indexedPeer].label}`);
     }
     const own = OWN_BASELINE[record.workload];
     if (own) {

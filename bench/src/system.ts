@@ -7,6 +7,7 @@ export const SYSTEM_IDS = [
   'cairn-lmdb',
   'raw-fs',
   'raw-lmdb',
+  'raw-lmdb-indexed',
   'sqlite-full',
   'sqlite-normal',
   'event-storage',
@@ -80,6 +81,11 @@ export interface BenchSystem {
   readonly durability: string;
   /** Opens (creating when missing) the store kept in `dir`. The same dir reopens the same data. */
   open(dir: string, options: OpenOptions): Promise<BenchStore>;
+  /**
+   * A peer that keeps a global order across ids (and tags) as Cairn's read side does, so the read-side
+   * workloads (W1T, W8) run on it too. Cairn systems say so through `BenchStore.query`.
+   */
+  readonly globalOrder?: boolean;
   /** For Cairn systems: the actor runtime on this system's provider (W4, W6). */
   readonly runtime?: (dir: string) => Promise<RuntimeTarget>;
 }

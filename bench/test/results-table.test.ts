@@ -39,6 +39,21 @@ test('ratios are taken against the raw peer of the same engine and against bette
   expect(row(table, 'W1', 'better-sqlite3 FULL').slice(5, 7)).toEqual(['', '']);
 });
 
+test('cairn lmdb is also held against the raw peer that keeps the same indexes, in its notes', () => {
+  const table = renderTable([
+    ok('W1', 'cairn-lmdb', 45_000),
+    ok('W1', 'raw-lmdb', 50_000),
+    ok('W1', 'raw-lmdb-indexed', 40_000),
+    ok('W8', 'cairn-lmdb', 300_000),
+    ok('W8', 'raw-lmdb-indexed', 400_000),
+  ]);
+  const w1 = row(table, 'W1', 'cairn lmdb');
+  expect(w1[5]).toBe('0.90x');
+  expect(w1[7]).toContain('1.13x raw-lmdb-indexed');
+  expect(row(table, 'W8', 'cairn lmdb')[7]).toContain('0.75x raw-lmdb-indexed');
+  expect(row(table, 'W1', 'raw-lmdb')[7]).not.toContain('raw-lmdb-indexed');
+});
+
 test('W5 compares saves and loads separately; W6 is held against W1 and its own W1', () => {
   const table = renderTable([
     ok('W1', 'cairn-file', 100_000),

@@ -38,6 +38,8 @@ test('one run measures every cell in its own process, prints the table, writes t
   expect(statuses).toEqual([
     'W1 cairn-memory ok',
     'W1 raw-fs ok',
+    'W1T cairn-memory ok',
+    'W1T raw-fs n/a',
     'W2 cairn-memory ok',
     'W2 raw-fs ok',
     'W3 cairn-memory ok',
@@ -48,6 +50,10 @@ test('one run measures every cell in its own process, prints the table, writes t
     'W5 raw-fs ok',
     'W6 cairn-memory ok',
     'W6 raw-fs n/a',
+    'W7 cairn-memory ok',
+    'W7 raw-fs n/a',
+    'W8 cairn-memory ok',
+    'W8 raw-fs n/a',
   ]);
   expect(stdout).toContain(saved.table);
   expect(stdout).toMatch(/\| W3 \| raw-fs \| [\d.]+[kM]? events\/s \|/);
