@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import {
+  canDelete,
   canFlush,
   canImport,
   canImportSnapshots,
@@ -30,6 +31,11 @@ export interface CopySource {
   readFrom(persistenceId: string, fromSequenceNr: number, options?: ReadOptions): AsyncIterable<JournalEntry>;
   /** Undefined when there is no snapshot store. */
   loadLatest?(persistenceId: string, criteria?: SnapshotCriteria): Promise<SnapshotEntry | undefined>;
+  /**
+   * True when the id's record at `sequenceNr` (its highest) is a deletion marker: the id was deleted
+   * (`deletePersistenceId`). Undefined when the source cannot tell (a dump keeps no markers).
+   */
+  deletedAt?(persistenceId: string, sequenceNr: number): Promise<boolean>;
   /**
    * Every surviving event of every id in the source's global order (the order its queries, and so its
    * projections, deliver them), up to what was committed when the iteration started. Undefined when the
@@ -76,6 +82,12 @@ export interface CopyTarget {
   ): Promise<void>;
   /** Records a highestSequenceNr above the last event, where the target can (a dump). */
   markHighest(persistenceId: string, highest: number): Promise<void>;
+  /**
+   * Deletes the id on the target as the source's marker at `markerAt` deleted it there: a marker at the
+   * same number where the id is new to the target (its highest recorded as `markerAt - 1` first). Undefined
+   * when the target cannot record a deletion (a dump, a journal without deletion or import).
+   */
+  markDeleted?(persistenceId: string, markerAt: number): Promise<void>;
   /** True when the target holds this snapshot already (same state; same timestamp where it keeps them). */
   hasSnapshot(persistenceId: string, sequenceNr: number, state: unknown, timestamp: number): Promise<boolean>;
   saveSnapshot(entry: SnapshotEntry): Promise<void>;
@@ -95,6 +107,16 @@ export function storesAsSource(stores: OpenedStores, description: string): CopyS
     highestSequenceNr: (id) => (journal ? journal.highestSequenceNr(id) : Promise.resolve(0)),
     readFrom: (id, from, options) =>
       journal ? journal.readFrom(id, from, options) : (async function* () {})(),
+    ...(journal
+      ? {
+          deletedAt: async (id: string, sequenceNr: number) => {
+            for await (const e of journal.readFrom(id, sequenceNr, { max: 1, deletions: true })) {
+              return e.sequenceNr === sequenceNr && (e as { deleted?: boolean }).deleted === true;
+            }
+            return false;
+          },
+        }
+      : {}),
     ...(snapshots ? { loadLatest: (id: string, c?: SnapshotCriteria) => snapshots.loadLatest(id, c) } : {}),
     ...(journal && canQuery(journal) ? { globalOrder: () => journal.allEvents({ live: false }) } : {}),
   };
@@ -169,6 +191,19 @@ export function storesAsTarget(
       if (!importer || (await importer.highestSequenceNr(id)) >= highest) return;
       await importer.importTruncated(id, highest);
     },
+    ...(importer && canDelete(importer)
+      ? {
+          async markDeleted(id: string, markerAt: number) {
+            const held = await importer.highestSequenceNr(id);
+            // There already (a marker, from an earlier run of this copy), or ahead (the plan said so).
+            if (held >= markerAt) return;
+            // New to the target: the marker lands at the source's number. An id the target holds older
+            // events of gets its marker after them (deletion truncates them all the same).
+            if (held === 0 && markerAt > 1) await importer.importTruncated(id, markerAt - 1);
+            await importer.deletePersistenceId(id);
+          },
+        }
+      : {}),
     async hasSnapshot(id, sequenceNr, state, timestamp) {
       const found = await snapshots?.loadLatest(id, { maxSequenceNr: sequenceNr });
       return (

@@ -399,7 +399,13 @@ async function copyIdEvents(
         work.notCopied = `copying stopped after sequenceNr ${progress.already}: ${(readError as Error).message}`;
       }
     } else if (work.notCopied === undefined && target.keepsNumbering && sourceHighest > 0) {
-      await target.markHighest(id, sourceHighest);
+      // A deleted id stays deleted: its marker is copied (where both ends know markers), so the target's
+      // queries and `cairn verify` see a deletion, not an id whose events went missing.
+      if (target.markDeleted && (await source.deletedAt?.(id, sourceHighest))) {
+        await target.markDeleted(id, sourceHighest);
+      } else {
+        await target.markHighest(id, sourceHighest);
+      }
     }
   } catch (e) {
     problems.push(problemOf(e, id));

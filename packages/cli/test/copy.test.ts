@@ -1,7 +1,12 @@
 import { readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import type { AbstractMessageJournal, AbstractSnapshotStore, JournalEntry } from '@cairn/actor-core';
+import {
+  type AbstractMessageJournal,
+  type AbstractSnapshotStore,
+  canDelete,
+  type JournalEntry,
+} from '@cairn/actor-core';
 import { DumpReader } from '@cairn/cli';
 import { flipByte } from '@cairn/testkit';
 import { cli, damageMarker, eventOf, layout, makeData, openData, stateOf, tempDir } from './cli-fixtures';
@@ -181,6 +186,50 @@ describe('cairn copy', () => {
     const text = await readFile(dump, 'utf8');
     await writeFile(dump, text.replace('["bank","eu"]', '["bank","us"]'));
     await expect(DumpReader.open(dump)).rejects.toThrow(/event CRC mismatch/);
+  });
+
+  test('a deleted id stays deleted through store-to-store copies: its marker lands at the same number', async () => {
+    const file = await layout(root.dir, 'file');
+    const source = await openData(file);
+    await source.journal.appendBatch(
+      'acct-x',
+      [1, 2, 3].map((s) => eventOf('acct-x', s)),
+      { tags: ['bank'] },
+    );
+    await source.journal.append('acct-y', eventOf('acct-y', 1));
+    if (!canDelete(source.journal)) throw new Error('the file journal declares deletion');
+    await source.journal.deletePersistenceId('acct-x');
+    await source.close();
+    const lmdb = await layout(root.dir, 'lmdb');
+    const back = await layout(root.dir, 'file', 'file-again');
+    for (const [from, to] of [
+      [file, lmdb],
+      [lmdb, back],
+      [file, lmdb], // again: nothing changes, the marker is not written twice
+    ] as const) {
+      const run = await cli('copy', '--from', from.config, '--to', to.config, '--json');
+      expect(JSON.parse(run.stdout)).toMatchObject({ ok: true });
+      expect(run.code).toBe(0);
+    }
+    for (const target of [lmdb, back]) {
+      const opened = await openData(target);
+      try {
+        expect(await opened.journal.highestSequenceNr('acct-x')).toBe(4);
+        const records: unknown[] = [];
+        for await (const e of opened.journal.readFrom('acct-x', 1, { deletions: true })) {
+          records.push({ sequenceNr: e.sequenceNr, deleted: 'deleted' in e && e.deleted });
+        }
+        expect(records).toEqual([{ sequenceNr: 4, deleted: true }]);
+        const alive: number[] = [];
+        for await (const e of opened.journal.readFrom('acct-y', 1)) alive.push(e.sequenceNr);
+        expect(alive).toEqual([1]);
+      } finally {
+        await opened.close();
+      }
+      // The target verifies clean: a deletion, not events gone missing.
+      const verified = await cli('verify', '--config', target.config);
+      expect(verified.code).toBe(0);
+    }
   });
 
   test('a dump written before tags were kept (version 1) still reads, its events untagged', async () => {
