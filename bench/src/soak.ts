@@ -22,7 +22,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { createPersistence, type PersistenceConfig } from '@cairn/actor-core';
-import { captureResources, findLeakedResources, runTorture, type TortureSummary } from '@cairn/testkit';
+import {
+  captureResources,
+  findLeakedResources,
+  runTorture,
+  type TortureRound,
+  type TortureSummary,
+} from '@cairn/testkit';
 import { Command, InvalidArgumentError } from 'commander';
 
 const BACKENDS = ['file', 'lmdb'] as const;
@@ -95,6 +101,12 @@ function add(t: ModeTally, s: TortureSummary, label: string): void {
   for (const v of s.violations) t.violations.push(`${label} ${v}`);
 }
 
+function describeDamage(c: TortureRound['corruption']): string {
+  return c
+    ? `${c.kind} of ${path.basename(path.dirname(c.file))}/${path.basename(c.file)} at ${c.offset}`
+    : 'no damage';
+}
+
 function configFor(backend: Backend, dir: string): PersistenceConfig {
   return {
     journal: { provider: backend, path: path.join(dir, 'journal') },
@@ -135,7 +147,8 @@ async function torture(
         onRound: (round, i) => {
           if (round.problems.length > 0 || round.outcome === 'crashed') {
             log(
-              `${backend}/${mode} chunk seed ${seed} round ${i}: ${round.outcome ?? ''} ${round.problems.join('; ')}`,
+              `${backend}/${mode} chunk seed ${seed} round ${i}: ${round.outcome ?? ''}` +
+                `${round.crash ? ` (${round.crash}) after ${describeDamage(round.corruption)}` : ''} ${round.problems.join('; ')}`,
             );
           }
         },

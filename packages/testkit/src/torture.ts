@@ -34,6 +34,8 @@ export interface TortureRound {
   readonly corruption?: CorruptionReport;
   /** 'detected' (a corruption error or report), 'no-effect' (all data intact), 'crashed' (the reader died), or undefined. */
   readonly outcome?: 'detected' | 'no-effect' | 'crashed';
+  /** With outcome 'crashed': how the reader died (its signal, or its exit code and last stderr line). */
+  readonly crash?: string;
   readonly repaired: boolean;
 }
 
@@ -48,6 +50,15 @@ export interface TortureSummary {
   readonly acknowledgedLost: number;
   readonly violations: string[];
   readonly durable: boolean;
+}
+
+/** The reader child died instead of giving a verdict: how (see TortureRound.crash). */
+interface Crashed {
+  crashed: string;
+}
+
+function isCrashed(verdict: ChildVerdict | Crashed): verdict is Crashed {
+  return 'crashed' in verdict;
 }
 
 const VERIFY_CHILD = path.join(__dirname, '..', 'dist', 'verify-child.js');
@@ -67,20 +78,22 @@ function verifyInChild(
   prefix: string,
   durable: boolean,
   mode: 'journal' | 'actor',
-): Promise<ChildVerdict | 'crashed'> {
+): Promise<ChildVerdict | Crashed> {
   const spec = { config, events: [...acked.events], snapshots: [...acked.snapshots], prefix, durable, mode };
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [VERIFY_CHILD],
       { env: { ...process.env, CAIRN_VERIFY_SPEC: JSON.stringify(spec) }, maxBuffer: 64 * 1024 * 1024 },
-      (error, stdout) => {
+      (error, stdout, stderr) => {
         const line = stdout.trim().split('\n').pop();
-        if (error && (error.signal || !line)) return resolve('crashed');
+        const last = stderr.trim().split('\n').pop()?.slice(0, 300) ?? '';
+        const how = error?.signal ? `signal ${error.signal}` : `exit ${error?.code ?? 0}: ${last}`;
+        if (error && (error.signal || !line)) return resolve({ crashed: how });
         try {
           resolve(JSON.parse(line ?? '') as ChildVerdict);
         } catch {
-          resolve('crashed');
+          resolve({ crashed: `${how} (its last line is not a verdict)` });
         }
       },
     );
@@ -135,20 +148,20 @@ export async function runTorture(options: TortureOptions): Promise<TortureSummar
       acked.snapshots.set(i, Math.max(acked.snapshots.get(i) ?? 0, seq));
 
     const verdict = await verifyInChild(options.config, acked, prefix, durable, mode);
-    const problems =
-      verdict === 'crashed'
-        ? ['the reader crashed on data that was only killed, not corrupted']
-        : verdict.error
-          ? [verdict.error]
-          : [
-              ...(verdict.problems ?? []),
-              ...(verdict.corruptionDetected ?? []).map((c) => `corruption after a kill: ${c}`),
-            ];
-    const lost = verdict === 'crashed' ? 0 : (verdict.lost ?? 0);
+    const problems = isCrashed(verdict)
+      ? [`the reader crashed (${verdict.crashed}) on data that was only killed, not corrupted`]
+      : verdict.error
+        ? [verdict.error]
+        : [
+            ...(verdict.problems ?? []),
+            ...(verdict.corruptionDetected ?? []).map((c) => `corruption after a kill: ${c}`),
+          ];
+    const lost = isCrashed(verdict) ? 0 : (verdict.lost ?? 0);
     lostTotal += lost;
     for (const p of problems) violations.push(`round ${round} (seed ${roundSeed}): ${p}`);
     let corruption: CorruptionReport | undefined;
     let outcome: TortureRound['outcome'];
+    let crash: string | undefined;
     let wasRepaired = false;
     if (random() < (options.corruptShare ?? 0.5)) {
       const scratch = await mkdtemp(path.join(tmpdir(), 'cairn-torture-'));
@@ -159,9 +172,10 @@ export async function runTorture(options: TortureOptions): Promise<TortureSummar
         if (corruption) {
           injected += 1;
           const damaged = await verifyInChild(copy, acked, prefix, false, mode);
-          if (damaged === 'crashed') {
+          if (isCrashed(damaged)) {
             readerCrashed += 1;
             outcome = 'crashed';
+            crash = damaged.crashed;
           } else if (damaged.error) {
             violations.push(`round ${round} (seed ${roundSeed}) ${describe(corruption)}: ${damaged.error}`);
             problems.push(`${describe(corruption)}: ${damaged.error}`);
@@ -191,6 +205,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureSummar
         problems,
         corruption,
         outcome,
+        ...(crash === undefined ? {} : { crash }),
         repaired: wasRepaired,
       },
       round,
