@@ -43,6 +43,21 @@ describe('a second process writing the same id', () => {
     for await (const e of journal.readFrom('shared', 1))
       log.push(`${e.sequenceNr}:${e.message.tag}:${e.message.i}`);
     expect(log).toEqual(['1:parent:0', '2:child:0', '3:child:0', '4:parent:2', '5:child:0', '6:parent:4']);
+    // A stale expectation beside another id's append, issued together (one group commit): only the stale
+    // one is refused; the other id's event is stored.
+    child = spawnChild(['contend', path, 'shared', '1', 'child']);
+    expect(await child.exited).toBe(0);
+    const [stale, bystander] = await Promise.allSettled([
+      journal.append('shared', { tag: 'parent', i: 5 }, { expectedSequenceNr: 6 }),
+      journal.append('bystander', { tag: 'parent', i: 6 }),
+    ]);
+    expect(stale).toMatchObject({
+      status: 'rejected',
+      reason: { code: 'ERR_SEQUENCE_CONFLICT', expectedSequenceNr: 6, actualSequenceNr: 7 },
+    });
+    expect(bystander).toEqual({ status: 'fulfilled', value: 1 });
+    expect(await journal.highestSequenceNr('shared')).toBe(7);
+    expect(await journal.highestSequenceNr('bystander')).toBe(1);
     await journal.close();
   });
 
