@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { StorageError } from '@cairn/actor-core';
 import pg from 'pg';
 import { maskSecrets } from './mask';
@@ -12,6 +13,12 @@ export interface SqlSession {
 }
 
 export interface SqlDatabase extends SqlSession {
+  /**
+   * Runs one statement as a prepared statement of the connection it lands on: the server parses and
+   * plans it once per connection (then, from the sixth run, usually keeps a generic plan), instead of
+   * on every run. For the statements run over and over (commits, pages of reads).
+   */
+  prepared<R = Record<string, unknown>>(text: string, params: readonly unknown[]): Promise<R[]>;
   /** Runs `body` in one transaction on one connection: COMMIT when it resolves, ROLLBACK when it throws. */
   transaction<T>(body: (tx: SqlSession) => Promise<T>): Promise<T>;
   /** Runs `body` on one connection of its own (no transaction), released afterwards. */
@@ -124,9 +131,19 @@ export function openPgDatabase(options: SqlDatabaseOptions): SqlDatabase {
     text: string,
     params?: readonly unknown[],
   ) => (await client.query(text, params as unknown[])).rows as R[];
+  const names = new Map<string, string>();
   return {
     target,
     query: (text, params) => query(pool, text, params),
+    prepared: async <R>(text: string, params: readonly unknown[]) => {
+      let name = names.get(text);
+      if (name === undefined) {
+        // Named after the text: the same text is the same statement on every connection of the pool.
+        name = `cairn_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
+        names.set(text, name);
+      }
+      return (await pool.query({ name, text, values: params as unknown[] })).rows as R[];
+    },
     session: async (body) => {
       const client = await pool.connect();
       let broken: Error | undefined;

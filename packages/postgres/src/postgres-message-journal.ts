@@ -36,12 +36,17 @@ import {
   POSTGRES_JOURNAL_OPTION_TYPES,
   type PostgresMessageJournalOptions,
 } from './postgres-options';
+import { ReadBatcher } from './read-batcher';
 import { describeBlocker, findReaderBlocker, type ReaderBlocker } from './reader-blocker';
 import { rowChecksum } from './record-check';
 import { checkSchemaForReading, prepareSchema, type SchemaNames } from './schema';
 
 /** Rows one read query fetches. */
 const READ_PAGE = 2000;
+/** The most ids one batched highestSequenceNr statement asks for. */
+const HIGHEST_BATCH = 500;
+/** The most reads whose first pages go in one statement (each up to READ_PAGE rows). */
+const WINDOW_BATCH = 32;
 /** How often a batch rolled back by a deadlock (two processes' batches locking ids in other orders) is retried. */
 const DEADLOCK_RETRIES = 5;
 /**
@@ -76,6 +81,13 @@ interface EventRow {
 }
 
 /** A row of readStatement: the window's bounds and the id's highest, then the event (null: none in the window). */
+interface WindowRequest {
+  readonly column: string;
+  readonly from: number;
+  readonly to: number;
+  readonly width: number;
+}
+
 interface WindowRow {
   highest: number;
   hi: number | null;
@@ -137,6 +149,10 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
   private readonly poolSize: number;
   private readonly writeSql: string;
   private readonly readSql: string;
+  /** highestSequenceNr reads asked for at once go as one statement. */
+  private readonly highests: ReadBatcher<string, number>;
+  /** The first pages of reads asked for at once go as one statement. */
+  private readonly firstWindows: ReadBatcher<WindowRequest, WindowRow[]>;
   private readonly leases: LeaseTable;
   private readonly headSql: string;
   private readonly truncateSql: string;
@@ -163,6 +179,21 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
     this.schema = connection.names.name;
     this.writeSql = groupCommitStatement(this.names);
     this.readSql = readStatement(this.names);
+    // Half the pool each at most, so a recovery storm leaves connections to the commits.
+    const slots = Math.max(1, Math.floor(this.poolSize / 2));
+    this.highests = new ReadBatcher(
+      async (columns) => {
+        const rows = await this.db.prepared<{ persistence_id: string; highest: number }>(
+          `SELECT persistence_id, highest FROM ${this.names.streams} WHERE persistence_id = ANY($1::text[])`,
+          [columns],
+        );
+        return new Map(rows.map((r) => [r.persistence_id, r.highest]));
+      },
+      0,
+      slots,
+      HIGHEST_BATCH,
+    );
+    this.firstWindows = new ReadBatcher((requests) => this.readWindows(requests), [], slots, WINDOW_BATCH);
     this.headSql = headStatement(this.names);
     this.truncateSql = truncateStatement(this.names);
     this.leases = new LeaseTable(this.db, this.names, (what, writing, call) => this.run(what, writing, call));
@@ -269,13 +300,7 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
   }
 
   protected async _highestSequenceNr(persistenceId: string): Promise<number> {
-    const [row] = await this.run('highestSequenceNr', false, () =>
-      this.db.query<{ highest: number }>(
-        `SELECT highest FROM ${this.names.streams} WHERE persistence_id = $1`,
-        [idToColumn(persistenceId)],
-      ),
-    );
-    return row?.highest ?? 0;
+    return this.run('highestSequenceNr', false, () => this.highests.get(idToColumn(persistenceId)));
   }
 
   protected override async _lowWaterMark(persistenceId: string): Promise<number> {
@@ -309,6 +334,7 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
       for (const e of w.events) events.push({ column, e });
     }
     const ids = [...chains.keys()].sort();
+    const payloadLengths = events.map((x) => x.e.payload.byteLength);
     const params = [
       ids,
       ids.map((id) => chains.get(id)!.prev),
@@ -317,18 +343,21 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
       events.map((x) => x.e.sequenceNr),
       events.map((x) => x.e.timestamp),
       events.map((x) => x.e.serializerId),
-      events.map((x) => Buffer.from(x.e.payload.buffer, x.e.payload.byteOffset, x.e.payload.byteLength)),
+      // The payloads as ONE bytea, sent in binary (a bytea[] goes as text: every byte as two hex digits,
+      // escaped, which made the statement twice as long and its socket write the client's largest cost).
+      Buffer.concat(events.map((x) => x.e.payload)),
       events.map((x) =>
         rowChecksum(x.column, x.e.sequenceNr, x.e.timestamp, x.e.serializerId, x.e.payload, x.e.tags),
       ),
       ids.map((id) => chains.get(id)!.epoch),
       // One JSON array per event ('' for none): PostgreSQL's arrays of arrays must be rectangular.
       events.map((x) => (x.e.tags && x.e.tags.length > 0 ? JSON.stringify(x.e.tags) : '')),
+      payloadLengths,
     ];
     const stored = await this.run('append', true, async () => {
       for (let attempt = 0; ; attempt++) {
         try {
-          return await this.db.query<{ persistence_id: string }>(this.writeSql, params);
+          return await this.db.prepared<{ persistence_id: string }>(this.writeSql, params);
         } catch (e) {
           // A deadlock or serialization failure rolled the statement back whole: nothing was stored.
           if (!isRetryable(e) || attempt >= DEADLOCK_RETRIES) throw e;
@@ -372,20 +401,26 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
     max: number,
   ): AsyncIterable<readonly StoredEvent[]> {
     const column = idToColumn(persistenceId);
-    const fetch = (from: number, width: number) =>
-      this.run('read', false, () =>
-        this.db.query<WindowRow>(this.readSql, [column, from, toSequenceNr, width]),
-      );
     if (max <= 0 || fromSequenceNr > toSequenceNr) return;
+    const window = (from: number, width: number): WindowRequest => ({
+      column,
+      from,
+      to: toSequenceNr,
+      width,
+    });
     let left = max;
-    let pending: Promise<WindowRow[]> | undefined = fetch(fromSequenceNr, Math.min(READ_PAGE, left));
+    let from = fromSequenceNr;
+    // The first page goes with the first pages of other reads asked for meanwhile (a recovery storm).
+    let pending: Promise<WindowRow[]> | undefined = this.run('read', false, () =>
+      this.firstWindows.get(window(fromSequenceNr, Math.min(READ_PAGE, left))),
+    );
     try {
       while (pending) {
         const rows = await pending;
         pending = undefined;
         // No streams row: an id never written (or a damaged one): whatever rows it has, unbounded.
         if (rows.length === 0) {
-          yield* this.readWithoutStream(persistenceId, column, fromSequenceNr, toSequenceNr, max);
+          yield* this.readWithoutStream(persistenceId, column, from, toSequenceNr, left);
           return;
         }
         const { highest, hi } = rows[0]!;
@@ -395,11 +430,15 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
         }
         left -= page.length;
         // The window ends at hi (its rows are consecutive sequence numbers; a missing one is the core's
-        // to name); past the id's highest, the range asked for or `max` there is nothing more. The next
+        // to name); past the id's highest, the range asked for or \`max\` there is nothing more. The next
         // window is asked for before this page is handed out: the server reads it while the caller
         // decodes this one (one page ahead at most).
         if (hi !== null && hi < highest && hi < toSequenceNr && left > 0) {
-          pending = fetch(hi + 1, Math.min(READ_PAGE, left));
+          from = hi + 1;
+          const next = window(from, Math.min(READ_PAGE, left));
+          pending = this.run('read', false, () =>
+            this.readWindows([next]).then((found) => found.get(next) ?? []),
+          );
         }
         if (page.length > 0) yield page;
       }
@@ -408,6 +447,24 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
       // for reads, and nothing may reject unobserved).
       await pending?.catch(() => undefined);
     }
+  }
+
+  /** Windows of several reads in one statement (see readStatement); a request without a streams row is absent. */
+  private async readWindows(requests: readonly WindowRequest[]): Promise<Map<WindowRequest, WindowRow[]>> {
+    const rows = await this.db.prepared<WindowRow & { k: number }>(this.readSql, [
+      requests.map((r) => r.column),
+      requests.map((r) => r.from),
+      requests.map((r) => r.to),
+      requests.map((r) => r.width),
+    ]);
+    const found = new Map<WindowRequest, WindowRow[]>();
+    for (const row of rows) {
+      const request = requests[row.k - 1]!;
+      const list = found.get(request);
+      if (list) list.push(row);
+      else found.set(request, [row]);
+    }
+    return found;
   }
 
   /** The read of an id without a streams row (pages ordered by the primary key, stopped by LIMIT). */
@@ -453,7 +510,7 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
 
   protected override async _headPosition(): Promise<Position> {
     const [row] = await this.run('query', false, () =>
-      this.db.query<{ tx: string; position: number }>(this.headSql),
+      this.db.prepared<{ tx: string; position: number }>(this.headSql, []),
     );
     return row ? packPosition(row.tx, row.position) : 0;
   }
@@ -473,7 +530,7 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
       if (filter.kind === 'persistenceId') {
         params.push(idToColumn(filter.persistenceId), from, filter.toSequenceNr);
       }
-      const rows = await this.run('query', false, () => this.db.query<OrderedRow>(sql, params));
+      const rows = await this.run('query', false, () => this.db.prepared<OrderedRow>(sql, params));
       if (rows.length === 0) return;
       const page: PositionedEvent[] = new Array(rows.length);
       for (let i = 0; i < rows.length; i++) {
@@ -702,7 +759,8 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
 /**
  * The group commit: one statement, so one round trip and one WAL flush for the whole batch. $1..$3 and
  * $10 give one chain per id (the highest it continues, its new highest, the lease epoch it writes under
- * or -1); $4..$9 and $11 (tags as a JSON array, '' for none) the events. An id whose stored highest is not the one its chain continues, or whose
+ * or -1); $4..$9, $11 (tags as a JSON array, '' for none) and $12 the events: $8 is every payload
+ * concatenated, $12 each one's length (its start is the sum of the lengths before it). An id whose stored highest is not the one its chain continues, or whose
  * lease epoch moved on, is left out (no stream update, no event rows); the statement returns the ids it
  * stored. Rows are inserted in the order given (ORDER BY the ordinality), so their positions, taken from
  * the sequence as each row is inserted, follow it: an id's events in sequenceNr order, a batch's adjacent.
@@ -731,10 +789,14 @@ function groupCommitStatement(s: SchemaNames): string {
     ),
     inserted AS (
       INSERT INTO ${s.journal} (persistence_id, seq_nr, written_at, serializer_id, payload, crc32, tags)
-      SELECT e.persistence_id, e.seq_nr, e.written_at, e.serializer_id, e.payload, e.crc32,
+      SELECT e.persistence_id, e.seq_nr, e.written_at, e.serializer_id,
+        substring($8::bytea FROM (e.ends - e.length + 1)::int4 FOR e.length), e.crc32,
         CASE WHEN e.tags = '' THEN '{}'::text[] ELSE ARRAY(SELECT jsonb_array_elements_text(e.tags::jsonb)) END
-      FROM unnest($4::text[], $5::int8[], $6::int8[], $7::int4[], $8::bytea[], $9::int8[], $11::text[])
-        WITH ORDINALITY AS e(persistence_id, seq_nr, written_at, serializer_id, payload, crc32, tags, n)
+      FROM (
+        SELECT *, sum(length) OVER (ORDER BY n) AS ends
+        FROM unnest($4::text[], $5::int8[], $6::int8[], $7::int4[], $12::int4[], $9::int8[], $11::text[])
+          WITH ORDINALITY AS e(persistence_id, seq_nr, written_at, serializer_id, length, crc32, tags, n)
+      ) e
       WHERE e.persistence_id IN (SELECT persistence_id FROM stored)
       ORDER BY e.n
       RETURNING 1
@@ -743,26 +805,31 @@ function groupCommitStatement(s: SchemaNames): string {
 }
 
 /**
- * One page of an id's events: $1 the id, $2..$3 the sequenceNr range asked for, $4 the page's width. The
- * page is the window [lo, hi] of at most $4 sequence numbers from $2 (or from the id's lowest, after
- * truncation), cut at the id's highest and at $3: its bounds are computed from the streams row, so the
- * server reads at most $4 rows whatever plan it picks. (An id's rows are consecutive sequence numbers;
- * an unbounded `seq_nr >= $2 ORDER BY seq_nr LIMIT $4` is read through a bitmap scan and a sort of ALL the
- * id's rows above $2 while the table has no statistics yet, which made a long replay quadratic.) One row
- * per event, each carrying the id's highest and the window's hi; one row of nulls when the window is
- * empty; no row when the id has no streams row.
+ * Pages of several reads in one statement. Read k (1-based) is $1[k] the id, $2[k]..$3[k] the sequenceNr
+ * range asked for, $4[k] the page's width. Its page is the window [lo, hi] of at most $4[k] sequence
+ * numbers from $2[k] (or from the id's lowest, after truncation), cut at the id's highest and at $3[k]:
+ * the bounds come from the streams row, so the server reads at most a page per read whatever plan it
+ * picks. (An id's rows are consecutive sequence numbers. An unbounded `seq_nr >= $2 ORDER BY seq_nr
+ * LIMIT n` is planned as a bitmap scan plus a sort of ALL the id's rows above $2 while the table has no
+ * statistics yet, which made a long replay quadratic.) One row per event, each carrying k, the id's
+ * highest and the window's hi; one row of nulls for an empty window; no row for an id without a
+ * streams row.
  */
 function readStatement(s: SchemaNames): string {
   return `
-    WITH w AS (
-      SELECT highest, GREATEST($2::int8, lowest) AS lo,
-        LEAST($3::int8, highest, GREATEST($2::int8, lowest) + $4::int8 - 1) AS hi
-      FROM ${s.streams} WHERE persistence_id = $1
+    WITH q AS (
+      SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[])
+        WITH ORDINALITY AS q(persistence_id, from_nr, to_nr, width, k)
+    ),
+    w AS (
+      SELECT q.k, q.persistence_id, s.highest, GREATEST(q.from_nr, s.lowest) AS lo,
+        LEAST(q.to_nr, s.highest, GREATEST(q.from_nr, s.lowest) + q.width - 1) AS hi
+      FROM q JOIN ${s.streams} s ON s.persistence_id = q.persistence_id
     )
-    SELECT w.highest, w.hi, j.seq_nr, j.written_at, j.serializer_id, j.payload, j.crc32, j.tags
+    SELECT w.k, w.highest, w.hi, j.seq_nr, j.written_at, j.serializer_id, j.payload, j.crc32, j.tags
     FROM w LEFT JOIN LATERAL (
       SELECT seq_nr, written_at, serializer_id, payload, crc32, tags FROM ${s.journal}
-      WHERE persistence_id = $1 AND seq_nr >= w.lo AND seq_nr <= w.hi
+      WHERE persistence_id = w.persistence_id AND seq_nr >= w.lo AND seq_nr <= w.hi
     ) j ON true
-    ORDER BY j.seq_nr`;
+    ORDER BY w.k, j.seq_nr`;
 }

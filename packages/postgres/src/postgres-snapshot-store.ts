@@ -17,11 +17,25 @@ import {
   POSTGRES_SNAPSHOT_OPTION_TYPES,
   type PostgresSnapshotStoreOptions,
 } from './postgres-options';
+import { ReadBatcher } from './read-batcher';
 import { rowChecksum } from './record-check';
 import { checkSchemaForReading, prepareSchema, type SchemaNames } from './schema';
 
 /** Ids per page of persistenceIds(). */
 const IDS_PAGE = 1000;
+
+/** The most ids one batched listing asks for. */
+const LIST_BATCH = 500;
+
+/** A row of a listing: every snapshot's metadata, the newest one's content too (payload null for others). */
+interface ListedRow {
+  persistence_id: string;
+  seq_nr: number;
+  written_at: number;
+  serializer_id: number;
+  payload: Buffer | null;
+  crc32: number;
+}
 
 interface SnapshotRow {
   written_at: number;
@@ -53,12 +67,41 @@ export class PostgresSnapshotStore<S = unknown> extends AbstractSnapshotStore<S>
   readonly schema: string;
   private readonly db: SqlDatabase;
   private readonly names: SchemaNames;
+  /** The listings asked for at once (loadLatest of many ids: a recovery storm) go as one statement. */
+  private readonly listings: ReadBatcher<string, ListedRow[]>;
+  /**
+   * The newest snapshot of each id listed, by "id\0sequenceNr": loadLatest lists and then loads the newest
+   * (in the same tick), which then costs no second round trip. Dropped once loaded, and all at the next
+   * turn of the event loop (a listing for delete or prune loads nothing).
+   */
+  private readonly listedNewest = new Map<string, SnapshotRow>();
+  private dropListed: NodeJS.Immediate | undefined;
 
   private constructor(options: PostgresSnapshotStoreOptions, connection: Connection) {
     super(options);
     this.db = connection.db;
     this.names = connection.names;
     this.schema = connection.names.name;
+    this.listings = new ReadBatcher(
+      async (columns) => {
+        const rows = await this.db.prepared<ListedRow>(
+          `SELECT persistence_id, seq_nr, written_at, serializer_id, crc32,
+             CASE WHEN seq_nr = max(seq_nr) OVER (PARTITION BY persistence_id) THEN payload END AS payload
+           FROM ${this.names.snapshots} WHERE persistence_id = ANY($1::text[])`,
+          [columns],
+        );
+        const found = new Map<string, ListedRow[]>();
+        for (const row of rows) {
+          const list = found.get(row.persistence_id);
+          if (list) list.push(row);
+          else found.set(row.persistence_id, [row]);
+        }
+        return found;
+      },
+      [],
+      Math.max(1, Math.floor(connection.poolSize / 2)),
+      LIST_BATCH,
+    );
   }
 
   /**
@@ -111,12 +154,16 @@ export class PostgresSnapshotStore<S = unknown> extends AbstractSnapshotStore<S>
   }
 
   protected async _list(persistenceId: string): Promise<SnapshotMetadata[]> {
-    const rows = await this.guard('list', false, () =>
-      this.db.query<{ seq_nr: number; written_at: number }>(
-        `SELECT seq_nr, written_at FROM ${this.names.snapshots} WHERE persistence_id = $1`,
-        [idToColumn(persistenceId)],
-      ),
-    );
+    const column = idToColumn(persistenceId);
+    const rows = await this.guard('list', false, () => this.listings.get(column));
+    for (const row of rows) {
+      if (row.payload === null) continue;
+      this.listedNewest.set(`${column}\u0000${row.seq_nr}`, row as SnapshotRow);
+      this.dropListed ??= setImmediate(() => {
+        this.dropListed = undefined;
+        this.listedNewest.clear();
+      });
+    }
     return rows.map((r) => ({ sequenceNr: r.seq_nr, timestamp: r.written_at }));
   }
 
@@ -144,13 +191,18 @@ export class PostgresSnapshotStore<S = unknown> extends AbstractSnapshotStore<S>
   }
 
   protected async _load(persistenceId: string, meta: SnapshotMetadata): Promise<StoredSnapshot> {
-    const [row] = await this.guard('load', false, () =>
-      this.db.query<SnapshotRow>(
-        `SELECT written_at, serializer_id, payload, crc32 FROM ${this.names.snapshots}
+    const key = `${idToColumn(persistenceId)}\u0000${meta.sequenceNr}`;
+    const listed = this.listedNewest.get(key);
+    this.listedNewest.delete(key);
+    const [row] = listed
+      ? [listed]
+      : await this.guard('load', false, () =>
+          this.db.query<SnapshotRow>(
+            `SELECT written_at, serializer_id, payload, crc32 FROM ${this.names.snapshots}
          WHERE persistence_id = $1 AND seq_nr = $2`,
-        [idToColumn(persistenceId), meta.sequenceNr],
-      ),
-    );
+            [idToColumn(persistenceId), meta.sequenceNr],
+          ),
+        );
     const where = this._locate(persistenceId, meta);
     if (row === undefined) {
       throw new StorageError(`snapshot ${where.key} disappeared between listing and loading it`);
@@ -189,6 +241,9 @@ export class PostgresSnapshotStore<S = unknown> extends AbstractSnapshotStore<S>
   }
 
   protected async _close(): Promise<void> {
+    if (this.dropListed) clearImmediate(this.dropListed);
+    this.dropListed = undefined;
+    this.listedNewest.clear();
     await this.db.close();
   }
 

@@ -1,5 +1,5 @@
-import { JournalCorruptedError } from '@cairn/actor-core';
-import { PostgresMessageJournal } from '@cairn/postgres';
+import { JournalCorruptedError, type PersistenceReport } from '@cairn/actor-core';
+import { PostgresMessageJournal, PostgresSnapshotStore } from '@cairn/postgres';
 import { collect } from '@cairn/testkit';
 import { fastTestServerUrl, sql, TestSchemas } from './pg-test-env';
 
@@ -113,6 +113,77 @@ describe('reads after truncation and damage', () => {
       expect(await sequenceNrs(journal, 'lost', 2)).toEqual(range(2, MANY));
     } finally {
       await journal.close();
+    }
+  });
+});
+
+describe('many ids read at once (a recovery storm: their reads share statements)', () => {
+  it('each id gets its own highest, events and newest snapshot, also beside ids never written', async () => {
+    const schema = schemas.next();
+    const journal = await open<number>(schema);
+    const snapshots = await PostgresSnapshotStore.open<string>({
+      connectionString: fastTestServerUrl(),
+      schema,
+    });
+    try {
+      const ids = Array.from({ length: 300 }, (_, n) => `r-${n}`);
+      // Id n holds n % 7 + 1 events; ids divisible by 3 have snapshots at 1 and (when it exists) 2.
+      for (const [n, id] of ids.entries()) {
+        await journal.appendBatch(id, range(1, (n % 7) + 1));
+        if (n % 3 === 0) {
+          await snapshots.save(id, 1, `${id}@1`);
+          if (n % 7 >= 1) await snapshots.save(id, 2, `${id}@2`);
+        }
+      }
+      const all = [...ids, 'nobody-1', 'nobody-2'];
+      const [highests, reads, latest, capped] = await Promise.all([
+        Promise.all(all.map((id) => journal.highestSequenceNr(id))),
+        Promise.all(all.map((id, n) => collect(journal.readFrom(id, n % 2 === 0 ? 1 : 2)))),
+        Promise.all(all.map((id) => snapshots.loadLatest(id))),
+        Promise.all(all.map((id) => snapshots.loadLatest(id, { maxSequenceNr: 1 }))),
+      ]);
+      all.forEach((id, n) => {
+        const count = n < ids.length ? (n % 7) + 1 : 0;
+        expect(highests[n]).toBe(count);
+        const expected = count === 0 ? [] : range(n % 2 === 0 ? 1 : 2, count);
+        expect(reads[n]!.map((e) => e.sequenceNr)).toEqual(expected);
+        expect(reads[n]!.map((e) => e.message)).toEqual(expected);
+        const has = n < ids.length && n % 3 === 0;
+        const newest = has ? (n % 7 >= 1 ? 2 : 1) : undefined;
+        expect(latest[n] && { sequenceNr: latest[n]!.sequenceNr, state: latest[n]!.state }).toEqual(
+          newest === undefined ? undefined : { sequenceNr: newest, state: `${id}@${newest}` },
+        );
+        expect(capped[n]?.state).toEqual(has ? `${id}@1` : undefined);
+      });
+    } finally {
+      await Promise.all([journal.close(), snapshots.close()]);
+    }
+  });
+
+  it('the newest snapshot, read with the listing, is checked like any load: a damaged one is skipped', async () => {
+    const schema = schemas.next();
+    const reports: PersistenceReport[] = [];
+    const snapshots = await PostgresSnapshotStore.open<string>({
+      connectionString: fastTestServerUrl(),
+      schema,
+      reporter: (r) => reports.push(r),
+    });
+    try {
+      for (const id of ['x', 'y']) {
+        await snapshots.save(id, 1, `${id}@1`);
+        await snapshots.save(id, 2, `${id}@2`);
+      }
+      await sql(
+        `UPDATE "${schema}".snapshots SET payload = payload || '\\x00'::bytea WHERE persistence_id = 'x' AND seq_nr = 2`,
+      );
+      const [x, y] = await Promise.all([snapshots.loadLatest('x'), snapshots.loadLatest('y')]);
+      expect(x?.state).toBe('x@1');
+      expect(y?.state).toBe('y@2');
+      expect(reports.map((r) => r.message)).toEqual([
+        expect.stringContaining(`"${schema}".snapshots (x, 2)`),
+      ]);
+    } finally {
+      await snapshots.close();
     }
   });
 });
