@@ -80,7 +80,13 @@ function parseOptions(argv: string[]): RunOptions {
           .split(',')
           .map((s) => s.trim())
           .filter((s) => s !== '');
-  const workloads = values.workloads === undefined ? [...WORKLOAD_IDS] : list(values.workloads.toUpperCase());
+  // Case-insensitive: "w4b", "W4B" and "W4b" all name W4b.
+  const workloads =
+    values.workloads === undefined
+      ? [...WORKLOAD_IDS]
+      : list(values.workloads).map(
+          (w) => WORKLOAD_IDS.find((id) => id.toUpperCase() === w.toUpperCase()) ?? w,
+        );
   for (const w of workloads) {
     if (!(WORKLOAD_IDS as readonly string[]).includes(w)) problems.push(`unknown workload "${w}"`);
   }

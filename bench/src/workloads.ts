@@ -12,6 +12,7 @@ import {
   EMPTY_BALANCE,
 } from './payload';
 import { w1t, w7, w8 } from './read-side-workloads';
+import { w4b } from './recovery-one-by-one';
 import {
   type BenchStore,
   type BenchSystem,
@@ -22,7 +23,7 @@ import {
 } from './system';
 import { fdatasyncRate } from './systems/raw-fs';
 
-export const WORKLOAD_IDS = ['W1', 'W1T', 'W2', 'W3', 'W4', 'W5', 'W6', 'W7', 'W8'] as const;
+export const WORKLOAD_IDS = ['W1', 'W1T', 'W2', 'W3', 'W4', 'W4b', 'W5', 'W6', 'W7', 'W8'] as const;
 export type WorkloadId = (typeof WORKLOAD_IDS)[number];
 
 /** One measured quantity; the first of a result is the one ratios are taken of. */
@@ -432,6 +433,7 @@ export const WORKLOADS: Readonly<Record<WorkloadId, Workload>> = {
   W2: w2,
   W3: w3,
   W4: w4,
+  W4b: w4b,
   W5: w5,
   W6: w6,
   W7: w7,

@@ -69,6 +69,24 @@ test('replay reads back batches and single appends in order, from any sequenceNr
   await store.close();
 });
 
+test('replay of ids whose frames are interleaved reads each id back in order (W4b shape)', async () => {
+  let store = await RawFsStore.open(dir, { durable: false });
+  for (let first = 1; first <= 20; first += 5) {
+    for (let n = 0; n < 3; n++) await store.appendBatch(`id-${n}`, depositEvents(first, 5, n));
+  }
+  await store.close();
+  store = await RawFsStore.open(dir, { durable: true });
+  for (let n = 0; n < 3; n++) {
+    const events = await readAll(store, `id-${n}`);
+    expect(events.map((e) => e.amount)).toEqual(Array.from({ length: 20 }, (_, k) => k + 1));
+    expect(events.every((e) => e.account === `acct-${n}`)).toBe(true);
+  }
+  expect((await readAll(store, 'id-1', 9)).map((e) => e.amount)).toEqual([
+    9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+  ]);
+  await store.close();
+});
+
 test('a torn tail (a frame cut short by a crash) is cut back on open', async () => {
   let store = await RawFsStore.open(dir, { durable: true });
   await store.appendBatch('a', depositEvents(1, 5, 1));

@@ -46,6 +46,8 @@ test('one run measures every cell in its own process, prints the table, writes t
     'W3 raw-fs ok',
     'W4 cairn-memory ok',
     'W4 raw-fs ok',
+    'W4b cairn-memory ok',
+    'W4b raw-fs ok',
     'W5 cairn-memory ok',
     'W5 raw-fs ok',
     'W6 cairn-memory ok',
@@ -55,6 +57,9 @@ test('one run measures every cell in its own process, prints the table, writes t
     'W8 cairn-memory ok',
     'W8 raw-fs n/a',
   ]);
+  expect(stdout).toMatch(
+    /\| W4b \| raw-fs \| [\d.]+[kM]? ids\/s one by one; [\d.]+[kM]? ids\/s 32 at a time \|/,
+  );
   expect(stdout).toContain(saved.table);
   expect(stdout).toMatch(/\| W3 \| raw-fs \| [\d.]+[kM]? events\/s \|/);
   // Every cell's data directory was deleted.

@@ -1,3 +1,4 @@
+import { readSync } from 'node:fs';
 import { type FileHandle, mkdir, open, readFile, rename } from 'node:fs/promises';
 import * as path from 'node:path';
 import { crc32 } from '@cairn/actor-core';
@@ -23,6 +24,8 @@ export const rawFsSystem: BenchSystem = {
 
 const FRAME_HEADER = 8;
 const READ_CHUNK = 1 << 20;
+/** Reads shorter than this are served with a synchronous read on the main thread. */
+const SYNC_READ_MAX = 64 * 1024;
 
 interface Frame {
   readonly offset: number;
@@ -94,31 +97,46 @@ export class RawFsStore implements BenchStore {
     return this.enqueue(id, events);
   }
 
+  /**
+   * Reads the id's frames from `fromSequenceNr` on: frames lying back to back in the file are read
+   * together (up to 1 MiB at a time), and a read under 64 KiB is served synchronously (from the page cache,
+   * no libuv round trip) as a hand-written reader would; every frame's checksum is checked.
+   */
   async replay(id: string, fromSequenceNr: number, onEvent: (event: DepositEvent) => void): Promise<number> {
-    const log = this.index.get(id);
-    if (!log) return 0;
-    let chunk: Buffer = Buffer.alloc(0);
-    let chunkStart = 0;
+    const frames = this.index.get(id)?.frames;
+    if (!frames) return 0;
     let read = 0;
-    for (const frame of log.frames) {
-      if (frame.firstSeq + frame.count <= fromSequenceNr) continue;
-      if (frame.offset < chunkStart || frame.offset + frame.length > chunkStart + chunk.length) {
-        const size = Math.min(Math.max(READ_CHUNK, frame.length), this.end - frame.offset);
-        chunk = Buffer.allocUnsafe(size);
-        await readFully(this.file, chunk, frame.offset);
-        chunkStart = frame.offset;
+    let k = 0;
+    while (k < frames.length) {
+      const first = frames[k] as Frame;
+      if (first.firstSeq + first.count <= fromSequenceNr) {
+        k++;
+        continue;
       }
-      const at = frame.offset - chunkStart;
-      const payload = checkFrame(chunk, at, frame.offset);
-      let cursor = at + FRAME_HEADER + 2 + payload.readUInt16LE(0) + 8;
-      for (let k = 0; k < frame.count; k++) {
-        const length = chunk.readUInt32LE(cursor);
-        cursor += 4;
-        if (frame.firstSeq + k >= fromSequenceNr) {
-          onEvent(decodeValue(chunk.subarray(cursor, cursor + length)) as DepositEvent);
-          read++;
+      let end = first.offset + first.length;
+      let last = k + 1;
+      for (; last < frames.length; last++) {
+        const next = frames[last] as Frame;
+        if (next.offset !== end || end + next.length - first.offset > READ_CHUNK) break;
+        end += next.length;
+      }
+      const chunk = Buffer.allocUnsafe(end - first.offset);
+      if (chunk.length < SYNC_READ_MAX) readFullySync(this.file.fd, chunk, first.offset);
+      else await readFully(this.file, chunk, first.offset);
+      for (; k < last; k++) {
+        const frame = frames[k] as Frame;
+        const at = frame.offset - first.offset;
+        const payload = checkFrame(chunk, at, frame.offset);
+        let cursor = at + FRAME_HEADER + 2 + payload.readUInt16LE(0) + 8;
+        for (let e = 0; e < frame.count; e++) {
+          const length = chunk.readUInt32LE(cursor);
+          cursor += 4;
+          if (frame.firstSeq + e >= fromSequenceNr) {
+            onEvent(decodeValue(chunk.subarray(cursor, cursor + length)) as DepositEvent);
+            read++;
+          }
+          cursor += length;
         }
-        cursor += length;
       }
     }
     return read;
@@ -267,6 +285,15 @@ async function writeFully(file: FileHandle, bytes: Buffer, position: number): Pr
   while (done < bytes.length) {
     const { bytesWritten } = await file.write(bytes, done, bytes.length - done, position + done);
     done += bytesWritten;
+  }
+}
+
+function readFullySync(fd: number, into: Buffer, position: number): void {
+  let done = 0;
+  while (done < into.length) {
+    const bytesRead = readSync(fd, into, done, into.length - done, position + done);
+    if (bytesRead === 0) throw new Error(`raw-fs: unexpected end of events.log at ${position + done}`);
+    done += bytesRead;
   }
 }
 
