@@ -47,6 +47,11 @@ const READ_PAGE = 2000;
 const HIGHEST_BATCH = 500;
 /** The most reads whose first pages go in one statement (each up to READ_PAGE rows). */
 const WINDOW_BATCH = 32;
+/**
+ * The least time between two NOTIFYs of one journal: the commits of a busy journal are announced once
+ * per interval (other processes' live queries wake at most this much later than at once).
+ */
+const ANNOUNCE_INTERVAL_MS = 20;
 /** How often a batch rolled back by a deadlock (two processes' batches locking ids in other orders) is retried. */
 const DEADLOCK_RETRIES = 5;
 /**
@@ -159,9 +164,14 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
   private journalId = '';
   /** Tells this journal's own notifications from other processes'. */
   private readonly token = `${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
-  /** The NOTIFY after commits: one in flight at a time, one more queued when commits happened meanwhile. */
+  /**
+   * The NOTIFY after commits: one in flight at a time, at least ANNOUNCE_INTERVAL_MS apart (the commits
+   * in between share the next one).
+   */
   private announcing: Promise<void> | undefined;
   private announceAgain = false;
+  private lastAnnounced = Number.NEGATIVE_INFINITY;
+  private announceTimer: NodeJS.Timeout | undefined;
   private shutting = false;
   /** The watcher's listening connection (while live queries are open). */
   private listener: Promise<Listener | undefined> | undefined;
@@ -634,15 +644,33 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
     });
   }
 
-  /** Tells other processes' live queries that this journal committed (coalesced: one NOTIFY in flight). */
+  /**
+   * Tells other processes' live queries that this journal committed. Coalesced: one NOTIFY in flight, and
+   * NOTIFYs at least ANNOUNCE_INTERVAL_MS apart, so a busy journal sends one per interval instead of one
+   * per commit (each is a round trip and a transaction of its own on the server).
+   */
   private announce(): void {
     if (this.shutting) return;
-    if (this.announcing) {
+    if (this.announcing || this.announceTimer) {
       this.announceAgain = true;
       return;
     }
+    const wait = this.lastAnnounced + ANNOUNCE_INTERVAL_MS - performance.now();
+    if (wait > 0) {
+      this.announceTimer = setTimeout(() => {
+        this.announceTimer = undefined;
+        this.sendAnnouncement();
+      }, wait);
+      return;
+    }
+    this.sendAnnouncement();
+  }
+
+  private sendAnnouncement(): void {
+    this.lastAnnounced = performance.now();
+    this.announceAgain = false;
     this.announcing = this.db
-      .query('SELECT pg_notify($1, $2)', [this.names.channel, this.token])
+      .prepared('SELECT pg_notify($1, $2)', [this.names.channel, this.token])
       .then(
         () => undefined,
         () => undefined,
@@ -728,6 +756,12 @@ export class PostgresMessageJournal<M = unknown> extends AbstractMessageJournal<
 
   protected async _close(): Promise<void> {
     this.shutting = true;
+    // A NOTIFY waiting for its interval goes now: the last commits are announced before the pool ends.
+    if (this.announceTimer) {
+      clearTimeout(this.announceTimer);
+      this.announceTimer = undefined;
+      if (!this.announcing) this.sendAnnouncement();
+    }
     const listening = this.listener;
     this.listener = undefined;
     await listening?.then((l) => l?.close());

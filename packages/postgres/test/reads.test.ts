@@ -1,6 +1,7 @@
 import { JournalCorruptedError, type PersistenceReport } from '@cairn/actor-core';
 import { PostgresMessageJournal, PostgresSnapshotStore } from '@cairn/postgres';
 import { collect } from '@cairn/testkit';
+import pg from 'pg';
 import { fastTestServerUrl, sql, TestSchemas } from './pg-test-env';
 
 const schemas = new TestSchemas('pgread');
@@ -184,6 +185,42 @@ describe('many ids read at once (a recovery storm: their reads share statements)
       ]);
     } finally {
       await snapshots.close();
+    }
+  });
+});
+
+describe('commit announcements (NOTIFY) of a busy journal', () => {
+  it('are coalesced to one per 20 ms at most, and the last commits are always announced', async () => {
+    const schema = schemas.next();
+    const journal = await open<number>(schema);
+    const listener = new pg.Client({ connectionString: fastTestServerUrl() });
+    await listener.connect();
+    const heard: number[] = [];
+    listener.on('notification', () => heard.push(performance.now()));
+    try {
+      await listener.query(`LISTEN "cairn_${schema}"`);
+      const started = performance.now();
+      for (let n = 1; n <= 40; n++) await journal.append('busy', n);
+      const elapsed = performance.now() - started;
+      const committedAt = performance.now();
+      // The commits after the last NOTIFY are announced at the end of the interval.
+      for (let waited = 0; !heard.some((t) => t >= committedAt - 1) && waited < 2000; waited += 10) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      expect(heard.length).toBeGreaterThanOrEqual(1);
+      expect(heard.length).toBeLessThanOrEqual(Math.ceil(elapsed / 20) + 2);
+      expect(heard.length).toBeLessThan(40);
+      // A commit right before close is announced by close.
+      const before = heard.length;
+      await journal.append('busy', 41);
+      await journal.close();
+      for (let waited = 0; heard.length === before && waited < 2000; waited += 10) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      expect(heard.length).toBe(before + 1);
+    } finally {
+      await journal.close();
+      await listener.end();
     }
   });
 });
