@@ -136,6 +136,7 @@ const surfaces: Record<string, string[]> = {
     'decodeSnapshotEnvelope',
     'defaultIoThreads',
     'encodeSnapshotEnvelope',
+    'endIdleIoThreads',
     'ioOperations',
     'ioWorkerModule',
     'isHashedDirectoryName',
@@ -157,6 +158,7 @@ const surfaces: Record<string, string[]> = {
     'QUARANTINE_DIR',
     'ReadOnlyError',
     'RepairRefusedError',
+    'endIdleIoThreads',
     'provider',
   ],
   '@cairn/journal-lmdb': [

@@ -95,7 +95,10 @@ export class FileMessageJournal<M = unknown> extends AbstractMessageJournal<M> {
     this.fsync = options.fsync ?? true;
     this.segmentSize = options.segmentSize ?? DEFAULT_SEGMENT_SIZE;
     this.lockStaleMs = options.lockStaleMs ?? DEFAULT_LOCK_STALE_MS;
-    this.io = new JournalIo(options.ioThreads ?? Math.max(1, Math.floor(os.availableParallelism() / 2)));
+    this.io = new JournalIo(
+      options.ioThreads ?? Math.max(1, Math.floor(os.availableParallelism() / 2)),
+      options.ioIdleMs,
+    );
     this.log = new SegmentLog({
       dir: this.dir,
       io: this.io,

@@ -1,5 +1,5 @@
 export { ReadOnlyError } from '@cairn/actor-core';
-export { FileSnapshotStore, type FileSnapshotStoreOptions } from '@cairn/snapshot';
+export { endIdleIoThreads, FileSnapshotStore, type FileSnapshotStoreOptions } from '@cairn/snapshot';
 export { FileMessageJournal } from './file-message-journal';
 export type { RepairEntry } from './index-file';
 export { RepairRefusedError } from './journal-errors';

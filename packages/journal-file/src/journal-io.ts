@@ -8,12 +8,19 @@ import type { JournalOperation, JournalOperations } from './journal-operations';
  */
 export const JOURNAL_IO_WORKER_FILE = path.join(__dirname, '..', 'dist', 'io-worker.js');
 
-/** The journal's dedicated IoPool, typed for its operations. close() drains it and ends its threads. */
+/**
+ * The journal's use of the process's shared IoPool, typed for its operations. close() waits for the
+ * journal's own operations and releases the pool (its threads stay for the next store, see `ioIdleMs`).
+ */
 export class JournalIo {
   private readonly pool: IoPool;
 
-  constructor(threads: number) {
-    this.pool = IoPool.create({ threads, workerFile: JOURNAL_IO_WORKER_FILE });
+  constructor(threads: number, idleMs?: number) {
+    this.pool = IoPool.shared({
+      threads,
+      workerFile: JOURNAL_IO_WORKER_FILE,
+      ...(idleMs === undefined ? {} : { idleMs }),
+    });
   }
 
   /** Runs one operation on a pool thread; `transfer` hands the args' buffers over instead of copying them. */
@@ -25,7 +32,7 @@ export class JournalIo {
     return this.pool.run<ReturnType<JournalOperations[K]>>({ op, args, transfer });
   }
 
-  /** Waits for queued operations, then ends the threads. Idempotent. */
+  /** Waits for the journal's queued operations, then releases the pool. Idempotent. */
   close(): Promise<void> {
     return this.pool.close();
   }

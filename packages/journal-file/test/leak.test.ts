@@ -1,12 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FileMessageJournal } from '@cairn/journal-file';
+import { endIdleIoThreads, FileMessageJournal } from '@cairn/journal-file';
 import { lockFileName, ownerFileName } from '@cairn/snapshot';
 import { captureResources, expectNoLeakedResources } from '@cairn/testkit';
 import { collect, tempDir } from './journal-files';
 
-// Each open starts an IO thread (~100 ms here), so `npm test` runs 150 cycles; CAIRN_LEAK_CYCLES=1000
-// runs the full thousand (about two minutes on a 2-core machine).
+// `npm test` runs 150 cycles; CAIRN_LEAK_CYCLES=1000 runs the full thousand.
 const CYCLES = Number(process.env.CAIRN_LEAK_CYCLES ?? 150);
 
 describe('FileMessageJournal resources', () => {
@@ -29,9 +28,14 @@ describe('FileMessageJournal resources', () => {
         if (i % 10 === 9) await journal.truncateBefore(`b-${i % 5}`, Number.MAX_SAFE_INTEGER);
         await journal.close();
       }
+      // The cycles reused the process's shared IO thread (kept since the warm-up), starting none.
       await expectNoLeakedResources(before);
       expect(fs.existsSync(path.join(dir, lockFileName('journal')))).toBe(false);
       expect(fs.existsSync(path.join(dir, ownerFileName('journal')))).toBe(false);
+      // And it ends at once when asked: every journal released it.
+      const idle = captureResources();
+      await endIdleIoThreads();
+      expect(captureResources().fds?.size ?? 0).toBeLessThanOrEqual(idle.fds?.size ?? 0);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -45,6 +49,9 @@ describe('FileMessageJournal resources', () => {
       await expect(FileMessageJournal.open({ path: dir, ioThreads: 1 })).rejects.toMatchObject({
         name: 'JournalCorruptedError',
       });
+      // The failed open released its use of the shared pool: endIdleIoThreads() ends only pools no
+      // store uses, so a thread still held would show as a leak here.
+      await endIdleIoThreads();
       await expectNoLeakedResources(before);
       expect(fs.existsSync(path.join(dir, lockFileName('journal')))).toBe(false);
     } finally {

@@ -41,10 +41,21 @@ export interface FileSnapshotStoreOptions extends SnapshotStoreOptions {
    */
   readonly fsync?: boolean;
   /**
-   * Threads of the store's own IO pool (see IoPool). Default max(1, floor(cores / 2)). Snapshots of
-   * different persistence ids are written in parallel up to this many; one id's calls always run in order.
+   * Threads of the store's IO pool (the process's shared pool for this count, see IoPool and
+   * `ioIdleMs`). Default max(1, floor(cores / 2)). Snapshots of different persistence ids are written in
+   * parallel up to this many; one id's calls always run in order.
    */
   readonly ioThreads?: number;
+  /**
+   * When the threads of the process's shared IO pool end once no file journal or snapshot store uses
+   * them any more. Every file journal and file snapshot store of the process with the same `ioThreads`
+   * shares one pool. Default: they are kept (unref'd: they never keep the process alive) until the
+   * process exits or `endIdleIoThreads()` is called, so a store opened later starts without waiting for
+   * a thread (40-200 ms each). A number: they end that many ms after the last store closed (the value
+   * of the store that closes last applies); 0: they end with that close(), which then resolves once they
+   * have ended (nothing of the store remains).
+   */
+  readonly ioIdleMs?: number;
   /**
    * Default false. `true` opens an existing store for reading beside a process that writes it (as
    * `cairn` does): the directory must exist (StorageError otherwise), nothing is created or removed (not
@@ -67,6 +78,7 @@ export const FILE_SNAPSHOT_OPTION_TYPES: OptionSchema = {
   ...SNAPSHOT_OPTION_TYPES,
   fsync: 'boolean',
   ioThreads: { check: (v) => Number.isSafeInteger(v) && (v as number) >= 1, expected: 'an integer >= 1' },
+  ioIdleMs: { check: (v) => Number.isSafeInteger(v) && (v as number) >= 0, expected: 'an integer >= 0' },
   readOnly: 'boolean',
   lockStaleMs: { check: (v) => Number.isSafeInteger(v) && (v as number) >= 1, expected: 'an integer >= 1' },
 };
@@ -125,7 +137,8 @@ export function parseSnapshotFileName(name: string): SnapshotMetadata | undefine
  * makes that the earlier one). Every load verifies the checksums; a corrupt file is reported,
  * skipped and left in place for inspection, never deleted automatically.
  *
- * All blocking file work runs on the store's own IoPool; `close()` waits for calls in flight and stops it.
+ * All blocking file work runs on the process's shared IoPool; `close()` waits for the store's calls in
+ * flight and releases the pool (its threads stay for the next store, see `ioIdleMs`).
  */
 export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
   /** What the conformance kit and callers may rely on: snapshots survive close, crash and reopen. */
@@ -221,7 +234,10 @@ export class FileSnapshotStore<S = unknown> extends AbstractSnapshotStore<S> {
     checkOpenOptions('FileSnapshotStore', options, FILE_SNAPSHOT_OPTION_TYPES);
     const root = path.resolve(options.path);
     await checkDirectoryPath(root, 'file snapshot store');
-    const io = IoPool.create({ threads: options.ioThreads });
+    const io = IoPool.shared({
+      threads: options.ioThreads,
+      ...(options.ioIdleMs === undefined ? {} : { idleMs: options.ioIdleMs }),
+    });
     let store: FileSnapshotStore<S> | undefined;
     try {
       store = new FileSnapshotStore<S>(options, root, io);

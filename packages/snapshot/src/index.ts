@@ -36,8 +36,10 @@ export {
   DEFAULT_IO_WORKER_FILE,
   DEFAULT_TASKS_PER_THREAD,
   defaultIoThreads,
+  endIdleIoThreads,
   IoPool,
   type IoPoolOptions,
+  type SharedIoPoolOptions,
 } from './io-pool';
 export {
   isHashedDirectoryName,

@@ -39,6 +39,20 @@ export interface IoPoolOptions {
   readonly closeTimeoutMs?: number;
 }
 
+/** Options of IoPool.shared: those of a dedicated pool, and when its idle threads end. */
+export interface SharedIoPoolOptions extends IoPoolOptions {
+  /**
+   * When the shared pool's threads end after its last use closes. Default: they are kept (unref'd, so
+   * they never keep the process alive) until the process exits or `endIdleIoThreads()` is called, and a
+   * store opened later finds them started (a thread takes 40-200 ms to start). A number: they end that
+   * many ms after the last use closed (the value of the use that closes last applies); 0: they end with
+   * that close(), which resolves once they have ended. Threads are never ended by a timer unless asked:
+   * ending a thread while the process does other file IO has shown stray closes of reused file
+   * descriptors (EBADF) on Node 20 (see the package README).
+   */
+  readonly idleMs?: number;
+}
+
 /** The default of IoPoolOptions.closeTimeoutMs. */
 export const DEFAULT_CLOSE_TIMEOUT_MS = 30_000;
 
@@ -56,6 +70,16 @@ export interface CustomIoOperation {
  */
 export const DEFAULT_IO_WORKER_FILE = path.join(__dirname, '..', 'dist', 'io-worker.js');
 
+/** The module every shared pool's threads load: it runs each task's operation from the task's module. */
+export const SHARED_IO_WORKER_FILE = path.join(__dirname, '..', 'dist', 'shared-io-worker.js');
+
+/** What a shared pool's thread is sent: the worker module, one of its operations, and its argument. */
+export interface SharedIoTask {
+  readonly module: string;
+  readonly op: string;
+  readonly args: unknown;
+}
+
 /** The default of IoPoolOptions.tasksPerThread. */
 export const DEFAULT_TASKS_PER_THREAD = 16;
 
@@ -65,15 +89,20 @@ export function defaultIoThreads(): number {
 }
 
 /**
- * A dedicated pool of threads for blocking file IO (writes, fsync, rename, reads), so that slow disks
- * neither block the event loop nor starve libuv's shared threadpool (DNS, zlib, other fs calls).
- * Operations start in call order (FIFO) as threads free up. With one thread they also run strictly in
- * order, so a pwrite followed by an fdatasync may be issued without awaiting the first; with more threads,
- * operations issued without awaiting each other may run at the same time: await one before issuing an
- * operation that depends on it.
+ * A pool of threads for blocking file IO (writes, fsync, rename, reads), so that slow disks neither block
+ * the event loop nor starve libuv's shared threadpool (DNS, zlib, other fs calls). Operations start in
+ * call order (FIFO) as threads free up. With one thread they also run strictly in order, so a pwrite
+ * followed by an fdatasync may be issued without awaiting the first; with more threads, operations issued
+ * without awaiting each other may run at the same time: await one before issuing an operation that
+ * depends on it.
  *
- * Whoever creates a pool closes it: `close()` waits for every queued operation, then stops the threads;
- * afterwards no thread, handle or timer of the pool remains.
+ * Two kinds. `IoPool.create` starts a dedicated pool: whoever creates it closes it, and `close()` waits
+ * for every queued operation, then stops the threads; afterwards no thread, handle or timer of the pool
+ * remains. `IoPool.shared` (what the file journal and the file snapshot store use) is one use of the
+ * process's shared pool for those thread settings: its `close()` waits for that use's own operations;
+ * the threads stay for later uses (unref'd, so they never keep the process alive) until the process
+ * exits, `endIdleIoThreads()` is called, or `idleMs` has passed. With `idleMs: 0`, or after
+ * `endIdleIoThreads()`, nothing of the pool remains.
  */
 export class IoPool {
   /** The number of worker threads. */
@@ -87,52 +116,41 @@ export class IoPool {
     pool: Piscina,
     threads: number,
     private readonly closeTimeoutMs: number,
+    /** For a use of a shared pool: that pool, the module its tasks name, and its idle time on release. */
+    private readonly shared?: {
+      readonly entry: SharedPool;
+      readonly module: string;
+      readonly idleMs: number | undefined;
+    },
   ) {
     this.pool = pool;
     this.threads = threads;
   }
 
   /**
-   * Starts the threads.
+   * Starts a dedicated pool (threads start on demand).
    * @throws TypeError for a bad `threads`; Error when the worker module is missing (build first).
    */
   static create(options: IoPoolOptions = {}): IoPool {
-    const threads = options.threads ?? defaultIoThreads();
-    if (typeof threads !== 'number' || !Number.isSafeInteger(threads) || threads < 1) {
-      throw new TypeError(`IoPool threads must be an integer >= 1, got ${String(threads)}`);
+    const { threads, tasksPerThread, closeTimeoutMs, workerFile } = checkPoolOptions(options);
+    return new IoPool(startPiscina(workerFile, threads, tasksPerThread), threads, closeTimeoutMs);
+  }
+
+  /**
+   * One use of the process's shared pool with these `threads` and `tasksPerThread` (started by the first
+   * use, its threads on demand; kept after the last use closes, see `idleMs`), running the operations of
+   * `workerFile`. Every file journal and file snapshot store of a process with the same thread settings
+   * shares one. Release it with `close()`.
+   * @throws TypeError for bad options; Error when a worker module is missing (build first).
+   */
+  static shared(options: SharedIoPoolOptions = {}): IoPool {
+    const { threads, tasksPerThread, closeTimeoutMs, workerFile } = checkPoolOptions(options);
+    const idleMs = options.idleMs;
+    if (idleMs !== undefined && (typeof idleMs !== 'number' || !Number.isSafeInteger(idleMs) || idleMs < 0)) {
+      throw new TypeError(`IoPool idleMs must be an integer >= 0, got ${String(idleMs)}`);
     }
-    const tasksPerThread = options.tasksPerThread ?? DEFAULT_TASKS_PER_THREAD;
-    if (typeof tasksPerThread !== 'number' || !Number.isSafeInteger(tasksPerThread) || tasksPerThread < 1) {
-      throw new TypeError(`IoPool tasksPerThread must be an integer >= 1, got ${String(tasksPerThread)}`);
-    }
-    const closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
-    if (typeof closeTimeoutMs !== 'number' || !Number.isSafeInteger(closeTimeoutMs) || closeTimeoutMs < 0) {
-      throw new TypeError(`IoPool closeTimeoutMs must be an integer >= 0, got ${String(closeTimeoutMs)}`);
-    }
-    const workerFile = options.workerFile ?? DEFAULT_IO_WORKER_FILE;
-    if (typeof workerFile !== 'string' || !path.isAbsolute(workerFile)) {
-      throw new TypeError(`IoPool workerFile must be an absolute path, got ${String(workerFile)}`);
-    }
-    if (!existsSync(workerFile)) {
-      throw new Error(
-        `IoPool worker module ${workerFile} does not exist: IO threads run the built JavaScript; run \`npm run build\``,
-      );
-    }
-    const pool = new Piscina({
-      filename: workerFile,
-      // Threads start on demand: piscina keeps a minimum by starting replacements, also while closing.
-      minThreads: 0,
-      maxThreads: threads,
-      // Tasks are synchronous on their thread, so these queue there rather than run concurrently.
-      concurrentTasksPerWorker: tasksPerThread,
-      // Piscina re-queues a task it could not hand out at the tail by default, reordering the queue.
-      stricterFIFO: true,
-      // The run/wait-time histograms cost time on every task and nothing here reads them.
-      recordTiming: false,
-      // Threads live until close(); an idle timeout would only re-spawn them under bursty load.
-      idleTimeout: Number.POSITIVE_INFINITY,
-    });
-    return new IoPool(pool, threads, closeTimeoutMs);
+    const entry = acquireShared(threads, tasksPerThread);
+    return new IoPool(entry.pool, threads, closeTimeoutMs, { entry, module: workerFile, idleMs });
   }
 
   /** Runs one standard operation on a pool thread. Errors keep their `code` (ENOENT, ENOSPC, ...). */
@@ -142,7 +160,13 @@ export class IoPool {
   run(operation: CustomIoOperation): Promise<unknown> {
     if (this.closing) return Promise.reject(new JournalClosedError('IO pool'));
     const { args, transferList } = prepareTransfer(operation.args, operation.transfer === true);
-    const task = this.pool.run(args, { name: operation.op, transferList }).then((result: unknown) => {
+    const running = this.shared
+      ? this.pool.run({ module: this.shared.module, op: operation.op, args } satisfies SharedIoTask, {
+          name: 'dispatch',
+          transferList,
+        })
+      : this.pool.run(args, { name: operation.op, transferList });
+    const task = running.then((result: unknown) => {
       if (isIoFailure(result)) {
         const error = new Error(result.message) as NodeJS.ErrnoException & { dest?: string };
         error.name = result.name;
@@ -162,10 +186,11 @@ export class IoPool {
   }
 
   /**
-   * Waits for the queued operations, then stops the threads. Idempotent; later runs reject with
-   * JournalClosedError. When operations are still running after `closeTimeoutMs`, rejects with a
-   * StorageError naming them (they are stuck in the kernel: a thread cannot be stopped mid-syscall); the
-   * threads are terminated once those operations return.
+   * Waits for the queued operations (of this use, for a shared pool), then stops the threads (a shared
+   * pool: releases this use; see `idleMs`). Idempotent; later runs reject with JournalClosedError. When
+   * operations are still running after `closeTimeoutMs`, rejects with a StorageError naming them (they are
+   * stuck in the kernel: a thread cannot be stopped mid-syscall); the threads are terminated (released)
+   * once those operations return.
    */
   close(): Promise<void> {
     this.closing ??= this.closeWithin(this.closeTimeoutMs);
@@ -199,26 +224,155 @@ export class IoPool {
   }
 
   private async stopThreads(): Promise<void> {
-    await this.threadsStarted();
-    await this.pool.destroy();
-  }
-
-  /**
-   * Waits (a bounded time) until every thread has loaded its worker module. Terminating a thread while
-   * it is still reading that module leaks the file descriptor of the read (the thread's `finally` never
-   * runs), so a pool closed right after create() must let its threads finish starting first. Piscina
-   * has no event for this; a thread counts as ready once it is idle in `idleThreads`.
-   */
-  private async threadsStarted(): Promise<void> {
-    const deadline = Date.now() + THREAD_START_TIMEOUT_MS;
-    while (this.pool.idleThreads < this.pool.threads.length && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
+    if (this.shared) await releaseShared(this.shared.entry, this.shared.idleMs);
+    else await destroyPiscina(this.pool);
   }
 
   get closed(): boolean {
     return this.closing !== undefined;
   }
+}
+
+function checkPoolOptions(options: IoPoolOptions): {
+  threads: number;
+  tasksPerThread: number;
+  closeTimeoutMs: number;
+  workerFile: string;
+} {
+  const threads = options.threads ?? defaultIoThreads();
+  if (typeof threads !== 'number' || !Number.isSafeInteger(threads) || threads < 1) {
+    throw new TypeError(`IoPool threads must be an integer >= 1, got ${String(threads)}`);
+  }
+  const tasksPerThread = options.tasksPerThread ?? DEFAULT_TASKS_PER_THREAD;
+  if (typeof tasksPerThread !== 'number' || !Number.isSafeInteger(tasksPerThread) || tasksPerThread < 1) {
+    throw new TypeError(`IoPool tasksPerThread must be an integer >= 1, got ${String(tasksPerThread)}`);
+  }
+  const closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+  if (typeof closeTimeoutMs !== 'number' || !Number.isSafeInteger(closeTimeoutMs) || closeTimeoutMs < 0) {
+    throw new TypeError(`IoPool closeTimeoutMs must be an integer >= 0, got ${String(closeTimeoutMs)}`);
+  }
+  const workerFile = options.workerFile ?? DEFAULT_IO_WORKER_FILE;
+  if (typeof workerFile !== 'string' || !path.isAbsolute(workerFile)) {
+    throw new TypeError(`IoPool workerFile must be an absolute path, got ${String(workerFile)}`);
+  }
+  checkWorkerFile(workerFile);
+  return { threads, tasksPerThread, closeTimeoutMs, workerFile };
+}
+
+function checkWorkerFile(workerFile: string): void {
+  if (!existsSync(workerFile)) {
+    throw new Error(
+      `IoPool worker module ${workerFile} does not exist: IO threads run the built JavaScript; run \`npm run build\``,
+    );
+  }
+}
+
+function startPiscina(workerFile: string, threads: number, tasksPerThread: number): Piscina {
+  return new Piscina({
+    filename: workerFile,
+    // Threads start on demand: piscina keeps a minimum by starting replacements, also while closing.
+    minThreads: 0,
+    maxThreads: threads,
+    // Tasks are synchronous on their thread, so these queue there rather than run concurrently.
+    concurrentTasksPerWorker: tasksPerThread,
+    // Piscina re-queues a task it could not hand out at the tail by default, reordering the queue.
+    stricterFIFO: true,
+    // The run/wait-time histograms cost time on every task and nothing here reads them.
+    recordTiming: false,
+    // Threads live until the pool is destroyed (an idle shared pool's end is timed by releaseShared);
+    // piscina's own idle timeout would only re-spawn them under bursty load.
+    idleTimeout: Number.POSITIVE_INFINITY,
+  });
+}
+
+/**
+ * Waits (a bounded time) until every thread has loaded its worker module, then ends the threads.
+ * Terminating a thread while it is still reading that module leaks the file descriptor of the read (the
+ * thread's `finally` never runs), so a pool closed right after it started must let its threads finish
+ * starting first. Piscina has no event for this; a thread counts as ready once it is idle in `idleThreads`.
+ */
+async function destroyPiscina(pool: Piscina): Promise<void> {
+  const deadline = Date.now() + THREAD_START_TIMEOUT_MS;
+  while (pool.idleThreads < pool.threads.length && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  await pool.destroy();
+}
+
+/** One shared pool of the process: its threads, how many uses hold it, and the timer ending it when idle. */
+interface SharedPool {
+  readonly key: string;
+  readonly pool: Piscina;
+  uses: number;
+  idleTimer: NodeJS.Timeout | undefined;
+}
+
+/**
+ * The process's shared pools by worker module and thread settings. Kept on the global object, so that
+ * copies of this module loaded side by side (test runners that reload modules per test file) share them
+ * too instead of each starting its own threads.
+ */
+const sharedPools: Map<string, SharedPool> = processWide('@cairn/snapshot shared IO pools', () => new Map());
+
+function processWide<T>(name: string, create: () => T): T {
+  const global = globalThis as Record<symbol, unknown>;
+  const key = Symbol.for(name);
+  if (global[key] === undefined) global[key] = create();
+  return global[key] as T;
+}
+
+function acquireShared(threads: number, tasksPerThread: number): SharedPool {
+  const key = `${SHARED_IO_WORKER_FILE} ${threads}/${tasksPerThread}`;
+  let entry = sharedPools.get(key);
+  if (!entry) {
+    checkWorkerFile(SHARED_IO_WORKER_FILE);
+    entry = {
+      key,
+      pool: startPiscina(SHARED_IO_WORKER_FILE, threads, tasksPerThread),
+      uses: 0,
+      idleTimer: undefined,
+    };
+    sharedPools.set(key, entry);
+  }
+  clearTimeout(entry.idleTimer);
+  entry.idleTimer = undefined;
+  entry.uses++;
+  return entry;
+}
+
+/**
+ * Ends one use; after the last one the pool ends now (idleMs 0), after idleMs (an unref'd timer), or
+ * (undefined) when the process exits or endIdleIoThreads() is called.
+ */
+async function releaseShared(entry: SharedPool, idleMs: number | undefined): Promise<void> {
+  entry.uses--;
+  if (entry.uses > 0 || idleMs === undefined) return;
+  if (idleMs === 0) {
+    await endShared(entry);
+    return;
+  }
+  clearTimeout(entry.idleTimer);
+  entry.idleTimer = setTimeout(() => void endShared(entry).catch(() => undefined), idleMs);
+  entry.idleTimer.unref();
+}
+
+/** Ends an unused shared pool's threads; the next use starts a new pool. */
+async function endShared(entry: SharedPool): Promise<void> {
+  clearTimeout(entry.idleTimer);
+  entry.idleTimer = undefined;
+  if (sharedPools.get(entry.key) === entry) sharedPools.delete(entry.key);
+  await destroyPiscina(entry.pool);
+}
+
+/**
+ * Ends at once the threads of every shared IO pool that no file journal or snapshot store uses any more
+ * (kept for later stores, see `SharedIoPoolOptions.idleMs`), and resolves once they have ended.
+ * Pools still in use are left alone: their threads end after their last user closes. For leak checks in
+ * tests and for a process that wants nothing left running after it closed its stores.
+ */
+export async function endIdleIoThreads(): Promise<void> {
+  const idle = [...sharedPools.values()].filter((entry) => entry.uses === 0);
+  await Promise.all(idle.map(endShared));
 }
 
 /** An operation as close() names it when stuck: its name and the path it works on. */

@@ -9,6 +9,7 @@ import {
   STORE_MARKER_FILE,
 } from '@cairn/actor-core';
 import {
+  endIdleIoThreads,
   FileSnapshotStore,
   type FileSnapshotStoreOptions,
   isHashedDirectoryName,
@@ -539,16 +540,43 @@ describe('FileSnapshotStore persistence ids', () => {
   });
 });
 
+/** Threads of this process (Linux), or undefined where /proc is not there. */
+function threadCount(): number | undefined {
+  try {
+    return fs.readdirSync('/proc/self/task').length;
+  } catch {
+    return undefined;
+  }
+}
+
 describe('FileSnapshotStore resources', () => {
   it('leaves no fd, thread, timer or handle after open/save/load/close cycles', async () => {
     const before = captureResources();
+    let threads: number | undefined;
     for (let round = 0; round < 10; round++) {
       const store = await FileSnapshotStore.open<State>({ path: root, ioThreads: 2, reporter: () => {} });
       await Promise.all([1, 2, 3].map((n) => store.save(`leak-${n}`, round + 1, { balance: n })));
       expect((await store.loadLatest('leak-1'))?.sequenceNr).toBe(round + 1);
       expect(await store.prune('leak-2', 1)).toBe(round === 0 ? 0 : 1);
       await store.close();
+      // The shared pool's threads are kept between stores (ioIdleMs), not started again per store.
+      const now = threadCount();
+      if (round === 0) threads = now;
+      else if (threads !== undefined && now !== undefined) expect(now).toBeLessThanOrEqual(threads);
+    }
+    // What the idle threads hold ends with them: at once by endIdleIoThreads().
+    await endIdleIoThreads();
+    await expectNoLeakedResources(before);
+  });
+
+  it('with ioIdleMs 0 close() leaves nothing behind by itself', async () => {
+    const before = captureResources();
+    for (let round = 0; round < 3; round++) {
+      const store = await FileSnapshotStore.open<State>({ path: root, ioIdleMs: 0, reporter: () => {} });
+      await store.save('idle-0', round + 1, { balance: round });
+      await store.close();
     }
     await expectNoLeakedResources(before);
+    await expect(FileSnapshotStore.open({ path: root, ioIdleMs: -1 })).rejects.toThrow(/ioIdleMs/);
   });
 });
