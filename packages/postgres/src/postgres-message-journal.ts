@@ -85,7 +85,7 @@ interface EventRow {
   tags: string[];
 }
 
-/** A row of readStatement: the window's bounds and the id's highest, then the event (null: none in the window). */
+/** One read's page: the id, the sequenceNr range asked for and the page's width. */
 interface WindowRequest {
   readonly column: string;
   readonly from: number;
@@ -93,6 +93,7 @@ interface WindowRequest {
   readonly width: number;
 }
 
+/** A row of readStatement: the id's highest and the window's end, then the event (null: none in the window). */
 interface WindowRow {
   highest: number;
   hi: number | null;
