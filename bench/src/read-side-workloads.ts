@@ -2,6 +2,7 @@ import { LatencyRecorder } from './latency';
 import { MemorySampler } from './memory-sampler';
 import { type DepositEvent, depositEvent, depositEvents } from './payload';
 import { type BenchQuery, type BenchStore, type BenchSystem, NotApplicableError } from './system';
+import { check, scaled, triangle } from './workload-checks';
 import type { Workload, WorkloadResult } from './workloads';
 
 /**
@@ -14,18 +15,6 @@ const WRITERS = 100;
 const W8_IDS = 1000;
 const SETUP_CHUNK = 100;
 const SAMPLE_EVERY = 4096;
-
-function scaled(base: number, scale: number, min: number): number {
-  return Math.max(min, Math.round(base * scale));
-}
-
-function check(condition: boolean, message: string): void {
-  if (!condition) throw new Error(`verification failed: ${message}`);
-}
-
-function triangle(n: number): number {
-  return (n * (n + 1)) / 2;
-}
 
 function onlyCairn(system: BenchSystem): string | undefined {
   return system.id.startsWith('cairn-') || system.globalOrder

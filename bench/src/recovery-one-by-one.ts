@@ -1,6 +1,7 @@
 import { runConcurrently } from './concurrency';
 import { depositEvents } from './payload';
 import type { BenchStore, BenchSystem, SystemId } from './system';
+import { check, scaled, triangle } from './workload-checks';
 import type { Workload, WorkloadResult } from './workloads';
 
 /**
@@ -23,18 +24,6 @@ const MEASURED: ReadonlySet<SystemId> = new Set<SystemId>([
   'raw-fs',
   'raw-lmdb',
 ]);
-
-function scaled(base: number, scale: number, min: number): number {
-  return Math.max(min, Math.round(base * scale));
-}
-
-function check(condition: boolean, message: string): void {
-  if (!condition) throw new Error(`verification failed: ${message}`);
-}
-
-function triangle(n: number): number {
-  return (n * (n + 1)) / 2;
-}
 
 export function w4bIds(scale: number): number {
   return scaled(10_000, scale, 10);

@@ -22,6 +22,7 @@ import {
   SystemUnavailableError,
 } from './system';
 import { fdatasyncRate } from './systems/raw-fs';
+import { check, scaled, triangle } from './workload-checks';
 
 export const WORKLOAD_IDS = ['W1', 'W1T', 'W2', 'W3', 'W4', 'W4b', 'W5', 'W6', 'W7', 'W8'] as const;
 export type WorkloadId = (typeof WORKLOAD_IDS)[number];
@@ -68,10 +69,6 @@ const RECOVERY_CONCURRENCY = 32;
 /** Batch size used to build starting data (not measured). */
 const SETUP_BATCH = 1000;
 
-function scaled(base: number, scale: number, min: number): number {
-  return Math.max(min, Math.round(base * scale));
-}
-
 function perSecond(count: number, ms: number): number {
   return count / (ms / 1000);
 }
@@ -89,15 +86,6 @@ async function withStore<T>(
   } finally {
     await store.close();
   }
-}
-
-function check(condition: boolean, message: string): void {
-  if (!condition) throw new Error(`verification failed: ${message}`);
-}
-
-/** Sum of amounts 1..n, what a replay of n events of one id must add up to. */
-function triangle(n: number): number {
-  return (n * (n + 1)) / 2;
 }
 
 async function verifyCounts(store: BenchStore, ids: readonly string[], expected: number): Promise<void> {
