@@ -282,6 +282,13 @@ function startPiscina(workerFile: string, threads: number, tasksPerThread: numbe
     // Threads live until the pool is destroyed (an idle shared pool's end is timed by releaseShared);
     // piscina's own idle timeout would only re-spawn them under bursty load.
     idleTimeout: Number.POSITIVE_INFINITY,
+    // Descriptors opened on an IO thread (a journal's segments) belong to the process: the main thread
+    // and other threads read, write and close them. Node's default (trackUnmanagedFds: true) closes, when
+    // a thread ends, every descriptor the thread opened with fs.open*, even one closed since and whose
+    // number now names another file: a stray close of a reused descriptor (another store's write then
+    // failed with EBADF, or could have reached the wrong file). Every descriptor here is closed
+    // explicitly by its owner, and the leak tests check that none is left.
+    trackUnmanagedFds: false,
   });
 }
 

@@ -20,6 +20,31 @@ describe('IoPool', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it('a descriptor opened on an IO thread belongs to the process: ending the thread never closes it, nor its number reused', async () => {
+    const file = path.join(dir, 'segment');
+    fs.writeFileSync(file, 'segment bytes');
+    const other = path.join(dir, 'other');
+    fs.writeFileSync(other, "another store's file");
+    const own = IoPool.create({ threads: 1 });
+    let kept: number | undefined;
+    let reused: number | undefined;
+    try {
+      // Opened on the thread and still open when the thread ends.
+      kept = (await own.run({ op: 'open', args: { path: file, flags: 'r' } })) as number;
+      // Opened on the thread, closed by the main thread, its number then taken by another file.
+      const closed = (await own.run({ op: 'open', args: { path: file, flags: 'r' } })) as number;
+      fs.closeSync(closed);
+      reused = fs.openSync(other, 'r');
+      expect(reused).toBe(closed); // POSIX hands out the lowest free number
+    } finally {
+      await own.close();
+    }
+    expect(fs.readFileSync(kept, 'utf8')).toBe('segment bytes');
+    expect(fs.readFileSync(reused, 'utf8')).toBe("another store's file");
+    fs.closeSync(kept);
+    fs.closeSync(reused);
+  });
+
   it('writes a file atomically, replacing the old content, leaving no temp file', async () => {
     const file = path.join(dir, 'state.bin');
     fs.writeFileSync(file, 'old content');
