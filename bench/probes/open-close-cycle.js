@@ -10,13 +10,9 @@ const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { median, takeOption } = require('./probe-args');
 
 const PHASES = ['openJournal', 'openSnapshots', 'append', 'save', 'read', 'close', 'cycle'];
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-}
 
 async function child(packages, cycles) {
   const { FileMessageJournal } = require(path.join(packages, 'journal-file/dist'));
@@ -64,13 +60,7 @@ async function child(packages, cycles) {
 
 function main() {
   const args = process.argv.slice(2);
-  const option = (name, fallback) => {
-    const at = args.indexOf(name);
-    if (at < 0) return fallback;
-    const value = Number(args[at + 1]);
-    args.splice(at, 2);
-    return value;
-  };
+  const option = (name, fallback) => takeOption(args, name, fallback);
   const cycles = option('--cycles', 50);
   const runs = option('--runs', 3);
   const builds = args.map((a) => path.resolve(a));

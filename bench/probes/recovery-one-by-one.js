@@ -6,9 +6,9 @@ const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { median, takeOption } = require('./probe-args');
 
 const note = 'x'.repeat(100);
-const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 
 async function concurrently(count, width, work) {
   let next = 0;
@@ -61,13 +61,7 @@ async function child(packages, ids) {
 
 function main() {
   const args = process.argv.slice(2);
-  const option = (name, fallback) => {
-    const at = args.indexOf(name);
-    if (at < 0) return fallback;
-    const value = Number(args[at + 1]);
-    args.splice(at, 2);
-    return value;
-  };
+  const option = (name, fallback) => takeOption(args, name, fallback);
   const ids = option('--ids', 5000);
   const runs = option('--runs', 3);
   const builds = args.map((a) => path.resolve(a));
