@@ -34,13 +34,9 @@ export interface FileMessageJournalOptions extends JournalOptions {
    */
   readonly ioThreads?: number;
   /**
-   * When the threads of the process's shared IO pool end once no file journal or snapshot store uses
-   * them any more. Every file journal and file snapshot store of the process with the same `ioThreads`
-   * shares one pool. Default: they are kept (unref'd: they never keep the process alive) until the
-   * process exits or `endIdleIoThreads()` is called, so a store opened later starts without waiting for
-   * a thread (40-200 ms each). A number: they end that many ms after the last store closed (the value
-   * of the store that closes last applies); 0: they end with that close(), which then resolves once they
-   * have ended (nothing of the store remains).
+   * When the threads of the process's shared IO pool (shared with file snapshot stores of the same
+   * `ioThreads`) end once no store uses them: as FileSnapshotStoreOptions.ioIdleMs, which says it whole.
+   * Default: kept (unref'd) until exit or `endIdleIoThreads()`; 0: they end with the last close().
    */
   readonly ioIdleMs?: number;
   /**
